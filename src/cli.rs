@@ -1,0 +1,101 @@
+//! The command-line definition.
+//!
+//! Kept apart from the code that runs commands so that the man pages in
+//! `man/` and the tests are generated from exactly what users type.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    done
+  1    a step failed (cleanup has run: the apt mirror and edited files are restored)
+  2    bad usage or bad input (nothing was changed)
+  130  interrupted by Ctrl-C, SIGTERM or SIGHUP (cleanup has run)";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wazo-astdebug",
+    version,
+    about = "Debug a crashed or frozen Asterisk on Wazo Platform, safely",
+    long_about = "Debug a crashed or frozen Asterisk on Wazo Platform, safely.\n\n\
+        Turns Wazo's \"Debugging Asterisk\" procedures into guided, version-aware steps: \
+        the right commands for your Wazo version, every command shown before it runs, \
+        the apt mirror and edited files always put back, and --dry-run to print it all \
+        as a shell script instead.",
+    after_help = EXIT_CODES,
+    after_long_help = EXIT_CODES,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalOpts {
+    /// Print the commands that would change the system, as a POSIX sh script, and change nothing
+    #[arg(short = 'n', long, global = true)]
+    pub dry_run: bool,
+
+    /// Answer yes to every question (and pass -y to apt-get)
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
+
+    /// Use this Wazo version (e.g. 25.15) instead of detecting it
+    #[arg(long, value_name = "VER", global = true)]
+    pub wazo_version: Option<String>,
+
+    /// Read host files (version files, apt sources, logs, spool) under DIR instead of /
+    #[arg(long, value_name = "DIR", global = true, default_value = "/")]
+    pub root: PathBuf,
+
+    /// Where artefacts and the run log go [default: /var/local/wazo-astdebug/<YYYYMMDD-HHMMSS>-<hostname>/]
+    #[arg(short = 'o', long, value_name = "DIR", global = true)]
+    pub output_dir: Option<PathBuf>,
+
+    /// Machine-readable output on stdout, for commands that report
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Read the version eras and procedures from DIR instead of the built-in ones
+    #[arg(long, value_name = "DIR", global = true)]
+    pub runbooks: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Install gdb and the debug symbols that match your Asterisk, then put the apt mirror back
+    #[command(
+        name = "setup-dbg",
+        long_about = "Install gdb and the debug symbols that match your Asterisk, then put the apt mirror back.\n\n\
+            Points apt at the archive of your Wazo version (so Asterisk is not upgraded), installs \
+            gdb, libc6-dbg and the Asterisk/libsccp debug packages of your era, then restores the \
+            production mirror. The restore is guaranteed: it also runs when a step fails or you \
+            press Ctrl-C. Finally checks that the debug symbols match the installed Asterisk.",
+        after_help = "Examples:\n  wazo-astdebug setup-dbg\n  wazo-astdebug --dry-run --wazo-version 25.15 setup-dbg > setup.sh"
+    )]
+    SetupDbg,
+
+    /// Show the detected version, its era, the apt mirror, Asterisk's pid and the tools found
+    #[command(after_help = "Examples:\n  wazo-astdebug info\n  wazo-astdebug --json info")]
+    Info,
+
+    /// List the version eras and procedures loaded (built-in or from --runbooks)
+    #[command(
+        after_help = "Examples:\n  wazo-astdebug runbooks\n  wazo-astdebug runbooks --export ./my-runbooks\n  \
+            wazo-astdebug --runbooks ./my-runbooks --wazo-version 26.07 --dry-run setup-dbg"
+    )]
+    Runbooks(RunbooksArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunbooksArgs {
+    /// Write the built-in runbook files into DIR, to edit them and use them with --runbooks DIR
+    #[arg(long, value_name = "DIR")]
+    pub export: Option<PathBuf>,
+}

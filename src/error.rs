@@ -1,0 +1,125 @@
+//! One error type for the whole tool.
+//!
+//! Every message is written for the person at the keyboard of a broken PBX:
+//! it names the file or command involved and says what to do next. The
+//! variant decides the exit code, so that scripts can tell "a step failed"
+//! (1) from "you asked for something impossible" (2) and "interrupted" (130).
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input given to the tool (a file, a version, an option) is unusable.
+    #[error("{0}")]
+    BadInput(String),
+
+    /// A file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file or directory could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A runbook file is malformed.
+    #[error("runbook {file}, line {line}: {message}")]
+    Runbook {
+        file: String,
+        line: usize,
+        message: String,
+    },
+
+    /// A prompt was needed but nobody can answer it.
+    #[error(
+        "{what}: this needs a yes/no answer, but standard input is not a terminal; \
+         nothing was changed. Run it again with --yes to answer yes, or --dry-run to only see the commands"
+    )]
+    NeedsYes { what: String },
+
+    /// The user answered no.
+    #[error("stopped at your request; nothing was changed")]
+    Declined,
+
+    /// Changing the system needs root.
+    #[error(
+        "{what} changes the system and must run as root; nothing was run. \
+         Try `sudo wazo-astdebug ...`, or add --dry-run to only print the commands"
+    )]
+    NotRoot { what: String },
+
+    /// A program the step needs is not installed.
+    #[error("`{program}` was not found on PATH; {hint}")]
+    MissingTool { program: String, hint: String },
+
+    /// A command could not be started at all.
+    #[error("could not start `{command}`: {source}")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A command ran and failed.
+    #[error("`{command}` failed ({status}){hint}")]
+    StepFailed {
+        command: String,
+        status: String,
+        hint: String,
+    },
+
+    /// A command did not answer in time.
+    #[error("`{command}` did not finish within {seconds} s and was stopped")]
+    Timeout { command: String, seconds: u64 },
+
+    /// Ctrl-C, SIGTERM or SIGHUP.
+    #[error("interrupted; cleanup has run")]
+    Interrupted,
+}
+
+impl Error {
+    /// The process exit code documented in `--help`.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::BadInput(_)
+            | Error::Read { .. }
+            | Error::Runbook { .. }
+            | Error::NeedsYes { .. }
+            | Error::NotRoot { .. } => 2,
+            Error::Interrupted => 130,
+            Error::Declined => 0,
+            Error::Write { .. }
+            | Error::MissingTool { .. }
+            | Error::Spawn { .. }
+            | Error::StepFailed { .. }
+            | Error::Timeout { .. } => 1,
+        }
+    }
+
+    pub fn bad_input(message: impl Into<String>) -> Error {
+        Error::BadInput(message.into())
+    }
+
+    pub fn read(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Read {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn write(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Write {
+            path: path.into(),
+            source,
+        }
+    }
+}

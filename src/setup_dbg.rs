@@ -1,0 +1,8 @@
+//! Stub.
+
+use crate::context::Context;
+use crate::error::Result;
+
+pub fn run(_context: &Context) -> Result<()> {
+    Ok(())
+}
