@@ -81,6 +81,10 @@ pub enum Error {
     #[error("`{command}` did not finish within {seconds} s and was stopped")]
     Timeout { command: String, seconds: u64 },
 
+    /// The debug symbols installed do not match the installed binaries.
+    #[error("{0}")]
+    SymbolsMismatch(String),
+
     /// Ctrl-C, SIGTERM or SIGHUP.
     #[error("interrupted; cleanup has run")]
     Interrupted,
@@ -101,7 +105,8 @@ impl Error {
             | Error::MissingTool { .. }
             | Error::Spawn { .. }
             | Error::StepFailed { .. }
-            | Error::Timeout { .. } => 1,
+            | Error::Timeout { .. }
+            | Error::SymbolsMismatch(_) => 1,
         }
     }
 

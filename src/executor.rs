@@ -1,1 +1,395 @@
-//! Stub.
+//! Walks a [`Plan`]: echoes each command, runs it as argv, logs it, and
+//! guarantees that the undo of every guarded step runs, on success, on
+//! failure and on Ctrl-C.
+//!
+//! A child is polled rather than waited on, so that a signal recorded by
+//! [`Interrupt`] can stop it (SIGINT first, as a terminal would, then
+//! SIGTERM and SIGKILL if it will not go). Cleanup commands are never
+//! interrupted: stopping a half-done restore is how servers end up
+//! half-changed.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::command::Cmd;
+use crate::context::{Context, create_private};
+use crate::error::{Error, Result};
+use crate::interrupt::Interrupt;
+use crate::plan::{Plan, Step};
+
+/// Lines of a failed command's output shown to the user.
+const TAIL_LINES: usize = 20;
+/// How long a child gets to exit after each signal before the next, harder one.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long to wait for output after a child exited: a daemon it started may
+/// keep the pipe open forever.
+const DRAIN_GRACE: Duration = Duration::from_millis(500);
+const POLL: Duration = Duration::from_millis(50);
+
+/// How a command ended and what it printed.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub lines: Vec<String>,
+}
+
+pub struct Executor<'a> {
+    interrupt: &'a Interrupt,
+    log: Option<File>,
+    /// Undo commands not yet run, innermost last.
+    pending: Vec<Vec<Cmd>>,
+}
+
+impl<'a> Executor<'a> {
+    /// An executor that logs every command to `run.log` in the output directory.
+    pub fn new(context: &'a Context) -> Result<Executor<'a>> {
+        let path = context.output_dir()?.join("run.log");
+        let mut log = create_private(&path)?;
+        let _ = writeln!(
+            log,
+            "# wazo-astdebug {} run log, started {}\n# argv: {}",
+            env!("CARGO_PKG_VERSION"),
+            chrono::Local::now().to_rfc3339(),
+            std::env::args().collect::<Vec<_>>().join(" ")
+        );
+        eprintln!("Run log: {}", path.display());
+        Ok(Executor {
+            interrupt: &context.interrupt,
+            log: Some(log),
+            pending: Vec::new(),
+        })
+    }
+
+    /// Runs every step; whatever happens, pending undo steps run before this
+    /// returns.
+    pub fn execute(&mut self, plan: &Plan) -> Result<()> {
+        let outcome = self.execute_steps(plan);
+        let cleanup = self.unwind();
+        match (outcome, cleanup) {
+            (Err(error), _) => Err(error),
+            (Ok(()), cleanup) => cleanup,
+        }
+    }
+
+    fn execute_steps(&mut self, plan: &Plan) -> Result<()> {
+        for step in plan.steps() {
+            self.interrupt.check()?;
+            match step {
+                Step::Note(text) => {
+                    eprintln!("\n{text}");
+                    self.log_line(&format!("# {text}"));
+                }
+                Step::Run(cmd) => {
+                    self.run(cmd)?;
+                }
+                Step::Guarded { run, undo } => {
+                    self.run(run)?;
+                    self.pending.push(undo.clone());
+                }
+                Step::Undo => {
+                    if let Some(undo) = self.pending.pop() {
+                        self.run_cleanup(&undo)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs every pending undo, innermost first, even after a failure.
+    fn unwind(&mut self) -> Result<()> {
+        let mut first_error = None;
+        while let Some(undo) = self.pending.pop() {
+            eprintln!("\nPutting things back as they were (this is not interrupted):");
+            if let Err(error) = self.run_cleanup(&undo) {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn run_cleanup(&mut self, undo: &[Cmd]) -> Result<()> {
+        for (index, cmd) in undo.iter().enumerate() {
+            if let Err(error) = self.run_to_end(cmd, false) {
+                let left: Vec<String> = undo[index..].iter().map(ToString::to_string).collect();
+                eprintln!(
+                    "wazo-astdebug: CLEANUP FAILED: {error}\n  \
+                     The server is not back to how it was. Run by hand, as root:\n    {}",
+                    left.join("\n    ")
+                );
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one command that must succeed, stopping it if the user interrupts.
+    pub fn run(&mut self, cmd: &Cmd) -> Result<Output> {
+        self.run_to_end(cmd, true)
+    }
+
+    /// Runs a read-only command whose exit status the caller interprets
+    /// (`dpkg-query -W` exits 1 when one of several packages is unknown).
+    pub fn query(&mut self, cmd: &Cmd) -> Result<Output> {
+        self.run_unchecked(cmd, true)
+    }
+
+    fn run_to_end(&mut self, cmd: &Cmd, interruptible: bool) -> Result<Output> {
+        let output = self.run_unchecked(cmd, interruptible)?;
+        if output.status.success() {
+            return Ok(output);
+        }
+        let tail = output.lines.len().saturating_sub(TAIL_LINES);
+        let hint = match &output.lines[tail..] {
+            [] => String::new(),
+            lines => format!("; its last lines:\n  {}", lines.join("\n  ")),
+        };
+        Err(Error::StepFailed {
+            command: cmd.to_string(),
+            status: describe_status(output.status),
+            hint,
+        })
+    }
+
+    fn run_unchecked(&mut self, cmd: &Cmd, interruptible: bool) -> Result<Output> {
+        eprintln!("+ {cmd}");
+        self.log_line(&format!("$ {cmd}"));
+        let started = Instant::now();
+        let result = if cmd.is_interactive() {
+            self.run_interactive(cmd, interruptible)
+        } else {
+            self.run_captured(cmd, interruptible)
+        };
+        let elapsed = started.elapsed().as_secs_f64();
+        match &result {
+            Ok(output) => self.log_line(&format!(
+                "# {} after {elapsed:.1} s",
+                describe_status(output.status)
+            )),
+            Err(error) => self.log_line(&format!("# {error} after {elapsed:.1} s")),
+        }
+        result
+    }
+
+    fn run_interactive(&mut self, cmd: &Cmd, interruptible: bool) -> Result<Output> {
+        // The child's stdout goes to our stderr: our stdout is for --json.
+        let mut command = Command::new(cmd.program());
+        command.args(cmd.args()).stdin(Stdio::inherit()).stderr(Stdio::inherit());
+        command.stdout(std::io::stderr());
+        let mut child = spawn(&mut command, cmd)?;
+        let status = wait(&mut child, cmd, self.watch(interruptible), &mut || {});
+        Ok(Output {
+            status: self.note_stop(status)?,
+            lines: Vec::new(),
+        })
+    }
+
+    fn run_captured(&mut self, cmd: &Cmd, interruptible: bool) -> Result<Output> {
+        let (reader, writer) = os_pipe::pipe().map_err(|source| spawn_error(cmd, source))?;
+        let writer_for_stderr = writer.try_clone().map_err(|source| spawn_error(cmd, source))?;
+        let mut command = Command::new(cmd.program());
+        command
+            .args(cmd.args())
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(writer_for_stderr);
+        let mut child = spawn(&mut command, cmd)?;
+        // Drop our copies of the pipe's write end, or it never reaches EOF.
+        drop(command);
+        let lines = read_lines_in_background(reader);
+
+        let spinner = spinner(cmd);
+        let pass_through = !std::io::stderr().is_terminal();
+        let mut output = Vec::new();
+        let mut take = |line: String, this: &mut Executor| {
+            this.log_line(&format!("  {line}"));
+            if pass_through {
+                eprintln!("  {line}");
+            } else {
+                spinner.set_message(truncate(&line, 70));
+            }
+            output.push(line);
+        };
+
+        let interrupt = self.watch(interruptible);
+        let status = wait(&mut child, cmd, interrupt, &mut || {
+            while let Ok(line) = lines.try_recv() {
+                take(line, self);
+            }
+        });
+        let deadline = Instant::now() + DRAIN_GRACE;
+        loop {
+            match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => take(line, self),
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        spinner.finish_and_clear();
+        Ok(Output {
+            status: self.note_stop(status)?,
+            lines: output,
+        })
+    }
+
+    /// The interrupt flag to watch while a command runs: none for cleanup.
+    fn watch(&self, interruptible: bool) -> Option<Interrupt> {
+        interruptible.then(|| self.interrupt.clone())
+    }
+
+    fn note_stop(&mut self, status: Result<ExitStatus>) -> Result<ExitStatus> {
+        if let Err(Error::Interrupted) = &status {
+            self.log_line("# interrupted: the command was stopped");
+        }
+        status
+    }
+
+    fn log_line(&mut self, line: &str) {
+        if let Some(log) = &mut self.log {
+            // A full disk must not stop a restore: the log is best effort.
+            let _ = writeln!(log, "{line}");
+        }
+    }
+}
+
+impl Drop for Executor<'_> {
+    /// A panic must not skip the restore either.
+    fn drop(&mut self) {
+        let _ = self.unwind();
+    }
+}
+
+/// Polls `child` until it exits, calling `on_tick` between polls; stops it
+/// when `interrupt` fires or the command's time limit passes.
+fn wait(
+    child: &mut Child,
+    cmd: &Cmd,
+    interrupt: Option<Interrupt>,
+    on_tick: &mut dyn FnMut(),
+) -> Result<ExitStatus> {
+    let started = Instant::now();
+    loop {
+        on_tick();
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) => {}
+            Err(source) => return Err(spawn_error(cmd, source)),
+        }
+        if interrupt.as_ref().is_some_and(|interrupt| interrupt.received().is_some()) {
+            eprintln!("\nInterrupted: stopping `{cmd}`...");
+            stop(child);
+            return Err(Error::Interrupted);
+        }
+        if let Some(limit) = cmd.time_limit() {
+            if started.elapsed() >= limit {
+                stop(child);
+                return Err(Error::Timeout {
+                    command: cmd.to_string(),
+                    seconds: limit.as_secs(),
+                });
+            }
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn spawn(command: &mut Command, cmd: &Cmd) -> Result<Child> {
+    command.spawn().map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            Error::MissingTool {
+                program: cmd.program().to_string(),
+                hint: "install it, or check PATH".to_string(),
+            }
+        } else {
+            spawn_error(cmd, source)
+        }
+    })
+}
+
+fn spawn_error(cmd: &Cmd, source: std::io::Error) -> Error {
+    Error::Spawn {
+        command: cmd.to_string(),
+        source,
+    }
+}
+
+/// "exit status 100" or "killed by signal 9".
+pub fn describe_status(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        (None, None) => "unknown status".to_string(),
+    }
+}
+
+/// SIGINT, as a terminal's Ctrl-C would send, then SIGTERM, then SIGKILL.
+fn stop(child: &mut Child) {
+    let Ok(pid) = libc::pid_t::try_from(child.id()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return;
+    };
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn read_lines_in_background(reader: os_pipe::PipeReader) -> Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(reader);
+        let mut buffer = Vec::new();
+        loop {
+            buffer.clear();
+            match reader.read_until(b'\n', &mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buffer);
+                    // apt redraws progress with \r: keep the last state.
+                    let line = line.trim_end().rsplit('\r').next().unwrap_or_default();
+                    if sender.send(line.to_string()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    receiver
+}
+
+fn spinner(cmd: &Cmd) -> ProgressBar {
+    let spinner = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("  {spinner} [{elapsed}] {prefix} {wide_msg}") {
+        spinner.set_style(style);
+    }
+    spinner.set_prefix(truncate(&cmd.to_string(), 40));
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    spinner
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_string()
+    } else {
+        let mut short: String = text.chars().take(width.saturating_sub(1)).collect();
+        short.push('…');
+        short
+    }
+}

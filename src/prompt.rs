@@ -1,1 +1,32 @@
-//! Stub.
+//! Yes/no questions.
+//!
+//! `--yes` answers them; with no terminal to ask on, we fail before changing
+//! anything rather than guess, since the usual cause is a script or cron job
+//! that did not mean to change the server.
+
+use std::io::IsTerminal;
+
+use dialoguer::Confirm;
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+
+/// Asks `question`; `Ok(())` to go on, `Err(Declined)` if the user says no.
+/// `what` names the action in the error shown when nobody can answer.
+pub fn confirm(context: &Context, what: &str, question: &str) -> Result<()> {
+    if context.opts.yes {
+        eprintln!("{question} yes (--yes)");
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Err(Error::NeedsYes {
+            what: what.to_string(),
+        });
+    }
+    match Confirm::new().with_prompt(question).default(false).interact() {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Error::Declined),
+        // dialoguer reads keys in raw mode, so Ctrl-C arrives here, not as a signal.
+        Err(_) => Err(Error::Interrupted),
+    }
+}
