@@ -52,8 +52,15 @@ pub fn parse(text: &str) -> Option<(String, String)> {
         if words.next() != Some("deb") {
             return None;
         }
-        let mut words = words.skip_while(|word| word.starts_with('['));
-        let url = words.next()?;
+        let mut url = words.next()?;
+        if url.starts_with('[') {
+            // `[arch=amd64 signed-by=...]` options may span several words.
+            let mut option = url;
+            while !option.ends_with(']') {
+                option = words.next()?;
+            }
+            url = words.next()?;
+        }
         let distribution = words.next()?;
         Some((url.to_string(), distribution.to_string()))
     })
@@ -89,7 +96,9 @@ mod tests {
     #[test]
     fn tolerates_options_and_garbage() {
         assert_eq!(
-            parse("deb [arch=amd64 signed-by=/k.gpg] http://h/debian phoenix main").unwrap().1,
+            parse("deb [arch=amd64 signed-by=/k.gpg] http://h/debian phoenix main")
+                .unwrap()
+                .1,
             "phoenix"
         );
         assert!(parse("").is_none());

@@ -10,7 +10,10 @@ use serde::Serialize;
 
 use crate::host::Host;
 
-pub const PIDFILES: [&str; 2] = ["/run/asterisk/asterisk.pid", "/var/run/asterisk/asterisk.pid"];
+pub const PIDFILES: [&str; 2] = [
+    "/run/asterisk/asterisk.pid",
+    "/var/run/asterisk/asterisk.pid",
+];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AsteriskPid {

@@ -57,13 +57,6 @@ impl Context {
             .map_err(|source| Error::write(&dir, source))?;
         Ok(self.output_dir.get_or_init(|| dir))
     }
-
-    /// Creates (or truncates) an artefact in the output directory, mode 0600.
-    pub fn create_artefact(&self, name: &str) -> Result<(PathBuf, File)> {
-        let path = self.output_dir()?.join(name);
-        let file = create_private(&path)?;
-        Ok((path, file))
-    }
 }
 
 /// Creates `path` for writing, readable by its owner only.

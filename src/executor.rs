@@ -11,7 +11,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -57,7 +57,7 @@ impl<'a> Executor<'a> {
             chrono::Local::now().to_rfc3339(),
             std::env::args().collect::<Vec<_>>().join(" ")
         );
-        eprintln!("Run log: {}", path.display());
+        errln!("Run log: {}", path.display());
         Ok(Executor {
             interrupt: &context.interrupt,
             log: Some(log),
@@ -81,7 +81,7 @@ impl<'a> Executor<'a> {
             self.interrupt.check()?;
             match step {
                 Step::Note(text) => {
-                    eprintln!("\n{text}");
+                    errln!("\n{text}");
                     self.log_line(&format!("# {text}"));
                 }
                 Step::Run(cmd) => {
@@ -105,7 +105,7 @@ impl<'a> Executor<'a> {
     fn unwind(&mut self) -> Result<()> {
         let mut first_error = None;
         while let Some(undo) = self.pending.pop() {
-            eprintln!("\nPutting things back as they were (this is not interrupted):");
+            errln!("\nPutting things back as they were (this is not interrupted):");
             if let Err(error) = self.run_cleanup(&undo) {
                 first_error.get_or_insert(error);
             }
@@ -117,7 +117,7 @@ impl<'a> Executor<'a> {
         for (index, cmd) in undo.iter().enumerate() {
             if let Err(error) = self.run_to_end(cmd, false) {
                 let left: Vec<String> = undo[index..].iter().map(ToString::to_string).collect();
-                eprintln!(
+                errln!(
                     "wazo-astdebug: CLEANUP FAILED: {error}\n  \
                      The server is not back to how it was. Run by hand, as root:\n    {}",
                     left.join("\n    ")
@@ -157,7 +157,7 @@ impl<'a> Executor<'a> {
     }
 
     fn run_unchecked(&mut self, cmd: &Cmd, interruptible: bool) -> Result<Output> {
-        eprintln!("+ {cmd}");
+        errln!("+ {cmd}");
         self.log_line(&format!("$ {cmd}"));
         let started = Instant::now();
         let result = if cmd.is_interactive() {
@@ -179,7 +179,10 @@ impl<'a> Executor<'a> {
     fn run_interactive(&mut self, cmd: &Cmd, interruptible: bool) -> Result<Output> {
         // The child's stdout goes to our stderr: our stdout is for --json.
         let mut command = Command::new(cmd.program());
-        command.args(cmd.args()).stdin(Stdio::inherit()).stderr(Stdio::inherit());
+        command
+            .args(cmd.args())
+            .stdin(Stdio::inherit())
+            .stderr(Stdio::inherit());
         command.stdout(std::io::stderr());
         let mut child = spawn(&mut command, cmd)?;
         let status = wait(&mut child, cmd, self.watch(interruptible), &mut || {});
@@ -191,7 +194,9 @@ impl<'a> Executor<'a> {
 
     fn run_captured(&mut self, cmd: &Cmd, interruptible: bool) -> Result<Output> {
         let (reader, writer) = os_pipe::pipe().map_err(|source| spawn_error(cmd, source))?;
-        let writer_for_stderr = writer.try_clone().map_err(|source| spawn_error(cmd, source))?;
+        let writer_for_stderr = writer
+            .try_clone()
+            .map_err(|source| spawn_error(cmd, source))?;
         let mut command = Command::new(cmd.program());
         command
             .args(cmd.args())
@@ -209,7 +214,7 @@ impl<'a> Executor<'a> {
         let mut take = |line: String, this: &mut Executor| {
             this.log_line(&format!("  {line}"));
             if pass_through {
-                eprintln!("  {line}");
+                errln!("  {line}");
             } else {
                 spinner.set_message(truncate(&line, 70));
             }
@@ -223,11 +228,9 @@ impl<'a> Executor<'a> {
             }
         });
         let deadline = Instant::now() + DRAIN_GRACE;
-        loop {
-            match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) => take(line, self),
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
-            }
+        while let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            take(line, self);
         }
         spinner.finish_and_clear();
         Ok(Output {
@@ -279,8 +282,11 @@ fn wait(
             Ok(None) => {}
             Err(source) => return Err(spawn_error(cmd, source)),
         }
-        if interrupt.as_ref().is_some_and(|interrupt| interrupt.received().is_some()) {
-            eprintln!("\nInterrupted: stopping `{cmd}`...");
+        if interrupt
+            .as_ref()
+            .is_some_and(|interrupt| interrupt.received().is_some())
+        {
+            errln!("\nInterrupted: stopping `{cmd}`...");
             stop(child);
             return Err(Error::Interrupted);
         }

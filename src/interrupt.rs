@@ -26,7 +26,9 @@ impl Interrupt {
         for number in [SIGINT, SIGTERM, SIGHUP] {
             signal_hook::flag::register_usize(number, Arc::clone(&signal), number as usize)
                 .map_err(|error| {
-                    Error::bad_input(format!("cannot install the handler for signal {number}: {error}"))
+                    Error::bad_input(format!(
+                        "cannot install the handler for signal {number}: {error}"
+                    ))
                 })?;
         }
         Ok(Interrupt { signal })

@@ -4,22 +4,25 @@
 //! The binary is a thin shell around [`main`]; every concept lives in its own
 //! module so that each can be read (and tested) alone.
 
+#[macro_use]
+mod output;
+
+mod apt_sources;
+mod asterisk;
 pub mod cli;
+mod command;
 mod context;
 mod error;
+mod executor;
 mod host;
 mod info;
 mod interrupt;
+mod plan;
 mod prompt;
 mod runbook;
 mod runbooks_cmd;
 mod setup_dbg;
 mod shell;
-mod command;
-mod executor;
-mod plan;
-mod apt_sources;
-mod asterisk;
 mod version;
 
 use std::process::ExitCode;
@@ -53,8 +56,8 @@ pub fn main() -> ExitCode {
 
 fn report(error: &Error) -> ExitCode {
     match error {
-        Error::Declined => eprintln!("wazo-astdebug: {error}"),
-        _ => eprintln!("wazo-astdebug: error: {error}"),
+        Error::Declined => errln!("wazo-astdebug: {error}"),
+        _ => errln!("wazo-astdebug: error: {error}"),
     }
     ExitCode::from(error.exit_code())
 }

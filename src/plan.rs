@@ -74,7 +74,10 @@ impl Plan {
 
     /// How many commands run on the success path.
     pub fn command_count(&self) -> usize {
-        self.script_lines().iter().filter(|line| !line.starts_with('#')).count()
+        self.script_lines()
+            .iter()
+            .filter(|line| !line.starts_with('#'))
+            .count()
     }
 
     /// The plan as a POSIX sh script: commands one per line, in execution
@@ -101,7 +104,8 @@ impl Plan {
                 Step::Run(cmd) => lines.push(cmd.to_string()),
                 Step::Guarded { run, undo } => {
                     lines.push(run.to_string());
-                    let undo_text: Vec<String> = undo.iter().map(|cmd| format!("`{cmd}`")).collect();
+                    let undo_text: Vec<String> =
+                        undo.iter().map(|cmd| format!("`{cmd}`")).collect();
                     lines.push(shell::comment(&format!(
                         "From here on, {} will run even if a step fails or is interrupted.",
                         undo_text.join(" then ")
@@ -134,7 +138,13 @@ mod tests {
     fn script_lists_cleanup_in_execution_order() {
         let mut plan = Plan::new();
         plan.note("switch")
-            .guarded(Cmd::new(["dist", "-a", "x"]), vec![Cmd::new(["dist", "-m", "p"]), Cmd::new(["apt-get", "update"])])
+            .guarded(
+                Cmd::new(["dist", "-a", "x"]),
+                vec![
+                    Cmd::new(["dist", "-m", "p"]),
+                    Cmd::new(["apt-get", "update"]),
+                ],
+            )
             .run(Cmd::new(["apt-get", "install", "it's"]))
             .undo();
         let script = plan.script("header\nline two");
@@ -151,7 +161,10 @@ mod tests {
     #[test]
     fn unreleased_undo_is_still_in_the_script() {
         let mut plan = Plan::new();
-        plan.guarded(Cmd::new(["a"]), vec![Cmd::new(["b"])]).run(Cmd::new(["c"]));
-        assert!(plan.script("").ends_with("a\n# From here on, `b` will run even if a step fails or is interrupted.\nc\nb\n"));
+        plan.guarded(Cmd::new(["a"]), vec![Cmd::new(["b"])])
+            .run(Cmd::new(["c"]));
+        assert!(plan.script("").ends_with(
+            "a\n# From here on, `b` will run even if a step fails or is interrupted.\nc\nb\n"
+        ));
     }
 }

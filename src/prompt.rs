@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 /// `what` names the action in the error shown when nobody can answer.
 pub fn confirm(context: &Context, what: &str, question: &str) -> Result<()> {
     if context.opts.yes {
-        eprintln!("{question} yes (--yes)");
+        errln!("{question} yes (--yes)");
         return Ok(());
     }
     if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
@@ -23,7 +23,11 @@ pub fn confirm(context: &Context, what: &str, question: &str) -> Result<()> {
             what: what.to_string(),
         });
     }
-    match Confirm::new().with_prompt(question).default(false).interact() {
+    match Confirm::new()
+        .with_prompt(question)
+        .default(false)
+        .interact()
+    {
         Ok(true) => Ok(()),
         Ok(false) => Err(Error::Declined),
         // dialoguer reads keys in raw mode, so Ctrl-C arrives here, not as a signal.

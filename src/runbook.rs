@@ -104,7 +104,11 @@ impl Runbooks {
                     .find(|(name, _)| *name == ERAS_FILE)
                     .map(|(_, text)| *text)
                     .unwrap_or_default();
-                parse(text, &format!("(built in) {ERAS_FILE}"), RunbookSource::BuiltIn)
+                parse(
+                    text,
+                    &format!("(built in) {ERAS_FILE}"),
+                    RunbookSource::BuiltIn,
+                )
             }
             Some(dir) => {
                 let path = dir.join(ERAS_FILE);
@@ -351,7 +355,11 @@ impl Checker<'_> {
 
     fn era(&self, raw: RawEra) -> Result<Era> {
         let floor = self.version("floor", &raw.floor)?;
-        self.template("apt_target", raw.apt_target.get_ref(), raw.apt_target.span())?;
+        self.template(
+            "apt_target",
+            raw.apt_target.get_ref(),
+            raw.apt_target.span(),
+        )?;
         if !raw.sources_list.get_ref().starts_with('/') {
             return Err(self.error(
                 raw.sources_list.span(),
@@ -359,7 +367,10 @@ impl Checker<'_> {
             ));
         }
         if raw.dist_tool.get_ref().trim().is_empty() {
-            return Err(self.error(raw.dist_tool.span(), "field `dist_tool`: is empty".to_string()));
+            return Err(self.error(
+                raw.dist_tool.span(),
+                "field `dist_tool`: is empty".to_string(),
+            ));
         }
         let packages_span = raw.debug_packages.span();
         let mut debug_packages = Vec::new();
@@ -371,8 +382,16 @@ impl Checker<'_> {
                 ));
             }
             debug_packages.push(DebugPackage {
-                from: package.from.as_ref().map(|v| self.version("from", v)).transpose()?,
-                before: package.before.as_ref().map(|v| self.version("before", v)).transpose()?,
+                from: package
+                    .from
+                    .as_ref()
+                    .map(|v| self.version("from", v))
+                    .transpose()?,
+                before: package
+                    .before
+                    .as_ref()
+                    .map(|v| self.version("before", v))
+                    .transpose()?,
                 name: package.name,
             });
         }
@@ -407,17 +426,38 @@ mod tests {
     #[test]
     fn builtin_covers_every_era_of_the_facts_file() {
         let runbooks = builtin();
-        let floors: Vec<String> = runbooks.eras.iter().map(|era| era.floor.to_string()).collect();
-        assert_eq!(floors, ["16.01", "16.16", "18.01", "18.03", "19.04", "19.13", "23.06", "25.15"]);
+        let floors: Vec<String> = runbooks
+            .eras
+            .iter()
+            .map(|era| era.floor.to_string())
+            .collect();
+        assert_eq!(
+            floors,
+            [
+                "16.01", "16.16", "18.01", "18.03", "19.04", "19.13", "23.06", "25.15"
+            ]
+        );
     }
 
     #[test]
     fn renames_follow_the_version() {
         let runbooks = builtin();
-        assert_eq!(runbooks.plan_for(&v("18.12")).unwrap().debug_packages, ["asterisk-dbg", "xivo-libsccp-dbg"]);
-        assert_eq!(runbooks.plan_for(&v("18.13")).unwrap().debug_packages, ["asterisk-dbg", "wazo-libsccp-dbg"]);
-        assert_eq!(runbooks.plan_for(&v("23.03")).unwrap().debug_packages, ["asterisk-dbg", "wazo-libsccp-dbg"]);
-        assert_eq!(runbooks.plan_for(&v("23.04")).unwrap().debug_packages, ["asterisk-dbgsym", "wazo-libsccp-dbg"]);
+        assert_eq!(
+            runbooks.plan_for(&v("18.12")).unwrap().debug_packages,
+            ["asterisk-dbg", "xivo-libsccp-dbg"]
+        );
+        assert_eq!(
+            runbooks.plan_for(&v("18.13")).unwrap().debug_packages,
+            ["asterisk-dbg", "wazo-libsccp-dbg"]
+        );
+        assert_eq!(
+            runbooks.plan_for(&v("23.03")).unwrap().debug_packages,
+            ["asterisk-dbg", "wazo-libsccp-dbg"]
+        );
+        assert_eq!(
+            runbooks.plan_for(&v("23.04")).unwrap().debug_packages,
+            ["asterisk-dbgsym", "wazo-libsccp-dbg"]
+        );
     }
 
     #[test]
@@ -435,7 +475,9 @@ mod tests {
     }
 
     fn parse_err(text: &str) -> String {
-        parse(text, "test.toml", RunbookSource::BuiltIn).unwrap_err().to_string()
+        parse(text, "test.toml", RunbookSource::BuiltIn)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -443,16 +485,26 @@ mod tests {
         let good = include_str!("../runbooks/eras.toml");
         let missing = good.replacen("debian = \"stretch\"\n", "", 1);
         let message = parse_err(&missing);
-        assert!(message.contains("test.toml, line") && message.contains("debian"), "{message}");
+        assert!(
+            message.contains("test.toml, line") && message.contains("debian"),
+            "{message}"
+        );
 
         let typo = good.replacen("floor = \"19.04\"", "flor = \"19.04\"", 1);
         let message = parse_err(&typo);
         assert!(message.contains("flor"), "{message}");
 
         let bad_version = good.replacen("floor = \"19.04\"", "floor = \"nineteen\"", 1);
-        let line = good.lines().position(|line| line == "floor = \"19.04\"").unwrap() + 1;
+        let line = good
+            .lines()
+            .position(|line| line == "floor = \"19.04\"")
+            .unwrap()
+            + 1;
         let message = parse_err(&bad_version);
-        assert!(message.contains(&format!("line {line}:")) && message.contains("`floor`"), "{message}");
+        assert!(
+            message.contains(&format!("line {line}:")) && message.contains("`floor`"),
+            "{message}"
+        );
 
         let placeholder = good.replacen("wazo-{version}", "wazo-{vers}", 1);
         assert!(parse_err(&placeholder).contains("unknown placeholder"));

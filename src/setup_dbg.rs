@@ -23,7 +23,7 @@ pub fn run(context: &Context) -> Result<()> {
     let current = match apt_sources::current(&context.host) {
         Ok(current) => current,
         Err(error) => {
-            eprintln!("wazo-astdebug: warning: {error}");
+            errln!("wazo-astdebug: warning: {error}");
             None
         }
     };
@@ -37,7 +37,7 @@ pub fn run(context: &Context) -> Result<()> {
                 missing.join(", ")
             ));
         }
-        print!("{}", plan.script(&header));
+        out!("{}", plan.script(&header));
         return Ok(());
     }
     require_root("setup-dbg")?;
@@ -51,7 +51,7 @@ pub fn run(context: &Context) -> Result<()> {
             ),
         });
     }
-    eprint!("{}", plan.script(&header));
+    err!("{}", plan.script(&header));
     prompt::confirm(
         context,
         "setup-dbg",
@@ -63,7 +63,10 @@ pub fn run(context: &Context) -> Result<()> {
     let mut executor = Executor::new(context)?;
     executor.execute(&plan)?;
     verify_symbols(&mut executor, &era)?;
-    eprintln!("\nDone: gdb and the debug symbols of Wazo {} are installed.", detected.version);
+    errln!(
+        "\nDone: gdb and the debug symbols of Wazo {} are installed.",
+        detected.version
+    );
     Ok(())
 }
 
@@ -113,8 +116,14 @@ pub fn build_plan(detected: &Detected, era: &EraPlan, yes: bool) -> Plan {
 fn describe(detected: &Detected, era: &EraPlan, current: Option<&AptSource>) -> String {
     let mut lines = vec![
         format!("wazo-astdebug setup-dbg: install gdb and Asterisk debug symbols"),
-        format!("Wazo version: {} (from {})", detected.version, detected.source),
-        format!("Era: {}, Debian {}, dist tool {}", era.era, era.debian, era.dist_tool),
+        format!(
+            "Wazo version: {} (from {})",
+            detected.version, detected.source
+        ),
+        format!(
+            "Era: {}, Debian {}, dist tool {}",
+            era.era, era.debian, era.dist_tool
+        ),
     ];
     for note in &era.notes {
         lines.push(format!("Note: {note}"));
@@ -133,7 +142,11 @@ fn describe(detected: &Detected, era: &EraPlan, current: Option<&AptSource>) -> 
             source.file.display()
         )),
         Some(source) => {
-            let production = era.production.last().map(String::as_str).unwrap_or_default();
+            let production = era
+                .production
+                .last()
+                .map(String::as_str)
+                .unwrap_or_default();
             if source.distribution != production {
                 lines.push(format!(
                     "WARNING: apt points at `{}` ({}), not at `{production}`: at the end it will point at `{production}`.",
@@ -141,7 +154,11 @@ fn describe(detected: &Detected, era: &EraPlan, current: Option<&AptSource>) -> 
                     source.file.display()
                 ));
             } else {
-                lines.push(format!("apt points at: {} ({})", source.distribution, source.file.display()));
+                lines.push(format!(
+                    "apt points at: {} ({})",
+                    source.distribution,
+                    source.file.display()
+                ));
             }
         }
         None => {}
@@ -208,22 +225,29 @@ fn verify_symbols(executor: &mut Executor, era: &EraPlan) -> Result<()> {
     let output = executor.query(&symbols_query(era))?;
     let installed = parse_dpkg_query(&output.lines);
     let mut problems = Vec::new();
-    eprintln!("\nDebug symbols:");
+    errln!("\nDebug symbols:");
     for (debug, base) in symbol_pairs(era) {
-        let version_of = |name: &str| installed.iter().find(|(package, _)| package == name).map(|(_, v)| v.as_str());
+        let version_of = |name: &str| {
+            installed
+                .iter()
+                .find(|(package, _)| package == name)
+                .map(|(_, v)| v.as_str())
+        };
         match (version_of(&debug), version_of(&base)) {
             (Some(debug_version), Some(base_version)) if debug_version == base_version => {
-                eprintln!("  ok        {debug} {debug_version} matches {base}");
+                errln!("  ok        {debug} {debug_version} matches {base}");
             }
             (Some(debug_version), Some(base_version)) => {
-                eprintln!("  MISMATCH  {debug} {debug_version}, but {base} is {base_version}");
-                problems.push(format!("{debug} is {debug_version} but {base} is {base_version}"));
+                errln!("  MISMATCH  {debug} {debug_version}, but {base} is {base_version}");
+                problems.push(format!(
+                    "{debug} is {debug_version} but {base} is {base_version}"
+                ));
             }
             (None, Some(_)) => {
-                eprintln!("  MISSING   {debug} is not installed");
+                errln!("  MISSING   {debug} is not installed");
                 problems.push(format!("{debug} is not installed"));
             }
-            (_, None) => eprintln!("  -         {base} is not installed: nothing to match"),
+            (_, None) => errln!("  -         {base} is not installed: nothing to match"),
         }
     }
     if problems.is_empty() {
@@ -234,7 +258,10 @@ fn verify_symbols(executor: &mut Executor, era: &EraPlan) -> Result<()> {
          functions. Check `apt-cache policy {}` against your Wazo version, or run \
          `wazo-astdebug info` to see the era used (the production mirror is back in place)",
         problems.join("; "),
-        symbol_pairs(era).first().map(|(debug, _)| debug.as_str()).unwrap_or("asterisk-dbg")
+        symbol_pairs(era)
+            .first()
+            .map(|(debug, _)| debug.as_str())
+            .unwrap_or("asterisk-dbg")
     )))
 }
 
@@ -264,6 +291,9 @@ mod tests {
             "asterisk-dbgsym\tun \t".to_string(),
             "garbage".to_string(),
         ];
-        assert_eq!(parse_dpkg_query(&lines), vec![("asterisk".to_string(), "8:20.5.0-1".to_string())]);
+        assert_eq!(
+            parse_dpkg_query(&lines),
+            vec![("asterisk".to_string(), "8:20.5.0-1".to_string())]
+        );
     }
 }

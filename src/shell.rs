@@ -6,9 +6,9 @@
 /// Quotes one word so that `sh` reads it back unchanged.
 pub fn quote(word: &str) -> String {
     let safe = !word.is_empty()
-        && word.bytes().all(|byte| {
-            byte.is_ascii_alphanumeric() || b"-_./=:,+@%^".contains(&byte)
-        });
+        && word
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"-_./=:,+@%^".contains(&byte));
     if safe {
         word.to_string()
     } else {
@@ -45,7 +45,10 @@ mod tests {
 
     #[test]
     fn plain_words_stay_bare() {
-        assert_eq!(join(&["apt-get", "install", "-t", "wazo-25.15", "gdb"]), "apt-get install -t wazo-25.15 gdb");
+        assert_eq!(
+            join(&["apt-get", "install", "-t", "wazo-25.15", "gdb"]),
+            "apt-get install -t wazo-25.15 gdb"
+        );
     }
 
     #[test]

@@ -47,10 +47,6 @@ impl WazoVersion {
         })
     }
 
-    pub fn semver(&self) -> &semver::Version {
-        &self.semver
-    }
-
     /// The version as the system writes it, e.g. `16.01`.
     pub fn as_str(&self) -> &str {
         &self.display
@@ -223,13 +219,27 @@ mod tests {
             let version = WazoVersion::parse(text).unwrap();
             assert_eq!(version.to_string(), text);
         }
-        assert_eq!(WazoVersion::parse("16.01").unwrap().semver(), &semver::Version::new(16, 1, 0));
+        assert_eq!(
+            WazoVersion::parse("16.01").unwrap().semver,
+            semver::Version::new(16, 1, 0)
+        );
         assert_eq!(WazoVersion::parse(" 25.15\n").unwrap().as_str(), "25.15");
     }
 
     #[test]
     fn rejects_garbage() {
-        for text in ["", "abc", "25", "25.", ".15", "25.15.1.2", "25.x", "-1.2", "25.15-rc1", "１６.01"] {
+        for text in [
+            "",
+            "abc",
+            "25",
+            "25.",
+            ".15",
+            "25.15.1.2",
+            "25.x",
+            "-1.2",
+            "25.15-rc1",
+            "１６.01",
+        ] {
             assert!(WazoVersion::parse(text).is_none(), "{text:?}");
         }
     }
@@ -252,7 +262,7 @@ mod tests {
 
     #[test]
     fn excerpts_are_escaped_and_short() {
-        assert_eq!(quote_excerpt("a\u{0}b"), "\"a\\u{0}b\"");
+        assert_eq!(quote_excerpt("a\u{0}b"), "\"a\\0b\"");
         assert!(quote_excerpt(&"x".repeat(100)).ends_with("...\""));
     }
 }

@@ -1,0 +1,144 @@
+//! A fake Wazo server for integration tests.
+//!
+//! What cannot exist on a test machine (wazo-dist, Wazo's mirrors, apt
+//! against them) is replaced by one small sh stand-in, installed under each
+//! name on a private PATH. It records its argv in `calls.log` and can be told
+//! to print, fail or hang, per program and first argument.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+const STANDIN: &str = r#"#!/bin/sh
+ctl="$STANDIN_DIR"
+name=${0##*/}
+line=$name
+for arg in "$@"; do line="$line $arg"; done
+echo "$line" >> "$ctl/calls.log"
+for key in "$name.$1" "$name"; do
+  if [ -f "$ctl/$key.stdout" ]; then cat "$ctl/$key.stdout"; fi
+done
+for key in "$name.$1" "$name"; do
+  if [ -f "$ctl/$key.sleep" ]; then echo started > "$ctl/$key.started"; exec sleep "$(cat "$ctl/$key.sleep")"; fi
+done
+for key in "$name.$1" "$name"; do
+  if [ -f "$ctl/$key.fail" ]; then echo "$name: simulated failure" >&2; exit "$(cat "$ctl/$key.fail")"; fi
+done
+exit 0
+"#;
+
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    /// A sandbox with stand-ins for `names`.
+    pub fn new(names: &[&str]) -> Sandbox {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Readable by everyone: the non-root test runs the binary as nobody.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let sandbox = Sandbox { dir };
+        for sub in ["bin", "ctl", "root", "out"] {
+            fs::create_dir_all(sandbox.path(sub)).unwrap();
+        }
+        fs::set_permissions(sandbox.path("ctl"), fs::Permissions::from_mode(0o777)).unwrap();
+        for name in names {
+            sandbox.standin(name);
+        }
+        sandbox
+    }
+
+    pub fn path(&self, sub: &str) -> PathBuf {
+        self.dir.path().join(sub)
+    }
+
+    pub fn standin(&self, name: &str) {
+        let path = self.path("bin").join(name);
+        fs::write(&path, STANDIN).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn control(&self, key: &str, suffix: &str, content: &str) {
+        fs::write(self.path("ctl").join(format!("{key}.{suffix}")), content).unwrap();
+    }
+
+    /// `key` is `program` or `program.first-argument`.
+    pub fn prints(&self, key: &str, text: &str) {
+        self.control(key, "stdout", text);
+    }
+
+    pub fn fails(&self, key: &str, code: i32) {
+        self.control(key, "fail", &code.to_string());
+    }
+
+    pub fn hangs(&self, key: &str, seconds: u32) {
+        self.control(key, "sleep", &seconds.to_string());
+    }
+
+    pub fn started(&self, key: &str) -> bool {
+        self.path("ctl").join(format!("{key}.started")).exists()
+    }
+
+    /// Every stand-in call so far, one `program arg...` line each.
+    pub fn calls(&self) -> Vec<String> {
+        fs::read_to_string(self.path("ctl").join("calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Writes `content` at the host path `absolute` under the fake root.
+    pub fn host_file(&self, absolute: &str, content: &[u8]) -> PathBuf {
+        let path = self.path("root").join(absolute.trim_start_matches('/'));
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, content).unwrap();
+        path
+    }
+
+    pub fn path_var(&self) -> String {
+        format!(
+            "{}:/usr/bin:/bin:/usr/sbin:/sbin",
+            self.path("bin").display()
+        )
+    }
+
+    /// The binary, with the stand-ins first on PATH, the fake root and a
+    /// private output directory.
+    pub fn command(&self) -> Command {
+        let mut command = Command::cargo_bin("wazo-astdebug").unwrap();
+        command
+            .env("PATH", self.path_var())
+            .env("STANDIN_DIR", self.path("ctl"))
+            .env_remove("NO_COLOR")
+            .arg("--root")
+            .arg(self.path("root"))
+            .arg("--output-dir")
+            .arg(self.path("out"));
+        command
+    }
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Skips a test that needs root, saying so.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !common::is_root() {
+            eprintln!("skipped: this test needs root (CI runs as root)");
+            return;
+        }
+    };
+}
+
+pub fn file_mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
