@@ -9,13 +9,13 @@
 //! half-changed.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, IsTerminal, Write};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::io::{IsTerminal, Write};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::child::{self, Streams, describe_status};
 use crate::command::Cmd;
 use crate::context::{Context, create_private};
 use crate::error::{Error, Result};
@@ -24,12 +24,6 @@ use crate::plan::{Plan, Step};
 
 /// Lines of a failed command's output shown to the user.
 const TAIL_LINES: usize = 20;
-/// How long a child gets to exit after each signal before the next, harder one.
-const STOP_GRACE: Duration = Duration::from_secs(5);
-/// How long to wait for output after a child exited: a daemon it started may
-/// keep the pipe open forever.
-const DRAIN_GRACE: Duration = Duration::from_millis(500);
-const POLL: Duration = Duration::from_millis(50);
 
 /// How a command ended and what it printed.
 #[derive(Debug)]
@@ -177,15 +171,7 @@ impl<'a> Executor<'a> {
     }
 
     fn run_interactive(&mut self, cmd: &Cmd, interruptible: bool) -> Result<Output> {
-        // The child's stdout goes to our stderr: our stdout is for --json.
-        let mut command = Command::new(cmd.program());
-        command
-            .args(cmd.args())
-            .stdin(Stdio::inherit())
-            .stderr(Stdio::inherit());
-        command.stdout(std::io::stderr());
-        let mut child = spawn(&mut command, cmd)?;
-        let status = wait(&mut child, cmd, self.watch(interruptible), &mut || {});
+        let status = child::run_on_terminal(cmd, self.watch(interruptible).as_ref());
         Ok(Output {
             status: self.note_stop(status)?,
             lines: Vec::new(),
@@ -193,45 +179,19 @@ impl<'a> Executor<'a> {
     }
 
     fn run_captured(&mut self, cmd: &Cmd, interruptible: bool) -> Result<Output> {
-        let (reader, writer) = os_pipe::pipe().map_err(|source| spawn_error(cmd, source))?;
-        let writer_for_stderr = writer
-            .try_clone()
-            .map_err(|source| spawn_error(cmd, source))?;
-        let mut command = Command::new(cmd.program());
-        command
-            .args(cmd.args())
-            .stdin(Stdio::null())
-            .stdout(writer)
-            .stderr(writer_for_stderr);
-        let mut child = spawn(&mut command, cmd)?;
-        // Drop our copies of the pipe's write end, or it never reaches EOF.
-        drop(command);
-        let lines = read_lines_in_background(reader);
-
         let spinner = spinner(cmd);
         let pass_through = !std::io::stderr().is_terminal();
         let mut output = Vec::new();
-        let mut take = |line: String, this: &mut Executor| {
-            this.log_line(&format!("  {line}"));
+        let interrupt = self.watch(interruptible);
+        let status = child::run_lines(cmd, interrupt.as_ref(), Streams::Merged, &mut |_, line| {
+            self.log_line(&format!("  {line}"));
             if pass_through {
                 errln!("  {line}");
             } else {
                 spinner.set_message(truncate(&line, 70));
             }
             output.push(line);
-        };
-
-        let interrupt = self.watch(interruptible);
-        let status = wait(&mut child, cmd, interrupt, &mut || {
-            while let Ok(line) = lines.try_recv() {
-                take(line, self);
-            }
         });
-        let deadline = Instant::now() + DRAIN_GRACE;
-        while let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            take(line, self);
-        }
         spinner.finish_and_clear();
         Ok(Output {
             status: self.note_stop(status)?,
@@ -264,120 +224,6 @@ impl Drop for Executor<'_> {
     fn drop(&mut self) {
         let _ = self.unwind();
     }
-}
-
-/// Polls `child` until it exits, calling `on_tick` between polls; stops it
-/// when `interrupt` fires or the command's time limit passes.
-fn wait(
-    child: &mut Child,
-    cmd: &Cmd,
-    interrupt: Option<Interrupt>,
-    on_tick: &mut dyn FnMut(),
-) -> Result<ExitStatus> {
-    let started = Instant::now();
-    loop {
-        on_tick();
-        match child.try_wait() {
-            Ok(Some(status)) => return Ok(status),
-            Ok(None) => {}
-            Err(source) => return Err(spawn_error(cmd, source)),
-        }
-        if interrupt
-            .as_ref()
-            .is_some_and(|interrupt| interrupt.received().is_some())
-        {
-            errln!("\nInterrupted: stopping `{cmd}`...");
-            stop(child);
-            return Err(Error::Interrupted);
-        }
-        if let Some(limit) = cmd.time_limit() {
-            if started.elapsed() >= limit {
-                stop(child);
-                return Err(Error::Timeout {
-                    command: cmd.to_string(),
-                    seconds: limit.as_secs(),
-                });
-            }
-        }
-        std::thread::sleep(POLL);
-    }
-}
-
-fn spawn(command: &mut Command, cmd: &Cmd) -> Result<Child> {
-    command.spawn().map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            Error::MissingTool {
-                program: cmd.program().to_string(),
-                hint: "install it, or check PATH".to_string(),
-            }
-        } else {
-            spawn_error(cmd, source)
-        }
-    })
-}
-
-fn spawn_error(cmd: &Cmd, source: std::io::Error) -> Error {
-    Error::Spawn {
-        command: cmd.to_string(),
-        source,
-    }
-}
-
-/// "exit status 100" or "killed by signal 9".
-pub fn describe_status(status: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit status {code}"),
-        (None, Some(signal)) => format!("killed by signal {signal}"),
-        (None, None) => "unknown status".to_string(),
-    }
-}
-
-/// SIGINT, as a terminal's Ctrl-C would send, then SIGTERM, then SIGKILL.
-fn stop(child: &mut Child) {
-    let Ok(pid) = libc::pid_t::try_from(child.id()) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        return;
-    };
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-        unsafe {
-            libc::kill(pid, signal);
-        }
-        let deadline = Instant::now() + STOP_GRACE;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(POLL);
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-fn read_lines_in_background(reader: os_pipe::PipeReader) -> Receiver<String> {
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(reader);
-        let mut buffer = Vec::new();
-        loop {
-            buffer.clear();
-            match reader.read_until(b'\n', &mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let line = String::from_utf8_lossy(&buffer);
-                    // apt redraws progress with \r: keep the last state.
-                    let line = line.trim_end().rsplit('\r').next().unwrap_or_default();
-                    if sender.send(line.to_string()).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-    });
-    receiver
 }
 
 fn spinner(cmd: &Cmd) -> ProgressBar {

@@ -10,6 +10,7 @@ mod output;
 mod apt_sources;
 mod asterisk;
 pub mod cli;
+mod child;
 mod command;
 mod context;
 mod error;
