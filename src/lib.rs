@@ -15,6 +15,7 @@ mod command;
 mod context;
 mod error;
 mod executor;
+mod gdb;
 mod host;
 mod info;
 mod interrupt;
@@ -24,6 +25,7 @@ mod runbook;
 mod runbooks_cmd;
 mod setup_dbg;
 mod shell;
+mod threads;
 mod version;
 
 use std::process::ExitCode;

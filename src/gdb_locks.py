@@ -1,0 +1,328 @@
+# wazo-astdebug: who waits for whom, read from a live process or a core with gdb.
+#
+# Asterisk built without DEBUG_THREADS has no `core show locks`, but the
+# answer is still in memory: a thread blocked on a mutex has the mutex's
+# address in its frames (or, on x86-64, in %rdi of the futex syscall), and
+# glibc keeps the owner's LWP in the mutex (`__data.__owner`, offset 8 on
+# x86 for glibc 2.24 to 2.36). For a rwlock only the writer is recorded
+# (`__cur_writer`, or `__writer` before glibc 2.25; offset 24 on x86-64).
+#
+# Runs inside gdb (Python 3.4+: no f-strings). Writes one JSON object to the
+# path in `wazo_astdebug_out`, set by the caller before this script runs.
+# Every read is guarded: a missing symbol or unreadable page loses one
+# detail of one thread, never the run.
+
+import json
+import re
+import struct
+
+import gdb
+
+MAX_FRAMES = 64
+# How far from the innermost frame a lock call may be (glibc's own frames
+# plus Asterisk's wrappers: about ten at most).
+LOCK_SEARCH_DEPTH = 16
+
+
+def normalise(name):
+    """`__GI___pthread_mutex_lock`, `___pthread_mutex_lock` -> `pthread_mutex_lock`."""
+    if not name:
+        return ""
+    name = name.split("@")[0]
+    name = re.sub(r"^_+(GI_+)?", "", name)
+    return name
+
+
+MUTEX_FUNCTIONS = set([
+    "pthread_mutex_lock", "pthread_mutex_lock_full", "pthread_mutex_cond_lock",
+    "pthread_mutex_cond_lock_full", "pthread_mutex_timedlock", "pthread_mutex_clocklock",
+    "pthread_mutex_clocklock_common", "lll_mutex_lock_optimized",
+])
+LLL_WAIT_FUNCTIONS = set(["lll_lock_wait", "lll_lock_wait_private", "lll_robust_lock_wait"])
+ASTERISK_MUTEX = set(["ast_pthread_mutex_lock"])
+ASTERISK_RWLOCK_READ = set(["ast_rwlock_rdlock", "ast_rwlock_timedrdlock"])
+ASTERISK_RWLOCK_WRITE = set(["ast_rwlock_wrlock", "ast_rwlock_timedwrlock"])
+THREAD_STARTERS = set(["clone", "clone3", "start_thread", "dummy_start", "thread_start"])
+
+
+def rwlock_mode(name):
+    if "pthread_rwlock_" not in name:
+        return None
+    if "rdlock" in name:
+        return "read"
+    if "wrlock" in name:
+        return "write"
+    return None
+
+
+def read_arg(frame, names):
+    for name in names:
+        try:
+            value = frame.read_var(name)
+        except Exception:
+            continue
+        try:
+            return int(value.cast(gdb.lookup_type("long").pointer()).cast(gdb.lookup_type("unsigned long")))
+        except Exception:
+            try:
+                return int(value)
+            except Exception:
+                continue
+    return None
+
+
+def read_string_arg(frame, name):
+    try:
+        return frame.read_var(name).string(length=200)
+    except Exception:
+        return None
+
+
+def read_int_arg(frame, name):
+    try:
+        return int(frame.read_var(name))
+    except Exception:
+        return None
+
+
+def read_i32(inferior, address):
+    try:
+        return struct.unpack("<i", bytes(inferior.read_memory(address, 4)))[0]
+    except Exception:
+        return None
+
+
+def typed_field(address, type_name, fields):
+    for field in fields:
+        try:
+            return int(gdb.parse_and_eval("((%s *) %d)->__data.%s" % (type_name, address, field)))
+        except Exception:
+            continue
+    return None
+
+
+def is_x86_64(frame):
+    try:
+        return "x86-64" in frame.architecture().name()
+    except Exception:
+        return False
+
+
+SYS_FUTEX_X86_64 = 202
+
+
+def futex_word(frame):
+    """The futex a thread sleeps on, from the registers of its innermost frame.
+
+    Works without any debug info for libc: `$orig_rax` says the thread is in
+    the futex syscall, and `$rdi` holds its first argument, the futex word.
+    """
+    if not is_x86_64(frame):
+        return None
+    try:
+        frame.select()
+        if int(gdb.parse_and_eval("$orig_rax")) != SYS_FUTEX_X86_64:
+            return None
+        return int(gdb.parse_and_eval("$rdi")) & 0xFFFFFFFFFFFFFFFF
+    except Exception:
+        return None
+
+
+def rwlock_from_futex(inferior, futex, mode, lwps):
+    """The rwlock a futex word belongs to.
+
+    Readers sleep on `__wrphase_futex` (glibc 2.25+) or `__readers_wakeup`
+    (2.24), both at offset 8; writers on offset 12 or 8. Of the candidates,
+    prefer the one whose writer field names a thread of this process.
+    """
+    candidates = [futex - 8] if mode == "read" else [futex - 12, futex - 8]
+    for base in candidates:
+        if read_i32(inferior, base + 24) in lwps:
+            return base
+    return candidates[-1]
+
+
+def symbol_at(address):
+    try:
+        text = gdb.execute("info symbol 0x%x" % address, to_string=True).strip()
+    except Exception:
+        return None
+    if not text or text.startswith("No symbol"):
+        return None
+    words = text.split()
+    if len(words) >= 3 and words[1] == "+":
+        return "%s+%s" % (words[0], words[2])
+    return words[0]
+
+
+def frame_info(frame):
+    name = frame.name() or "??"
+    entry = {"function": name, "pc": "0x%x" % frame.pc()}
+    try:
+        sal = frame.find_sal()
+        if sal.symtab is not None:
+            entry["file"] = sal.symtab.filename
+            entry["line"] = sal.line
+    except Exception:
+        pass
+    try:
+        if frame.function() is None:
+            entry["no_symbols"] = True
+    except Exception:
+        pass
+    return entry
+
+
+def frames_of(thread):
+    thread.switch()
+    frames = []
+    frame = gdb.newest_frame()
+    while frame is not None and len(frames) < MAX_FRAMES:
+        frames.append(frame)
+        try:
+            frame = frame.older()
+        except Exception:
+            break
+    return frames
+
+
+def start_function(infos):
+    """The function the thread was started with: outermost, past the trampolines."""
+    for info in reversed(infos):
+        name = normalise(info["function"])
+        if name not in THREAD_STARTERS and info["function"] != "??":
+            return info["function"]
+    return None
+
+
+def caller_site(infos, index):
+    """First frame past `index` outside libc/pthread: where the lock was asked for."""
+    for info in infos[index + 1:]:
+        name = normalise(info["function"])
+        if (name in MUTEX_FUNCTIONS or name in LLL_WAIT_FUNCTIONS or rwlock_mode(name)
+                or name.startswith("ast_pthread_mutex") or name.startswith("ast_rwlock")
+                or name in ("ao2_lock", "ao2_rdlock", "ao2_wrlock")):
+            continue
+        return info
+    return None
+
+
+def find_wait(inferior, frames, infos, lwps):
+    """What the thread is blocked on, or None."""
+    kind = None
+    mode = None
+    address = None
+    lock_index = None
+    name = None
+    where = None
+    for index, frame in enumerate(frames[:LOCK_SEARCH_DEPTH]):
+        function = normalise(infos[index]["function"])
+        if function in MUTEX_FUNCTIONS or function in LLL_WAIT_FUNCTIONS:
+            if kind is None:
+                kind, lock_index = "mutex", index
+            if address is None:
+                address = read_arg(frame, ["mutex", "futex"])
+        elif rwlock_mode(function):
+            if kind is None:
+                kind, mode, lock_index = "rwlock", rwlock_mode(function), index
+            if address is None:
+                address = read_arg(frame, ["rwlock"])
+        elif function in ASTERISK_MUTEX or function in ASTERISK_RWLOCK_READ or function in ASTERISK_RWLOCK_WRITE:
+            if kind is None:
+                if function in ASTERISK_MUTEX:
+                    kind = "mutex"
+                else:
+                    kind = "rwlock"
+                    mode = "read" if function in ASTERISK_RWLOCK_READ else "write"
+                lock_index = index
+            # ast_mutex_t and ast_rwlock_t start with the pthread lock itself.
+            if address is None:
+                address = read_arg(frame, ["t"])
+            name = name or read_string_arg(frame, "mutex_name") or read_string_arg(frame, "name")
+            file_name = read_string_arg(frame, "filename")
+            line = read_int_arg(frame, "lineno") or read_int_arg(frame, "line")
+            func = read_string_arg(frame, "func")
+            if file_name and where is None:
+                where = {"file": file_name, "line": line, "function": func}
+        elif function in ("ao2_lock", "ao2_rdlock", "ao2_wrlock") and kind is not None:
+            name = name or read_string_arg(frame, "var")
+    if kind is None:
+        return None
+    if address is None:
+        futex = futex_word(frames[0])
+        if futex:
+            # A mutex's futex word is its first field.
+            address = futex if kind == "mutex" else rwlock_from_futex(inferior, futex, mode, lwps)
+    wait = {"kind": kind, "mode": mode, "address": None, "name": name}
+    if address:
+        wait["address"] = "0x%x" % address
+        wait["name"] = name or symbol_at(address)
+        if kind == "mutex":
+            owner = typed_field(address, "pthread_mutex_t", ["__owner"])
+            if owner is None:
+                owner = read_i32(inferior, address + 8)
+            wait["owner_lwp"] = owner if owner and owner > 0 else None
+        else:
+            writer = typed_field(address, "pthread_rwlock_t", ["__cur_writer", "__writer"])
+            if writer is None and is_x86_64(frames[0]):
+                writer = read_i32(inferior, address + 24)
+            wait["owner_lwp"] = writer if writer and writer > 0 else None
+    if where is None and lock_index is not None:
+        site = caller_site(infos, lock_index)
+        if site is not None:
+            where = {"file": site.get("file"), "line": site.get("line"), "function": site["function"]}
+    wait["where"] = where
+    return wait
+
+
+def signal_info():
+    """The signal that killed a core's process, from the core's NT_SIGINFO."""
+    try:
+        info = gdb.parse_and_eval("$_siginfo")
+        signal = {"number": int(info["si_signo"]), "code": int(info["si_code"])}
+    except Exception:
+        return None
+    try:
+        signal["address"] = "0x%x" % int(info["_sifields"]["_sigfault"]["si_addr"])
+    except Exception:
+        pass
+    return signal
+
+
+def analyse():
+    inferior = gdb.selected_inferior()
+    current = gdb.selected_thread()
+    result = {
+        "pid": inferior.pid,
+        "current_thread": current.num if current is not None else None,
+        "signal": signal_info(),
+        "threads": [],
+        "errors": [],
+    }
+    threads = sorted(inferior.threads(), key=lambda t: t.num)
+    lwps = set(thread.ptid[1] for thread in threads)
+    for thread in threads:
+        entry = {"num": thread.num, "lwp": thread.ptid[1] or thread.ptid[0], "name": thread.name}
+        try:
+            frames = frames_of(thread)
+            infos = [frame_info(frame) for frame in frames]
+            entry["frames"] = infos
+            entry["start"] = start_function(infos)
+            entry["waits"] = find_wait(inferior, frames, infos, lwps)
+        except Exception as error:
+            entry.setdefault("frames", [])
+            result["errors"].append("thread %d: %s" % (thread.num, error))
+        result["threads"].append(entry)
+    return result
+
+
+def main():
+    try:
+        result = analyse()
+    except Exception as error:
+        result = {"pid": None, "threads": [], "errors": ["analysis failed: %s" % error]}
+    with open(wazo_astdebug_out, "w") as out:  # noqa: F821 (set by the caller)
+        json.dump(result, out)
+
+
+main()
