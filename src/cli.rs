@@ -91,6 +91,13 @@ pub enum Command {
             wazo-astdebug --runbooks ./my-runbooks --wazo-version 26.07 --dry-run setup-dbg"
     )]
     Runbooks(RunbooksArgs),
+
+    /// Pack a run directory into DIR.tar.gz for the bug tracker: no core file, secrets redacted
+    #[command(
+        after_help = "Examples:\n  wazo-astdebug report\n  wazo-astdebug --dry-run report /var/local/wazo-astdebug/20261128-045500-wazo\n  \
+            wazo-astdebug --json report --force /var/local/wazo-astdebug/20261128-045500-wazo"
+    )]
+    Report(crate::report::ReportArgs),
 }
 
 #[derive(Debug, Args)]

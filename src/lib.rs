@@ -6,11 +6,14 @@
 
 pub mod cli;
 mod context;
+mod elf;
 mod error;
 mod host;
 mod info;
 mod interrupt;
 mod prompt;
+mod redact;
+mod report;
 mod runbook;
 mod runbooks_cmd;
 mod setup_dbg;
@@ -42,6 +45,7 @@ pub fn main() -> ExitCode {
         Command::SetupDbg => setup_dbg::run(&context),
         Command::Info => info::run(&context),
         Command::Runbooks(args) => runbooks_cmd::run(&context, &args),
+        Command::Report(args) => report::run(&context, &args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
