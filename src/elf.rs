@@ -54,6 +54,7 @@ pub enum ElfKind {
 impl ElfKind {
     /// True for what can be run or loaded: executables and shared objects
     /// (PIE executables are `ET_DYN`).
+    #[allow(dead_code)] // API for `crash --core`, which refuses programs given as cores
     pub fn is_program(self) -> bool {
         matches!(self, ElfKind::Executable | ElfKind::SharedObject)
     }
@@ -104,6 +105,7 @@ pub fn is_core(bytes: &[u8]) -> bool {
 
 /// True when `bytes` start with the header of an ELF executable or shared
 /// object: what `crash --core` must refuse to read as a core.
+#[allow(dead_code)] // API for `crash --core`, which refuses programs given as cores
 pub fn is_program(bytes: &[u8]) -> bool {
     classify(bytes).is_some_and(ElfKind::is_program)
 }
@@ -121,6 +123,7 @@ pub fn find_core_header(bytes: &[u8]) -> Option<usize> {
 ///
 /// `Ok(None)` for a file that is not ELF, including an empty or short one;
 /// `Err` only when the file cannot be opened or read.
+#[allow(dead_code)] // API for `crash --core`, which refuses programs given as cores
 pub fn classify_file(path: &Path) -> io::Result<Option<ElfKind>> {
     let mut header = Vec::with_capacity(HEADER_LEN);
     File::open(path)?
@@ -130,6 +133,7 @@ pub fn classify_file(path: &Path) -> io::Result<Option<ElfKind>> {
 }
 
 /// True when the file at `path` is an ELF core file, whatever its name.
+#[allow(dead_code)] // API for `crash --core`, which refuses programs given as cores
 pub fn is_core_file(path: &Path) -> io::Result<bool> {
     Ok(classify_file(path)? == Some(ElfKind::Core))
 }
@@ -193,7 +197,10 @@ mod tests {
     fn short_empty_and_odd_inputs_are_not_elf() {
         assert_eq!(classify(b""), None);
         assert_eq!(classify(b"\x7fEL"), None);
-        assert_eq!(classify(&header(ELFCLASS64, ELFDATA2LSB, ET_CORE)[..17]), None);
+        assert_eq!(
+            classify(&header(ELFCLASS64, ELFDATA2LSB, ET_CORE)[..17]),
+            None
+        );
         assert_eq!(classify(&header(3, ELFDATA2LSB, ET_CORE)), None);
         assert_eq!(classify(&header(ELFCLASS64, 0, ET_CORE)), None);
         assert_eq!(classify(b"core dumped, see core.1234 for details\n"), None);
@@ -247,7 +254,9 @@ mod tests {
         let _ = child.wait();
         let core = dir.path().join(format!("core.{}", child.id()));
         if !matches!(status, Ok(status) if status.success()) || !core.exists() {
-            eprintln!("note: gcore failed (not installed, or ptrace not permitted); real-core test skipped");
+            eprintln!(
+                "note: gcore failed (not installed, or ptrace not permitted); real-core test skipped"
+            );
             return;
         }
         assert_eq!(classify_file(&core).unwrap(), Some(ElfKind::Core));

@@ -65,7 +65,8 @@ const STRONG_KEYS: &[&str] = &[
 /// replay. `username` and `realm` are kept on purpose: they say which
 /// endpoint failed to authenticate, the first thing a developer asks, and
 /// they are in the From/To headers of the same message anyway.
-const DIGEST_PARAM: &str = r"(?i-u)(?:^|[\s,;:])(?:response|nonce|cnonce|nextnonce|rspauth)[ \t]*=[ \t]*";
+const DIGEST_PARAM: &str =
+    r"(?i-u)(?:^|[\s,;:])(?:response|nonce|cnonce|nextnonce|rspauth)[ \t]*=[ \t]*";
 const DIGEST_CONTEXT: &str = r"(?i-u)digest|authenticat|authorization";
 const AUTHORIZATION: &str = r"(?i-u)authorization";
 const BEARER: &str = r"(?i-u)\bbearer[ \t]+([a-z0-9._~+/-]{8,}=*)";
@@ -179,7 +180,8 @@ impl Redactor {
             else {
                 continue;
             };
-            let quoted_key = !quote.is_empty() || (key.start() > 0 && matches!(line[key.start() - 1], b'"' | b'\''));
+            let quoted_key = !quote.is_empty()
+                || (key.start() > 0 && matches!(line[key.start() - 1], b'"' | b'\''));
             // `password == NULL` is a comparison, and `token://` no key.
             let next = line.get(sep.end()).copied();
             let sep = sep.as_bytes();
@@ -193,7 +195,8 @@ impl Redactor {
             if !strong && sep == b":" && !quoted_key {
                 continue;
             }
-            let at_line_start = !quoted_key && line[..key.start()].iter().all(u8::is_ascii_whitespace);
+            let at_line_start =
+                !quoted_key && line[..key.start()].iter().all(u8::is_ascii_whitespace);
             spans.extend(value_span(line, whole.end(), at_line_start));
         }
     }
@@ -210,7 +213,12 @@ fn value_span(line: &[u8], start: usize, to_line_end: bool) -> Option<(usize, us
         return None;
     }
     let rest = &line[start..content_end];
-    if rest.starts_with(MARK) {
+    // Already hidden, or gdb's NULL pointer (no string behind it to hide).
+    if rest.starts_with(MARK)
+        || rest == b"0x0"
+        || rest.starts_with(b"0x0,")
+        || rest.starts_with(b"0x0}")
+    {
         return None;
     }
     match rest[0] {
@@ -250,9 +258,14 @@ fn skip_gdb_pointer(line: &[u8], start: usize) -> Option<usize> {
 
 /// gdb's notes in place of a value: not secrets, and useful.
 fn is_gdb_note(rest: &[u8]) -> bool {
-    [&b"<optimized out>"[..], b"<error", b"<synthetic pointer>", b"<repeats"]
-        .iter()
-        .any(|note| rest.starts_with(note))
+    [
+        &b"<optimized out>"[..],
+        b"<error",
+        b"<synthetic pointer>",
+        b"<repeats",
+    ]
+    .iter()
+    .any(|note| rest.starts_with(note))
 }
 
 /// The inside of a quoted string starting at `open`, extended over gdb's
@@ -474,6 +487,7 @@ impl StreamRedactor {
 }
 
 /// Copies `reader` to `writer` with every secret replaced by [`MARK`].
+#[allow(dead_code)] // API for other commands that save redacted artefacts
 pub fn redact_stream(reader: impl BufRead, mut writer: impl Write) -> io::Result<Stats> {
     let mut lines = LineReader::new(reader);
     let mut stream = StreamRedactor::new();
@@ -504,8 +518,16 @@ mod tests {
         hidden("secret=hunter2\n", "secret=[REDACTED]\n", 1);
         hidden("password = s3cr3t\n", "password = [REDACTED]\n", 1);
         hidden("md5secret=0123abcd\n", "md5secret=[REDACTED]\n", 1);
-        hidden("remotesecret => trunkpass\n", "remotesecret => [REDACTED]\n", 1);
-        hidden("  secret = my pass ; the trunk\r\n", "  secret = [REDACTED]\r\n", 1);
+        hidden(
+            "remotesecret => trunkpass\n",
+            "remotesecret => [REDACTED]\n",
+            1,
+        );
+        hidden(
+            "  secret = my pass ; the trunk\r\n",
+            "  secret = [REDACTED]\r\n",
+            1,
+        );
         hidden("md5_cred=abcdef\n", "md5_cred=[REDACTED]\n", 1);
     }
 
@@ -514,14 +536,22 @@ mod tests {
         hidden("SECRET=a1", "SECRET=[REDACTED]", 1);
         hidden("PassWord => a2", "PassWord => [REDACTED]", 1);
         hidden("Md5Secret = a3", "Md5Secret = [REDACTED]", 1);
-        hidden("proxy-authorization: Digest response=\"ab\"", "proxy-authorization: Digest response=\"[REDACTED]\"", 1);
+        hidden(
+            "proxy-authorization: Digest response=\"ab\"",
+            "proxy-authorization: Digest response=\"[REDACTED]\"",
+            1,
+        );
     }
 
     #[test]
     fn ami_secret_line() {
         hidden("Action: Login\r\n", "Action: Login\r\n", 0);
         hidden("Secret: amipass\r\n", "Secret: [REDACTED]\r\n", 1);
-        hidden("[x] manager.c: Secret: amipass other", "[x] manager.c: Secret: [REDACTED] other", 1);
+        hidden(
+            "[x] manager.c: Secret: amipass other",
+            "[x] manager.c: Secret: [REDACTED] other",
+            1,
+        );
     }
 
     #[test]
@@ -540,7 +570,11 @@ mod tests {
             "        secret = 0x55d5c0a3b2c0 \"[REDACTED]\"\n",
             1,
         );
-        hidden("        password = \"hunter2\"\n", "        password = \"[REDACTED]\"\n", 1);
+        hidden(
+            "        password = \"hunter2\"\n",
+            "        password = \"[REDACTED]\"\n",
+            1,
+        );
         hidden(
             "        p = {name = \"1001\", secret = \"abc\", md5secret = \"\", port = 5060}",
             "        p = {name = \"1001\", secret = \"[REDACTED]\", md5secret = \"\", port = 5060}",
@@ -556,8 +590,17 @@ mod tests {
             "        password = 0x7f <buf> \"[REDACTED]",
             1,
         );
-        hidden("        secret = <optimized out>\n", "        secret = <optimized out>\n", 0);
-        hidden("        secret = '\\000' <repeats 79 times>", "        secret = '[REDACTED]' <repeats 79 times>", 1);
+        hidden(
+            "        secret = <optimized out>\n",
+            "        secret = <optimized out>\n",
+            0,
+        );
+        hidden("        md5secret = 0x0\n", "        md5secret = 0x0\n", 0);
+        hidden(
+            "        secret = '\\000' <repeats 79 times>",
+            "        secret = '[REDACTED]' <repeats 79 times>",
+            1,
+        );
         hidden("  if (password == NULL)", "  if (password == NULL)", 0);
     }
 
@@ -574,7 +617,11 @@ mod tests {
             1,
         );
         // Outside an authentication header `response` is ordinary.
-        hidden("ARI response=200 for GET /channels", "ARI response=200 for GET /channels", 0);
+        hidden(
+            "ARI response=200 for GET /channels",
+            "ARI response=200 for GET /channels",
+            0,
+        );
     }
 
     #[test]
@@ -584,17 +631,41 @@ mod tests {
             "Authorization: Bearer [REDACTED]",
             1,
         );
-        hidden("Authorization: Basic dXNlcjpwYXNz", "Authorization: Basic [REDACTED]", 1);
-        hidden("X-Auth-Token: 5ba3e5b0-7c0c-4d4f", "X-Auth-Token: [REDACTED]", 1);
+        hidden(
+            "Authorization: Basic dXNlcjpwYXNz",
+            "Authorization: Basic [REDACTED]",
+            1,
+        );
+        hidden(
+            "X-Auth-Token: 5ba3e5b0-7c0c-4d4f",
+            "X-Auth-Token: [REDACTED]",
+            1,
+        );
         hidden(
             "{\"token\": \"abc-123\", \"auth_token\": \"def\", \"expires_at\": \"x\"}",
             "{\"token\": \"[REDACTED]\", \"auth_token\": \"[REDACTED]\", \"expires_at\": \"x\"}",
             2,
         );
-        hidden("{'username': 'u', 'password': 'p'}", "{'username': 'u', 'password': '[REDACTED]'}", 1);
-        hidden("GET /api?token=abcd&x=1", "GET /api?token=[REDACTED]&x=1", 1);
-        hidden("syntax error: unexpected token: ')'", "syntax error: unexpected token: ')'", 0);
-        hidden("the Bearer token is missing", "the Bearer token is missing", 0);
+        hidden(
+            "{'username': 'u', 'password': 'p'}",
+            "{'username': 'u', 'password': '[REDACTED]'}",
+            1,
+        );
+        hidden(
+            "GET /api?token=abcd&x=1",
+            "GET /api?token=[REDACTED]&x=1",
+            1,
+        );
+        hidden(
+            "syntax error: unexpected token: ')'",
+            "syntax error: unexpected token: ')'",
+            0,
+        );
+        hidden(
+            "the Bearer token is missing",
+            "the Bearer token is missing",
+            0,
+        );
     }
 
     #[test]
@@ -620,7 +691,11 @@ mod tests {
 
     #[test]
     fn redacting_twice_changes_nothing() {
-        for line in ["secret=[REDACTED]", "password = \"[REDACTED]\"", "X-Auth-Token: [REDACTED]"] {
+        for line in [
+            "secret=[REDACTED]",
+            "password = \"[REDACTED]\"",
+            "X-Auth-Token: [REDACTED]",
+        ] {
             hidden(line, line, 0);
         }
     }
@@ -628,7 +703,10 @@ mod tests {
     #[test]
     fn lines_without_secrets_are_untouched() {
         let line = b"[Nov 28 04:00:00] NOTICE[1234] chan_sip.c: Peer '1001' is now Reachable\n";
-        assert!(matches!(Redactor::shared().redact_line(line), (Cow::Borrowed(_), 0)));
+        assert!(matches!(
+            Redactor::shared().redact_line(line),
+            (Cow::Borrowed(_), 0)
+        ));
     }
 
     #[test]

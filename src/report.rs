@@ -96,7 +96,10 @@ pub fn run(context: &Context, args: &ReportArgs) -> Result<()> {
                 bundle.display()
             )));
         }
-        notes.push(format!("{} exists: packing would need --force", bundle.display()));
+        notes.push(format!(
+            "{} exists: packing would need --force",
+            bundle.display()
+        ));
     }
 
     let mut left_out = Vec::new();
@@ -124,7 +127,15 @@ pub fn run(context: &Context, args: &ReportArgs) -> Result<()> {
             }
         }
     } else {
-        let size = write_bundle(context, &entries, &name, &parent, &bundle, args.force, &mut summary)?;
+        let size = write_bundle(
+            context,
+            &entries,
+            &name,
+            &parent,
+            &bundle,
+            args.force,
+            &mut summary,
+        )?;
         summary.bundle_bytes = Some(size);
     }
     summary.redactions = summary.included.iter().map(|file| file.redactions).sum();
@@ -201,7 +212,9 @@ fn is_run_name(name: &str) -> bool {
 
 fn name_and_parent(dir: &Path) -> Result<(String, PathBuf)> {
     match (dir.file_name(), dir.parent()) {
-        (Some(name), Some(parent)) => Ok((name.to_string_lossy().into_owned(), parent.to_path_buf())),
+        (Some(name), Some(parent)) => {
+            Ok((name.to_string_lossy().into_owned(), parent.to_path_buf()))
+        }
         _ => Err(Error::bad_input(format!(
             "{} has no name to give the bundle; give a run directory, not /",
             dir.display()
@@ -220,7 +233,10 @@ fn walk(dir: &Path, relative: &Path, entries: &mut Vec<Entry>, left_out: &mut Ve
     let mut children: Vec<_> = match fs::read_dir(dir) {
         Ok(read) => read.filter_map(|entry| entry.ok()).collect(),
         Err(error) => {
-            left_out.push(left(relative, format!("cannot read this directory: {error}")));
+            left_out.push(left(
+                relative,
+                format!("cannot read this directory: {error}"),
+            ));
             return;
         }
     };
@@ -355,8 +371,12 @@ fn write_bundle(
                     header.set_size(*bytes);
                     header.set_mode(0o600);
                     header.set_mtime(mtime(path));
-                    tar.append_data(&mut header, Path::new(name).join(relative), (&scratch).take(*bytes))
-                        .map_err(write_error)?;
+                    tar.append_data(
+                        &mut header,
+                        Path::new(name).join(relative),
+                        (&scratch).take(*bytes),
+                    )
+                    .map_err(write_error)?;
                 }
                 record(summary, relative, outcome);
             }
@@ -366,7 +386,9 @@ fn write_bundle(
         .into_inner()
         .and_then(GzEncoder::finish)
         .map_err(write_error)?;
-    let file = buffered.into_inner().map_err(|error| write_error(error.into_error()))?;
+    let file = buffered
+        .into_inner()
+        .map_err(|error| write_error(error.into_error()))?;
     file.sync_all().map_err(write_error)?;
     let size = file.metadata().map_err(write_error)?.len();
     let persisted = if force {
@@ -470,13 +492,14 @@ fn pack_file<W: Write>(path: &Path, out: &mut W, interrupt: &Interrupt) -> Resul
         }
         Sniff::Elf(kind) => return Ok(Outcome::LeftOut(format!("{}: binary", kind.describe()))),
         Sniff::Binary(why) => return Ok(Outcome::LeftOut(why)),
-        Sniff::Image(what) => io::copy(&mut Cursor::new(head).chain(file), &mut out)
-            .map(|_| Outcome::Packed {
+        Sniff::Image(what) => {
+            io::copy(&mut Cursor::new(head).chain(file), &mut out).map(|_| Outcome::Packed {
                 kind: what,
                 redactions: 0,
                 bytes: 0,
                 note: None,
-            }),
+            })
+        }
         Sniff::Text => redact_text(Cursor::new(head).chain(file), &mut out, interrupt, "text"),
         Sniff::Gzip => pack_gzip(Cursor::new(head).chain(file), &mut out, interrupt),
     };
@@ -537,16 +560,18 @@ fn redact_text(
         redactions: stream.stats().redactions,
         bytes: 0,
         note: (long_lines > 0).then(|| {
-            format!(
-                "{long_lines} line(s) over 1 MiB were redacted in pieces: check them by hand"
-            )
+            format!("{long_lines} line(s) over 1 MiB were redacted in pieces: check them by hand")
         }),
     })
 }
 
 /// A rotated log (`full.2.gz`) goes in redacted and recompressed, under
 /// its own name; a compressed core is still a core.
-fn pack_gzip(reader: impl Read, out: &mut impl Write, interrupt: &Interrupt) -> io::Result<Outcome> {
+fn pack_gzip(
+    reader: impl Read,
+    out: &mut impl Write,
+    interrupt: &Interrupt,
+) -> io::Result<Outcome> {
     let mut decoder = MultiGzDecoder::new(reader);
     let head = read_head(&mut decoder)?;
     match sniff(&head) {
@@ -609,8 +634,16 @@ fn print_summary(context: &Context, summary: &Summary) -> Result<()> {
         return Ok(());
     }
     let mut text = String::new();
-    let verb = if summary.dry_run { "Would go in" } else { "Included" };
-    text.push_str(&format!("{verb} ({} files, {} secrets redacted):\n", summary.included.len(), summary.redactions));
+    let verb = if summary.dry_run {
+        "Would go in"
+    } else {
+        "Included"
+    };
+    text.push_str(&format!(
+        "{verb} ({} files, {} secrets redacted):\n",
+        summary.included.len(),
+        summary.redactions
+    ));
     for file in &summary.included {
         let count = match file.redactions {
             0 => "nothing redacted".to_string(),
@@ -622,7 +655,11 @@ fn print_summary(context: &Context, summary: &Summary) -> Result<()> {
             text.push_str(&format!("      warning: {note}\n"));
         }
     }
-    let verb = if summary.dry_run { "Would be left out" } else { "Left out" };
+    let verb = if summary.dry_run {
+        "Would be left out"
+    } else {
+        "Left out"
+    };
     text.push_str(&format!("{verb} ({}):\n", summary.left_out.len()));
     for file in &summary.left_out {
         text.push_str(&format!("  {}  ({})\n", file.path, file.reason));
@@ -636,7 +673,10 @@ fn print_summary(context: &Context, summary: &Summary) -> Result<()> {
             summary.bundle,
             human_size(bytes)
         )),
-        None => text.push_str(&format!("Dry run: nothing written; the bundle would be {}\n", summary.bundle)),
+        None => text.push_str(&format!(
+            "Dry run: nothing written; the bundle would be {}\n",
+            summary.bundle
+        )),
     }
     text.push_str(
         "Redaction hides known secret patterns only: look through the bundle before attaching it.\n",
@@ -680,7 +720,10 @@ mod tests {
             newest_run_dir(&base.path().join("missing")),
             Err(Error::BadInput(message)) if message.contains("does not exist")
         ));
-        assert!(matches!(newest_run_dir(base.path()), Err(Error::BadInput(_))));
+        assert!(matches!(
+            newest_run_dir(base.path()),
+            Err(Error::BadInput(_))
+        ));
         let old = base.path().join("20991231-235959-wazo");
         let new = base.path().join("20200101-000000-wazo");
         for dir in [&old, &new] {
@@ -696,10 +739,16 @@ mod tests {
     #[test]
     fn sniffing() {
         assert!(matches!(sniff(b""), Sniff::Text));
-        assert!(matches!(sniff(b"secret=x\n\xff\xfe latin-1 \xe9\n"), Sniff::Text));
+        assert!(matches!(
+            sniff(b"secret=x\n\xff\xfe latin-1 \xe9\n"),
+            Sniff::Text
+        ));
         assert!(matches!(sniff(b"a\x00b"), Sniff::Binary(_)));
         assert!(matches!(sniff(b"\x1f\x8b\x08\x00"), Sniff::Gzip));
-        assert!(matches!(sniff(b"\x89PNG\r\n\x1a\n\x00\x00"), Sniff::Image(_)));
+        assert!(matches!(
+            sniff(b"\x89PNG\r\n\x1a\n\x00\x00"),
+            Sniff::Image(_)
+        ));
         assert!(matches!(sniff(b"\x28\xb5\x2f\xfd"), Sniff::Binary(_)));
         assert!(matches!(sniff(b"\x7fELF\x02"), Sniff::Binary(_)));
     }
