@@ -509,195 +509,136 @@ mod tests {
         (String::from_utf8(out.into_owned()).unwrap(), count)
     }
 
-    fn hidden(line: &str, expected: &str, count: usize) {
-        assert_eq!(redact(line), (expected.to_string(), count), "for {line:?}");
+    /// One case a line: `INPUT ==> EXPECTED #COUNT`. Each runs with no
+    /// line ending, `\n` and `\r\n`, which must all be kept.
+    fn check(table: &str) {
+        for case in table.lines().map(str::trim).filter(|case| !case.is_empty()) {
+            let (case, count) = case.rsplit_once(" #").unwrap();
+            let (input, expected) = case.split_once(" ==> ").unwrap();
+            let expected = (if expected == "SAME" { input } else { expected }).to_string();
+            for ending in ["", "\n", "\r\n"] {
+                let got = redact(&format!("{input}{ending}"));
+                let want = (format!("{expected}{ending}"), count.parse().unwrap());
+                assert_eq!(got, want, "for {input:?}");
+            }
+        }
     }
 
     #[test]
     fn config_keys_keep_the_key() {
-        hidden("secret=hunter2\n", "secret=[REDACTED]\n", 1);
-        hidden("password = s3cr3t\n", "password = [REDACTED]\n", 1);
-        hidden("md5secret=0123abcd\n", "md5secret=[REDACTED]\n", 1);
-        hidden(
-            "remotesecret => trunkpass\n",
-            "remotesecret => [REDACTED]\n",
-            1,
+        check(
+            r#"
+            secret=hunter2 ==> secret=[REDACTED] #1
+            password = s3cr3t ==> password = [REDACTED] #1
+            md5secret=0123abcd ==> md5secret=[REDACTED] #1
+            remotesecret => trunkpass ==> remotesecret => [REDACTED] #1
+            secret = my pass ; the trunk ==> secret = [REDACTED] #1
+            md5_cred=abcdef ==> md5_cred=[REDACTED] #1
+            type=friend ==> SAME #0
+            "#,
         );
-        hidden(
-            "  secret = my pass ; the trunk\r\n",
-            "  secret = [REDACTED]\r\n",
-            1,
-        );
-        hidden("md5_cred=abcdef\n", "md5_cred=[REDACTED]\n", 1);
     }
 
     #[test]
     fn keys_are_case_insensitive() {
-        hidden("SECRET=a1", "SECRET=[REDACTED]", 1);
-        hidden("PassWord => a2", "PassWord => [REDACTED]", 1);
-        hidden("Md5Secret = a3", "Md5Secret = [REDACTED]", 1);
-        hidden(
-            "proxy-authorization: Digest response=\"ab\"",
-            "proxy-authorization: Digest response=\"[REDACTED]\"",
-            1,
+        check(
+            r#"
+            SECRET=a1 ==> SECRET=[REDACTED] #1
+            PassWord => a2 ==> PassWord => [REDACTED] #1
+            Md5Secret = a3 ==> Md5Secret = [REDACTED] #1
+            proxy-authorization: DIGEST RESPONSE="ab" ==> proxy-authorization: DIGEST RESPONSE="[REDACTED]" #1
+            "#,
         );
     }
 
     #[test]
-    fn ami_secret_line() {
-        hidden("Action: Login\r\n", "Action: Login\r\n", 0);
-        hidden("Secret: amipass\r\n", "Secret: [REDACTED]\r\n", 1);
-        hidden(
-            "[x] manager.c: Secret: amipass other",
-            "[x] manager.c: Secret: [REDACTED] other",
-            1,
+    fn ami_secret_lines() {
+        check(
+            r#"
+            Action: Login ==> SAME #0
+            Secret: amipass ==> Secret: [REDACTED] #1
+            [x] manager.c: Secret: amipass other ==> [x] manager.c: Secret: [REDACTED] other #1
+            "#,
         );
     }
 
     #[test]
     fn two_secrets_on_one_line() {
-        hidden(
-            "peer 1001: secret=aaa md5secret=bbb host=dynamic",
-            "peer 1001: secret=[REDACTED] md5secret=[REDACTED] host=dynamic",
-            2,
+        check(
+            r#"
+            peer 1001: secret=aaa md5secret=bbb host=dynamic ==> peer 1001: secret=[REDACTED] md5secret=[REDACTED] host=dynamic #2
+            "#,
         );
     }
 
     #[test]
     fn gdb_bt_full_locals() {
-        hidden(
-            "        secret = 0x55d5c0a3b2c0 \"hunter2\"\n",
-            "        secret = 0x55d5c0a3b2c0 \"[REDACTED]\"\n",
-            1,
+        check(
+            r#"
+            secret = 0x55d5c0a3b2c0 "hunter2" ==> secret = 0x55d5c0a3b2c0 "[REDACTED]" #1
+            password = "hunter2" ==> password = "[REDACTED]" #1
+            p = {name = "1001", secret = "abc", md5secret = "", port = 5060} ==> p = {name = "1001", secret = "[REDACTED]", md5secret = "", port = 5060} #1
+            secret = "hunt", 'e' <repeats 12 times>, "r2\000" ==> secret = "[REDACTED]" #1
+            password = 0x7f <buf> "unterminated... ==> password = 0x7f <buf> "[REDACTED] #1
+            secret = '\000' <repeats 79 times> ==> secret = '[REDACTED]' <repeats 79 times> #1
+            secret = <optimized out> ==> SAME #0
+            md5secret = 0x0 ==> SAME #0
+            if (password == NULL) ==> SAME #0
+            "#,
         );
-        hidden(
-            "        password = \"hunter2\"\n",
-            "        password = \"[REDACTED]\"\n",
-            1,
-        );
-        hidden(
-            "        p = {name = \"1001\", secret = \"abc\", md5secret = \"\", port = 5060}",
-            "        p = {name = \"1001\", secret = \"[REDACTED]\", md5secret = \"\", port = 5060}",
-            1,
-        );
-        hidden(
-            "        secret = \"hunt\", 'e' <repeats 12 times>, \"r2\\000\"",
-            "        secret = \"[REDACTED]\"",
-            1,
-        );
-        hidden(
-            "        password = 0x7f <buf> \"unterminated...",
-            "        password = 0x7f <buf> \"[REDACTED]",
-            1,
-        );
-        hidden(
-            "        secret = <optimized out>\n",
-            "        secret = <optimized out>\n",
-            0,
-        );
-        hidden("        md5secret = 0x0\n", "        md5secret = 0x0\n", 0);
-        hidden(
-            "        secret = '\\000' <repeats 79 times>",
-            "        secret = '[REDACTED]' <repeats 79 times>",
-            1,
-        );
-        hidden("  if (password == NULL)", "  if (password == NULL)", 0);
+        // Locals are indented in `bt full`.
+        assert_eq!(redact("        password = \"x\"\n").1, 1);
     }
 
     #[test]
     fn sip_digest_parameters() {
-        let line = "Authorization: Digest username=\"1001\", realm=\"wazo\", nonce=\"n0nce\", \
-                    uri=\"sip:1002@10.0.0.1\", response=\"4f2a\", algorithm=MD5, cnonce=\"c0\", qop=auth, nc=00000001\r\n";
-        let expected = "Authorization: Digest username=\"1001\", realm=\"wazo\", nonce=\"[REDACTED]\", \
-                        uri=\"sip:1002@10.0.0.1\", response=\"[REDACTED]\", algorithm=MD5, cnonce=\"[REDACTED]\", qop=auth, nc=00000001\r\n";
-        hidden(line, expected, 3);
-        hidden(
-            "WWW-Authenticate: Digest realm=\"wazo\",nonce=\"1700:abc\",algorithm=MD5",
-            "WWW-Authenticate: Digest realm=\"wazo\",nonce=\"[REDACTED]\",algorithm=MD5",
-            1,
-        );
-        // Outside an authentication header `response` is ordinary.
-        hidden(
-            "ARI response=200 for GET /channels",
-            "ARI response=200 for GET /channels",
-            0,
+        check(
+            r#"
+            Authorization: Digest username="1001", realm="wazo", nonce="n0nce", uri="sip:1002@10.0.0.1", response="4f2a", algorithm=MD5, cnonce="c0", qop=auth, nc=00000001 ==> Authorization: Digest username="1001", realm="wazo", nonce="[REDACTED]", uri="sip:1002@10.0.0.1", response="[REDACTED]", algorithm=MD5, cnonce="[REDACTED]", qop=auth, nc=00000001 #3
+            WWW-Authenticate: Digest realm="wazo",nonce="1700:abc",algorithm=MD5 ==> WWW-Authenticate: Digest realm="wazo",nonce="[REDACTED]",algorithm=MD5 #1
+            ARI response=200 for GET /channels ==> SAME #0
+            "#,
         );
     }
 
     #[test]
     fn tokens_and_headers() {
-        hidden(
-            "Authorization: Bearer eyJhbGciOi.abc-def_ghi",
-            "Authorization: Bearer [REDACTED]",
-            1,
-        );
-        hidden(
-            "Authorization: Basic dXNlcjpwYXNz",
-            "Authorization: Basic [REDACTED]",
-            1,
-        );
-        hidden(
-            "X-Auth-Token: 5ba3e5b0-7c0c-4d4f",
-            "X-Auth-Token: [REDACTED]",
-            1,
-        );
-        hidden(
-            "{\"token\": \"abc-123\", \"auth_token\": \"def\", \"expires_at\": \"x\"}",
-            "{\"token\": \"[REDACTED]\", \"auth_token\": \"[REDACTED]\", \"expires_at\": \"x\"}",
-            2,
-        );
-        hidden(
-            "{'username': 'u', 'password': 'p'}",
-            "{'username': 'u', 'password': '[REDACTED]'}",
-            1,
-        );
-        hidden(
-            "GET /api?token=abcd&x=1",
-            "GET /api?token=[REDACTED]&x=1",
-            1,
-        );
-        hidden(
-            "syntax error: unexpected token: ')'",
-            "syntax error: unexpected token: ')'",
-            0,
-        );
-        hidden(
-            "the Bearer token is missing",
-            "the Bearer token is missing",
-            0,
+        check(
+            r#"
+            Authorization: Bearer eyJhbGciOi.abc-def_ghi ==> Authorization: Bearer [REDACTED] #1
+            Authorization: Basic dXNlcjpwYXNz ==> Authorization: Basic [REDACTED] #1
+            X-Auth-Token: 5ba3e5b0-7c0c-4d4f ==> X-Auth-Token: [REDACTED] #1
+            {"token": "abc-123", "auth_token": "def", "expires_at": "x"} ==> {"token": "[REDACTED]", "auth_token": "[REDACTED]", "expires_at": "x"} #2
+            {'username': 'u', 'password': 'p'} ==> {'username': 'u', 'password': '[REDACTED]'} #1
+            GET /api?token=abcd&x=1 ==> GET /api?token=[REDACTED]&x=1 #1
+            syntax error: unexpected token: ')' ==> SAME #0
+            the Bearer token is missing ==> SAME #0
+            "#,
         );
     }
 
     #[test]
     fn urls_and_chan_sip_strings() {
-        hidden(
-            "db_uri: postgresql://asterisk:proformatique@localhost/asterisk",
-            "db_uri: postgresql://asterisk:[REDACTED]@localhost/asterisk",
-            1,
+        check(
+            r#"
+            db_uri: postgresql://asterisk:proformatique@localhost/asterisk ==> db_uri: postgresql://asterisk:[REDACTED]@localhost/asterisk #1
+            see http://host:8080/x@y ==> SAME #0
+            register => 1234:trunkpass@sip.example.com/1234 ==> register => 1234:[REDACTED]@sip.example.com/1234 #1
+            register => tls://user@example.com:pw:authuser@host:5061 ==> register => tls://user@example.com:[REDACTED]:authuser@host:5061 #1
+            auth = user:pw@realm ==> auth = user:[REDACTED]@realm #1
+            "#,
         );
-        hidden("see http://host:8080/x@y", "see http://host:8080/x@y", 0);
-        hidden(
-            "register => 1234:trunkpass@sip.example.com/1234",
-            "register => 1234:[REDACTED]@sip.example.com/1234",
-            1,
-        );
-        hidden(
-            "register => tls://user@example.com:pw:authuser@host:5061",
-            "register => tls://user@example.com:[REDACTED]:authuser@host:5061",
-            1,
-        );
-        hidden("auth = user:pw@realm", "auth = user:[REDACTED]@realm", 1);
     }
 
     #[test]
     fn redacting_twice_changes_nothing() {
-        for line in [
-            "secret=[REDACTED]",
-            "password = \"[REDACTED]\"",
-            "X-Auth-Token: [REDACTED]",
-        ] {
-            hidden(line, line, 0);
-        }
+        check(
+            r#"
+            secret=[REDACTED] ==> SAME #0
+            password = "[REDACTED]" ==> SAME #0
+            X-Auth-Token: [REDACTED] ==> SAME #0
+            "#,
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //!   renamed at the end, so a failure or Ctrl-C never leaves a partial
 //!   `DIR.tar.gz` that someone could attach by mistake.
 
+use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Cursor, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileTypeExt;
@@ -121,21 +122,18 @@ pub fn run(context: &Context, args: &ReportArgs) -> Result<()> {
         for entry in &entries {
             if let Entry::File { path, relative } = entry {
                 context.interrupt.check()?;
-                let outcome = pack_file(path, &mut io::sink(), &context.interrupt)
-                    .map_err(|fatal| fatal.into_error(Path::new("(nothing: dry run)")))?;
+                let outcome = pack_file(path, &mut io::sink(), Path::new("/dev/null"), context)?;
                 record(&mut summary, relative, outcome);
             }
         }
     } else {
-        let size = write_bundle(
-            context,
-            &entries,
-            &name,
-            &parent,
-            &bundle,
-            args.force,
-            &mut summary,
-        )?;
+        let target = Target {
+            name: &name,
+            parent: &parent,
+            bundle: &bundle,
+            force: args.force,
+        };
+        let size = write_bundle(context, &entries, &target, &mut summary)?;
         summary.bundle_bytes = Some(size);
     }
     summary.redactions = summary.included.iter().map(|file| file.redactions).sum();
@@ -262,14 +260,11 @@ fn walk(dir: &Path, relative: &Path, entries: &mut Vec<Entry>, left_out: &mut Ve
                 relative: child_relative,
             });
         } else {
-            let what = if file_type.is_symlink() {
-                "symbolic link, not followed (it may point outside the run directory)"
-            } else if file_type.is_fifo() {
-                "not a regular file (named pipe)"
-            } else if file_type.is_socket() {
-                "not a regular file (socket)"
-            } else {
-                "not a regular file (device)"
+            let what = match () {
+                _ if file_type.is_symlink() => "symbolic link, not followed (it may point outside)",
+                _ if file_type.is_fifo() => "not a regular file (named pipe)",
+                _ if file_type.is_socket() => "not a regular file (socket)",
+                _ => "not a regular file (device)",
             };
             left_out.push(left(&child_relative, what.to_string()));
         }
@@ -285,58 +280,49 @@ fn left(relative: &Path, reason: String) -> LeftOut {
 
 /// What happened to one file.
 enum Outcome {
-    Packed {
-        kind: &'static str,
-        redactions: u64,
-        bytes: u64,
-        note: Option<String>,
-    },
+    /// Its path and size are filled in by the caller.
+    Packed(Included),
     LeftOut(String),
 }
 
-/// What stops the whole bundle (as opposed to leaving one file out).
-enum Fatal {
-    Write(io::Error),
-    Interrupted,
-}
-
-impl Fatal {
-    fn into_error(self, path: &Path) -> Error {
-        match self {
-            Fatal::Write(error) => Error::write(path, error),
-            Fatal::Interrupted => Error::Interrupted,
-        }
-    }
+fn packed(kind: &'static str, redactions: u64, note: Option<String>) -> Outcome {
+    Outcome::Packed(Included {
+        path: String::new(),
+        kind,
+        bytes: 0,
+        redactions,
+        note,
+    })
 }
 
 fn record(summary: &mut Summary, relative: &Path, outcome: Outcome) {
     let path = relative.display().to_string();
     match outcome {
-        Outcome::Packed {
-            kind,
-            redactions,
-            bytes,
-            note,
-        } => summary.included.push(Included {
-            path,
-            kind,
-            bytes,
-            redactions,
-            note,
-        }),
+        Outcome::Packed(included) => summary.included.push(Included { path, ..included }),
         Outcome::LeftOut(reason) => summary.left_out.push(LeftOut { path, reason }),
     }
+}
+
+/// Where the bundle goes: `parent/name.tar.gz`, with `name/` on top.
+struct Target<'a> {
+    name: &'a str,
+    parent: &'a Path,
+    bundle: &'a Path,
+    force: bool,
 }
 
 fn write_bundle(
     context: &Context,
     entries: &[Entry],
-    name: &str,
-    parent: &Path,
-    bundle: &Path,
-    force: bool,
+    target: &Target,
     summary: &mut Summary,
 ) -> Result<u64> {
+    let Target {
+        name,
+        parent,
+        bundle,
+        force,
+    } = *target;
     // Same directory as the bundle, so the final rename is atomic; 0600 and
     // removed on drop, so an error or Ctrl-C leaves nothing behind.
     let temp = tempfile::Builder::new()
@@ -362,9 +348,8 @@ fn write_bundle(
             Entry::File { path, relative } => {
                 scratch.set_len(0).map_err(write_error)?;
                 scratch.seek(SeekFrom::Start(0)).map_err(write_error)?;
-                let outcome = pack_file(path, &mut scratch, &context.interrupt)
-                    .map_err(|fatal| fatal.into_error(&temp_path))?;
-                if let Outcome::Packed { bytes, .. } = &outcome {
+                let outcome = pack_file(path, &mut scratch, &temp_path, context)?;
+                if let Outcome::Packed(Included { bytes, .. }) = &outcome {
                     scratch.seek(SeekFrom::Start(0)).map_err(write_error)?;
                     let mut header = tar::Header::new_gnu();
                     header.set_entry_type(tar::EntryType::Regular);
@@ -471,8 +456,16 @@ fn sniff(head: &[u8]) -> Sniff {
     Sniff::Text
 }
 
-/// Writes what goes in the bundle for the file at `path` into `out`.
-fn pack_file<W: Write>(path: &Path, out: &mut W, interrupt: &Interrupt) -> Result<Outcome, Fatal> {
+/// Writes what goes in the bundle for the file at `path` into `out`
+/// (`out_path` names it in errors). A file that cannot be read is left
+/// out; a failure to write (a full disk) or Ctrl-C stops the bundle.
+fn pack_file<W: Write>(
+    path: &Path,
+    out: &mut W,
+    out_path: &Path,
+    context: &Context,
+) -> Result<Outcome> {
+    let interrupt = &context.interrupt;
     let file = match File::open(path) {
         Ok(file) => file,
         Err(error) => return Ok(Outcome::LeftOut(format!("cannot read: {error}"))),
@@ -482,7 +475,11 @@ fn pack_file<W: Write>(path: &Path, out: &mut W, interrupt: &Interrupt) -> Resul
         Ok(head) => head,
         Err(error) => return Ok(Outcome::LeftOut(format!("cannot read: {error}"))),
     };
-    let mut out = Counted::new(out);
+    let mut out = Counted {
+        inner: out,
+        bytes: 0,
+        failed: false,
+    };
     let result = match sniff(&head) {
         Sniff::Elf(ElfKind::Core) => {
             return Ok(Outcome::LeftOut(format!(
@@ -493,33 +490,21 @@ fn pack_file<W: Write>(path: &Path, out: &mut W, interrupt: &Interrupt) -> Resul
         Sniff::Elf(kind) => return Ok(Outcome::LeftOut(format!("{}: binary", kind.describe()))),
         Sniff::Binary(why) => return Ok(Outcome::LeftOut(why)),
         Sniff::Image(what) => {
-            io::copy(&mut Cursor::new(head).chain(file), &mut out).map(|_| Outcome::Packed {
-                kind: what,
-                redactions: 0,
-                bytes: 0,
-                note: None,
-            })
+            io::copy(&mut Cursor::new(head).chain(file), &mut out).map(|_| packed(what, 0, None))
         }
         Sniff::Text => redact_text(Cursor::new(head).chain(file), &mut out, interrupt, "text"),
         Sniff::Gzip => pack_gzip(Cursor::new(head).chain(file), &mut out, interrupt),
     };
     if interrupt.received().is_some() {
-        return Err(Fatal::Interrupted);
+        return Err(Error::Interrupted);
     }
     match result {
-        Ok(Outcome::Packed {
-            kind,
-            redactions,
-            note,
-            ..
-        }) => Ok(Outcome::Packed {
-            kind,
-            redactions,
+        Ok(Outcome::Packed(included)) => Ok(Outcome::Packed(Included {
             bytes: out.bytes,
-            note,
-        }),
+            ..included
+        })),
         Ok(left_out) => Ok(left_out),
-        Err(error) if out.failed => Err(Fatal::Write(error)),
+        Err(error) if out.failed => Err(Error::write(out_path, error)),
         Err(error) => Ok(Outcome::LeftOut(format!("cannot read: {error}"))),
     }
 }
@@ -555,14 +540,10 @@ fn redact_text(
         }
     }
     let long_lines = lines.long_lines();
-    Ok(Outcome::Packed {
-        kind,
-        redactions: stream.stats().redactions,
-        bytes: 0,
-        note: (long_lines > 0).then(|| {
-            format!("{long_lines} line(s) over 1 MiB were redacted in pieces: check them by hand")
-        }),
-    })
+    let note = (long_lines > 0).then(|| {
+        format!("{long_lines} line(s) over 1 MiB were redacted in pieces: check them by hand")
+    });
+    Ok(packed(kind, stream.stats().redactions, note))
 }
 
 /// A rotated log (`full.2.gz`) goes in redacted and recompressed, under
@@ -604,16 +585,6 @@ struct Counted<'a, W> {
     failed: bool,
 }
 
-impl<'a, W> Counted<'a, W> {
-    fn new(inner: &'a mut W) -> Self {
-        Counted {
-            inner,
-            bytes: 0,
-            failed: false,
-        }
-    }
-}
-
 impl<W: Write> Write for Counted<'_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let written = self.inner.write(buf).inspect_err(|_| self.failed = true)?;
@@ -633,55 +604,49 @@ fn print_summary(context: &Context, summary: &Summary) -> Result<()> {
         println!("{text}");
         return Ok(());
     }
-    let mut text = String::new();
-    let verb = if summary.dry_run {
-        "Would go in"
-    } else {
-        "Included"
+    let plural = |count: usize, what: &str| match count {
+        1 => format!("1 {what}"),
+        count => format!("{count} {what}s"),
     };
-    text.push_str(&format!(
-        "{verb} ({} files, {} secrets redacted):\n",
-        summary.included.len(),
-        summary.redactions
-    ));
+    let (going_in, left_out) = match summary.dry_run {
+        true => ("Would go in", "Would be left out"),
+        false => ("Included", "Left out"),
+    };
+    let redactions = plural(summary.redactions as usize, "secret");
+    let files = plural(summary.included.len(), "file");
+    let mut text = format!("{going_in} ({files}, {redactions} redacted):\n");
     for file in &summary.included {
         let count = match file.redactions {
             0 => "nothing redacted".to_string(),
-            1 => "1 secret redacted".to_string(),
-            count => format!("{count} secrets redacted"),
+            count => format!("{} redacted", plural(count as usize, "secret")),
         };
-        text.push_str(&format!("  {}  ({}; {count})\n", file.path, file.kind));
+        let _ = writeln!(text, "  {}  ({}; {count})", file.path, file.kind);
         if let Some(note) = &file.note {
-            text.push_str(&format!("      warning: {note}\n"));
+            let _ = writeln!(text, "      warning: {note}");
         }
     }
-    let verb = if summary.dry_run {
-        "Would be left out"
-    } else {
-        "Left out"
-    };
-    text.push_str(&format!("{verb} ({}):\n", summary.left_out.len()));
+    let _ = writeln!(text, "{left_out} ({}):", summary.left_out.len());
     for file in &summary.left_out {
-        text.push_str(&format!("  {}  ({})\n", file.path, file.reason));
+        let _ = writeln!(text, "  {}  ({})", file.path, file.reason);
     }
     for note in &summary.notes {
-        text.push_str(&format!("Note: {note}\n"));
+        let _ = writeln!(text, "Note: {note}");
     }
-    match summary.bundle_bytes {
-        Some(bytes) => text.push_str(&format!(
-            "Bundle: {} ({}, mode 0600)\n",
+    let _ = match summary.bundle_bytes {
+        Some(bytes) => writeln!(
+            text,
+            "Bundle: {} ({}, mode 0600)",
             summary.bundle,
             human_size(bytes)
-        )),
-        None => text.push_str(&format!(
-            "Dry run: nothing written; the bundle would be {}\n",
+        ),
+        None => writeln!(
+            text,
+            "Dry run: nothing written; the bundle would be {}",
             summary.bundle
-        )),
-    }
-    text.push_str(
-        "Redaction hides known secret patterns only: look through the bundle before attaching it.\n",
-    );
-    text.push_str(&format!("Reminder: {CORE_REMINDER}\n"));
+        ),
+    };
+    text.push_str("Redaction hides known secret patterns only: look through the bundle before attaching it.\n");
+    let _ = writeln!(text, "Reminder: {CORE_REMINDER}");
     print!("{text}");
     Ok(())
 }
