@@ -34,8 +34,10 @@ pub const MAX_LINE: usize = 1 << 20;
 
 /// Keys whose value is secret in `key=value`, `key => value`, `key: value`,
 /// `"key": value` and gdb's `key = value` forms. A key may have a prefix
-/// (`db_password`, `client_secret`, `X-Auth-Token`).
-const KEY_VALUE: &str = r#"(?i-u)([a-z0-9_.-]*(?:secret|passw(?:or)?d|passphrase|md5_cred|token|api[_-]?key|private[_-]?key))(["']?)[ \t]*(=>|=|:)[ \t]*"#;
+/// (`db_password`, `client_secret`, `X-Auth-Token`). `service_key` is the
+/// secret half of the wazo-auth service credentials in
+/// `/var/lib/wazo-auth-keys/*.yml`.
+const KEY_VALUE: &str = r#"(?i-u)([a-z0-9_.-]*(?:secret|passw(?:or)?d|passphrase|md5_cred|token|api[_-]?key|service[_-]?key|private[_-]?key))(["']?)[ \t]*(=>|=|:)[ \t]*"#;
 
 /// Key endings that are secret whatever the separator. A bare `token`
 /// (or `foo_token`) is only taken with `=` or as a quoted key: Asterisk
@@ -56,6 +58,8 @@ const STRONG_KEYS: &[&str] = &[
     "apikey",
     "api_key",
     "api-key",
+    "service_key",
+    "service-key",
     "private_key",
     "private-key",
     "privatekey",
@@ -79,7 +83,7 @@ const SIP_REGISTER: &str = r"(?i-u)^\s*register\s*=>?\s*(?:[^\s?]*\?)?(?:[a-z]+:
 const SIP_AUTH: &str = r"(?i-u)^\s*auth\s*=>?\s*[^:#@\s]+[:#]([^@\s]+)@";
 /// Lines that may hold a secret: everything else is copied untouched
 /// without running the other patterns (most log lines).
-const PREFILTER: &str = r"(?i-u)secret|passw|passphrase|md5_cred|token|api.?key|private|bearer|basic|nonce|response|rspauth|://|register|auth";
+const PREFILTER: &str = r"(?i-u)secret|passw|passphrase|md5_cred|token|api.?key|service.?key|private|bearer|basic|nonce|response|rspauth|://|register|auth";
 
 /// The compiled patterns. Build one with [`Redactor::shared`].
 pub struct Redactor {
@@ -540,6 +544,14 @@ mod tests {
     }
 
     #[test]
+    fn every_key_passes_the_prefilter() {
+        for key in STRONG_KEYS {
+            assert_eq!(redact(&format!("{key}: x")).1, 1, "{key}");
+            assert_eq!(redact(&format!("{}=x", key.to_uppercase())).1, 1, "{key}");
+        }
+    }
+
+    #[test]
     fn keys_are_case_insensitive() {
         check(
             r#"
@@ -608,6 +620,8 @@ mod tests {
             Authorization: Bearer eyJhbGciOi.abc-def_ghi ==> Authorization: Bearer [REDACTED] #1
             Authorization: Basic dXNlcjpwYXNz ==> Authorization: Basic [REDACTED] #1
             X-Auth-Token: 5ba3e5b0-7c0c-4d4f ==> X-Auth-Token: [REDACTED] #1
+            service_key: 8a1f2c ==> service_key: [REDACTED] #1
+            amqp://guest:guest@localhost:5672/ ==> amqp://guest:[REDACTED]@localhost:5672/ #1
             {"token": "abc-123", "auth_token": "def", "expires_at": "x"} ==> {"token": "[REDACTED]", "auth_token": "[REDACTED]", "expires_at": "x"} #2
             {'username': 'u', 'password': 'p'} ==> {'username': 'u', 'password': '[REDACTED]'} #1
             GET /api?token=abcd&x=1 ==> GET /api?token=[REDACTED]&x=1 #1

@@ -128,6 +128,7 @@ pub fn run(context: &Context, args: &ReportArgs) -> Result<()> {
         }
     } else {
         let target = Target {
+            dir: &dir,
             name: &name,
             parent: &parent,
             bundle: &bundle,
@@ -221,7 +222,7 @@ fn name_and_parent(dir: &Path) -> Result<(String, PathBuf)> {
 }
 
 enum Entry {
-    Dir { relative: PathBuf },
+    Dir { path: PathBuf, relative: PathBuf },
     File { path: PathBuf, relative: PathBuf },
 }
 
@@ -251,6 +252,7 @@ fn walk(dir: &Path, relative: &Path, entries: &mut Vec<Entry>, left_out: &mut Ve
         };
         if file_type.is_dir() {
             entries.push(Entry::Dir {
+                path: path.clone(),
                 relative: child_relative.clone(),
             });
             walk(&path, &child_relative, entries, left_out);
@@ -305,6 +307,7 @@ fn record(summary: &mut Summary, relative: &Path, outcome: Outcome) {
 
 /// Where the bundle goes: `parent/name.tar.gz`, with `name/` on top.
 struct Target<'a> {
+    dir: &'a Path,
     name: &'a str,
     parent: &'a Path,
     bundle: &'a Path,
@@ -318,6 +321,7 @@ fn write_bundle(
     summary: &mut Summary,
 ) -> Result<u64> {
     let Target {
+        dir,
         name,
         parent,
         bundle,
@@ -338,12 +342,12 @@ fn write_bundle(
 
     let encoder = GzEncoder::new(io::BufWriter::new(temp.as_file()), Compression::default());
     let mut tar = tar::Builder::new(encoder);
-    append_dir(&mut tar, Path::new(name)).map_err(write_error)?;
+    append_dir(&mut tar, Path::new(name), dir).map_err(write_error)?;
     for entry in entries {
         context.interrupt.check()?;
         match entry {
-            Entry::Dir { relative } => {
-                append_dir(&mut tar, &Path::new(name).join(relative)).map_err(write_error)?;
+            Entry::Dir { path, relative } => {
+                append_dir(&mut tar, &Path::new(name).join(relative), path).map_err(write_error)?;
             }
             Entry::File { path, relative } => {
                 scratch.set_len(0).map_err(write_error)?;
@@ -386,12 +390,12 @@ fn write_bundle(
     Ok(size)
 }
 
-fn append_dir<W: Write>(tar: &mut tar::Builder<W>, path: &Path) -> io::Result<()> {
+fn append_dir<W: Write>(tar: &mut tar::Builder<W>, path: &Path, source: &Path) -> io::Result<()> {
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(tar::EntryType::Directory);
     header.set_size(0);
     header.set_mode(0o700);
-    header.set_mtime(0);
+    header.set_mtime(mtime(source));
     tar.append_data(&mut header, path, io::empty())
 }
 
