@@ -407,7 +407,10 @@ fn mtime(path: &Path) -> u64 {
         .map_or(0, |since| since.as_secs())
 }
 
-/// What the first bytes of a file say about it.
+/// What the first bytes of a file say about it. Images (a lock graph drawn
+/// by graphviz, a screenshot) are the only binaries let in: someone put
+/// them there to be seen, and they cannot carry process memory. Anything
+/// compressed other than gzip cannot be checked, so it stays out.
 enum Sniff {
     Elf(ElfKind),
     Gzip,
