@@ -91,6 +91,20 @@ pub enum Command {
             wazo-astdebug --runbooks ./my-runbooks --wazo-version 26.07 --dry-run setup-dbg"
     )]
     Runbooks(RunbooksArgs),
+
+    /// Pack a run directory into DIR.tar.gz for the bug tracker: no core file, secrets redacted
+    #[command(
+        long_about = "Pack a run directory into DIR.tar.gz for the bug tracker: no core file, secrets redacted.\n\n\
+            Writes DIR.tar.gz beside DIR, mode 0600, through a temporary file (never a partial bundle). \
+            Core files are found by their ELF header, whatever their name, and left out, as are other \
+            binaries (images excepted), symlinks and special files. In every text file (gzip ones too), \
+            passwords, secrets, SIP digest responses and nonces, AMI secrets, tokens and `bt full` \
+            locals are replaced by [REDACTED], keeping the key. Prints each file with its count, each \
+            file left out and why. With --dry-run, only lists that and writes nothing.",
+        after_help = "Examples:\n  wazo-astdebug report\n  wazo-astdebug --dry-run report /var/local/wazo-astdebug/20261128-045500-wazo\n  \
+            wazo-astdebug --json report --force /var/local/wazo-astdebug/20261128-045500-wazo"
+    )]
+    Report(crate::report::ReportArgs),
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ pub mod cli;
 mod child;
 mod command;
 mod context;
+mod elf;
 mod error;
 mod executor;
 mod gdb;
@@ -21,6 +22,8 @@ mod info;
 mod interrupt;
 mod plan;
 mod prompt;
+mod redact;
+mod report;
 mod runbook;
 mod runbooks_cmd;
 mod setup_dbg;
@@ -50,6 +53,7 @@ pub fn main() -> ExitCode {
         Command::SetupDbg => setup_dbg::run(&context),
         Command::Info => info::run(&context),
         Command::Runbooks(args) => runbooks_cmd::run(&context, &args),
+        Command::Report(args) => report::run(&context, &args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
