@@ -239,7 +239,7 @@ mod tests {
     fn a_real_core_from_gcore() {
         let dir = tempfile::tempdir().unwrap();
         let Ok(mut child) = Command::new("sleep").arg("30").spawn() else {
-            eprintln!("note: cannot run sleep; real-core test skipped");
+            errln!("note: cannot run sleep; real-core test skipped");
             return;
         };
         let prefix = dir.path().join("core");
@@ -254,7 +254,7 @@ mod tests {
         let _ = child.wait();
         let core = dir.path().join(format!("core.{}", child.id()));
         if !matches!(status, Ok(status) if status.success()) || !core.exists() {
-            eprintln!(
+            errln!(
                 "note: gcore failed (not installed, or ptrace not permitted); real-core test skipped"
             );
             return;

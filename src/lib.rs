@@ -46,7 +46,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let interrupt = match interrupt::Interrupt::install() {
         Ok(interrupt) => interrupt,
-        Err(error) => return report(&error),
+        Err(error) => return exit_with(&error),
     };
     let context = Context::new(cli.global, interrupt);
     let outcome = match cli.command {
@@ -57,11 +57,11 @@ pub fn main() -> ExitCode {
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => report(&error),
+        Err(error) => exit_with(&error),
     }
 }
 
-fn report(error: &Error) -> ExitCode {
+fn exit_with(error: &Error) -> ExitCode {
     match error {
         Error::Declined => errln!("wazo-astdebug: {error}"),
         _ => errln!("wazo-astdebug: error: {error}"),

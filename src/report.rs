@@ -608,7 +608,7 @@ fn print_summary(context: &Context, summary: &Summary) -> Result<()> {
     if context.opts.json {
         let text = serde_json::to_string_pretty(summary)
             .map_err(|error| Error::write("standard output", io::Error::other(error)))?;
-        println!("{text}");
+        outln!("{text}");
         return Ok(());
     }
     let plural = |count: usize, what: &str| match count {
@@ -654,7 +654,7 @@ fn print_summary(context: &Context, summary: &Summary) -> Result<()> {
     };
     text.push_str("Redaction hides known secret patterns only: look through the bundle before attaching it.\n");
     let _ = writeln!(text, "Reminder: {CORE_REMINDER}");
-    print!("{text}");
+    out!("{text}");
     Ok(())
 }
 
