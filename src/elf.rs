@@ -123,7 +123,6 @@ pub fn find_core_header(bytes: &[u8]) -> Option<usize> {
 ///
 /// `Ok(None)` for a file that is not ELF, including an empty or short one;
 /// `Err` only when the file cannot be opened or read.
-#[allow(dead_code)] // API for `crash --core`, which refuses programs given as cores
 pub fn classify_file(path: &Path) -> io::Result<Option<ElfKind>> {
     let mut header = Vec::with_capacity(HEADER_LEN);
     File::open(path)?
@@ -133,7 +132,6 @@ pub fn classify_file(path: &Path) -> io::Result<Option<ElfKind>> {
 }
 
 /// True when the file at `path` is an ELF core file, whatever its name.
-#[allow(dead_code)] // API for `crash --core`, which refuses programs given as cores
 pub fn is_core_file(path: &Path) -> io::Result<bool> {
     Ok(classify_file(path)? == Some(ElfKind::Core))
 }

@@ -13,6 +13,7 @@ pub mod cli;
 mod child;
 mod command;
 mod context;
+mod cores;
 mod elf;
 mod error;
 mod executor;
