@@ -91,6 +91,13 @@ pub enum Command {
             wazo-astdebug --runbooks ./my-runbooks --wazo-version 26.07 --dry-run setup-dbg"
     )]
     Runbooks(RunbooksArgs),
+
+    /// List Asterisk segfaults found in syslog, kern.log, messages (rotated and gzipped too), the journal and dmesg
+    #[command(
+        after_help = "Examples:\n  wazo-astdebug segfaults\n  wazo-astdebug segfaults --since -2d\n  \
+            wazo-astdebug --json segfaults --log ./syslog.2.gz --log ./kern.log"
+    )]
+    Segfaults(crate::segfaults::SegfaultsArgs),
 }
 
 #[derive(Debug, Args)]

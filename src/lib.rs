@@ -13,8 +13,11 @@ mod interrupt;
 mod prompt;
 mod runbook;
 mod runbooks_cmd;
+mod segfault;
+mod segfaults;
 mod setup_dbg;
 mod shell;
+mod syslog;
 mod executor;
 mod apt_sources;
 mod asterisk;
@@ -42,6 +45,7 @@ pub fn main() -> ExitCode {
         Command::SetupDbg => setup_dbg::run(&context),
         Command::Info => info::run(&context),
         Command::Runbooks(args) => runbooks_cmd::run(&context, &args),
+        Command::Segfaults(args) => segfaults::run(&context, &args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
