@@ -102,9 +102,10 @@ pub struct Scan {
     pub segfaults: Vec<Segfault>,
     /// The sources read successfully, by label.
     pub scanned: Vec<String>,
-    /// Problems to show on stderr; the segfaults found elsewhere still count.
+    /// Notes to show on stderr (a file that does not look like a log).
     pub warnings: Vec<String>,
-    /// The errors behind some warnings, for when nothing could be read at all.
+    /// Sources that could not be read (in full): the segfaults found before
+    /// the error, and in other sources, still count.
     pub errors: Vec<Error>,
 }
 
@@ -112,10 +113,17 @@ pub struct Scan {
 /// printed on stderr. The newest is `.last()`.
 pub fn find_segfaults(host: &Host, sources: &[Source], filter: &Filter) -> Result<Vec<Segfault>> {
     let scan = scan(host, sources, filter, None)?;
+    warn(&scan);
+    Ok(scan.segfaults)
+}
+
+fn warn(scan: &Scan) {
     for warning in &scan.warnings {
         eprintln!("wazo-astdebug: warning: {warning}");
     }
-    Ok(scan.segfaults)
+    for error in &scan.errors {
+        eprintln!("wazo-astdebug: warning: {error} (segfaults found before and elsewhere are listed)");
+    }
 }
 
 /// The newest segfault of `process` in the host's default sources.
@@ -171,10 +179,7 @@ pub fn scan(host: &Host, sources: &[Source], filter: &Filter, interrupt: Option<
             Ok(true) => scan.scanned.push(label),
             Ok(false) => {}
             Err(Error::Interrupted) => return Err(Error::Interrupted),
-            Err(error) => {
-                scan.warnings.push(format!("{error} (segfaults found elsewhere are still listed)"));
-                scan.errors.push(error);
-            }
+            Err(error) => scan.errors.push(error),
         }
     }
     // Stable: equal times keep the order of preference.
@@ -323,16 +328,14 @@ pub fn run(context: &Context, args: &SegfaultsArgs) -> Result<()> {
         }
         args.logs.iter().cloned().map(Source::File).collect()
     };
-    let scan = scan(&context.host, &sources, &filter, Some(&context.interrupt))?;
+    let mut scan = scan(&context.host, &sources, &filter, Some(&context.interrupt))?;
     context.interrupt.check()?;
-    for warning in &scan.warnings {
-        eprintln!("wazo-astdebug: warning: {warning}");
+    // Nothing read at all: the error is the answer, and exits 2.
+    if scan.scanned.is_empty() && !scan.errors.is_empty() {
+        scan.errors.truncate(1);
+        return Err(scan.errors.remove(0));
     }
-    if scan.scanned.is_empty() {
-        if let Some(error) = scan.errors.into_iter().next() {
-            return Err(error);
-        }
-    }
+    warn(&scan);
     if context.opts.json {
         let list: Vec<SegfaultJson> = scan.segfaults.iter().map(SegfaultJson::from).collect();
         let text = serde_json::to_string_pretty(&list)
