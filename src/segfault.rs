@@ -191,7 +191,11 @@ fn skip_stamp(head: &[u8], from: usize) -> Option<usize> {
     }
     let close = memchr::memchr(b']', rest)?;
     let inside = &rest[1..close];
-    if inside.is_empty() || !inside.iter().all(|b| b.is_ascii_digit() || *b == b'.' || *b == b' ') {
+    if inside.is_empty()
+        || !inside
+            .iter()
+            .all(|b| b.is_ascii_digit() || *b == b'.' || *b == b' ')
+    {
         return None;
     }
     let mut end = from + close + 1;
@@ -273,7 +277,10 @@ impl<'a> Fields<'a> {
     fn find_cpu(&self) -> Option<u32> {
         let at = memchr::memmem::find(self.0, b"on CPU ")?;
         let digits = &self.0[at + b"on CPU ".len()..];
-        let end = digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
+        let end = digits
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(digits.len());
         std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
     }
 }
@@ -340,7 +347,8 @@ mod tests {
 
     #[test]
     fn journal_prefix_and_names_with_spaces() {
-        let line = "2026-11-28T04:12:43+0100 pbx kernel: Web Content[77]: segfault at 0 ip 1 sp 2 error 6";
+        let line =
+            "2026-11-28T04:12:43+0100 pbx kernel: Web Content[77]: segfault at 0 ip 1 sp 2 error 6";
         let s = parse_kernel_line(line.as_bytes()).unwrap();
         assert_eq!(s.process, "Web Content");
         assert_eq!(s.error_code, Some(6));
@@ -350,7 +358,8 @@ mod tests {
 
     #[test]
     fn split_continuation_and_old_rip_shape() {
-        let s = parse_kernel_line(b"kernel: asterisk[9]: segfault at 0 ip 7f sp 7e error 4").unwrap();
+        let s =
+            parse_kernel_line(b"kernel: asterisk[9]: segfault at 0 ip 7f sp 7e error 4").unwrap();
         assert_eq!(s.mapping, None);
         let s = parse_kernel_line(
             b"kernel: asterisk[9]: segfault at 0000000000000000 rip 00002aaaab0c1d2e rsp 0000000040a00f40 error 4",
@@ -399,10 +408,16 @@ mod tests {
             b"\x00\xff\xfe[1]: segfault at 1 ip",
             b"a[1]: segfault at 11111111111111111 ip 2 sp 3",
         ] {
-            assert_eq!(parse_kernel_line(line), None, "{}", String::from_utf8_lossy(line));
+            assert_eq!(
+                parse_kernel_line(line),
+                None,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
         }
         // Invalid UTF-8 in the name is kept, lossily.
-        let s = parse_kernel_line(b"\xffab[1]: segfault at 1 ip 2 sp 3 error 4 in \xfe[0+1]").unwrap();
+        let s =
+            parse_kernel_line(b"\xffab[1]: segfault at 1 ip 2 sp 3 error 4 in \xfe[0+1]").unwrap();
         assert_eq!(s.process, "\u{fffd}ab");
         assert_eq!(s.mapping.unwrap().library, "\u{fffd}");
     }

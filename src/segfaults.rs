@@ -53,6 +53,7 @@ pub struct Filter {
 
 impl Filter {
     /// Every segfault of `process`, whenever.
+    #[allow(dead_code, reason = "the crash command's entry point")]
     pub fn process(process: &str) -> Filter {
         Filter {
             process: process.to_string(),
@@ -65,7 +66,8 @@ impl Filter {
     fn keeps_time(&self, time: Option<DateTime<FixedOffset>>) -> bool {
         match time {
             Some(time) => {
-                self.since.is_none_or(|since| time >= since) && self.until.is_none_or(|until| time <= until)
+                self.since.is_none_or(|since| time >= since)
+                    && self.until.is_none_or(|until| time <= until)
             }
             None => self.since.is_none() && self.until.is_none(),
         }
@@ -111,6 +113,7 @@ pub struct Scan {
 
 /// The segfaults of `filter.process` in `sources`, oldest first, warnings
 /// printed on stderr. The newest is `.last()`.
+#[allow(dead_code, reason = "the crash command's entry point")]
 pub fn find_segfaults(host: &Host, sources: &[Source], filter: &Filter) -> Result<Vec<Segfault>> {
     let scan = scan(host, sources, filter, None)?;
     warn(&scan);
@@ -122,18 +125,26 @@ fn warn(scan: &Scan) {
         eprintln!("wazo-astdebug: warning: {warning}");
     }
     for error in &scan.errors {
-        eprintln!("wazo-astdebug: warning: {error} (segfaults found before and elsewhere are listed)");
+        eprintln!(
+            "wazo-astdebug: warning: {error} (segfaults found before and elsewhere are listed)"
+        );
     }
 }
 
 /// The newest segfault of `process` in the host's default sources.
+#[allow(dead_code, reason = "the crash command's entry point")]
 pub fn newest_segfault(host: &Host, process: &str) -> Result<Option<Segfault>> {
     let sources = syslog::default_sources(host);
     Ok(find_segfaults(host, &sources, &Filter::process(process))?.pop())
 }
 
 /// Reads every source; an unreadable one becomes a warning, not a failure.
-pub fn scan(host: &Host, sources: &[Source], filter: &Filter, interrupt: Option<&Interrupt>) -> Result<Scan> {
+pub fn scan(
+    host: &Host,
+    sources: &[Source],
+    filter: &Filter,
+    interrupt: Option<&Interrupt>,
+) -> Result<Scan> {
     let mut scan = Scan::default();
     let mut index: HashMap<(String, u32, u64, u64), Vec<usize>> = HashMap::new();
     for source in sources {
@@ -155,8 +166,16 @@ pub fn scan(host: &Host, sources: &[Source], filter: &Filter, interrupt: Option<
                     args.extend(["-D".to_string(), dir.display().to_string()]);
                 }
                 // -k would imply -b (this boot only); the match reads every boot.
-                args.extend(["_TRANSPORT=kernel", "-o", "short-iso", "--no-pager", "-q"].map(String::from));
-                syslog::scan_command("journalctl", &args, Clock::default(), interrupt, &mut on_line)
+                args.extend(
+                    ["_TRANSPORT=kernel", "-o", "short-iso", "--no-pager", "-q"].map(String::from),
+                );
+                syslog::scan_command(
+                    "journalctl",
+                    &args,
+                    Clock::default(),
+                    interrupt,
+                    &mut on_line,
+                )
             }
             Source::Dmesg => {
                 let clock = Clock {
@@ -209,11 +228,18 @@ fn segfault_of(line: &[u8], clock: &Clock, filter: &Filter, label: &str) -> Opti
 
 /// Adds `new` unless it is a crash already seen, in which case the sources
 /// are merged and fields the first copy lacked are filled in.
-fn merge(list: &mut Vec<Segfault>, index: &mut HashMap<(String, u32, u64, u64), Vec<usize>>, new: Segfault) {
+fn merge(
+    list: &mut Vec<Segfault>,
+    index: &mut HashMap<(String, u32, u64, u64), Vec<usize>>,
+    new: Segfault,
+) {
     let k = &new.kernel;
     let key = (k.process.clone(), k.pid, k.ip, k.fault_address);
     let candidates = index.entry(key).or_default();
-    let same = candidates.iter().copied().find(|&i| same_crash(&list[i], &new));
+    let same = candidates
+        .iter()
+        .copied()
+        .find(|&i| same_crash(&list[i], &new));
     let Some(i) = same else {
         candidates.push(list.len());
         list.push(new);
@@ -306,14 +332,20 @@ impl From<&Segfault> for SegfaultJson {
 
 pub fn run(context: &Context, args: &SegfaultsArgs) -> Result<()> {
     let now = Local::now();
-    let parse = |spec: &Option<String>| spec.as_deref().map(|s| syslog::parse_time_spec(s, now)).transpose();
+    let parse = |spec: &Option<String>| {
+        spec.as_deref()
+            .map(|s| syslog::parse_time_spec(s, now))
+            .transpose()
+    };
     let filter = Filter {
         process: args.process.clone(),
         since: parse(&args.since)?,
         until: parse(&args.until)?,
     };
     if args.process.is_empty() {
-        return Err(Error::bad_input("--process needs a process name, e.g. asterisk"));
+        return Err(Error::bad_input(
+            "--process needs a process name, e.g. asterisk",
+        ));
     }
     let sources = if args.logs.is_empty() {
         syslog::default_sources(&context.host)
@@ -358,16 +390,20 @@ pub fn run(context: &Context, args: &SegfaultsArgs) -> Result<()> {
     }
     let count = scan.segfaults.len();
     let plural = if count == 1 { "" } else { "s" };
-    println!("{count} segfault{plural} of {} (newest last), from: {scanned}", filter.process);
+    println!(
+        "{count} segfault{plural} of {} (newest last), from: {scanned}",
+        filter.process
+    );
     Ok(())
 }
 
 /// One block of text per segfault.
 pub fn describe(s: &Segfault) -> String {
     let k = &s.kernel;
-    let time = s
-        .time
-        .map_or_else(|| "time unknown".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S%.3f %:z").to_string());
+    let time = s.time.map_or_else(
+        || "time unknown".to_string(),
+        |t| t.format("%Y-%m-%d %H:%M:%S%.3f %:z").to_string(),
+    );
     let host = s.host.as_deref().unwrap_or("?");
     let mut text = format!("{time}  {host}  {}[{}]\n", k.process, k.pid);
     text.push_str(&format!(
@@ -392,7 +428,11 @@ pub fn describe(s: &Segfault) -> String {
                 text.push_str(&format!(", file offset {}", hex(printed)));
             }
             if let Some(at) = k.addr2line_offset() {
-                text.push_str(&format!("\n  addr2line -f -e <path of {}> {}", m.library, hex(at)));
+                text.push_str(&format!(
+                    "\n  addr2line -f -e <path of {}> {}",
+                    m.library,
+                    hex(at)
+                ));
             }
             text.push('\n');
         }
@@ -432,18 +472,31 @@ mod tests {
     fn duplicates_merge_and_distinct_crashes_do_not() {
         let syslog = "Nov 28 04:12:43 pbx kernel: [141.451421] asterisk[9]: segfault at 10 ip 1 sp 2 error 4";
         let journal = "2026-11-28T04:12:43+0000 pbx kernel: asterisk[9]: segfault at 10 ip 1 sp 2 error 4 in libc.so[0+1000]";
-        let later = "2026-11-28T06:12:43+0000 pbx kernel: asterisk[9]: segfault at 10 ip 1 sp 2 error 4";
+        let later =
+            "2026-11-28T06:12:43+0000 pbx kernel: asterisk[9]: segfault at 10 ip 1 sp 2 error 4";
         let mut list = Vec::new();
         let mut index = HashMap::new();
         let mut first = found(syslog, "syslog", "asterisk").unwrap();
         first.time = found(journal, "x", "asterisk").unwrap().time;
         merge(&mut list, &mut index, first);
-        merge(&mut list, &mut index, found(journal, "journalctl", "asterisk").unwrap());
-        merge(&mut list, &mut index, found(syslog, "syslog", "asterisk").unwrap());
+        merge(
+            &mut list,
+            &mut index,
+            found(journal, "journalctl", "asterisk").unwrap(),
+        );
+        merge(
+            &mut list,
+            &mut index,
+            found(syslog, "syslog", "asterisk").unwrap(),
+        );
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].also_in, ["journalctl"]);
         assert_eq!(list[0].kernel.mapping.as_ref().unwrap().library, "libc.so");
-        merge(&mut list, &mut index, found(later, "journalctl", "asterisk").unwrap());
+        merge(
+            &mut list,
+            &mut index,
+            found(later, "journalctl", "asterisk").unwrap(),
+        );
         assert_eq!(list.len(), 2);
     }
 
@@ -455,7 +508,10 @@ mod tests {
         assert!(!filter.keeps_time(None));
         let line = "Oct 16 16:12:43 xivo-1 kernel: [10295061.047120] asterisk[1255]: segfault at e ip b751aa6b sp b5ef14d4 error 4 in libc-2.11.3.so[b74ad000+140000]";
         let text = describe(&found(line, "/var/log/syslog", "asterisk").unwrap());
-        assert!(text.contains("user-mode read of an unmapped address"), "{text}");
+        assert!(
+            text.contains("user-mode read of an unmapped address"),
+            "{text}"
+        );
         assert!(text.contains("offset 0x6da6b"), "{text}");
         assert!(text.contains("xivo-1  asterisk[1255]"), "{text}");
     }

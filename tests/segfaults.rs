@@ -29,7 +29,12 @@ fn server_tree() -> tempfile::TempDir {
 fn set_mtime(path: &Path) {
     // 2026-11-28T12:00:00Z
     let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_867_200);
-    File::options().write(true).open(path).unwrap().set_modified(time).unwrap();
+    File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(time)
+        .unwrap();
 }
 
 fn tool(root: &Path) -> Command {
@@ -40,8 +45,16 @@ fn tool(root: &Path) -> Command {
 
 fn json(command: &mut Command) -> Vec<Value> {
     let output = command.arg("--json").output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice::<Value>(&output.stdout).unwrap().as_array().unwrap().clone()
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice::<Value>(&output.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 fn pids(list: &[Value]) -> Vec<u64> {
@@ -55,7 +68,12 @@ fn every_crash_once_oldest_first_with_its_fields() {
     assert_eq!(pids(&list), [1111, 2222, 3333, 4444]);
 
     let old = &list[0];
-    assert!(old["file"].as_str().unwrap().ends_with("var/log/syslog.2.gz"));
+    assert!(
+        old["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("var/log/syslog.2.gz")
+    );
     assert_eq!(old["time"], "2026-11-20T03:10:05+00:00");
     assert_eq!(old["host"], "pbx1");
     assert_eq!(old["fault_address"], "0xe");
@@ -70,10 +88,18 @@ fn every_crash_once_oldest_first_with_its_fields() {
 
     let new = &list[1];
     assert!(new["file"].as_str().unwrap().ends_with("var/log/syslog.1"));
-    let also: Vec<&str> = new["also_in"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let also: Vec<&str> = new["also_in"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     assert_eq!(also.len(), 1);
     assert!(also[0].ends_with("var/log/kern.log"));
-    assert_eq!(new["error"], "user-mode write to a protected page (protection violation)");
+    assert_eq!(
+        new["error"],
+        "user-mode write to a protected page (protection violation)"
+    );
     assert_eq!(new["library"], "libasteriskssl.so.1");
     assert_eq!(new["offset"], "0x10c4d");
     assert_eq!(new["file_offset"], "0x13c4d");
@@ -95,8 +121,12 @@ fn text_output_names_the_files() {
         .arg("segfaults")
         .assert()
         .success()
-        .stdout(predicate::str::contains("2026-11-28 04:12:43.123 +00:00  pbx1  asterisk[3333]"))
-        .stdout(predicate::str::contains("4 segfaults of asterisk (newest last), from: "))
+        .stdout(predicate::str::contains(
+            "2026-11-28 04:12:43.123 +00:00  pbx1  asterisk[3333]",
+        ))
+        .stdout(predicate::str::contains(
+            "4 segfaults of asterisk (newest last), from: ",
+        ))
         .stdout(predicate::str::contains("syslog.2.gz"));
 }
 
@@ -105,9 +135,16 @@ fn since_and_until_filter() {
     let root = server_tree();
     let list = json(tool(root.path()).args(["segfaults", "--since", "2026-11-27 00:00"]));
     assert_eq!(pids(&list), [3333, 4444]);
-    let list = json(tool(root.path()).args(["segfaults", "--since", "2026-11-26T00:00:00", "--until", "2026-11-28 04:20"]));
+    let list = json(tool(root.path()).args([
+        "segfaults",
+        "--since",
+        "2026-11-26T00:00:00",
+        "--until",
+        "2026-11-28 04:20",
+    ]));
     assert_eq!(pids(&list), [2222, 3333]);
-    let list = json(tool(root.path()).args(["segfaults", "--since", "-1h", "--until", "2026-11-28"]));
+    let list =
+        json(tool(root.path()).args(["segfaults", "--since", "-1h", "--until", "2026-11-28"]));
     assert!(list.is_empty());
     tool(root.path())
         .args(["segfaults", "--since", "last tuesday"])
@@ -121,7 +158,10 @@ fn other_processes_match_only_by_exact_name() {
     let root = server_tree();
     let list = json(tool(root.path()).args(["segfaults", "--process", "sv"]));
     assert_eq!(pids(&list), [2223, 5555]);
-    assert_eq!(list[0]["error"], "user-mode instruction fetch from an unmapped address");
+    assert_eq!(
+        list[0]["error"],
+        "user-mode instruction fetch from an unmapped address"
+    );
     let list = json(tool(root.path()).args(["segfaults", "--process", "asterisk-wrap"]));
     assert_eq!(pids(&list), [6666]);
     let list = json(tool(root.path()).args(["segfaults", "--process", "aster"]));
@@ -135,7 +175,9 @@ fn none_found_says_where_it_looked() {
         .arg("segfaults")
         .assert()
         .success()
-        .stdout(predicate::str::contains("no segfault of asterisk found in: no log source"));
+        .stdout(predicate::str::contains(
+            "no segfault of asterisk found in: no log source",
+        ));
     let log = root.path().join("var/log");
     fs::create_dir_all(&log).unwrap();
     fs::copy(Path::new(FIXTURES).join("none.log"), log.join("syslog")).unwrap();
@@ -143,7 +185,9 @@ fn none_found_says_where_it_looked() {
         .arg("segfaults")
         .assert()
         .success()
-        .stdout(predicate::str::contains("no segfault of asterisk found in: "))
+        .stdout(predicate::str::contains(
+            "no segfault of asterisk found in: ",
+        ))
         .stdout(predicate::str::contains("var/log/syslog"));
 }
 
@@ -216,7 +260,10 @@ fn bad_inputs_are_named_and_do_not_lose_the_rest() {
 /// /var/log/syslog may not exist), matched by pid.
 #[test]
 fn a_real_crash_is_found_by_pid() {
-    let readable = Process::new("dmesg").output().map(|o| o.status.success()).unwrap_or(false);
+    let readable = Process::new("dmesg")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !readable {
         println!("note: dmesg is not readable here (not root?); real-crash test skipped");
         return;
@@ -244,7 +291,11 @@ fn a_real_crash_is_found_by_pid() {
             .args(["--json", "segfaults", "--process", name])
             .output()
             .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let list: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
         found = list.into_iter().filter(|s| s["pid"] == pid).collect();
         if !found.is_empty() {
@@ -252,14 +303,28 @@ fn a_real_crash_is_found_by_pid() {
         }
         std::thread::sleep(Duration::from_millis(300));
     }
-    assert_eq!(found.len(), 1, "no kernel segfault line for pid {pid} of {name}");
+    assert_eq!(
+        found.len(),
+        1,
+        "no kernel segfault line for pid {pid} of {name}"
+    );
     let crash = &found[0];
     assert_eq!(crash["fault_address"], "0x10");
     assert_eq!(crash["error"], "user-mode write to an unmapped address");
-    let also: Vec<&str> = crash["also_in"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert!(crash["file"] == "dmesg" || also.contains(&"dmesg"), "{crash}");
+    let also: Vec<&str> = crash["also_in"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        crash["file"] == "dmesg" || also.contains(&"dmesg"),
+        "{crash}"
+    );
     let age = chrono::DateTime::parse_from_rfc3339(crash["time"].as_str().unwrap()).unwrap();
-    let seconds = (chrono::Utc::now() - age.with_timezone(&chrono::Utc)).num_seconds().abs();
+    let seconds = (chrono::Utc::now() - age.with_timezone(&chrono::Utc))
+        .num_seconds()
+        .abs();
     assert!(seconds < 120, "dmesg time off by {seconds} s");
 }
 
@@ -276,6 +341,12 @@ fn crashing_program(dir: &Path) -> Option<PathBuf> {
     .unwrap();
     // comm is the first 15 bytes of the file name: keep it short and ours.
     let program = dir.join("astdbg_crash");
-    let built = Process::new("cc").arg("-O0").arg("-o").arg(&program).arg(&source).status().ok()?;
+    let built = Process::new("cc")
+        .arg("-O0")
+        .arg("-o")
+        .arg(&program)
+        .arg(&source)
+        .status()
+        .ok()?;
     built.success().then_some(program)
 }
