@@ -260,10 +260,11 @@ fn merge(
 }
 
 fn same_crash(a: &Segfault, b: &Segfault) -> bool {
+    // The kernel's own stamp is exact and copied verbatim by syslog: when
+    // both copies have it, it decides (the same pid, ip and address do recur
+    // after a reboot when the crash is deterministic and ASLR is off).
     if let (Some(x), Some(y)) = (a.uptime, b.uptime) {
-        if (x - y).abs() < 0.001 {
-            return true;
-        }
+        return (x - y).abs() < 0.001;
     }
     match (a.time, b.time) {
         (Some(x), Some(y)) => (x - y).num_seconds().abs() <= SAME_CRASH_WINDOW_SECONDS,
@@ -498,6 +499,14 @@ mod tests {
             found(later, "journalctl", "asterisk").unwrap(),
         );
         assert_eq!(list.len(), 2);
+        // Same pid, ip and address a minute later, in another boot.
+        let reboot = "Nov 28 04:13:43 pbx1 kernel: [41.000001] asterisk[9]: segfault at 10 ip 1 sp 2 error 4";
+        merge(
+            &mut list,
+            &mut index,
+            found(reboot, "syslog", "asterisk").unwrap(),
+        );
+        assert_eq!(list.len(), 3);
     }
 
     #[test]

@@ -310,7 +310,10 @@ pub fn scan_command(
     let Ok(path) = which::which(program) else {
         return Ok(false);
     };
-    let command = format!("{program} {}", args.join(" "));
+    let command = std::iter::once(program)
+        .chain(args.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ");
     let handle = duct::cmd(path, args)
         .stdin_null()
         .stderr_capture()
