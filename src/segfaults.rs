@@ -182,7 +182,15 @@ pub fn scan(
                     mtime: None,
                     boot_time: syslog::boot_time(host),
                 };
-                syslog::scan_command("dmesg", &[], clock, interrupt, &mut on_line)
+                syslog::scan_command("dmesg", &[], clock, interrupt, &mut on_line).map_err(
+                    |error| match error {
+                        // kernel.dmesg_restrict: the usual case for non-root users.
+                        Error::StepFailed { .. } => Error::bad_input(format!(
+                            "{error}; the kernel ring buffer was not read (run as root to include it)"
+                        )),
+                        other => other,
+                    },
+                )
             }
         };
         if *source == Source::Dmesg {

@@ -156,8 +156,12 @@ pub fn scan_lines(
         let (read, failure) = fill(&mut reader, &mut buf[kept..kept + CHUNK]);
         let end = kept + read;
         let last = read == 0 || failure.is_some();
-        let complete = if last {
+        // At a clean end the last line needs no newline; after an error it
+        // is cut short, and a cut "ip 7f2a1c" would be a wrong address.
+        let complete = if read == 0 && failure.is_none() {
             end
+        } else if failure.is_some() {
+            memchr::memrchr(b'\n', &buf[..end]).map_or(0, |p| p + 1)
         } else {
             memchr::memrchr(b'\n', &buf[kept..end]).map_or(0, |p| kept + p + 1)
         };
@@ -391,6 +395,27 @@ mod tests {
         assert!(found[1].ends_with(b"y segfault long"));
         assert!(found[1].len() <= MAX_LINE + CHUNK);
         assert_eq!(found[2], b"end segfault");
+    }
+
+    #[test]
+    fn a_read_error_keeps_the_complete_lines_only() {
+        struct Failing<'a>(&'a [u8]);
+        impl Read for Failing<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "cut"));
+                }
+                let n = self.0.len().min(buf.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut found = Vec::new();
+        let data = b"a segfault at 1\nb segfault at 0 ip 7f2a";
+        let outcome = scan_lines(Failing(data), None, &mut |line| found.push(line.to_vec()));
+        assert_eq!(outcome.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(found, [b"a segfault at 1".to_vec()]);
     }
 
     #[test]
