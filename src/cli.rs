@@ -105,6 +105,12 @@ pub enum Command {
             wazo-astdebug --json report --force /var/local/wazo-astdebug/20261128-045500-wazo"
     )]
     Report(crate::report::ReportArgs),
+    /// List Asterisk segfaults found in syslog, kern.log, messages (rotated and gzipped too), the journal and dmesg
+    #[command(
+        after_help = "Examples:\n  wazo-astdebug segfaults\n  wazo-astdebug segfaults --since -2d\n  \
+            wazo-astdebug --json segfaults --log ./syslog.2.gz --log ./kern.log"
+    )]
+    Segfaults(crate::segfaults::SegfaultsArgs),
 }
 
 #[derive(Debug, Args)]

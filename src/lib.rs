@@ -9,8 +9,8 @@ mod output;
 
 mod apt_sources;
 mod asterisk;
-pub mod cli;
 mod child;
+pub mod cli;
 mod command;
 mod context;
 mod cores;
@@ -27,8 +27,11 @@ mod redact;
 mod report;
 mod runbook;
 mod runbooks_cmd;
+mod segfault;
+mod segfaults;
 mod setup_dbg;
 mod shell;
+mod syslog;
 mod threads;
 mod version;
 
@@ -55,6 +58,7 @@ pub fn main() -> ExitCode {
         Command::Info => info::run(&context),
         Command::Runbooks(args) => runbooks_cmd::run(&context, &args),
         Command::Report(args) => report::run(&context, &args),
+        Command::Segfaults(args) => segfaults::run(&context, &args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
