@@ -105,6 +105,20 @@ pub enum Command {
             wazo-astdebug --json report --force /var/local/wazo-astdebug/20261128-045500-wazo"
     )]
     Report(crate::report::ReportArgs),
+    /// After a crash: find the core, take gdb's backtrace, copy the logs that cover it, write a bug report
+    #[command(
+        long_about = "After a crash: find the core, take gdb's backtrace, copy the logs that cover it, write a bug report.\n\n\
+            Finds the kernel's segfault lines and asks when the incident happened (default: the newest \
+            segfault). Picks the core file in /var/spool/asterisk (or core_pattern's directory) whose pid \
+            or time fits, runs the doc's `gdb -batch -ex \"bt full\" -ex \"thread apply all bt\"` into \
+            bt-threads.txt, prints the signal and the crashing thread's top frames, copies the Asterisk \
+            `full` log that covers the incident (a rotated one if need be) and writes bug-report.md. \
+            Artefacts are mode 0600; the core file is never copied.",
+        after_help = "Examples:\n  wazo-astdebug crash\n  wazo-astdebug crash --at \"2026-11-28 04:10\"\n  \
+            wazo-astdebug --yes crash --core /var/spool/asterisk/core.1255.1764303163"
+    )]
+    Crash(crate::crash::CrashArgs),
+
     /// List Asterisk segfaults found in syslog, kern.log, messages (rotated and gzipped too), the journal and dmesg
     #[command(
         after_help = "Examples:\n  wazo-astdebug segfaults\n  wazo-astdebug segfaults --since -2d\n  \

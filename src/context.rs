@@ -36,26 +36,28 @@ impl Context {
         self.opts.dry_run
     }
 
-    /// The run's output directory, created (mode 0700) on first use: artefacts
-    /// may hold backtraces with passwords in them.
-    pub fn output_dir(&self) -> Result<&Path> {
-        if let Some(dir) = self.output_dir.get() {
-            return Ok(dir);
-        }
-        let dir = match &self.opts.output_dir {
+    /// Where this run's artefacts go; nothing is created (for `--dry-run`).
+    pub fn output_path(&self) -> &Path {
+        self.output_dir.get_or_init(|| match &self.opts.output_dir {
             Some(dir) => dir.clone(),
             None => Path::new(DEFAULT_OUTPUT_BASE).join(format!(
                 "{}-{}",
                 chrono::Local::now().format("%Y%m%d-%H%M%S"),
                 hostname()
             )),
-        };
+        })
+    }
+
+    /// The run's output directory, created (mode 0700) on first use: artefacts
+    /// may hold backtraces with passwords in them.
+    pub fn output_dir(&self) -> Result<&Path> {
+        let dir = self.output_path();
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(&dir)
-            .map_err(|source| Error::write(&dir, source))?;
-        Ok(self.output_dir.get_or_init(|| dir))
+            .create(dir)
+            .map_err(|source| Error::write(dir, source))?;
+        Ok(dir)
     }
 }
 

@@ -96,6 +96,10 @@ pub fn run(request: &Request, interrupt: &Interrupt) -> Result<Outcome> {
         Target::Core(_) => None,
     };
     let mut text = BufWriter::new(create_private(&request.text_out)?);
+    if let Some(path) = &request.analysis_out {
+        // Created here so that gdb's Python, which truncates it, keeps mode 0600.
+        create_private(path)?;
+    }
     let progress = progress_bar();
     let mut threads_seen = 0;
     let mut warnings = Vec::new();
@@ -212,8 +216,8 @@ fn lacks_symbols(line: &str) -> bool {
 
 fn read_analysis(path: &Path, warnings: &mut Vec<String>) -> Option<Analysis> {
     let file = match File::open(path) {
-        Ok(file) => file,
-        Err(_) => {
+        Ok(file) if file.metadata().is_ok_and(|metadata| metadata.len() > 0) => file,
+        _ => {
             warnings.push(
                 "gdb did not run the lock analysis (is it built without Python? \
                  `apt-get install gdb` gives one with Python)"

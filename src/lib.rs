@@ -9,10 +9,13 @@ mod output;
 
 mod apt_sources;
 mod asterisk;
+mod bugreport;
+mod astlog;
 mod child;
 pub mod cli;
 mod command;
 mod context;
+mod crash;
 mod cores;
 mod elf;
 mod error;
@@ -59,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::Runbooks(args) => runbooks_cmd::run(&context, &args),
         Command::Report(args) => report::run(&context, &args),
         Command::Segfaults(args) => segfaults::run(&context, &args),
+        Command::Crash(args) => crash::run(&context, &args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

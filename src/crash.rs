@@ -1,0 +1,424 @@
+//! `crash`: from a dead Asterisk to a bug report, with nothing leaked.
+//!
+//! The doc's "So there is a problem" and "Debugging Asterisk Crash" steps,
+//! in order and with the usual mistakes made impossible: the core is the one
+//! that matches the segfault (not "the latest" by name), gdb's output is
+//! checked for a binary/core mismatch and missing symbols, the log copied is
+//! the one that covers the incident even after logrotate, and the report
+//! says in bold that the core stays on the server.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, FixedOffset, Local};
+use clap::Args;
+use serde::Serialize;
+
+use crate::astlog::{self, Copied};
+use crate::bugreport::BugReport;
+use crate::context::{Context, hostname};
+use crate::cores::{self, CoreFile};
+use crate::error::{Error, Result};
+use crate::gdb::{self, Target};
+use crate::segfaults::{self, Filter, Segfault};
+use crate::shell;
+use crate::syslog;
+use crate::threads::{self, Analysis};
+use crate::version;
+
+/// Where Wazo installs Asterisk.
+pub const ASTERISK_BIN: &str = "/usr/sbin/asterisk";
+/// Segfault lines this close to the incident belong to it.
+const MATCH_WINDOW_SECONDS: i64 = 15 * 60;
+const TOP_FRAMES: usize = 6;
+
+#[derive(Debug, Args)]
+pub struct CrashArgs {
+    /// The core file to analyse (skips the search in /var/spool/asterisk and core_pattern's directory)
+    #[arg(long, value_name = "FILE")]
+    pub core: Option<PathBuf>,
+
+    /// The Asterisk binary the core came from
+    #[arg(long, value_name = "PATH", default_value = ASTERISK_BIN)]
+    pub asterisk_bin: PathBuf,
+
+    /// When the incident happened (default: the newest segfault found), e.g. "2026-11-28 04:00" or -2h
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub at: Option<String>,
+
+    /// The process name in the kernel's segfault lines
+    #[arg(long, value_name = "NAME", default_value = "asterisk")]
+    pub process: String,
+}
+
+#[derive(Debug, Serialize)]
+struct CrashJson<'a> {
+    version: String,
+    incident: Option<String>,
+    segfaults: Vec<String>,
+    core: Option<&'a CoreFile>,
+    backtrace: Option<PathBuf>,
+    summary: Vec<String>,
+    warnings: &'a [String],
+    logs: &'a [Copied],
+    bug_report: Option<PathBuf>,
+}
+
+pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
+    let version = version::detect(&context.host, context.opts.wazo_version.as_deref())
+        .map(|detected| detected.version.to_string())
+        .unwrap_or_else(|_| "unknown (give it with --wazo-version)".to_string());
+    let core_given = args.core.as_deref().map(cores::require_core).transpose()?;
+    let binary = asterisk_binary(context, &args.asterisk_bin)?;
+
+    let scan = segfaults::scan(
+        &context.host,
+        &syslog::default_sources(&context.host),
+        &Filter::process(&args.process),
+        Some(&context.interrupt),
+    )?;
+    context.interrupt.check()?;
+    let incident = incident_time(context, args, scan.segfaults.last())?;
+    let matching = matching_segfaults(&scan.segfaults, incident);
+    report_segfaults(&matching, &args.process);
+
+    let core = match core_given {
+        Some(core) => Some(core),
+        None => choose_core(context, matching.last().map(|s| s.kernel.pid), incident)?,
+    };
+    // An abort() leaves no segfault line: the core's own time is the next best.
+    let incident = incident.or_else(|| {
+        let time = core.as_ref()?.time?;
+        errln!("Incident time taken from the core file: {}", time.format("%Y-%m-%d %H:%M:%S %:z"));
+        Some(time)
+    });
+    let log_copies = astlog::covering(&astlog::copies(&context.host), incident);
+    if context.dry_run() {
+        print_script(core.as_ref(), &binary, context.output_path(), &log_copies, incident);
+        return Ok(());
+    }
+    let out = context.output_dir()?.to_path_buf();
+
+    let mut warnings = Vec::new();
+    let mut summary = Vec::new();
+    let mut backtrace = None;
+    if let Some(core) = &core {
+        let request = gdb::Request {
+            binary: binary.clone(),
+            target: Target::Core(core.path.clone()),
+            commands: vec!["bt full".to_string(), "thread apply all bt".to_string()],
+            text_out: out.join("bt-threads.txt"),
+            analysis_out: Some(out.join("gdb-threads.json")),
+        };
+        let outcome = gdb::run(&request, &context.interrupt)?;
+        for warning in &outcome.warnings {
+            errln!("wazo-astdebug: warning: {warning}");
+        }
+        warnings = outcome.warnings;
+        summary = outcome.analysis.as_ref().map(summarise).unwrap_or_default();
+        errln!(
+            "\nBacktrace of {} threads: {}",
+            outcome.threads_seen,
+            request.text_out.display()
+        );
+        backtrace = Some(request.text_out);
+    }
+    for line in &summary {
+        errln!("{line}");
+    }
+
+    let day = incident
+        .map(|time| time.format("%Y%m%d").to_string())
+        .unwrap_or_else(|| Local::now().format("%Y%m%d").to_string());
+    let mut logs = Vec::new();
+    for copy in &log_copies {
+        context.interrupt.check()?;
+        match astlog::copy_into(copy, &out, &day, &hostname()) {
+            Ok(copied) => {
+                errln!("Copied {} to {}", copied.from.display(), copied.to.display());
+                logs.push(copied);
+            }
+            Err(error) => {
+                errln!("wazo-astdebug: warning: {error}");
+                warnings.push(error.to_string());
+            }
+        }
+    }
+    if log_copies.is_empty() {
+        errln!(
+            "wazo-astdebug: warning: no Asterisk log in {}",
+            context.host.path(astlog::LOG_DIR).display()
+        );
+    }
+
+    let report = bug_report(&version, incident, &matching, core.as_ref(), &summary, backtrace.as_deref(), &logs);
+    let report_path = out.join("bug-report.md");
+    report.write(&report_path)?;
+    errln!("\nBug report: {}", report_path.display());
+    if let Some(core) = &core {
+        errln!(
+            "The core file stays on the server ({}): never attach it publicly, it may hold passwords.",
+            core.path.display()
+        );
+    }
+    errln!("Pack it all, secrets redacted, with: wazo-astdebug report {}", shell::quote(&out.display().to_string()));
+
+    if context.opts.json {
+        let json = CrashJson {
+            version,
+            incident: incident.map(|time| time.to_rfc3339()),
+            segfaults: matching.iter().map(|segfault| segfault.line.clone()).collect(),
+            core: core.as_ref(),
+            backtrace,
+            summary,
+            warnings: &warnings,
+            logs: &logs,
+            bug_report: Some(report_path),
+        };
+        let text = serde_json::to_string_pretty(&json)
+            .map_err(|error| Error::bad_input(format!("cannot write JSON: {error}")))?;
+        outln!("{text}");
+    }
+    Ok(())
+}
+
+fn asterisk_binary(context: &Context, given: &Path) -> Result<PathBuf> {
+    // The default names the host's binary; an explicit path is taken as is.
+    let path = if given == Path::new(ASTERISK_BIN) {
+        context.host.path(ASTERISK_BIN)
+    } else {
+        given.to_path_buf()
+    };
+    if !path.is_file() {
+        return Err(Error::bad_input(format!(
+            "{} does not exist or is not a file: give the Asterisk binary the core came from with --asterisk-bin",
+            path.display()
+        )));
+    }
+    Ok(path)
+}
+
+/// `--at`, else the user's answer (default: the newest segfault), else the
+/// newest segfault.
+fn incident_time(
+    context: &Context,
+    args: &CrashArgs,
+    newest: Option<&Segfault>,
+) -> Result<Option<DateTime<FixedOffset>>> {
+    let now = Local::now();
+    if let Some(at) = &args.at {
+        return syslog::parse_time_spec(at, now).map(Some);
+    }
+    let default = newest.and_then(|segfault| segfault.time);
+    let interactive = !context.opts.yes && !context.dry_run() && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if !interactive {
+        return Ok(default);
+    }
+    let suggestion = default
+        .map(|time| time.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| now.format("%Y-%m-%d %H:%M").to_string());
+    let answer: String = dialoguer::Input::new()
+        .with_prompt("When did the incident happen? (ask the people who saw it; e.g. \"2026-11-28 04:00\" or -2h)")
+        .default(suggestion)
+        .interact_text()
+        .map_err(|_| Error::Interrupted)?;
+    syslog::parse_time_spec(&answer, now).map(Some)
+}
+
+fn matching_segfaults(all: &[Segfault], incident: Option<DateTime<FixedOffset>>) -> Vec<Segfault> {
+    match incident {
+        None => all.last().cloned().into_iter().collect(),
+        Some(incident) => all
+            .iter()
+            .filter(|segfault| {
+                segfault
+                    .time
+                    .is_some_and(|time| (time - incident).num_seconds().abs() <= MATCH_WINDOW_SECONDS)
+            })
+            .cloned()
+            .collect(),
+    }
+}
+
+fn report_segfaults(matching: &[Segfault], process: &str) {
+    if matching.is_empty() {
+        errln!(
+            "No segfault line of {process} near the incident. (An abort(), e.g. from Wazo's freeze \
+             check, leaves a core file but no segfault line.)"
+        );
+    }
+    for segfault in matching {
+        err!("{}", segfaults::describe(segfault));
+    }
+}
+
+/// The core to analyse: the one that fits the incident; the user picks when
+/// several do.
+fn choose_core(
+    context: &Context,
+    pid: Option<u32>,
+    incident: Option<DateTime<FixedOffset>>,
+) -> Result<Option<CoreFile>> {
+    let search = cores::search(&context.host);
+    let searched: Vec<String> = search.searched.iter().map(|dir| dir.display().to_string()).collect();
+    if search.cores.is_empty() {
+        let hint = if search.coredumpctl {
+            "; the kernel hands cores to systemd-coredump: extract the newest with \
+             `coredumpctl -o core.asterisk dump asterisk`, then use --core core.asterisk"
+        } else {
+            "; was Asterisk running with core dumps enabled (ulimit -c)?"
+        };
+        errln!(
+            "wazo-astdebug: warning: no core file in {}{hint}. Going on without a backtrace.",
+            searched.join(", ")
+        );
+        return Ok(None);
+    }
+    let mut fitting: Vec<(i64, &CoreFile)> = search
+        .cores
+        .iter()
+        .filter_map(|core| cores::fit(core, pid, incident).map(|score| (score, core)))
+        .collect();
+    fitting.sort_by_key(|(score, _)| *score);
+    let candidates: Vec<&CoreFile> = if fitting.is_empty() {
+        if pid.is_some() || incident.is_some() {
+            errln!("No core file matches the incident's pid or time; taking the cores found, newest first.");
+        }
+        search.cores.iter().collect()
+    } else {
+        fitting.into_iter().map(|(_, core)| core).collect()
+    };
+    let interactive = !context.opts.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if candidates.len() == 1 || !interactive {
+        return Ok(candidates.first().map(|core| (*core).clone()));
+    }
+    let items: Vec<String> = candidates.iter().map(|core| describe_core(core)).collect();
+    let picked = dialoguer::Select::new()
+        .with_prompt("Several core files fit; which one?")
+        .items(&items)
+        .default(0)
+        .interact()
+        .map_err(|_| Error::Interrupted)?;
+    Ok(candidates.get(picked).map(|core| (*core).clone()))
+}
+
+fn describe_core(core: &CoreFile) -> String {
+    let time = core
+        .time
+        .map(|time| time.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "time unknown".to_string());
+    let pid = core.pid.map(|pid| format!(", pid {pid}")).unwrap_or_default();
+    format!("{} ({time}{pid}, {} MB)", core.path.display(), core.size / 1_000_000)
+}
+
+/// The signal, the crashing thread and its top frames.
+fn summarise(analysis: &Analysis) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(signal) = &analysis.signal {
+        let address = signal
+            .address
+            .as_deref()
+            .filter(|_| matches!(signal.number, 7 | 11))
+            .map(|address| format!(" at address {address}"))
+            .unwrap_or_default();
+        lines.push(format!("Signal: {}{address}", threads::signal_name(signal.number)));
+    }
+    let crashing = analysis
+        .threads
+        .iter()
+        .find(|thread| Some(thread.num) == analysis.current_thread);
+    if let Some(thread) = crashing {
+        lines.push(format!("Crashing thread: {} (gdb thread {})", thread.label(), thread.num));
+        for (index, frame) in thread.frames.iter().take(TOP_FRAMES).enumerate() {
+            lines.push(format!("  #{index} {}", frame.describe()));
+        }
+    }
+    lines
+}
+
+fn bug_report(
+    version: &str,
+    incident: Option<DateTime<FixedOffset>>,
+    segfaults: &[Segfault],
+    core: Option<&CoreFile>,
+    summary: &[String],
+    backtrace: Option<&Path>,
+    logs: &[Copied],
+) -> BugReport {
+    let mut findings = Vec::new();
+    if !segfaults.is_empty() {
+        let lines: Vec<String> = segfaults.iter().map(|segfault| format!("    {}", segfault.line)).collect();
+        findings.push(format!("Kernel segfault line:\n\n{}", lines.join("\n")));
+    }
+    if !summary.is_empty() {
+        findings.push(format!("From the core file:\n\n```\n{}\n```", summary.join("\n")));
+    }
+    let mut attachments = Vec::new();
+    if let Some(backtrace) = backtrace.and_then(|path| path.file_name()) {
+        attachments.push((
+            backtrace.to_string_lossy().to_string(),
+            "gdb `bt full` of the crashing thread and `thread apply all bt`".to_string(),
+        ));
+    }
+    for log in logs {
+        if let Some(name) = log.to.file_name() {
+            attachments.push((name.to_string_lossy().to_string(), format!("copy of {}", log.from.display())));
+        }
+    }
+    BugReport {
+        subject: "Asterisk Crash".to_string(),
+        version: version.to_string(),
+        incident: incident
+            .map(|time| time.format("%Y-%m-%d %H:%M:%S %:z").to_string())
+            .unwrap_or_else(|| "unknown".to_string()),
+        findings,
+        attachments,
+        cores: core.map(|core| core.path.display().to_string()).into_iter().collect(),
+    }
+}
+
+/// `--dry-run`: what would run, as sh.
+fn print_script(
+    core: Option<&CoreFile>,
+    binary: &Path,
+    out: &Path,
+    logs: &[astlog::LogCopy],
+    incident: Option<DateTime<FixedOffset>>,
+) {
+    outln!("#!/bin/sh");
+    outln!("# wazo-astdebug crash: backtrace, logs and bug report into {}", out.display());
+    match core {
+        Some(core) => {
+            let request = gdb::Request {
+                binary: binary.to_path_buf(),
+                target: Target::Core(core.path.clone()),
+                commands: vec!["bt full".to_string(), "thread apply all bt".to_string()],
+                text_out: out.join("bt-threads.txt"),
+                analysis_out: None,
+            };
+            outln!("# The core file: {}", describe_core(core));
+            outln!(
+                "{} > {}",
+                request.command(None),
+                shell::quote(&request.text_out.display().to_string())
+            );
+            outln!("# (also, in the same gdb run, the thread and signal analysis into gdb-threads.json)");
+        }
+        None => outln!("# No core file found: no backtrace."),
+    }
+    let day = incident
+        .map(|time| time.format("%Y%m%d").to_string())
+        .unwrap_or_else(|| Local::now().format("%Y%m%d").to_string());
+    for log in logs {
+        let name = log.path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+        let suffix = name.strip_prefix("full").unwrap_or_default().trim_end_matches(".gz");
+        let to = out.join(format!("{day}-{}-asterisk-full{suffix}.log", hostname()));
+        let reader = if name.ends_with(".gz") { "zcat" } else { "cat" };
+        outln!(
+            "{reader} {} > {}",
+            shell::quote(&log.path.display().to_string()),
+            shell::quote(&to.display().to_string())
+        );
+    }
+    outln!("# Then write {} with the tracker fields.", out.join("bug-report.md").display());
+}

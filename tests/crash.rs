@@ -1,0 +1,228 @@
+//! `crash` on a real crash: a small C program that segfaults a few calls
+//! deep with idle threads around, its real core, and the real gdb.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+
+use common::{Sandbox, file_mode};
+use predicates::prelude::*;
+
+/// Compiles `tests/fixtures/c/NAME.c` into `dir`.
+pub fn compile(name: &str, dir: &Path) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/c/{name}.c"));
+    let program = dir.join(name);
+    let status = Process::new("cc")
+        .args(["-g", "-O0", "-pthread", "-o"])
+        .arg(&program)
+        .arg(&source)
+        .status()
+        .expect("cc runs");
+    assert!(status.success(), "cc failed on {}", source.display());
+    program
+}
+
+/// Crashes `program` and returns its core: the kernel's, when core_pattern
+/// writes plain files into the working directory; else gdb's, taken at the
+/// same SIGSEGV (a machine may pipe cores to systemd-coredump or apport).
+fn crash_core(program: &Path, dir: &Path) -> PathBuf {
+    let run_dir = dir.join("run");
+    fs::create_dir_all(&run_dir).unwrap();
+    let _ = Process::new("sh")
+        .arg("-c")
+        .arg("ulimit -c unlimited; exec \"$0\"")
+        .arg(program)
+        .current_dir(&run_dir)
+        .status();
+    let kernel_core = fs::read_dir(&run_dir)
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.path())
+        .find(|path| path.file_name().unwrap().to_string_lossy().starts_with("core"));
+    if let Some(core) = kernel_core {
+        return core;
+    }
+    let core = run_dir.join("core.gdb");
+    let status = Process::new("gdb")
+        .args(["-batch", "-nx", "-ex", "run", "-ex"])
+        .arg(format!("generate-core-file {}", core.display()))
+        .arg(program)
+        .output()
+        .unwrap();
+    assert!(core.exists(), "no core: {}", String::from_utf8_lossy(&status.stderr));
+    core
+}
+
+struct Crashed {
+    sandbox: Sandbox,
+    program: PathBuf,
+    core: PathBuf,
+}
+
+fn crashed() -> Crashed {
+    let sandbox = Sandbox::new(&[]);
+    let program = compile("crash", &sandbox.path(""));
+    let core = crash_core(&program, &sandbox.path(""));
+    Crashed { sandbox, program, core }
+}
+
+#[test]
+fn backtrace_summary_logs_and_report_from_a_real_core() {
+    let crashed = crashed();
+    let sandbox = &crashed.sandbox;
+    sandbox.host_file(
+        "/var/log/asterisk/full",
+        b"[2026-11-28 04:00:01] VERBOSE[100] pbx.c: Executing [s@default:1]\n",
+    );
+    let output = sandbox
+        .command()
+        .args(["--yes", "--json", "--wazo-version", "25.15", "crash", "--at", "2026-11-28 04:10"])
+        .arg("--core")
+        .arg(&crashed.core)
+        .arg("--asterisk-bin")
+        .arg(&crashed.program)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("SIGSEGV"), "{stderr}");
+    assert!(stderr.contains("#0 handle_frame (") && stderr.contains("crash.c:14)"), "{stderr}");
+
+    let out = sandbox.path("out");
+    let backtrace = fs::read_to_string(out.join("bt-threads.txt")).unwrap();
+    for thread in 1..=4 {
+        assert!(backtrace.contains(&format!("Thread {thread} ")), "thread {thread} missing:\n{backtrace}");
+    }
+    assert!(backtrace.contains("handle_frame"), "{backtrace}");
+    assert!(backtrace.contains("hunter2-secret"), "bt full shows locals: {backtrace}");
+
+    let report = fs::read_to_string(out.join("bug-report.md")).unwrap();
+    assert!(report.contains("- **In versions:** 25.15"), "{report}");
+    assert!(report.contains("2026-11-28 04:10:00"), "{report}");
+    assert!(report.contains("DO NOT attach the core file publicly"), "{report}");
+    assert!(report.contains("20261128-"), "{report}");
+
+    for entry in fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(file_mode(&path), 0o600, "{}", path.display());
+        let head = fs::read(&path).unwrap();
+        assert!(!head.starts_with(b"\x7fELF"), "a core was copied: {}", path.display());
+    }
+
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["version"], "25.15");
+    assert!(json["summary"][0].as_str().unwrap().starts_with("Signal: SIGSEGV"));
+    assert_eq!(json["logs"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn the_core_is_found_in_the_spool_and_dry_run_writes_nothing() {
+    let crashed = crashed();
+    let sandbox = &crashed.sandbox;
+    let spool = sandbox.path("root/var/spool/asterisk");
+    fs::create_dir_all(&spool).unwrap();
+    let core = spool.join("core.4242.1764303163");
+    fs::copy(&crashed.core, &core).unwrap();
+    // A text file named like a core is not one.
+    fs::write(spool.join("core.txt"), "not a core").unwrap();
+    sandbox
+        .command()
+        .args(["--dry-run", "crash", "--asterisk-bin"])
+        .arg(&crashed.program)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("gdb -batch -nx -ex 'bt full' -ex 'thread apply all bt'"))
+        .stdout(predicate::str::contains(core.display().to_string()));
+    assert!(!sandbox.path("out").join("bt-threads.txt").exists());
+    assert_eq!(fs::read_dir(sandbox.path("out")).unwrap().count(), 0);
+
+    sandbox
+        .command()
+        .args(["--yes", "crash", "--asterisk-bin"])
+        .arg(&crashed.program)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("Crashing thread"));
+}
+
+#[test]
+fn a_wrong_core_or_binary_is_a_clear_error() {
+    let crashed = crashed();
+    let sandbox = &crashed.sandbox;
+    let empty = sandbox.path("empty");
+    fs::write(&empty, "").unwrap();
+    let text = sandbox.path("notes.txt");
+    fs::write(&text, "Oct 16 16:12:43 xivo-1 kernel: asterisk[1255]: segfault at e\n").unwrap();
+    for (core, message) in [
+        (crashed.program.clone(), "executable, not a core file"),
+        (empty, "is not a core file"),
+        (text, "is not a core file"),
+        (sandbox.path("root"), "is a directory"),
+        (sandbox.path("missing"), "cannot read"),
+    ] {
+        sandbox
+            .command()
+            .args(["--yes", "crash", "--core"])
+            .arg(&core)
+            .arg("--asterisk-bin")
+            .arg(&crashed.program)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(message))
+            .stderr(predicate::str::contains(core.display().to_string()))
+            .stderr(predicate::str::contains("panicked").not());
+    }
+    sandbox
+        .command()
+        .args(["--yes", "crash", "--core"])
+        .arg(&crashed.core)
+        .args(["--asterisk-bin", "/nonexistent/asterisk"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--asterisk-bin"));
+}
+
+#[test]
+fn a_core_from_another_binary_is_flagged() {
+    let crashed = crashed();
+    let other = compile("deadlock", &crashed.sandbox.path(""));
+    crashed
+        .sandbox
+        .command()
+        .args(["--yes", "crash", "--core"])
+        .arg(&crashed.core)
+        .arg("--asterisk-bin")
+        .arg(&other)
+        .assert()
+        .stderr(predicate::str::contains("core file may not match specified executable file"));
+}
+
+#[test]
+fn the_rotated_log_that_covers_the_incident_is_copied() {
+    let crashed = crashed();
+    let sandbox = &crashed.sandbox;
+    sandbox.host_file("/var/log/asterisk/full", b"[2026-11-28 00:00:01] VERBOSE[1] today\n");
+    sandbox.host_file("/var/log/asterisk/full.1", b"[2026-11-27 00:00:02] VERBOSE[1] yesterday\n");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, b"[2026-11-26 00:00:03] VERBOSE[1] two days ago\n").unwrap();
+    sandbox.host_file("/var/log/asterisk/full.2.gz", &gz.finish().unwrap());
+    sandbox
+        .command()
+        .args(["--yes", "crash", "--at", "2026-11-26 13:00", "--core"])
+        .arg(&crashed.core)
+        .arg("--asterisk-bin")
+        .arg(&crashed.program)
+        .assert()
+        .success();
+    let copies: Vec<String> = fs::read_dir(sandbox.path("out"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|name| name.contains("asterisk-full"))
+        .collect();
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert!(copies[0].starts_with("20261126-") && copies[0].ends_with("-asterisk-full.2.log"), "{copies:?}");
+    let text = fs::read_to_string(sandbox.path("out").join(&copies[0])).unwrap();
+    assert_eq!(text, "[2026-11-26 00:00:03] VERBOSE[1] two days ago\n");
+}
