@@ -32,7 +32,6 @@ impl Cmd {
         self
     }
 
-    #[allow(dead_code)] // used by the freeze checks (every `asterisk -rx` has a timeout)
     pub fn timeout(mut self, timeout: Duration) -> Cmd {
         self.timeout = Some(timeout);
         self

@@ -34,6 +34,7 @@ mod segfault;
 mod segfaults;
 mod setup_dbg;
 mod shell;
+mod symptoms;
 mod syslog;
 mod threads;
 mod version;

@@ -155,7 +155,7 @@ pub fn stack_groups(threads: &[Thread]) -> Vec<StackGroup> {
         }
     }
     // Stable: equal counts keep gdb's thread order.
-    groups.sort_by(|a, b| b.count.cmp(&a.count));
+    groups.sort_by_key(|group| std::cmp::Reverse(group.count));
     groups
 }
 
