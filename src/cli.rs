@@ -91,6 +91,14 @@ pub enum Command {
             wazo-astdebug --runbooks ./my-runbooks --wazo-version 26.07 --dry-run setup-dbg"
     )]
     Runbooks(RunbooksArgs),
+
+    /// Draw the lock wait-for graph of a saved `core show locks` output and explain its deadlocks
+    #[command(
+        after_help = "Examples:\n  wazo-astdebug graph core-show-locks.txt\n  \
+            wazo-astdebug graph core-show-locks.txt -f svg -o graph-locks.svg\n  \
+            asterisk -rx 'core show locks' | wazo-astdebug graph - -f dot | circo -Tsvg -o graph-locks.svg"
+    )]
+    Graph(crate::graph::GraphArgs),
 }
 
 #[derive(Debug, Args)]

@@ -4,20 +4,23 @@
 //! The binary is a thin shell around [`main`]; every concept lives in its own
 //! module so that each can be read (and tested) alone.
 
+mod apt_sources;
+mod asterisk;
 pub mod cli;
 mod context;
 mod error;
+mod executor;
+mod graph;
 mod host;
 mod info;
 mod interrupt;
+mod lockdump;
+pub mod lockgraph;
 mod prompt;
 mod runbook;
 mod runbooks_cmd;
 mod setup_dbg;
 mod shell;
-mod executor;
-mod apt_sources;
-mod asterisk;
 mod version;
 
 use std::process::ExitCode;
@@ -42,6 +45,7 @@ pub fn main() -> ExitCode {
         Command::SetupDbg => setup_dbg::run(&context),
         Command::Info => info::run(&context),
         Command::Runbooks(args) => runbooks_cmd::run(&context, &args),
+        Command::Graph(args) => graph::run(&context, &args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
