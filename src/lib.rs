@@ -4,24 +4,25 @@
 //! The binary is a thin shell around [`main`]; every concept lives in its own
 //! module so that each can be read (and tested) alone.
 
-mod apt_sources;
-mod asterisk;
 pub mod cli;
 mod context;
 mod error;
-mod executor;
-mod graph;
 mod host;
 mod info;
 mod interrupt;
-mod lockdump;
-pub mod lockgraph;
 mod prompt;
 mod runbook;
 mod runbooks_cmd;
 mod setup_dbg;
 mod shell;
+mod executor;
+mod apt_sources;
+mod asterisk;
 mod version;
+
+mod graph;
+mod lockdump;
+pub mod lockgraph;
 
 use std::process::ExitCode;
 
