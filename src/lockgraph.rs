@@ -22,6 +22,10 @@ use serde::Serialize;
 
 #[path = "lockgraph_render.rs"]
 pub mod render;
+#[path = "lockgraph_scc.rs"]
+mod scc;
+
+use scc::{Csr, stuck_behind, tarjan, walk_cycle};
 
 /// A thread of the graph; only [`LockGraph::add_thread`] makes one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -398,11 +402,20 @@ impl LockGraph {
         }
         // Oldest thread first: the cycle order then reads the same run after run.
         deadlocks.sort_by_key(|deadlock| deadlock.cycle.first().map(|step| step.thread));
+        let mut deadlock_of = vec![None; thread_count];
+        for (index, deadlock) in deadlocks.iter().enumerate() {
+            for member in &deadlock.members {
+                if let Some(slot) = deadlock_of.get_mut(member.0) {
+                    *slot = Some(index);
+                }
+            }
+        }
         Analysis {
             edges,
             deadlocks,
             in_cycle,
             blocked_on_cycle,
+            deadlock_of,
         }
     }
 
@@ -496,6 +509,8 @@ pub struct Analysis {
     pub in_cycle: Vec<bool>,
     /// Per thread index: not in a cycle but blocked on one, transitively.
     pub blocked_on_cycle: Vec<bool>,
+    /// Per thread index: the index in `deadlocks` of its cycle.
+    pub deadlock_of: Vec<Option<usize>>,
 }
 
 impl Analysis {
@@ -512,399 +527,12 @@ impl Analysis {
 
     /// Whether this edge is one of a cycle (both ends in the same deadlock).
     pub fn edge_in_cycle(&self, edge: &Edge) -> bool {
-        edge.holder.is_some_and(|holder| {
-            self.deadlocks.iter().any(|deadlock| {
-                deadlock.members.binary_search(&edge.waiter).is_ok()
-                    && deadlock.members.binary_search(&holder).is_ok()
-            })
-        })
+        let of = |thread: ThreadRef| self.deadlock_of.get(thread.0).copied().flatten();
+        edge.holder
+            .is_some_and(|holder| of(edge.waiter).is_some() && of(edge.waiter) == of(holder))
     }
-}
-
-/// Adjacency lists in two flat arrays: 100,000 threads stay a few MB.
-struct Csr {
-    start: Vec<usize>,
-    /// (target node, edge index)
-    targets: Vec<(usize, usize)>,
-}
-
-impl Csr {
-    fn new(nodes: usize, edges: &[Edge], pick: impl Fn(&Edge) -> Option<(usize, usize)>) -> Csr {
-        let mut count = vec![0usize; nodes + 1];
-        for edge in edges {
-            if let Some((from, to)) = pick(edge) {
-                if from < nodes && to < nodes {
-                    if let Some(slot) = count.get_mut(from + 1) {
-                        *slot += 1;
-                    }
-                }
-            }
-        }
-        for i in 1..count.len() {
-            let previous = count.get(i - 1).copied().unwrap_or(0);
-            if let Some(slot) = count.get_mut(i) {
-                *slot += previous;
-            }
-        }
-        let mut fill = count.clone();
-        let mut targets = vec![(0, 0); count.last().copied().unwrap_or(0)];
-        for (index, edge) in edges.iter().enumerate() {
-            if let Some((from, to)) = pick(edge) {
-                if from < nodes && to < nodes {
-                    if let Some(pos) = fill.get_mut(from) {
-                        if let Some(slot) = targets.get_mut(*pos) {
-                            *slot = (to, index);
-                        }
-                        *pos += 1;
-                    }
-                }
-            }
-        }
-        Csr {
-            start: count,
-            targets,
-        }
-    }
-
-    fn targets(&self, node: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
-        let from = self.start.get(node).copied().unwrap_or(0);
-        let to = self.start.get(node + 1).copied().unwrap_or(from);
-        self.targets.get(from..to).unwrap_or(&[]).iter().copied()
-    }
-
-    fn target_at(&self, node: usize, offset: usize) -> Option<usize> {
-        let from = self.start.get(node).copied()?;
-        let to = self.start.get(node + 1).copied()?;
-        let pos = from + offset;
-        if pos < to {
-            self.targets.get(pos).map(|&(target, _)| target)
-        } else {
-            None
-        }
-    }
-}
-
-struct Components {
-    /// Component of each node.
-    of: Vec<usize>,
-    members: Vec<Vec<usize>>,
-}
-
-const UNVISITED: usize = usize::MAX;
-
-/// Tarjan's strongly connected components with an explicit call stack.
-fn tarjan(graph: &Csr) -> Components {
-    let nodes = graph.start.len().saturating_sub(1);
-    let mut index = vec![UNVISITED; nodes];
-    let mut low = vec![0usize; nodes];
-    let mut on_stack = vec![false; nodes];
-    let mut stack: Vec<usize> = Vec::new();
-    let mut calls: Vec<(usize, usize)> = Vec::new();
-    let mut of = vec![UNVISITED; nodes];
-    let mut members: Vec<Vec<usize>> = Vec::new();
-    let mut next_index = 0usize;
-
-    for root in 0..nodes {
-        if index.get(root).copied() != Some(UNVISITED) {
-            continue;
-        }
-        visit(
-            root,
-            &mut next_index,
-            &mut index,
-            &mut low,
-            &mut on_stack,
-            &mut stack,
-        );
-        calls.push((root, 0));
-        while let Some(&(node, offset)) = calls.last() {
-            if let Some(target) = graph.target_at(node, offset) {
-                if let Some(call) = calls.last_mut() {
-                    call.1 += 1;
-                }
-                match index.get(target).copied() {
-                    Some(UNVISITED) => {
-                        visit(
-                            target,
-                            &mut next_index,
-                            &mut index,
-                            &mut low,
-                            &mut on_stack,
-                            &mut stack,
-                        );
-                        calls.push((target, 0));
-                    }
-                    Some(target_index) if on_stack.get(target).copied().unwrap_or(false) => {
-                        if let Some(l) = low.get_mut(node) {
-                            *l = (*l).min(target_index);
-                        }
-                    }
-                    _ => {}
-                }
-                continue;
-            }
-            calls.pop();
-            let node_low = low.get(node).copied().unwrap_or(0);
-            if Some(node_low) == index.get(node).copied() {
-                let component = members.len();
-                let mut list = Vec::new();
-                while let Some(member) = stack.pop() {
-                    if let Some(flag) = on_stack.get_mut(member) {
-                        *flag = false;
-                    }
-                    if let Some(slot) = of.get_mut(member) {
-                        *slot = component;
-                    }
-                    list.push(member);
-                    if member == node {
-                        break;
-                    }
-                }
-                members.push(list);
-            }
-            if let Some(&(parent, _)) = calls.last() {
-                if let Some(l) = low.get_mut(parent) {
-                    *l = (*l).min(node_low);
-                }
-            }
-        }
-    }
-    Components { of, members }
-}
-
-fn visit(
-    node: usize,
-    next_index: &mut usize,
-    index: &mut [usize],
-    low: &mut [usize],
-    on_stack: &mut [bool],
-    stack: &mut Vec<usize>,
-) {
-    if let Some(slot) = index.get_mut(node) {
-        *slot = *next_index;
-    }
-    if let Some(slot) = low.get_mut(node) {
-        *slot = *next_index;
-    }
-    if let Some(flag) = on_stack.get_mut(node) {
-        *flag = true;
-    }
-    *next_index += 1;
-    stack.push(node);
-}
-
-/// Follows edges inside one component from its lowest thread until a thread
-/// repeats: that loop is a real cycle to explain, as (thread, edge) steps.
-fn walk_cycle(
-    graph: &Csr,
-    of: &[usize],
-    component: usize,
-    members: &[usize],
-) -> Vec<(usize, usize)> {
-    let Some(&start) = members.iter().min() else {
-        return Vec::new();
-    };
-    let mut seen: HashMap<usize, usize> = HashMap::new();
-    let mut path: Vec<(usize, usize)> = Vec::new();
-    let mut node = start;
-    loop {
-        if let Some(&pos) = seen.get(&node) {
-            let mut cycle = path.split_off(pos);
-            if let Some(lowest) = (0..cycle.len()).min_by_key(|&i| cycle.get(i).map(|s| s.0)) {
-                cycle.rotate_left(lowest);
-            }
-            return cycle;
-        }
-        let next = graph
-            .targets(node)
-            .find(|&(target, _)| of.get(target).copied() == Some(component));
-        let Some((target, edge)) = next else {
-            return path;
-        };
-        seen.insert(node, path.len());
-        path.push((node, edge));
-        node = target;
-    }
-}
-
-/// Every thread that waits, directly or through others, on `members`.
-fn stuck_behind(reverse: &Csr, of: &[usize], members: &[ThreadRef]) -> Vec<usize> {
-    let component = members.first().and_then(|m| of.get(m.0).copied());
-    let mut seen: HashMap<usize, ()> = HashMap::new();
-    let mut queue: Vec<usize> = members.iter().map(|m| m.0).collect();
-    let mut behind = Vec::new();
-    while let Some(node) = queue.pop() {
-        for (waiter, _) in reverse.targets(node) {
-            if of.get(waiter).copied() == component || seen.contains_key(&waiter) {
-                continue;
-            }
-            seen.insert(waiter, ());
-            behind.push(waiter);
-            queue.push(waiter);
-        }
-    }
-    behind.sort_unstable();
-    behind
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn mutex(graph: &mut LockGraph, addr: &str) -> LockRef {
-        graph.add_lock(addr, "m")
-    }
-
-    fn site() -> Site {
-        Site::new("a.c", Some(1), "f")
-    }
-
-    #[test]
-    fn two_thread_deadlock_and_followers() {
-        let mut g = LockGraph::new();
-        let a = g.add_thread("A", None, "");
-        let b = g.add_thread("B", None, "");
-        let c = g.add_thread("C", None, "");
-        let d = g.add_thread("D", None, "");
-        let l1 = mutex(&mut g, "0x1");
-        let l2 = mutex(&mut g, "0x2");
-        let l3 = mutex(&mut g, "0x3");
-        g.holds(a, l1, LockKind::Mutex, site());
-        g.waits_for(a, l2, LockKind::Mutex, site());
-        g.holds(b, l2, LockKind::Mutex, site());
-        g.waits_for(b, l1, LockKind::Mutex, site());
-        g.holds(c, l3, LockKind::Mutex, site());
-        g.waits_for(c, l1, LockKind::Mutex, site());
-        g.waits_for(d, l3, LockKind::Mutex, site());
-        let analysis = g.analyze();
-        assert_eq!(analysis.deadlocks.len(), 1);
-        let deadlock = &analysis.deadlocks[0];
-        assert_eq!(deadlock.members, vec![a, b]);
-        let order: Vec<_> = deadlock.cycle.iter().map(|s| (s.thread, s.lock)).collect();
-        assert_eq!(order, vec![(a, l2), (b, l1)]);
-        assert_eq!(deadlock.behind, vec![c, d]);
-        assert!(analysis.blocked_on_cycle(d));
-        assert!(!analysis.blocked_on_cycle(a));
-        assert!(analysis.in_cycle(b));
-    }
-
-    #[test]
-    fn unlisted_holder_is_an_edge_without_holder() {
-        let mut g = LockGraph::new();
-        let a = g.add_thread("A", None, "");
-        let l = mutex(&mut g, "0x10");
-        g.waits_for(a, l, LockKind::Mutex, site());
-        let analysis = g.analyze();
-        assert_eq!(analysis.edges.len(), 1);
-        assert_eq!(analysis.edges[0].holder, None);
-        assert!(analysis.deadlocks.is_empty());
-    }
-
-    #[test]
-    fn every_reader_is_a_holder() {
-        let mut g = LockGraph::new();
-        let r1 = g.add_thread("R1", None, "");
-        let r2 = g.add_thread("R2", None, "");
-        let w = g.add_thread("W", None, "");
-        let l = mutex(&mut g, "0x20");
-        g.holds(r1, l, LockKind::Rdlock, site());
-        g.holds(r2, l, LockKind::Rdlock, site());
-        g.waits_for(w, l, LockKind::Wrlock, site());
-        let holders: Vec<_> = g.analyze().edges.iter().map(|e| e.holder).collect();
-        assert_eq!(holders, vec![Some(r1), Some(r2)]);
-    }
-
-    #[test]
-    fn addresses_are_normalised() {
-        let mut g = LockGraph::new();
-        let a = g.add_lock("0x00007F00aa", "chan");
-        let b = g.add_lock("0x7f00AA", "other");
-        assert_eq!(a, b);
-        assert_eq!(g.locks()[0].name, "chan");
-        assert_ne!(g.add_lock("0x7f00ab", "chan"), a);
-    }
-
-    #[test]
-    fn recursive_mutex_is_no_self_deadlock_but_rwlock_upgrade_is() {
-        let mut g = LockGraph::new();
-        let a = g.add_thread("A", None, "");
-        let m = mutex(&mut g, "0x1");
-        g.holds(a, m, LockKind::Mutex, site());
-        g.waits_for(a, m, LockKind::Mutex, site());
-        assert!(g.analyze().deadlocks.is_empty());
-        assert!(g.analyze().edges.is_empty());
-
-        let mut g = LockGraph::new();
-        let a = g.add_thread("A", None, "");
-        let rw = mutex(&mut g, "0x2");
-        g.holds(a, rw, LockKind::Rdlock, site());
-        g.waits_for(a, rw, LockKind::Wrlock, site());
-        let analysis = g.analyze();
-        assert_eq!(analysis.deadlocks.len(), 1);
-        assert_eq!(analysis.deadlocks[0].cycle.len(), 1);
-    }
-
-    #[test]
-    fn three_thread_cycle_in_order() {
-        let mut g = LockGraph::new();
-        let t: Vec<_> = (0..3)
-            .map(|i| g.add_thread(&format!("T{i}"), None, ""))
-            .collect();
-        let l: Vec<_> = (0..3)
-            .map(|i| mutex(&mut g, &format!("0x{}", i + 1)))
-            .collect();
-        for i in 0..3 {
-            g.holds(t[i], l[i], LockKind::Mutex, site());
-            g.waits_for(t[i], l[(i + 1) % 3], LockKind::Mutex, site());
-        }
-        let analysis = g.analyze();
-        let order: Vec<_> = analysis.deadlocks[0]
-            .cycle
-            .iter()
-            .map(|s| s.thread)
-            .collect();
-        assert_eq!(order, t);
-    }
-
-    #[test]
-    fn long_chain_and_big_cycle_do_not_overflow_the_stack() {
-        let mut g = LockGraph::new();
-        let n = 100_000;
-        let threads: Vec<_> = (0..n)
-            .map(|i| g.add_thread(&i.to_string(), None, ""))
-            .collect();
-        let locks: Vec<_> = (0..n)
-            .map(|i| mutex(&mut g, &format!("{:#x}", i + 16)))
-            .collect();
-        for i in 0..n {
-            g.holds(threads[i], locks[i], LockKind::Mutex, site());
-            g.waits_for(threads[i], locks[(i + 1) % n], LockKind::Mutex, site());
-        }
-        let analysis = g.analyze();
-        assert_eq!(analysis.deadlocks.len(), 1);
-        assert_eq!(analysis.deadlocks[0].cycle.len(), n);
-    }
-
-    #[test]
-    fn long_chain_into_a_cycle() {
-        let mut g = LockGraph::new();
-        let n = 100_000;
-        let threads: Vec<_> = (0..n)
-            .map(|i| g.add_thread(&i.to_string(), None, ""))
-            .collect();
-        let locks: Vec<_> = (0..n)
-            .map(|i| mutex(&mut g, &format!("{:#x}", i + 16)))
-            .collect();
-        for i in 0..n {
-            g.holds(threads[i], locks[i], LockKind::Mutex, site());
-        }
-        // 0 <-> 1 deadlock, everyone else queues up behind.
-        g.waits_for(threads[0], locks[1], LockKind::Mutex, site());
-        for i in 1..n {
-            g.waits_for(threads[i], locks[i - 1], LockKind::Mutex, site());
-        }
-        let analysis = g.analyze();
-        assert_eq!(analysis.deadlocks.len(), 1);
-        assert_eq!(analysis.deadlocks[0].behind.len(), n - 2);
-    }
-}
+#[path = "lockgraph_tests.rs"]
+mod tests;

@@ -6,7 +6,7 @@
 //! Lists are capped in text (a dump can hold 100,000 threads; the reader needs
 //! the cycle and a count, not every id); DOT and JSON are complete.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
@@ -149,11 +149,12 @@ pub fn text(graph: &LockGraph, analysis: &Analysis, info: &SourceInfo) -> String
             line.push_str(": it waits for itself (an rwlock upgrade)");
         }
         let _ = writeln!(out, "{line}.");
+        let in_steps: HashSet<ThreadRef> = steps.iter().map(|s| s.thread).collect();
         let others: Vec<ThreadRef> = deadlock
             .members
             .iter()
             .copied()
-            .filter(|m| !steps.iter().any(|s| s.thread == *m))
+            .filter(|m| !in_steps.contains(m))
             .collect();
         if !others.is_empty() {
             let _ = writeln!(
