@@ -391,7 +391,9 @@ fn trim_start(bytes: &[u8]) -> &[u8] {
 
 /// Control characters would break the renderers (and terminals).
 fn clean(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.chars().any(char::is_control) {
+    let dirty = text.bytes().any(|b| b < 0x20 || b == 0x7f)
+        || (!text.is_ascii() && text.chars().any(char::is_control));
+    if dirty {
         text.chars()
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect::<String>()

@@ -195,7 +195,7 @@ fn crlf_line_ends() {
     let crlf = AST13.replace('\n', "\r\n");
     let (graph, info) = parse_str(&crlf);
     assert_eq!(info.version.as_deref(), Some("18.12.1"));
-    assert_eq!(graph.threads()[0].name.ends_with(')'), true);
+    assert!(graph.threads()[0].name.ends_with(')'));
     assert_eq!(graph.locks().len(), 2);
     assert_eq!(graph.analyze().deadlocks.len(), 1);
 }
