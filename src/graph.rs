@@ -237,7 +237,7 @@ fn write_output(
             }
         }
         Some(path) => {
-            let file = context::create_private(path)?;
+            let file = create_output(path)?;
             let mut out = BufWriter::new(file);
             write(&mut out)
                 .and_then(|()| out.flush())
@@ -246,6 +246,16 @@ fn write_output(
             Ok(())
         }
     }
+}
+
+/// Creates (or truncates) an output file, readable by its owner only: the
+/// mode given at creation does not apply to a file that already exists.
+fn create_output(path: &Path) -> Result<File> {
+    use std::os::unix::fs::PermissionsExt;
+    let file = context::create_private(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|source| Error::write(path, source))?;
+    Ok(file)
 }
 
 /// Draws with circo; without graphviz, leaves the `.dot` next to the
@@ -282,7 +292,7 @@ fn draw(
             graph.threads().len()
         );
     }
-    let file = context::create_private(target)?;
+    let file = create_output(target)?;
     let command = format!("{} -T{}", circo.display(), format.extension());
     let mut child = Command::new(&circo)
         .arg(format!("-T{}", format.extension()))

@@ -19,7 +19,7 @@ use std::io::{self, BufRead};
 
 use memchr::{memchr, memmem};
 
-use crate::lockgraph::{LockGraph, LockKind, Site, ThreadRef};
+use crate::lockgraph::{LockGraph, LockKind, ThreadRef};
 
 /// The useful part of any line is far shorter; the rest is dropped.
 pub const MAX_LINE: usize = 16 * 1024;
@@ -257,7 +257,7 @@ impl Parser {
             return;
         };
         let lock = self.graph.add_lock(parsed.addr, parsed.name);
-        let site = Site::new(parsed.file, parsed.line, parsed.func);
+        let site = self.graph.site(parsed.file, parsed.line, parsed.func);
         match claim {
             Claim::Hold => {
                 self.graph.holds(thread, lock, parsed.kind, site);
@@ -295,8 +295,8 @@ impl Parser {
         let func = after.get(digits..).unwrap_or("").trim();
         let func = func.strip_prefix('(').unwrap_or(func);
         let func = func.strip_suffix(')').unwrap_or(func);
-        self.graph
-            .add_locked_here(wait, Site::new(file.trim(), line, func.trim()));
+        let site = self.graph.site(file.trim(), line, func.trim());
+        self.graph.add_locked_here(wait, site);
     }
 }
 
@@ -405,7 +405,14 @@ fn clean(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// `%-20s` pads the start function; the padding is noise in a label.
 fn collapse_spaces(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -16,8 +16,10 @@
 //! wait chain would overflow the stack.
 
 use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -84,19 +86,34 @@ impl LockKind {
 }
 
 /// A place in Asterisk's source: where a lock was taken or is awaited.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+///
+/// The strings are shared: a dump names a few hundred files and functions
+/// hundreds of thousands of times ([`LockGraph::site`] interns them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Site {
-    pub file: String,
+    pub file: Arc<str>,
     pub line: Option<u32>,
-    pub func: String,
+    pub func: Arc<str>,
+}
+
+impl Serialize for Site {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut site = serializer.serialize_struct("Site", 3)?;
+        site.serialize_field("file", &*self.file)?;
+        site.serialize_field("line", &self.line)?;
+        site.serialize_field("func", &*self.func)?;
+        site.end()
+    }
 }
 
 impl Site {
+    /// A site with its own strings; [`LockGraph::site`] shares them instead.
     pub fn new(file: &str, line: Option<u32>, func: &str) -> Site {
         Site {
-            file: file.to_string(),
+            file: Arc::from(file),
             line,
-            func: func.to_string(),
+            func: Arc::from(func),
         }
     }
 
@@ -248,6 +265,7 @@ pub struct LockGraph {
     lock_by_value: FastMap<u128, usize>,
     lock_by_text: FastMap<String, usize>,
     acquisitions: Vec<Acquisition>,
+    strings: HashSet<Arc<str>, BuildHasherDefault<FastHasher>>,
 }
 
 impl LockGraph {
@@ -306,6 +324,24 @@ impl LockGraph {
             name: name.to_string(),
         });
         LockRef(index)
+    }
+
+    /// A [`Site`] whose strings are shared with the graph's other sites.
+    pub fn site(&mut self, file: &str, line: Option<u32>, func: &str) -> Site {
+        Site {
+            file: self.intern(file),
+            line,
+            func: self.intern(func),
+        }
+    }
+
+    fn intern(&mut self, text: &str) -> Arc<str> {
+        if let Some(shared) = self.strings.get(text) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<str> = Arc::from(text);
+        self.strings.insert(Arc::clone(&shared));
+        shared
     }
 
     /// Records that `thread` holds `lock`. Several holders of one lock are

@@ -12,7 +12,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::lockgraph::{Analysis, Claim, Edge, LockGraph, LockRef, Site, ThreadRef};
+use crate::lockgraph::{Analysis, Claim, Edge, FastMap, LockGraph, LockRef, Site, ThreadRef};
 
 /// How many entries a text list shows before "and N more".
 const TEXT_LIST_MAX: usize = 10;
@@ -253,8 +253,8 @@ pub fn text(graph: &LockGraph, analysis: &Analysis, info: &SourceInfo) -> String
 
 /// Without a cycle, the useful question is who holds what everyone waits for.
 fn contended(out: &mut String, graph: &LockGraph, analysis: &Analysis) -> bool {
-    let mut waiters: HashMap<LockRef, Vec<ThreadRef>> = HashMap::new();
-    let mut holders: HashMap<LockRef, Vec<ThreadRef>> = HashMap::new();
+    let mut waiters: FastMap<LockRef, Vec<ThreadRef>> = FastMap::default();
+    let mut holders: FastMap<LockRef, Vec<ThreadRef>> = FastMap::default();
     for edge in &analysis.edges {
         let list = waiters.entry(edge.lock).or_default();
         if !list.contains(&edge.waiter) {

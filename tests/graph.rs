@@ -246,6 +246,9 @@ fn svg_without_graphviz_keeps_the_dot() {
 fn output_file_is_private() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report.txt");
+    // Even one that already existed, world-readable.
+    fs::write(&out, "old").unwrap();
+    fs::set_permissions(&out, fs::Permissions::from_mode(0o644)).unwrap();
     graph()
         .arg(example())
         .arg("--output")
