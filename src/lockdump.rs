@@ -151,8 +151,20 @@ impl Parser {
         } else {
             return;
         };
+        // Separators (`=== ---...`, `===`) are a third of the `===` lines:
+        // drop them before paying for UTF-8 checks.
+        let body = trim_start(rest);
+        if body.is_empty()
+            || body.first() == Some(&b'-')
+                && !body.starts_with(b"--->")
+                && !body.starts_with(b"--- --->")
+        {
+            self.after_rule = false;
+            return;
+        }
+        // Control characters are replaced where strings are stored (the
+        // graph's `intern`), not here on every line.
         let text = String::from_utf8_lossy(rest);
-        let text = clean(&text);
         self.dump_line(text.trim());
     }
 
@@ -172,7 +184,7 @@ impl Parser {
         } else if let Some(rest) = text.strip_prefix("Currently Held Locks") {
             self.header_line(rest);
         } else if after_rule && !text.is_empty() && !text.starts_with('<') {
-            self.info.version = Some(text.to_string());
+            self.info.version = Some(crate::lockgraph::clean(text).into_owned());
         }
     }
 
@@ -198,7 +210,9 @@ impl Parser {
         self.info.taken_at = rest
             .trim()
             .strip_prefix("at Time:")
-            .map(|time| time.trim().trim_end_matches('=').trim().to_string())
+            .map(|time| {
+                crate::lockgraph::clean(time.trim().trim_end_matches('=').trim()).into_owned()
+            })
             .filter(|time| !time.is_empty());
     }
 
@@ -280,7 +294,7 @@ impl Parser {
             return;
         };
         let rest = rest.trim();
-        let (file, after) = match rest.find(" line ") {
+        let (file, after) = match find(rest, " line ") {
             Some(pos) => (
                 rest.get(..pos).unwrap_or(""),
                 rest.get(pos + 6..).unwrap_or(""),
@@ -323,7 +337,7 @@ struct LockFields<'a> {
 /// the address is taken from the right.
 fn parse_lock_fields(body: &str) -> Option<LockFields<'_>> {
     let open = body.find('(')?;
-    let close = open + body.get(open..)?.find("):")?;
+    let close = open + find(body.get(open..)?, "):")?;
     let file = body.get(open + 1..close)?.trim();
     let mut rest = body.get(close + 2..)?.trim();
     let cut = rest.ends_with("...");
@@ -389,18 +403,10 @@ fn trim_start(bytes: &[u8]) -> &[u8] {
     bytes.get(skip..).unwrap_or(&[])
 }
 
-/// Control characters would break the renderers (and terminals).
-fn clean(text: &str) -> std::borrow::Cow<'_, str> {
-    let dirty = text.bytes().any(|b| b < 0x20 || b == 0x7f)
-        || (!text.is_ascii() && text.chars().any(char::is_control));
-    if dirty {
-        text.chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect::<String>()
-            .into()
-    } else {
-        text.into()
-    }
+/// `str::find` with a string pattern builds a two-way searcher per call;
+/// memchr's is several times cheaper on these short lines.
+fn find(haystack: &str, needle: &str) -> Option<usize> {
+    memmem::find(haystack.as_bytes(), needle.as_bytes())
 }
 
 /// `%-20s` pads the start function; the padding is noise in a label.

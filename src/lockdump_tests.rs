@@ -18,7 +18,7 @@ fn parse_str(text: &str) -> (LockGraph, DumpInfo) {
 fn ids(graph: &LockGraph, threads: &[crate::lockgraph::ThreadRef]) -> Vec<String> {
     threads
         .iter()
-        .filter_map(|&t| graph.thread(t).map(|t| t.id.clone()))
+        .filter_map(|&t| graph.thread(t).map(|t| t.id.to_string()))
         .collect()
 }
 
@@ -54,7 +54,7 @@ fn seed_excerpt() {
     let first = &graph.threads()[0];
     assert_eq!(first.short_name(), "tps_processing_function");
     assert_eq!(
-        first.name,
+        &*first.name,
         "tps_processing_function started at [ 457] taskprocessor.c ast_taskprocessor_get()"
     );
     assert_eq!(graph.threads()[1].short_name(), "do_devstate_changes");
@@ -62,14 +62,14 @@ fn seed_excerpt() {
     assert_eq!(count(&graph, GraphClaim::WaitsFor), 2);
     let lock = graph.find_lock("0x822aa78").unwrap();
     assert_eq!(
-        graph.lock(lock).unwrap().name,
+        &*graph.lock(lock).unwrap().name,
         "&(&ast_event_subs[event_types[i]])->lock"
     );
     // Two "Locked Here" lines: one per reentrancy level.
     let wait = graph
         .acquisitions()
         .iter()
-        .find(|a| a.claim == GraphClaim::WaitsFor && graph.lock(a.lock).unwrap().name == "chan")
+        .find(|a| a.claim == GraphClaim::WaitsFor && &*graph.lock(a.lock).unwrap().name == "chan")
         .unwrap();
     assert_eq!(wait.locked_here.len(), 2);
     assert_eq!(
@@ -93,7 +93,7 @@ fn asterisk_1_8_decimal_ids() {
     assert!(info.recognized);
     assert_eq!(info.version, None);
     assert_eq!(graph.threads().len(), 2);
-    assert_eq!(graph.threads()[0].id, "3077372784");
+    assert_eq!(&*graph.threads()[0].id, "3077372784");
     assert_eq!(graph.threads()[0].short_name(), "do_monitor");
     let analysis = graph.analyze();
     assert_eq!(cycle_ids(&graph, &analysis), [["3077372784", "3060587376"]]);
@@ -102,14 +102,14 @@ fn asterisk_1_8_decimal_ids() {
 #[test]
 fn asterisk_11_hex_ids_readers_and_failed_trylock() {
     let (graph, _) = parse_str(AST11);
-    assert_eq!(graph.threads()[0].id, "0xb71ffb70");
+    assert_eq!(&*graph.threads()[0].id, "0xb71ffb70");
     assert_eq!(count(&graph, GraphClaim::TriedAndFailed), 1);
     let analysis = graph.analyze();
     // The writer waits for both readers, not only the last one.
     let holders: Vec<_> = analysis
         .edges
         .iter()
-        .map(|e| e.holder.map(|h| graph.thread(h).unwrap().id.clone()))
+        .map(|e| e.holder.map(|h| graph.thread(h).unwrap().id.to_string()))
         .collect();
     assert_eq!(
         holders,
@@ -123,7 +123,7 @@ fn asterisk_11_hex_ids_readers_and_failed_trylock() {
         analysis
             .edges
             .iter()
-            .all(|e| graph.thread(e.waiter).unwrap().id == "0xb5dffb70")
+            .all(|e| &*graph.thread(e.waiter).unwrap().id == "0xb5dffb70")
     );
     assert!(analysis.deadlocks.is_empty());
 }
@@ -171,7 +171,7 @@ fn asterisk_21_timing_lines_and_no_count() {
     assert_eq!(info.lock_lines, 4);
     assert_eq!(info.unreadable_lock_lines, 0);
     let lock = graph.find_lock("0x5612a8d05e20").unwrap();
-    assert_eq!(graph.lock(lock).unwrap().name, "cache");
+    assert_eq!(&*graph.lock(lock).unwrap().name, "cache");
     let analysis = graph.analyze();
     assert_eq!(
         cycle_ids(&graph, &analysis),
@@ -228,7 +228,7 @@ fn cuts_and_truncated_lines() {
     let (graph, info) = parse_str(text);
     assert_eq!(info.cuts, 1);
     assert_eq!(info.unreadable_lock_lines, 2);
-    assert_eq!(graph.threads()[1].name, "do_devstate_ch...");
+    assert_eq!(&*graph.threads()[1].name, "do_devstate_ch...");
     let analysis = graph.analyze();
     assert_eq!(analysis.edges.len(), 1);
     assert_eq!(analysis.edges[0].holder, graph.find_thread("0x1"));
@@ -272,7 +272,7 @@ fn several_waiters_on_one_lock() {
             .iter()
             .all(|e| e.holder == graph.find_thread("0x1"))
     );
-    assert_eq!(graph.threads()[1].name, "waiter 2");
+    assert_eq!(&*graph.threads()[1].name, "waiter 2");
 }
 
 #[test]
@@ -281,11 +281,11 @@ fn names_with_spaces_and_parentheses() {
                 === ---> Lock #0 (a b.c): MUTEX 5 fn &(obj->inner) lock 0x10 (3)\n";
     let (graph, _) = parse_str(text);
     assert_eq!(
-        graph.threads()[0].name,
+        &*graph.threads()[0].name,
         "my (odd) thread started at [ 12] x.c y()"
     );
     assert_eq!(graph.threads()[0].lwp, Some(42));
-    assert_eq!(graph.locks()[0].name, "&(obj->inner) lock");
+    assert_eq!(&*graph.locks()[0].name, "&(obj->inner) lock");
     assert_eq!(&*graph.acquisitions()[0].site.file, "a b.c");
 }
 
@@ -386,4 +386,17 @@ fn lock_fields() {
     assert!(parse_lock_fields("").is_none());
     assert!(parse_lock_fields("(").is_none());
     assert!(parse_lock_fields("1 (a.c): ").is_none());
+}
+
+#[test]
+fn control_characters_are_neutralised() {
+    let text = "=== Thread ID: 0x1\x07 (evil\x1b[31m name)\n\
+                === ---> Lock #0 (a\x1b.c): MUTEX 5 f\x08n lo\x1bck 0x10 (1)\n";
+    let (graph, _) = parse_str(text);
+    let thread = &graph.threads()[0];
+    assert_eq!(&*thread.id, "0x1 ");
+    assert_eq!(&*thread.name, "evil [31m name");
+    assert_eq!(&*graph.locks()[0].name, "lo ck");
+    let site = &graph.acquisitions()[0].site;
+    assert_eq!((&*site.file, &*site.func), ("a .c", "f n"));
 }

@@ -135,13 +135,15 @@ impl fmt::Display for Site {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Strings are shared (`Arc<str>`): thousands of threads carry the same
+/// name, and the id doubles as the lookup key.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Thread {
     /// As the source printed it (`0xb6cffb70`, `3077372784`, `LWP 1234`).
-    pub id: String,
+    pub id: Arc<str>,
     pub lwp: Option<u64>,
     /// Asterisk's "start_fn started at [line] file caller()", spaces collapsed.
-    pub name: String,
+    pub name: Arc<str>,
 }
 
 impl Thread {
@@ -154,12 +156,13 @@ impl Thread {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lock {
     /// Normalised address: the lock's identity.
     pub addr: String,
-    /// The C expression Asterisk printed (`chan`, `&p->lock`), possibly empty.
-    pub name: String,
+    /// The C expression Asterisk printed (`chan`, `&p->lock`), possibly empty
+    /// (shared: most are called `chan`).
+    pub name: Arc<str>,
 }
 
 /// What a thread does with a lock.
@@ -192,7 +195,22 @@ pub struct Acquisition {
 pub fn normalize_addr(addr: &str) -> String {
     match addr_value(addr) {
         Some(value) => format!("{value:#x}"),
-        None => addr.trim().to_ascii_lowercase(),
+        None => clean(addr.trim()).to_ascii_lowercase(),
+    }
+}
+
+/// Control characters (a terminal escape in a thread name) replaced by
+/// spaces; borrowed when there are none, which is always on real dumps.
+pub fn clean(text: &str) -> std::borrow::Cow<'_, str> {
+    let dirty = text.bytes().any(|b| b < 0x20 || b == 0x7f)
+        || (!text.is_ascii() && text.chars().any(char::is_control));
+    if dirty {
+        text.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
     }
 }
 
@@ -259,7 +277,7 @@ pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 #[derive(Debug, Default, Clone)]
 pub struct LockGraph {
     threads: Vec<Thread>,
-    thread_by_id: FastMap<String, usize>,
+    thread_by_id: FastMap<Arc<str>, usize>,
     locks: Vec<Lock>,
     /// Hex addresses by value, anything else (`(nil)`) by text.
     lock_by_value: FastMap<u128, usize>,
@@ -277,23 +295,27 @@ impl LockGraph {
     /// fill in an LWP or name the first one lacked.
     pub fn add_thread(&mut self, id: &str, lwp: Option<u64>, name: &str) -> ThreadRef {
         if let Some(&index) = self.thread_by_id.get(id) {
+            let empty = self.threads.get(index).is_some_and(|t| t.name.is_empty());
+            let name = if empty { Some(self.intern(name)) } else { None };
             if let Some(thread) = self.threads.get_mut(index) {
                 if thread.lwp.is_none() {
                     thread.lwp = lwp;
                 }
-                if thread.name.is_empty() {
-                    thread.name = name.to_string();
+                if let Some(name) = name {
+                    thread.name = name;
                 }
             }
             return ThreadRef(index);
         }
         let index = self.threads.len();
+        let id: Arc<str> = Arc::from(&*clean(id));
+        let name = self.intern(name);
         self.threads.push(Thread {
-            id: id.to_string(),
+            id: Arc::clone(&id),
             lwp,
-            name: name.to_string(),
+            name,
         });
-        self.thread_by_id.insert(id.to_string(), index);
+        self.thread_by_id.insert(id, index);
         ThreadRef(index)
     }
 
@@ -306,9 +328,11 @@ impl LockGraph {
             None => self.lock_by_text.get(&normalize_addr(addr)),
         };
         if let Some(&index) = found {
-            if let Some(lock) = self.locks.get_mut(index) {
-                if lock.name.is_empty() {
-                    lock.name = name.to_string();
+            let empty = self.locks.get(index).is_some_and(|l| l.name.is_empty());
+            if empty && !name.is_empty() {
+                let name = self.intern(name);
+                if let Some(lock) = self.locks.get_mut(index) {
+                    lock.name = name;
                 }
             }
             return LockRef(index);
@@ -319,10 +343,8 @@ impl LockGraph {
             Some(value) => self.lock_by_value.insert(value, index),
             None => self.lock_by_text.insert(key.clone(), index),
         };
-        self.locks.push(Lock {
-            addr: key,
-            name: name.to_string(),
-        });
+        let name = self.intern(name);
+        self.locks.push(Lock { addr: key, name });
         LockRef(index)
     }
 
@@ -335,11 +357,18 @@ impl LockGraph {
         }
     }
 
+    /// Every string of the graph comes through here (or `add_thread` for
+    /// ids), so this is where control characters from a mangled or hostile
+    /// dump are neutralised before any renderer or terminal sees them.
     fn intern(&mut self, text: &str) -> Arc<str> {
         if let Some(shared) = self.strings.get(text) {
             return Arc::clone(shared);
         }
-        let shared: Arc<str> = Arc::from(text);
+        let text = clean(text);
+        if let Some(shared) = self.strings.get(&*text) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<str> = Arc::from(&*text);
         self.strings.insert(Arc::clone(&shared));
         shared
     }
@@ -430,6 +459,16 @@ impl LockGraph {
 
     pub fn acquisitions(&self) -> &[Acquisition] {
         &self.acquisitions
+    }
+
+    /// The thread at a position of [`LockGraph::threads`].
+    pub fn thread_at(&self, index: usize) -> Option<ThreadRef> {
+        (index < self.threads.len()).then_some(ThreadRef(index))
+    }
+
+    /// The lock at a position of [`LockGraph::locks`].
+    pub fn lock_at(&self, index: usize) -> Option<LockRef> {
+        (index < self.locks.len()).then_some(LockRef(index))
     }
 
     pub fn thread(&self, thread: ThreadRef) -> Option<&Thread> {
@@ -526,16 +565,36 @@ impl LockGraph {
     }
 
     fn edges(&self) -> Vec<Edge> {
-        let mut holders: Vec<Vec<(ThreadRef, usize)>> = vec![Vec::new(); self.locks.len()];
-        for (index, acq) in self.acquisitions.iter().enumerate() {
-            if acq.claim == Claim::Holds {
-                if let Some(list) = holders.get_mut(acq.lock.0) {
-                    if !list.iter().any(|&(thread, _)| thread == acq.thread) {
-                        list.push((acq.thread, index));
-                    }
-                }
+        // Holders grouped by lock in one flat array (a map of vectors costs
+        // an allocation per lock), each thread once, in the order listed.
+        let mut holds: Vec<(usize, ThreadRef, usize)> = self
+            .acquisitions
+            .iter()
+            .enumerate()
+            .filter(|(_, acq)| acq.claim == Claim::Holds)
+            .map(|(index, acq)| (acq.lock.0, acq.thread, index))
+            .collect();
+        holds.sort_unstable();
+        holds.dedup_by_key(|&mut (lock, thread, _)| (lock, thread));
+        holds.sort_unstable_by_key(|&(lock, _, index)| (lock, index));
+        let mut start = vec![0usize; self.locks.len() + 1];
+        for &(lock, _, _) in &holds {
+            if let Some(slot) = start.get_mut(lock + 1) {
+                *slot += 1;
             }
         }
+        for i in 1..start.len() {
+            let previous = start.get(i - 1).copied().unwrap_or(0);
+            if let Some(slot) = start.get_mut(i) {
+                *slot += previous;
+            }
+        }
+        let holders_of = |lock: usize| {
+            let from = start.get(lock).copied().unwrap_or(0);
+            let to = start.get(lock + 1).copied().unwrap_or(from);
+            holds.get(from..to).unwrap_or(&[])
+        };
+
         let mut edges = Vec::new();
         for (index, acq) in self.acquisitions.iter().enumerate() {
             if acq.claim != Claim::WaitsFor {
@@ -543,7 +602,7 @@ impl LockGraph {
             }
             let mut any = false;
             let mut only_self = false;
-            for &(holder, hold) in holders.get(acq.lock.0).map(Vec::as_slice).unwrap_or(&[]) {
+            for &(_, holder, hold) in holders_of(acq.lock.0) {
                 // Asterisk mutexes are recursive: waiting for a mutex one
                 // already holds does not block. An rwlock does (upgrade).
                 if holder == acq.thread && acq.kind == LockKind::Mutex {

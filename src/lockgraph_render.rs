@@ -12,7 +12,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::lockgraph::{Analysis, Claim, Edge, FastMap, LockGraph, LockRef, Site, ThreadRef};
+use crate::lockgraph::{Analysis, Claim, Edge, LockGraph, LockRef, Site, ThreadRef};
 
 /// How many entries a text list shows before "and N more".
 const TEXT_LIST_MAX: usize = 10;
@@ -251,39 +251,56 @@ pub fn text(graph: &LockGraph, analysis: &Analysis, info: &SourceInfo) -> String
     out
 }
 
-/// Without a cycle, the useful question is who holds what everyone waits for.
+/// Who holds what most threads wait for: the question when there is no
+/// cycle (a holder stuck elsewhere), and context when there is one.
 fn contended(out: &mut String, graph: &LockGraph, analysis: &Analysis) -> bool {
-    let mut waiters: FastMap<LockRef, Vec<ThreadRef>> = FastMap::default();
-    let mut holders: FastMap<LockRef, Vec<ThreadRef>> = FastMap::default();
-    for edge in &analysis.edges {
-        let list = waiters.entry(edge.lock).or_default();
-        if !list.contains(&edge.waiter) {
-            list.push(edge.waiter);
+    let mut waiting = vec![0usize; graph.locks().len()];
+    for acq in graph.acquisitions() {
+        if acq.claim == Claim::WaitsFor {
+            if let Some(count) = waiting.get_mut(acq.lock.index()) {
+                *count += 1;
+            }
         }
-        if let Some(holder) = edge.holder {
-            let list = holders.entry(edge.lock).or_default();
-            if !list.contains(&holder) {
+    }
+    let mut ranked: Vec<(usize, usize)> = waiting
+        .iter()
+        .enumerate()
+        .filter(|(_, count)| **count > 0)
+        .map(|(lock, &count)| (lock, count))
+        .collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.truncate(5);
+    if ranked.is_empty() {
+        return false;
+    }
+    let mut holders: Vec<Vec<ThreadRef>> = vec![Vec::new(); ranked.len()];
+    for edge in &analysis.edges {
+        let Some(holder) = edge.holder else {
+            continue;
+        };
+        if let Some(pos) = ranked
+            .iter()
+            .position(|&(lock, _)| lock == edge.lock.index())
+        {
+            if let Some(list) = holders.get_mut(pos) {
                 list.push(holder);
             }
         }
     }
-    let mut ranked: Vec<(LockRef, usize)> = waiters.iter().map(|(&l, w)| (l, w.len())).collect();
-    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    if ranked.is_empty() {
-        return false;
-    }
     let _ = writeln!(out, "Most waited-for locks:");
-    for (lock, count) in ranked.into_iter().take(5) {
-        let held = match holders.get(&lock) {
-            Some(list) => format!("held by {}", list_threads(graph, list)),
-            None => "holder not listed".to_string(),
+    for ((lock, count), mut list) in ranked.into_iter().zip(holders) {
+        list.sort_unstable();
+        list.dedup();
+        let held = if list.is_empty() {
+            "holder not listed".to_string()
+        } else {
+            format!("held by {}", list_threads(graph, &list))
         };
-        let _ = writeln!(
-            out,
-            "  {}: {} waiting, {held}",
-            lock_label(graph, lock),
-            count
-        );
+        let label = graph
+            .lock_at(lock)
+            .map(|l| lock_label(graph, l))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {label}: {count} waiting, {held}");
     }
     true
 }
@@ -313,7 +330,7 @@ pub fn dot(graph: &LockGraph, analysis: &Analysis, out: &mut dyn Write) -> io::R
     writeln!(out, "  node [shape=box, fontname=\"monospace\"];")?;
     writeln!(out, "  edge [fontname=\"monospace\", fontsize=10];")?;
     for (index, thread) in graph.threads().iter().enumerate() {
-        let mut label = thread.id.clone();
+        let mut label = thread.id.to_string();
         if let Some(lwp) = thread.lwp {
             label.push_str(&format!(" LWP {lwp}"));
         }
@@ -369,7 +386,7 @@ pub fn dot(graph: &LockGraph, analysis: &Analysis, out: &mut dyn Write) -> io::R
                 if l.name.is_empty() {
                     l.addr.clone()
                 } else {
-                    l.name.clone()
+                    l.name.to_string()
                 }
             })
             .unwrap_or_default();
@@ -438,7 +455,7 @@ struct JsonGraph<'a> {
 }
 
 pub fn json(graph: &LockGraph, analysis: &Analysis, out: &mut dyn Write) -> io::Result<()> {
-    let id = |thread: ThreadRef| graph.thread(thread).map(|t| t.id.as_str()).unwrap_or("");
+    let id = |thread: ThreadRef| graph.thread(thread).map(|t| &*t.id).unwrap_or("");
     let threads = graph
         .threads()
         .iter()
@@ -494,7 +511,7 @@ pub fn json(graph: &LockGraph, analysis: &Analysis, out: &mut dyn Write) -> io::
                 waiter: id(e.waiter),
                 holder: e.holder.map(id),
                 lock: lock.map(|l| l.addr.as_str()).unwrap_or(""),
-                lock_name: lock.map(|l| l.name.as_str()).unwrap_or(""),
+                lock_name: lock.map(|l| &*l.name).unwrap_or(""),
                 in_cycle: analysis.edge_in_cycle(e),
             }
         })
@@ -509,7 +526,7 @@ pub fn json(graph: &LockGraph, analysis: &Analysis, out: &mut dyn Write) -> io::
         .iter()
         .enumerate()
         .filter(|(_, blocked)| **blocked)
-        .filter_map(|(index, _)| graph.threads().get(index).map(|t| t.id.as_str()))
+        .filter_map(|(index, _)| graph.threads().get(index).map(|t| &*t.id))
         .collect();
     let document = JsonGraph {
         threads,

@@ -71,7 +71,7 @@ fn addresses_are_normalised() {
     let a = g.add_lock("0x00007F00aa", "chan");
     let b = g.add_lock("0x7f00AA", "other");
     assert_eq!(a, b);
-    assert_eq!(g.locks()[0].name, "chan");
+    assert_eq!(&*g.locks()[0].name, "chan");
     assert_ne!(g.add_lock("0x7f00ab", "chan"), a);
 }
 
