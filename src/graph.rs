@@ -190,14 +190,18 @@ fn source_info(path: &Path, info: &DumpInfo) -> SourceInfo {
     }
     if info.unreadable_lock_lines > 0 {
         notes.push(format!(
-            "{} lock lines could not be read (cut or mangled) and were skipped",
-            info.unreadable_lock_lines
+            "{} not be read (cut or mangled) and skipped",
+            count(
+                info.unreadable_lock_lines,
+                "lock line could",
+                "lock lines could"
+            )
         ));
     }
     if info.orphan_lock_lines > 0 {
         notes.push(format!(
-            "{} lock lines came before any thread line (the paste starts mid-thread) and were skipped",
-            info.orphan_lock_lines
+            "{} before any thread line (the paste starts mid-thread) and skipped",
+            count(info.orphan_lock_lines, "lock line came", "lock lines came")
         ));
     }
     if info.cuts > 0 {
@@ -205,8 +209,8 @@ fn source_info(path: &Path, info: &DumpInfo) -> SourceInfo {
     }
     if info.suspended > 0 {
         notes.push(format!(
-            "{} locks were suspended (released inside a condition wait) and are not counted as held",
-            info.suspended
+            "{} (released inside a condition wait), not counted as held",
+            count(info.suspended, "lock was suspended", "locks were suspended")
         ));
     }
     SourceInfo {
@@ -219,6 +223,10 @@ fn source_info(path: &Path, info: &DumpInfo) -> SourceInfo {
         taken_at: info.taken_at.clone(),
         notes,
     }
+}
+
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn write_output(
