@@ -164,7 +164,10 @@ impl Parser {
         }
         // Control characters are replaced where strings are stored (the
         // graph's `intern`), not here on every line.
-        let text = String::from_utf8_lossy(rest);
+        let text = match std::str::from_utf8(rest) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(rest),
+        };
         self.dump_line(text.trim());
     }
 
@@ -349,9 +352,13 @@ fn parse_lock_fields(body: &str) -> Option<LockFields<'_>> {
     if rest.ends_with(')') {
         if let Some(paren) = rest.rfind('(') {
             let inner = rest.get(paren + 1..rest.len() - 1).unwrap_or("");
-            let count = inner.split(" - ").next().unwrap_or("").trim();
+            let count = match find(inner, " - ") {
+                Some(dash) => inner.get(..dash).unwrap_or(""),
+                None => inner,
+            }
+            .trim();
             if !count.is_empty() && count.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
-                suspended = inner.contains("suspended");
+                suspended = find(inner, "suspended").is_some();
                 counted = true;
                 rest = rest.get(..paren)?.trim_end();
             }

@@ -193,6 +193,18 @@ pub struct Acquisition {
 /// Turns `0x00007F..` and `0x7f..` into the same key, so that sources that
 /// pad addresses differently still agree on which lock is which.
 pub fn normalize_addr(addr: &str) -> String {
+    let addr = addr.trim();
+    // What %p prints is already normal: skip the number round trip.
+    if let Some(hex) = addr.strip_prefix("0x") {
+        if !hex.is_empty()
+            && !hex.starts_with('0')
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return addr.to_string();
+        }
+    }
     match addr_value(addr) {
         Some(value) => format!("{value:#x}"),
         None => clean(addr.trim()).to_ascii_lowercase(),
@@ -499,7 +511,8 @@ impl LockGraph {
         let mut in_cycle = vec![false; thread_count];
         let mut blocked_on_cycle = vec![false; thread_count];
         let mut deadlocks = Vec::new();
-        for (component, members) in components.members.iter().enumerate() {
+        for (component, members) in &components.members {
+            let component = *component;
             let cyclic = members.len() > 1
                 || members
                     .first()

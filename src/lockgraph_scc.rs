@@ -77,7 +77,8 @@ impl Csr {
 pub(super) struct Components {
     /// Component of each node.
     pub(super) of: Vec<usize>,
-    pub(super) members: Vec<Vec<usize>>,
+    /// (component, its threads), only for components that are cycles.
+    pub(super) members: Vec<(usize, Vec<usize>)>,
 }
 
 const UNVISITED: usize = usize::MAX;
@@ -91,7 +92,8 @@ pub(super) fn tarjan(graph: &Csr) -> Components {
     let mut stack: Vec<usize> = Vec::new();
     let mut calls: Vec<(usize, usize)> = Vec::new();
     let mut of = vec![UNVISITED; nodes];
-    let mut members: Vec<Vec<usize>> = Vec::new();
+    let mut members: Vec<(usize, Vec<usize>)> = Vec::new();
+    let mut count = 0usize;
     let mut next_index = 0usize;
 
     for root in 0..nodes {
@@ -136,7 +138,8 @@ pub(super) fn tarjan(graph: &Csr) -> Components {
             calls.pop();
             let node_low = low.get(node).copied().unwrap_or(0);
             if Some(node_low) == index.get(node).copied() {
-                let component = members.len();
+                let component = count;
+                count += 1;
                 let mut list = Vec::new();
                 while let Some(member) = stack.pop() {
                     if let Some(flag) = on_stack.get_mut(member) {
@@ -150,7 +153,11 @@ pub(super) fn tarjan(graph: &Csr) -> Components {
                         break;
                     }
                 }
-                members.push(list);
+                // Nearly every component is one thread without a self-wait:
+                // keeping only possible cycles saves an allocation per thread.
+                if list.len() > 1 || graph.targets(node).any(|(target, _)| target == node) {
+                    members.push((component, list));
+                }
             }
             if let Some(&(parent, _)) = calls.last() {
                 if let Some(l) = low.get_mut(parent) {
