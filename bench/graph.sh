@@ -5,6 +5,8 @@
 #
 # Usage: bench/graph.sh [THREADS]        (default 100000)
 # Env:   BIN=path/to/wazo-astdebug       (default: release build, built once)
+#        FRAMES=N                        backtrace lines per lock (default 8;
+#                                        64 makes a ~1 GB dump of 100000 threads)
 #        KEEP=1                          keep the generated dump
 set -euo pipefail
 
@@ -26,8 +28,8 @@ dump=$work/core-show-locks.txt
 # Thread i holds lock A_i; threads 2k and 2k+1 (k < 4) deadlock on each
 # other's lock; every other thread waits for the lock of the one before it,
 # except one in ten which waits on a lock nobody listed holds. Each lock line
-# carries eight tab-indented backtrace lines, as with DEBUG_THREADS + BKTR.
-awk -v n="$threads" 'BEGIN {
+# carries FRAMES tab-indented backtrace lines, as with DEBUG_THREADS + BKTR.
+awk -v n="$threads" -v frames="${FRAMES:-8}" 'BEGIN {
     print ""
     print "======================================================================="
     print "=== 20.3.0"
@@ -37,7 +39,7 @@ awk -v n="$threads" 'BEGIN {
     print "=== <pending> <lock#> (<file>): <lock type> <line num> <function> <lock name> <lock addr> (times locked)"
     print "==="
     bt = ""
-    for (f = 0; f < 8; f++)
+    for (f = 0; f < frames; f++)
         bt = bt sprintf("\t/usr/sbin/asterisk(__ast_pthread_mutex_lock+0x%x) [0x55d0c6a1c%03x]\n", 0x9e + f, f * 16)
     for (i = 0; i < n; i++) {
         printf "=== Thread ID: 0x7f3a%08x LWP:%d (pbx_thread           started at [ 4787] pbx.c ast_pbx_start())\n", i * 4096, 10000 + i
