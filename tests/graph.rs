@@ -334,3 +334,36 @@ fn header_without_threads_is_no_deadlock() {
         .stdout(predicate::str::contains("0 threads"))
         .stdout(predicate::str::contains("No deadlock"));
 }
+
+#[test]
+fn big_generated_dump_with_a_long_chain() {
+    // 20,000 threads: one 2-thread deadlock with every other thread queued
+    // behind it in a single chain (deep enough to break a recursive walk).
+    let mut dump = String::from("=== Currently Held Locks\n");
+    let n = 20_000;
+    for i in 0..n {
+        dump.push_str(&format!(
+            "=== Thread ID: {:#x} (worker {i} started at [ 1] x.c y())\n\
+             === ---> Lock #0 (a.c): MUTEX 1 f chan {:#x} (1)\n\
+             \tbacktrace line\n",
+            0x1000 + i,
+            0x10_0000 + i * 64
+        ));
+        let waits_for = if i == 0 { 1 } else { i - 1 };
+        dump.push_str(&format!(
+            "=== ---> Waiting for Lock #1 (a.c): MUTEX 2 g chan {:#x} (1)\n\tmore\n",
+            0x10_0000 + waits_for * 64
+        ));
+    }
+    graph()
+        .arg("-")
+        .write_stdin(dump)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "DEADLOCK: thread 0x1000 (worker 0)",
+        ))
+        .stdout(predicate::str::contains(
+            "19998 threads are stuck behind it",
+        ));
+}
