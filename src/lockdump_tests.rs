@@ -400,3 +400,60 @@ fn control_characters_are_neutralised() {
     let site = &graph.acquisitions()[0].site;
     assert_eq!((&*site.file, &*site.func), ("a .c", "f n"));
 }
+
+#[test]
+fn truncated_fields_never_panic() {
+    let lines = [
+        "=== Thread ID:",
+        "=== Thread ID: ",
+        "=== Thread ID: (",
+        "=== Thread ID: 0x1 LWP:",
+        "=== Thread ID: 0x1 LWP:99999999999999999999999 (x)",
+        "=== Thread ID: 0x1 )(",
+        "=== --->",
+        "=== ---> Lock #",
+        "=== ---> Lock #0 (",
+        "=== ---> Lock #0 ()",
+        "=== ---> Lock #0 ():",
+        "=== ---> Lock #0 (a.c): ",
+        "=== ---> Waiting for Lock #1 (a.c): MUTEX",
+        "=== ---> Waiting for Lock #1 (a.c): MUTEX 1",
+        "=== ---> Waiting for Lock #1 (a.c): MUTEX 1 f",
+        "=== ---> Waiting for Lock #1 (a.c): MUTEX 1 f 0x1",
+        "=== ---> Waiting for Lock #1 (a.c): MUTEX 99999999999 f n 0x1 (1)",
+        "=== ---> Lock #1 (a.c): MUTEX 1 f n 0x1 ()",
+        "=== ---> Lock #1 (a.c): MUTEX 1 f n 0x1 (",
+        "=== ---> Lock #1 (a.c): MUTEX 1 f n 0x1 ( - suspended)",
+        "=== ---> Lock #1 (a.c): MUTEX 1 f n 0x1 (1 - )",
+        "=== ---> Lock #1 (a.c): MUTEX 1 f n 0x1...",
+        "=== ---> Lock #1 (a.c): MUTEX 1 f n 0x...",
+        "=== ---> Lock #1 (a.c): MUTEX 1 f n ...",
+        "=== --- --->",
+        "=== --- ---> Locked Here:",
+        "=== --- ---> Locked Here: a.c line",
+        "=== --- ---> Locked Here: a.c line 99999999999 (",
+        "=== Currently Held Locks at Time:",
+        "=== Currently Held Locks at Time: ====",
+        "===",
+        "=",
+        "…",
+        "=== \u{1b}[2J",
+        "=== ---> Lock #0 (\u{0}): \u{0} \u{0} \u{0} 0x0 (\u{0})",
+    ];
+    let mut all = String::from(
+        "=== Thread ID: 0x9 (t)\n=== ---> Waiting for Lock #0 (a.c): MUTEX 1 f n 0x1 (1)\n",
+    );
+    for line in lines {
+        let (graph, _) = parse_str(line);
+        let _ = graph.analyze();
+        all.push_str(line);
+        all.push('\n');
+    }
+    let (graph, info) = parse_str(&all);
+    let analysis = graph.analyze();
+    let _ = crate::lockgraph::render::text(&graph, &analysis, &Default::default());
+    let mut out = Vec::new();
+    crate::lockgraph::render::dot(&graph, &analysis, &mut out).unwrap();
+    crate::lockgraph::render::json(&graph, &analysis, &mut out).unwrap();
+    assert!(info.recognized);
+}
