@@ -15,18 +15,21 @@
 //! pass because a dump can list 100,000 threads and a recursive walk of a long
 //! wait chain would overflow the stack.
 
-use std::collections::HashMap;
 use std::collections::HashSet;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use serde::Serialize;
 
+#[path = "lockgraph_hash.rs"]
+mod hash;
 #[path = "lockgraph_render.rs"]
 pub mod render;
 #[path = "lockgraph_scc.rs"]
 mod scc;
+
+pub use hash::{FastHasher, FastMap};
 
 use scc::{Csr, stuck_behind, tarjan, walk_cycle};
 
@@ -233,58 +236,6 @@ fn addr_value(addr: &str) -> Option<u128> {
         .or_else(|| addr.strip_prefix("0X"))?;
     u128::from_str_radix(hex, 16).ok()
 }
-
-/// FxHash: ids and addresses come from a file the user chose, so SipHash's
-/// flooding resistance buys nothing and costs a tenth of the run time.
-#[derive(Default, Clone, Copy)]
-pub struct FastHasher {
-    hash: u64,
-}
-
-impl FastHasher {
-    fn add(&mut self, word: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let mut word = [0u8; 8];
-        for (slot, &byte) in word.iter_mut().zip(chunks.remainder()) {
-            *slot = byte;
-        }
-        self.add(u64::from_le_bytes(word));
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    fn write_u128(&mut self, i: u128) {
-        self.add(i as u64);
-        self.add((i >> 64) as u64);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-}
-
-pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 #[derive(Debug, Default, Clone)]
 pub struct LockGraph {
