@@ -6,8 +6,13 @@
 //! the whole public API: [`LockGraph::add_thread`], [`LockGraph::add_lock`],
 //! [`LockGraph::holds`], [`LockGraph::waits_for`]. [`LockGraph::analyze`] then
 //! derives the edges "waiter waits for holder, on lock L", the deadlock cycles
-//! and every thread stuck behind them; the renderers in `lockgraph_render`
-//! only read the result.
+//! and every thread stuck behind them; the renderers ([`render`]: text, DOT,
+//! JSON) only read the result.
+//!
+//! A gdb-based source would do, per thread: `add_thread("LWP 1234",
+//! Some(1234), start_fn)`; per blocked mutex: `add_lock(addr, "")` then
+//! `waits_for(thread, lock, LockKind::Mutex, site)`, and with the owner LWP
+//! from `__data.__owner`: `holds(find_thread_by_lwp(owner)?, lock, ...)`.
 //!
 //! Locks are keyed by address, never by name: most channel locks are called
 //! `chan` and keying by name (as the old `graph_ast_locks.py` did) merges
