@@ -125,6 +125,13 @@ pub enum Command {
             wazo-astdebug --json segfaults --log ./syslog.2.gz --log ./kern.log"
     )]
     Segfaults(crate::segfaults::SegfaultsArgs),
+    /// Draw the lock wait-for graph of a saved `core show locks` output and explain its deadlocks
+    #[command(
+        after_help = "Examples:\n  wazo-astdebug graph core-show-locks.txt\n  \
+            wazo-astdebug graph core-show-locks.txt -f svg -o graph-locks.svg\n  \
+            asterisk -rx 'core show locks' | wazo-astdebug graph - -f dot | circo -Tsvg -o graph-locks.svg"
+    )]
+    Graph(crate::graph::GraphArgs),
 }
 
 #[derive(Debug, Args)]

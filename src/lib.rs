@@ -9,21 +9,24 @@ mod output;
 
 mod apt_sources;
 mod asterisk;
-mod bugreport;
 mod astlog;
+mod bugreport;
 mod child;
 pub mod cli;
 mod command;
 mod context;
-mod crash;
 mod cores;
+mod crash;
 mod elf;
 mod error;
 mod executor;
 mod gdb;
+mod graph;
 mod host;
 mod info;
 mod interrupt;
+mod lockdump;
+pub mod lockgraph;
 mod plan;
 mod prompt;
 mod redact;
@@ -64,6 +67,7 @@ pub fn main() -> ExitCode {
         Command::Report(args) => report::run(&context, &args),
         Command::Segfaults(args) => segfaults::run(&context, &args),
         Command::Crash(args) => crash::run(&context, &args),
+        Command::Graph(args) => graph::run(&context, &args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Benchmark of `wazo-astdebug graph` against `grep -c 'Thread ID'` on the same
+# dump, in the same run: the parser should stay within 2x of grep's wall time
+# (both only skim backtrace lines) and under 256 MiB of peak memory.
+#
+# Usage: bench/graph.sh [THREADS]        (default 100000)
+# Env:   BIN=path/to/wazo-astdebug       (default: release build, built once)
+#        FRAMES=N                        backtrace lines per lock (default 8;
+#                                        64 makes a ~1 GB dump of 100000 threads)
+#        KEEP=1                          keep the generated dump
+set -euo pipefail
+
+threads=${1:-100000}
+root=$(cd "$(dirname "$0")/.." && pwd)
+target=${CARGO_TARGET_DIR:-$root/target}
+bin=${BIN:-$target/release/wazo-astdebug}
+if [[ ! -x $bin ]]; then
+    echo "building $bin (once)" >&2
+    (cd "$root" && cargo build --release --quiet)
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/graph-bench.XXXXXX")
+if [[ -z ${KEEP:-} ]]; then
+    trap 'rm -rf "$work"' EXIT
+fi
+dump=$work/core-show-locks.txt
+
+# Thread i holds lock A_i; threads 2k and 2k+1 (k < 4) deadlock on each
+# other's lock; every other thread waits for the lock of the one before it,
+# except one in ten which waits on a lock nobody listed holds. Each lock line
+# carries FRAMES tab-indented backtrace lines, as with DEBUG_THREADS + BKTR.
+awk -v n="$threads" -v frames="${FRAMES:-8}" 'BEGIN {
+    print ""
+    print "======================================================================="
+    print "=== 20.3.0"
+    print "=== Currently Held Locks"
+    print "======================================================================="
+    print "==="
+    print "=== <pending> <lock#> (<file>): <lock type> <line num> <function> <lock name> <lock addr> (times locked)"
+    print "==="
+    bt = ""
+    for (f = 0; f < frames; f++)
+        bt = bt sprintf("\t/usr/sbin/asterisk(__ast_pthread_mutex_lock+0x%x) [0x55d0c6a1c%03x]\n", 0x9e + f, f * 16)
+    for (i = 0; i < n; i++) {
+        printf "=== Thread ID: 0x7f3a%08x LWP:%d (pbx_thread           started at [ 4787] pbx.c ast_pbx_start())\n", i * 4096, 10000 + i
+        printf "=== ---> Lock #0 (channel.c): MUTEX 4240 ast_write chan 0x55d0%08x (1)\n", i * 64
+        printf "%s", bt
+        if (i < 8) {
+            peer = (i % 2 == 0) ? i + 1 : i - 1
+            printf "=== ---> Waiting for Lock #1 (channel.c): MUTEX 1213 ast_queue_frame chan 0x55d0%08x (1)\n", peer * 64
+            printf "%s", bt
+            print "=== --- ---> Locked Here: channel.c line 4240 (ast_write)"
+        } else if (i % 10 == 0) {
+            printf "=== ---> Waiting for Lock #1 (res_pjsip.c): MUTEX 99 f &lock 0x7f00%08x (1)\n", i * 64
+            printf "%s", bt
+        } else {
+            printf "=== ---> Waiting for Lock #1 (channel.c): MUTEX 1213 ast_queue_frame chan 0x55d0%08x (1)\n", (i - 1) * 64
+            printf "%s", bt
+            print "=== --- ---> Locked Here: channel.c line 4240 (ast_write)"
+        }
+        print "=== -------------------------------------------------------------------"
+        print "==="
+    }
+    print "======================================================================="
+}' > "$dump"
+
+size=$(stat -c %s "$dump")
+echo "dump: $threads threads, $((size / 1024 / 1024)) MiB ($dump)"
+cat "$dump" > /dev/null # page cache, for both
+
+now() { date +%s.%N; }
+# Output goes to a file, not /dev/null: GNU grep stops at the first match
+# when it sees its output is /dev/null, which would time nothing.
+best() { # best wall time of 3 runs of "$@"
+    local best="" start end t
+    for _ in 1 2 3; do
+        start=$(now)
+        "$@" > "$work/out"
+        end=$(now)
+        t=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", b - a }')
+        if [[ -z $best ]] || awk -v a="$t" -v b="$best" 'BEGIN { exit !(a < b) }'; then
+            best=$t
+        fi
+    done
+    echo "$best"
+}
+
+grep_count=$(grep -c 'Thread ID' "$dump")
+grep_time=$(best grep -c 'Thread ID' "$dump")
+graph_time=$(best "$bin" graph -f text "$dump")
+"$bin" graph -f text "$dump" | head -3
+
+echo "grep -c 'Thread ID': ${grep_time}s (found $grep_count)"
+echo "graph -f text:       ${graph_time}s"
+awk -v g="$graph_time" -v r="$grep_time" \
+    'BEGIN { if (r > 0) printf "wall time ratio graph/grep: %.2f (aim: <= 2)\n", g / r }'
+
+if [[ -x /usr/bin/time ]]; then
+    rss() { /usr/bin/time -v "$@" 2>&1 > "$work/out" | awk -F': ' '/Maximum resident/ { print $2 }'; }
+    grep_rss=$(rss grep -c 'Thread ID' "$dump")
+    graph_rss=$(rss "$bin" graph -f text "$dump")
+    echo "peak RSS: grep ${grep_rss} KiB, graph ${graph_rss} KiB ($((graph_rss / 1024)) MiB; aim: < 256 MiB)"
+    awk -v g="$graph_rss" -v r="$grep_rss" \
+        'BEGIN { if (r > 0) printf "peak RSS ratio graph/grep: %.1f\n", g / r }'
+else
+    echo "peak RSS: /usr/bin/time not installed (apt-get install time)"
+fi
