@@ -151,9 +151,19 @@ mod tests {
 
     #[test]
     fn reads_both_asterisk_date_formats() {
-        let mtime = Some(Local.from_local_datetime(&at("2026-11-29 00:00:00").naive_local()).unwrap());
-        assert_eq!(line_stamp(b"[2026-11-28 04:12:43.123] VERBOSE[12] x", None), Some(at("2026-11-28 04:12:43") + chrono::Duration::milliseconds(123)));
-        assert_eq!(line_stamp(b"[Nov 28 04:12:43] NOTICE[12] x", mtime), Some(at("2026-11-28 04:12:43")));
+        let mtime = Some(
+            Local
+                .from_local_datetime(&at("2026-11-29 00:00:00").naive_local())
+                .unwrap(),
+        );
+        assert_eq!(
+            line_stamp(b"[2026-11-28 04:12:43.123] VERBOSE[12] x", None),
+            Some(at("2026-11-28 04:12:43") + chrono::Duration::milliseconds(123))
+        );
+        assert_eq!(
+            line_stamp(b"[Nov 28 04:12:43] NOTICE[12] x", mtime),
+            Some(at("2026-11-28 04:12:43"))
+        );
         assert_eq!(line_stamp(b"no stamp", None), None);
         assert_eq!(line_stamp(b"[garbage] x", None), None);
     }
@@ -172,13 +182,33 @@ mod tests {
             copy("full.1", "2026-11-27 00:00:03"),
             copy("full.2.gz", "2026-11-26 00:00:04"),
         ];
-        let names = |chosen: Vec<LogCopy>| chosen.into_iter().map(|c| c.path.display().to_string()).collect::<Vec<_>>();
-        assert_eq!(names(covering(&copies, Some(at("2026-11-28 04:00:00")))), ["full"]);
-        assert_eq!(names(covering(&copies, Some(at("2026-11-27 23:59:00")))), ["full.1"]);
-        assert_eq!(names(covering(&copies, Some(at("2026-11-26 12:00:00")))), ["full.2.gz"]);
+        let names = |chosen: Vec<LogCopy>| {
+            chosen
+                .into_iter()
+                .map(|c| c.path.display().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(covering(&copies, Some(at("2026-11-28 04:00:00")))),
+            ["full"]
+        );
+        assert_eq!(
+            names(covering(&copies, Some(at("2026-11-27 23:59:00")))),
+            ["full.1"]
+        );
+        assert_eq!(
+            names(covering(&copies, Some(at("2026-11-26 12:00:00")))),
+            ["full.2.gz"]
+        );
         // Just after midnight: the lead-up is in yesterday's copy.
-        assert_eq!(names(covering(&copies, Some(at("2026-11-28 00:10:00")))), ["full", "full.1"]);
-        assert_eq!(names(covering(&copies, Some(at("2026-11-01 00:10:00")))), ["full.2.gz"]);
+        assert_eq!(
+            names(covering(&copies, Some(at("2026-11-28 00:10:00")))),
+            ["full", "full.1"]
+        );
+        assert_eq!(
+            names(covering(&copies, Some(at("2026-11-01 00:10:00")))),
+            ["full.2.gz"]
+        );
         assert_eq!(names(covering(&copies, None)), ["full"]);
     }
 }

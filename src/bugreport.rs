@@ -40,7 +40,10 @@ impl BugReport {
             out.push_str(&format!("- **{field}:** {value}\n"));
         }
         out.push_str("\n## Description\n\n");
-        out.push_str(&format!("Date and time of the incident: {}\n\n", self.incident));
+        out.push_str(&format!(
+            "Date and time of the incident: {}\n\n",
+            self.incident
+        ));
         out.push_str(
             "What was happening (calls, transfers, queues, a scenario that leads to the issue): \
              _please describe_\n\n",
@@ -66,7 +69,10 @@ impl BugReport {
              like passwords and should only be shared with people you trust.",
         );
         if !self.cores.is_empty() {
-            out.push_str(&format!(" It stays on the server: `{}`.", self.cores.join("`, `")));
+            out.push_str(&format!(
+                " It stays on the server: `{}`.",
+                self.cores.join("`, `")
+            ));
         }
         out.push('\n');
         out

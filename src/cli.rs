@@ -119,6 +119,20 @@ pub enum Command {
     )]
     Crash(crate::crash::CrashArgs),
 
+    /// During a freeze: symptoms, live backtrace, `core show locks`, and which threads deadlock on which locks
+    #[command(
+        long_about = "During a freeze: symptoms, live backtrace, `core show locks`, and which threads deadlock on which locks.\n\n\
+            Checks the doc's symptoms with a time limit each (service status, `core show channels`), saves \
+            `core show locks` when Asterisk has DEBUG_THREADS, takes the doc's `gdb -batch -ex \"thread apply \
+            all bt\"` and, in the same attach, reads who waits for which mutex or rwlock from memory, so the \
+            deadlock is found even without DEBUG_THREADS. Prints the deadlock in words and the threads grouped \
+            by identical stacks; --graph also draws it. The process is left running. --core does the same on \
+            a core file, e.g. one left by the freeze check's abort().",
+        after_help = "Examples:\n  wazo-astdebug freeze --graph\n  wazo-astdebug --json freeze --pid 1255\n  \
+            wazo-astdebug freeze --core /var/spool/asterisk/core.1255.1764303163"
+    )]
+    Freeze(crate::freeze::FreezeArgs),
+
     /// List Asterisk segfaults found in syslog, kern.log, messages (rotated and gzipped too), the journal and dmesg
     #[command(
         after_help = "Examples:\n  wazo-astdebug segfaults\n  wazo-astdebug segfaults --since -2d\n  \

@@ -81,7 +81,9 @@ pub fn search(host: &Host) -> Search {
         }
         search.searched.push(dir);
     }
-    search.cores.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.path.cmp(&a.path)));
+    search
+        .cores
+        .sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.path.cmp(&a.path)));
     search
 }
 
@@ -100,7 +102,10 @@ pub fn inspect(path: &Path) -> std::io::Result<Option<CoreFile>> {
         return Ok(None);
     }
     let metadata = std::fs::metadata(path)?;
-    let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or_default();
     let (pid, named_time) = parse_name(name);
     let time = named_time.or_else(|| {
         metadata
@@ -155,7 +160,11 @@ pub fn require_core(path: &Path) -> Result<CoreFile> {
 
 /// How well a core fits an incident: its pid is the segfaulting one, or its
 /// time is close. Lower is better; `None` does not fit.
-pub fn fit(core: &CoreFile, pid: Option<u32>, incident: Option<DateTime<FixedOffset>>) -> Option<i64> {
+pub fn fit(
+    core: &CoreFile,
+    pid: Option<u32>,
+    incident: Option<DateTime<FixedOffset>>,
+) -> Option<i64> {
     if pid.is_some() && core.pid == pid {
         return Some(0);
     }

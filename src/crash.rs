@@ -89,12 +89,21 @@ pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
     // An abort() leaves no segfault line: the core's own time is the next best.
     let incident = incident.or_else(|| {
         let time = core.as_ref()?.time?;
-        errln!("Incident time taken from the core file: {}", time.format("%Y-%m-%d %H:%M:%S %:z"));
+        errln!(
+            "Incident time taken from the core file: {}",
+            time.format("%Y-%m-%d %H:%M:%S %:z")
+        );
         Some(time)
     });
     let log_copies = astlog::covering(&astlog::copies(&context.host), incident);
     if context.dry_run() {
-        print_script(core.as_ref(), &binary, context.output_path(), &log_copies, incident);
+        print_script(
+            core.as_ref(),
+            &binary,
+            context.output_path(),
+            &log_copies,
+            incident,
+        );
         return Ok(());
     }
     let out = context.output_dir()?.to_path_buf();
@@ -135,7 +144,11 @@ pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
         context.interrupt.check()?;
         match astlog::copy_into(copy, &out, &day, &hostname()) {
             Ok(copied) => {
-                errln!("Copied {} to {}", copied.from.display(), copied.to.display());
+                errln!(
+                    "Copied {} to {}",
+                    copied.from.display(),
+                    copied.to.display()
+                );
                 logs.push(copied);
             }
             Err(error) => {
@@ -151,7 +164,15 @@ pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
         );
     }
 
-    let report = bug_report(&version, incident, &matching, core.as_ref(), &summary, backtrace.as_deref(), &logs);
+    let report = bug_report(
+        &version,
+        incident,
+        &matching,
+        core.as_ref(),
+        &summary,
+        backtrace.as_deref(),
+        &logs,
+    );
     let report_path = out.join("bug-report.md");
     report.write(&report_path)?;
     errln!("\nBug report: {}", report_path.display());
@@ -161,13 +182,19 @@ pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
             core.path.display()
         );
     }
-    errln!("Pack it all, secrets redacted, with: wazo-astdebug report {}", shell::quote(&out.display().to_string()));
+    errln!(
+        "Pack it all, secrets redacted, with: wazo-astdebug report {}",
+        shell::quote(&out.display().to_string())
+    );
 
     if context.opts.json {
         let json = CrashJson {
             version,
             incident: incident.map(|time| time.to_rfc3339()),
-            segfaults: matching.iter().map(|segfault| segfault.line.clone()).collect(),
+            segfaults: matching
+                .iter()
+                .map(|segfault| segfault.line.clone())
+                .collect(),
             core: core.as_ref(),
             backtrace,
             summary,
@@ -210,7 +237,10 @@ fn incident_time(
         return syslog::parse_time_spec(at, now).map(Some);
     }
     let default = newest.and_then(|segfault| segfault.time);
-    let interactive = !context.opts.yes && !context.dry_run() && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let interactive = !context.opts.yes
+        && !context.dry_run()
+        && std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal();
     if !interactive {
         return Ok(default);
     }
@@ -231,9 +261,9 @@ fn matching_segfaults(all: &[Segfault], incident: Option<DateTime<FixedOffset>>)
         Some(incident) => all
             .iter()
             .filter(|segfault| {
-                segfault
-                    .time
-                    .is_some_and(|time| (time - incident).num_seconds().abs() <= MATCH_WINDOW_SECONDS)
+                segfault.time.is_some_and(|time| {
+                    (time - incident).num_seconds().abs() <= MATCH_WINDOW_SECONDS
+                })
             })
             .cloned()
             .collect(),
@@ -260,7 +290,11 @@ fn choose_core(
     incident: Option<DateTime<FixedOffset>>,
 ) -> Result<Option<CoreFile>> {
     let search = cores::search(&context.host);
-    let searched: Vec<String> = search.searched.iter().map(|dir| dir.display().to_string()).collect();
+    let searched: Vec<String> = search
+        .searched
+        .iter()
+        .map(|dir| dir.display().to_string())
+        .collect();
     if search.cores.is_empty() {
         let hint = if search.coredumpctl {
             "; the kernel hands cores to systemd-coredump: extract the newest with \
@@ -282,13 +316,16 @@ fn choose_core(
     fitting.sort_by_key(|(score, _)| *score);
     let candidates: Vec<&CoreFile> = if fitting.is_empty() {
         if pid.is_some() || incident.is_some() {
-            errln!("No core file matches the incident's pid or time; taking the cores found, newest first.");
+            errln!(
+                "No core file matches the incident's pid or time; taking the cores found, newest first."
+            );
         }
         search.cores.iter().collect()
     } else {
         fitting.into_iter().map(|(_, core)| core).collect()
     };
-    let interactive = !context.opts.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let interactive =
+        !context.opts.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if candidates.len() == 1 || !interactive {
         return Ok(candidates.first().map(|core| (*core).clone()));
     }
@@ -307,8 +344,15 @@ fn describe_core(core: &CoreFile) -> String {
         .time
         .map(|time| time.format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_else(|| "time unknown".to_string());
-    let pid = core.pid.map(|pid| format!(", pid {pid}")).unwrap_or_default();
-    format!("{} ({time}{pid}, {} MB)", core.path.display(), core.size / 1_000_000)
+    let pid = core
+        .pid
+        .map(|pid| format!(", pid {pid}"))
+        .unwrap_or_default();
+    format!(
+        "{} ({time}{pid}, {} MB)",
+        core.path.display(),
+        core.size / 1_000_000
+    )
 }
 
 /// The signal, the crashing thread and its top frames.
@@ -321,14 +365,21 @@ fn summarise(analysis: &Analysis) -> Vec<String> {
             .filter(|_| matches!(signal.number, 7 | 11))
             .map(|address| format!(" at address {address}"))
             .unwrap_or_default();
-        lines.push(format!("Signal: {}{address}", threads::signal_name(signal.number)));
+        lines.push(format!(
+            "Signal: {}{address}",
+            threads::signal_name(signal.number)
+        ));
     }
     let crashing = analysis
         .threads
         .iter()
         .find(|thread| Some(thread.num) == analysis.current_thread);
     if let Some(thread) = crashing {
-        lines.push(format!("Crashing thread: {} (gdb thread {})", thread.label(), thread.num));
+        lines.push(format!(
+            "Crashing thread: {} (gdb thread {})",
+            thread.label(),
+            thread.num
+        ));
         for (index, frame) in thread.frames.iter().take(TOP_FRAMES).enumerate() {
             lines.push(format!("  #{index} {}", frame.describe()));
         }
@@ -347,11 +398,17 @@ fn bug_report(
 ) -> BugReport {
     let mut findings = Vec::new();
     if !segfaults.is_empty() {
-        let lines: Vec<String> = segfaults.iter().map(|segfault| format!("    {}", segfault.line)).collect();
+        let lines: Vec<String> = segfaults
+            .iter()
+            .map(|segfault| format!("    {}", segfault.line))
+            .collect();
         findings.push(format!("Kernel segfault line:\n\n{}", lines.join("\n")));
     }
     if !summary.is_empty() {
-        findings.push(format!("From the core file:\n\n```\n{}\n```", summary.join("\n")));
+        findings.push(format!(
+            "From the core file:\n\n```\n{}\n```",
+            summary.join("\n")
+        ));
     }
     let mut attachments = Vec::new();
     if let Some(backtrace) = backtrace.and_then(|path| path.file_name()) {
@@ -362,7 +419,10 @@ fn bug_report(
     }
     for log in logs {
         if let Some(name) = log.to.file_name() {
-            attachments.push((name.to_string_lossy().to_string(), format!("copy of {}", log.from.display())));
+            attachments.push((
+                name.to_string_lossy().to_string(),
+                format!("copy of {}", log.from.display()),
+            ));
         }
     }
     BugReport {
@@ -373,7 +433,10 @@ fn bug_report(
             .unwrap_or_else(|| "unknown".to_string()),
         findings,
         attachments,
-        cores: core.map(|core| core.path.display().to_string()).into_iter().collect(),
+        cores: core
+            .map(|core| core.path.display().to_string())
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -386,7 +449,10 @@ fn print_script(
     incident: Option<DateTime<FixedOffset>>,
 ) {
     outln!("#!/bin/sh");
-    outln!("# wazo-astdebug crash: backtrace, logs and bug report into {}", out.display());
+    outln!(
+        "# wazo-astdebug crash: backtrace, logs and bug report into {}",
+        out.display()
+    );
     match core {
         Some(core) => {
             let request = gdb::Request {
@@ -402,7 +468,9 @@ fn print_script(
                 request.command(None),
                 shell::quote(&request.text_out.display().to_string())
             );
-            outln!("# (also, in the same gdb run, the thread and signal analysis into gdb-threads.json)");
+            outln!(
+                "# (also, in the same gdb run, the thread and signal analysis into gdb-threads.json)"
+            );
         }
         None => outln!("# No core file found: no backtrace."),
     }
@@ -410,8 +478,15 @@ fn print_script(
         .map(|time| time.format("%Y%m%d").to_string())
         .unwrap_or_else(|| Local::now().format("%Y%m%d").to_string());
     for log in logs {
-        let name = log.path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
-        let suffix = name.strip_prefix("full").unwrap_or_default().trim_end_matches(".gz");
+        let name = log
+            .path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or_default();
+        let suffix = name
+            .strip_prefix("full")
+            .unwrap_or_default()
+            .trim_end_matches(".gz");
         let to = out.join(format!("{day}-{}-asterisk-full{suffix}.log", hostname()));
         let reader = if name.ends_with(".gz") { "zcat" } else { "cat" };
         outln!(
@@ -420,5 +495,8 @@ fn print_script(
             shell::quote(&to.display().to_string())
         );
     }
-    outln!("# Then write {} with the tracker fields.", out.join("bug-report.md").display());
+    outln!(
+        "# Then write {} with the tracker fields.",
+        out.join("bug-report.md").display()
+    );
 }

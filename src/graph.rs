@@ -180,7 +180,7 @@ fn check(graph: LockGraph, info: DumpInfo, name: &str) -> Result<(LockGraph, Dum
     Ok((graph, info))
 }
 
-fn source_info(path: &Path, info: &DumpInfo) -> SourceInfo {
+pub fn source_info(path: &Path, info: &DumpInfo) -> SourceInfo {
     let mut notes = Vec::new();
     if info.dumps > 1 {
         notes.push(format!(
@@ -268,7 +268,7 @@ fn create_output(path: &Path) -> Result<File> {
 
 /// Draws with circo; without graphviz, leaves the `.dot` next to the
 /// requested file so the work is not lost, and says how to finish.
-fn draw(
+pub fn draw(
     graph: &LockGraph,
     analysis: &crate::lockgraph::Analysis,
     format: GraphFormat,

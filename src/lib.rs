@@ -20,7 +20,9 @@ mod crash;
 mod elf;
 mod error;
 mod executor;
+mod freeze;
 mod gdb;
+mod gdb_graph;
 mod graph;
 mod host;
 mod info;
@@ -68,6 +70,7 @@ pub fn main() -> ExitCode {
         Command::Segfaults(args) => segfaults::run(&context, &args),
         Command::Crash(args) => crash::run(&context, &args),
         Command::Graph(args) => graph::run(&context, &args),
+        Command::Freeze(args) => freeze::run(&context, &args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

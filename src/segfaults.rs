@@ -125,9 +125,7 @@ fn warn(scan: &Scan) {
         errln!("wazo-astdebug: warning: {warning}");
     }
     for error in &scan.errors {
-        errln!(
-            "wazo-astdebug: warning: {error} (segfaults found before and elsewhere are listed)"
-        );
+        errln!("wazo-astdebug: warning: {error} (segfaults found before and elsewhere are listed)");
     }
 }
 

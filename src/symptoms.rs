@@ -39,13 +39,18 @@ pub fn asterisk_rx(command: &str, timeout: Duration, interrupt: &Interrupt) -> R
     let cmd = Cmd::new(["asterisk", "-rx", command]).timeout(timeout);
     errln!("+ {cmd}");
     let mut lines = Vec::new();
-    let status = child::run_lines(&cmd, Some(interrupt), Streams::Merged, &mut |_, line| lines.push(line));
+    let status = child::run_lines(&cmd, Some(interrupt), Streams::Merged, &mut |_, line| {
+        lines.push(line)
+    });
     match status {
         Ok(status) if status.success() => Ok(CliAnswer::Output(lines)),
         Ok(status) => Ok(CliAnswer::Failed(format!(
             "{}{}",
             child::describe_status(status),
-            lines.first().map(|line| format!(": {line}")).unwrap_or_default()
+            lines
+                .first()
+                .map(|line| format!(": {line}"))
+                .unwrap_or_default()
         ))),
         Err(Error::Timeout { .. }) => Ok(CliAnswer::Timeout),
         Err(Error::Interrupted) => Err(Error::Interrupted),
@@ -66,12 +71,17 @@ pub fn service_status(timeout: Duration, interrupt: &Interrupt) -> Result<Sympto
         let cmd = cmd.timeout(timeout);
         errln!("+ {cmd}");
         let mut lines = Vec::new();
-        let status = child::run_lines(&cmd, Some(interrupt), Streams::Merged, &mut |_, line| lines.push(line));
+        let status = child::run_lines(&cmd, Some(interrupt), Streams::Merged, &mut |_, line| {
+            lines.push(line)
+        });
         let (verdict, detail) = match status {
             Ok(status) if status.success() => ("ok", format!("running ({})", first(&lines))),
             Ok(_) => ("down", format!("not running ({})", first(&lines))),
             Err(Error::Interrupted) => return Err(Error::Interrupted),
-            Err(Error::Timeout { .. }) => ("freeze", format!("no answer within {} s", timeout.as_secs())),
+            Err(Error::Timeout { .. }) => (
+                "freeze",
+                format!("no answer within {} s", timeout.as_secs()),
+            ),
             Err(error) => ("unknown", error.to_string()),
         };
         return Ok(Symptom {
@@ -98,11 +108,17 @@ pub fn judge_channels(answer: &CliAnswer, timeout: Duration) -> Symptom {
     let (verdict, detail) = match answer {
         CliAnswer::Timeout => (
             "freeze",
-            format!("no answer within {} s: the CLI is stuck, a freeze symptom", timeout.as_secs()),
+            format!(
+                "no answer within {} s: the CLI is stuck, a freeze symptom",
+                timeout.as_secs()
+            ),
         ),
         CliAnswer::Failed(why) => ("unknown", format!("could not ask Asterisk: {why}")),
         CliAnswer::Output(lines) => match channel_count(lines) {
-            Some(0) => ("freeze", "only headers, no channel: a freeze symptom if calls are expected".to_string()),
+            Some(0) => (
+                "freeze",
+                "only headers, no channel: a freeze symptom if calls are expected".to_string(),
+            ),
             Some(count) => ("ok", format!("{count} active channels")),
             None if lines.iter().all(|line| line.trim().is_empty()) => {
                 ("freeze", "an empty answer: a freeze symptom".to_string())
@@ -121,14 +137,19 @@ pub fn judge_channels(answer: &CliAnswer, timeout: Duration) -> Symptom {
 /// `N active channels` from the footer of `core show channels`.
 fn channel_count(lines: &[String]) -> Option<u64> {
     lines.iter().find_map(|line| {
-        let rest = line.trim().strip_suffix("active channels").or_else(|| line.trim().strip_suffix("active channel"))?;
+        let rest = line
+            .trim()
+            .strip_suffix("active channels")
+            .or_else(|| line.trim().strip_suffix("active channel"))?;
         rest.trim().parse().ok()
     })
 }
 
 /// `core show locks` exists only in builds with DEBUG_THREADS.
 pub fn lacks_debug_threads(lines: &[String]) -> bool {
-    lines.iter().any(|line| line.contains("No such command") && line.contains("core show locks"))
+    lines
+        .iter()
+        .any(|line| line.contains("No such command") && line.contains("core show locks"))
 }
 
 #[cfg(test)]
@@ -146,13 +167,21 @@ mod tests {
         assert_eq!(judge_channels(&output(headers), timeout).verdict, "freeze");
         let busy = "Channel  Location  State  Application(Data)\nPJSIP/a-0001 s@default:1 Up Dial\n1 active channel\n1 active call\n";
         assert_eq!(judge_channels(&output(busy), timeout).verdict, "ok");
-        assert_eq!(judge_channels(&CliAnswer::Timeout, timeout).verdict, "freeze");
-        assert_eq!(judge_channels(&CliAnswer::Failed("x".into()), timeout).verdict, "unknown");
+        assert_eq!(
+            judge_channels(&CliAnswer::Timeout, timeout).verdict,
+            "freeze"
+        );
+        assert_eq!(
+            judge_channels(&CliAnswer::Failed("x".into()), timeout).verdict,
+            "unknown"
+        );
     }
 
     #[test]
     fn spots_a_build_without_debug_threads() {
         assert!(lacks_debug_threads(&["No such command 'core show locks' (type 'core show help core show' for other possible commands)".to_string()]));
-        assert!(!lacks_debug_threads(&["=== Currently Held Locks ===".to_string()]));
+        assert!(!lacks_debug_threads(&[
+            "=== Currently Held Locks ===".to_string()
+        ]));
     }
 }

@@ -87,24 +87,6 @@ pub struct Site {
     pub function: Option<String>,
 }
 
-impl Site {
-    /// `file.c:123 func`, with whatever parts are known.
-    pub fn describe(&self) -> String {
-        let mut text = match (&self.file, self.line) {
-            (Some(file), Some(line)) => format!("{file}:{line}"),
-            (Some(file), None) => file.clone(),
-            _ => String::new(),
-        };
-        if let Some(function) = &self.function {
-            if !text.is_empty() {
-                text.push(' ');
-            }
-            text.push_str(function);
-        }
-        text
-    }
-}
-
 impl Frame {
     /// `function (file.c:12)` or just `function`.
     pub fn describe(&self) -> String {
@@ -138,7 +120,11 @@ pub fn stack_groups(threads: &[Thread]) -> Vec<StackGroup> {
     let mut groups: Vec<StackGroup> = Vec::new();
     let mut index: HashMap<Vec<String>, usize> = HashMap::new();
     for thread in threads {
-        let functions: Vec<String> = thread.frames.iter().map(|frame| frame.function.clone()).collect();
+        let functions: Vec<String> = thread
+            .frames
+            .iter()
+            .map(|frame| frame.function.clone())
+            .collect();
         match index.get(&functions) {
             Some(&at) => {
                 groups[at].count += 1;
@@ -161,17 +147,54 @@ pub fn stack_groups(threads: &[Thread]) -> Vec<StackGroup> {
 
 /// "112 threads in ast_cond_wait <- ast_taskprocessor_execute <- ..."
 pub fn describe_group(group: &StackGroup, depth: usize) -> String {
-    let shown: Vec<&str> = group
+    let mut shown: Vec<&str> = Vec::new();
+    for function in group
         .functions
         .iter()
-        .map(String::as_str)
-        .filter(|function| *function != "??")
-        .take(depth)
-        .collect();
-    let more = if group.functions.len() > shown.len() { " <- ..." } else { "" };
-    let noun = if group.count == 1 { "thread" } else { "threads" };
-    let stack = if shown.is_empty() { "frames without symbols".to_string() } else { shown.join(" <- ") };
+        .map(|function| readable_name(function))
+    {
+        if function != "??" && !is_plumbing(function) && shown.last() != Some(&function) {
+            shown.push(function);
+        }
+        if shown.len() == depth {
+            break;
+        }
+    }
+    let more = if group.functions.len() > shown.len() {
+        " <- ..."
+    } else {
+        ""
+    };
+    let noun = if group.count == 1 {
+        "thread"
+    } else {
+        "threads"
+    };
+    let stack = if shown.is_empty() {
+        "frames without symbols".to_string()
+    } else {
+        shown.join(" <- ")
+    };
     format!("{} {noun} in {stack}{more}", group.count)
+}
+
+/// `__GI___pthread_mutex_lock` -> `pthread_mutex_lock`: glibc's aliases
+/// differ across releases, the call they stand for does not.
+fn readable_name(function: &str) -> &str {
+    let name = function.trim_start_matches('_');
+    let name = name.strip_prefix("GI_").unwrap_or(name);
+    name.trim_start_matches('_')
+}
+
+/// glibc's frames under a blocking call (futex waits, lll_ helpers,
+/// `*_common`): they say how it waits, not what for.
+fn is_plumbing(name: &str) -> bool {
+    name.contains("futex")
+        || name.starts_with("lll_")
+        || name.ends_with("_common")
+        || name.ends_with("_common64")
+        || name.ends_with("_full64")
+        || name == "syscall"
 }
 
 /// A signal number in words, as a crash summary needs it.
@@ -214,9 +237,30 @@ mod tests {
     fn groups_identical_stacks_largest_first() {
         let threads = vec![
             thread(1, &["main"]),
-            thread(2, &["pthread_cond_wait", "ast_cond_wait", "tps_processing_function"]),
-            thread(3, &["pthread_cond_wait", "ast_cond_wait", "tps_processing_function"]),
-            thread(4, &["pthread_cond_wait", "ast_cond_wait", "tps_processing_function"]),
+            thread(
+                2,
+                &[
+                    "pthread_cond_wait",
+                    "ast_cond_wait",
+                    "tps_processing_function",
+                ],
+            ),
+            thread(
+                3,
+                &[
+                    "pthread_cond_wait",
+                    "ast_cond_wait",
+                    "tps_processing_function",
+                ],
+            ),
+            thread(
+                4,
+                &[
+                    "pthread_cond_wait",
+                    "ast_cond_wait",
+                    "tps_processing_function",
+                ],
+            ),
         ];
         let groups = stack_groups(&threads);
         assert_eq!(groups.len(), 2);
@@ -227,6 +271,22 @@ mod tests {
             "3 threads in pthread_cond_wait <- ast_cond_wait <- ..."
         );
         assert_eq!(describe_group(&groups[1], 5), "1 thread in main");
+        let glibc = vec![thread(
+            5,
+            &[
+                "futex_wait",
+                "__GI___lll_lock_wait",
+                "lll_mutex_lock_optimized",
+                "___pthread_mutex_lock",
+                "agent_thread",
+                "start_thread",
+                "clone3",
+            ],
+        )];
+        assert_eq!(
+            describe_group(&stack_groups(&glibc)[0], 3),
+            "1 thread in pthread_mutex_lock <- agent_thread <- start_thread <- ..."
+        );
     }
 
     #[test]
@@ -239,7 +299,7 @@ mod tests {
         .unwrap();
         let wait = analysis.threads[0].waits.as_ref().unwrap();
         assert_eq!(wait.owner_lwp, Some(13));
-        assert_eq!(wait.site.as_ref().unwrap().describe(), "a.c:3");
+        assert_eq!(wait.site.as_ref().unwrap().line, Some(3));
         assert!(analysis.signal.is_none());
     }
 }

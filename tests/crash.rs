@@ -40,7 +40,12 @@ fn crash_core(program: &Path, dir: &Path) -> PathBuf {
         .unwrap()
         .filter_map(|entry| entry.ok())
         .map(|entry| entry.path())
-        .find(|path| path.file_name().unwrap().to_string_lossy().starts_with("core"));
+        .find(|path| {
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("core")
+        });
     if let Some(core) = kernel_core {
         return core;
     }
@@ -51,7 +56,11 @@ fn crash_core(program: &Path, dir: &Path) -> PathBuf {
         .arg(program)
         .output()
         .unwrap();
-    assert!(core.exists(), "no core: {}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        core.exists(),
+        "no core: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     core
 }
 
@@ -65,7 +74,11 @@ fn crashed() -> Crashed {
     let sandbox = Sandbox::new(&[]);
     let program = compile("crash", &sandbox.path(""));
     let core = crash_core(&program, &sandbox.path(""));
-    Crashed { sandbox, program, core }
+    Crashed {
+        sandbox,
+        program,
+        core,
+    }
 }
 
 #[test]
@@ -78,7 +91,15 @@ fn backtrace_summary_logs_and_report_from_a_real_core() {
     );
     let output = sandbox
         .command()
-        .args(["--yes", "--json", "--wazo-version", "25.15", "crash", "--at", "2026-11-28 04:10"])
+        .args([
+            "--yes",
+            "--json",
+            "--wazo-version",
+            "25.15",
+            "crash",
+            "--at",
+            "2026-11-28 04:10",
+        ])
         .arg("--core")
         .arg(&crashed.core)
         .arg("--asterisk-bin")
@@ -88,32 +109,53 @@ fn backtrace_summary_logs_and_report_from_a_real_core() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("SIGSEGV"), "{stderr}");
-    assert!(stderr.contains("#0 handle_frame (") && stderr.contains("crash.c:14)"), "{stderr}");
+    assert!(
+        stderr.contains("#0 handle_frame (") && stderr.contains("crash.c:14)"),
+        "{stderr}"
+    );
 
     let out = sandbox.path("out");
     let backtrace = fs::read_to_string(out.join("bt-threads.txt")).unwrap();
     for thread in 1..=4 {
-        assert!(backtrace.contains(&format!("Thread {thread} ")), "thread {thread} missing:\n{backtrace}");
+        assert!(
+            backtrace.contains(&format!("Thread {thread} ")),
+            "thread {thread} missing:\n{backtrace}"
+        );
     }
     assert!(backtrace.contains("handle_frame"), "{backtrace}");
-    assert!(backtrace.contains("hunter2-secret"), "bt full shows locals: {backtrace}");
+    assert!(
+        backtrace.contains("hunter2-secret"),
+        "bt full shows locals: {backtrace}"
+    );
 
     let report = fs::read_to_string(out.join("bug-report.md")).unwrap();
     assert!(report.contains("- **In versions:** 25.15"), "{report}");
     assert!(report.contains("2026-11-28 04:10:00"), "{report}");
-    assert!(report.contains("DO NOT attach the core file publicly"), "{report}");
+    assert!(
+        report.contains("DO NOT attach the core file publicly"),
+        "{report}"
+    );
     assert!(report.contains("20261128-"), "{report}");
 
     for entry in fs::read_dir(&out).unwrap() {
         let path = entry.unwrap().path();
         assert_eq!(file_mode(&path), 0o600, "{}", path.display());
         let head = fs::read(&path).unwrap();
-        assert!(!head.starts_with(b"\x7fELF"), "a core was copied: {}", path.display());
+        assert!(
+            !head.starts_with(b"\x7fELF"),
+            "a core was copied: {}",
+            path.display()
+        );
     }
 
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(json["version"], "25.15");
-    assert!(json["summary"][0].as_str().unwrap().starts_with("Signal: SIGSEGV"));
+    assert!(
+        json["summary"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("Signal: SIGSEGV")
+    );
     assert_eq!(json["logs"].as_array().unwrap().len(), 1);
 }
 
@@ -133,7 +175,9 @@ fn the_core_is_found_in_the_spool_and_dry_run_writes_nothing() {
         .arg(&crashed.program)
         .assert()
         .success()
-        .stdout(predicate::str::contains("gdb -batch -nx -ex 'bt full' -ex 'thread apply all bt'"))
+        .stdout(predicate::str::contains(
+            "gdb -batch -nx -ex 'bt full' -ex 'thread apply all bt'",
+        ))
         .stdout(predicate::str::contains(core.display().to_string()));
     assert!(!sandbox.path("out").join("bt-threads.txt").exists());
     assert_eq!(fs::read_dir(sandbox.path("out")).unwrap().count(), 0);
@@ -154,7 +198,11 @@ fn a_wrong_core_or_binary_is_a_clear_error() {
     let empty = sandbox.path("empty");
     fs::write(&empty, "").unwrap();
     let text = sandbox.path("notes.txt");
-    fs::write(&text, "Oct 16 16:12:43 xivo-1 kernel: asterisk[1255]: segfault at e\n").unwrap();
+    fs::write(
+        &text,
+        "Oct 16 16:12:43 xivo-1 kernel: asterisk[1255]: segfault at e\n",
+    )
+    .unwrap();
     for (core, message) in [
         (crashed.program.clone(), "executable, not a core file"),
         (empty, "is not a core file"),
@@ -196,15 +244,23 @@ fn a_core_from_another_binary_is_flagged() {
         .arg("--asterisk-bin")
         .arg(&other)
         .assert()
-        .stderr(predicate::str::contains("core file may not match specified executable file"));
+        .stderr(predicate::str::contains(
+            "core file may not match specified executable file",
+        ));
 }
 
 #[test]
 fn the_rotated_log_that_covers_the_incident_is_copied() {
     let crashed = crashed();
     let sandbox = &crashed.sandbox;
-    sandbox.host_file("/var/log/asterisk/full", b"[2026-11-28 00:00:01] VERBOSE[1] today\n");
-    sandbox.host_file("/var/log/asterisk/full.1", b"[2026-11-27 00:00:02] VERBOSE[1] yesterday\n");
+    sandbox.host_file(
+        "/var/log/asterisk/full",
+        b"[2026-11-28 00:00:01] VERBOSE[1] today\n",
+    );
+    sandbox.host_file(
+        "/var/log/asterisk/full.1",
+        b"[2026-11-27 00:00:02] VERBOSE[1] yesterday\n",
+    );
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut gz, b"[2026-11-26 00:00:03] VERBOSE[1] two days ago\n").unwrap();
     sandbox.host_file("/var/log/asterisk/full.2.gz", &gz.finish().unwrap());
@@ -222,7 +278,10 @@ fn the_rotated_log_that_covers_the_incident_is_copied() {
         .filter(|name| name.contains("asterisk-full"))
         .collect();
     assert_eq!(copies.len(), 1, "{copies:?}");
-    assert!(copies[0].starts_with("20261126-") && copies[0].ends_with("-asterisk-full.2.log"), "{copies:?}");
+    assert!(
+        copies[0].starts_with("20261126-") && copies[0].ends_with("-asterisk-full.2.log"),
+        "{copies:?}"
+    );
     let text = fs::read_to_string(sandbox.path("out").join(&copies[0])).unwrap();
     assert_eq!(text, "[2026-11-26 00:00:03] VERBOSE[1] two days ago\n");
 }

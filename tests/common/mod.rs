@@ -19,13 +19,13 @@ name=${0##*/}
 line=$name
 for arg in "$@"; do line="$line $arg"; done
 echo "$line" >> "$ctl/calls.log"
-for key in "$name.$1" "$name"; do
-  if [ -f "$ctl/$key.stdout" ]; then cat "$ctl/$key.stdout"; fi
+for key in "$name.$1.$2" "$name.$1" "$name"; do
+  if [ -f "$ctl/$key.stdout" ]; then cat "$ctl/$key.stdout"; break; fi
 done
-for key in "$name.$1" "$name"; do
+for key in "$name.$1.$2" "$name.$1" "$name"; do
   if [ -f "$ctl/$key.sleep" ]; then echo started > "$ctl/$key.started"; exec sleep "$(cat "$ctl/$key.sleep")"; fi
 done
-for key in "$name.$1" "$name"; do
+for key in "$name.$1.$2" "$name.$1" "$name"; do
   if [ -f "$ctl/$key.fail" ]; then echo "$name: simulated failure" >&2; exit "$(cat "$ctl/$key.fail")"; fi
 done
 exit 0
@@ -66,7 +66,8 @@ impl Sandbox {
         fs::write(self.path("ctl").join(format!("{key}.{suffix}")), content).unwrap();
     }
 
-    /// `key` is `program` or `program.first-argument`.
+    /// `key` is `program`, `program.first-argument` or
+    /// `program.first-argument.second-argument` (the most precise wins).
     pub fn prints(&self, key: &str, text: &str) {
         self.control(key, "stdout", text);
     }

@@ -1,0 +1,298 @@
+//! `freeze` on a real deadlock: a small C program whose threads deadlock on
+//! pthread mutexes, attached with the real gdb, then the same from its core.
+
+mod common;
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, Stdio};
+
+use common::{Sandbox, file_mode};
+use predicates::prelude::*;
+
+/// The frozen program, killed when the test ends however it ends.
+struct Frozen {
+    child: Child,
+    program: PathBuf,
+    /// LWPs: the two deadlocked threads, the bystander, the rwlock writer and reader.
+    lwps: [u64; 5],
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn freeze_a_program(dir: &Path) -> Frozen {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/c/deadlock.c");
+    let program = dir.join("deadlock");
+    let status = Process::new("cc")
+        .args(["-g", "-O0", "-pthread", "-o"])
+        .arg(&program)
+        .arg(&source)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut child = Process::new(&program)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let numbers: Vec<u64> = line
+        .strip_prefix("ready ")
+        .unwrap_or_else(|| panic!("unexpected: {line:?}"))
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    Frozen {
+        child,
+        program,
+        lwps: numbers.try_into().unwrap(),
+    }
+}
+
+fn process_state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// The LWPs of a JSON graph's thread ids.
+fn lwps_of(graph: &serde_json::Value, ids: &serde_json::Value) -> HashSet<u64> {
+    let ids: HashSet<&str> = ids
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap())
+        .collect();
+    graph["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|thread| ids.contains(thread["id"].as_str().unwrap()))
+        .map(|thread| thread["lwp"].as_u64().unwrap())
+        .collect()
+}
+
+fn check_graph(json: &serde_json::Value, frozen: &Frozen) {
+    let graph = &json["graph"];
+    let cycles = graph["cycles"].as_array().unwrap();
+    assert_eq!(cycles.len(), 1, "{graph:#}");
+    assert_eq!(
+        lwps_of(graph, &cycles[0]),
+        HashSet::from([frozen.lwps[0], frozen.lwps[1]])
+    );
+    let blocked = lwps_of(graph, &graph["blocked_on_cycles"]);
+    assert!(
+        blocked.contains(&frozen.lwps[2]),
+        "the bystander is stuck behind the cycle: {blocked:?}"
+    );
+    assert!(
+        !blocked.contains(&frozen.lwps[4]),
+        "the rwlock reader waits for a live writer, not the cycle"
+    );
+    // The reader waits for the writer: an edge between them, on the rwlock.
+    let edges = graph["edges"].as_array().unwrap();
+    let ids: Vec<(&str, u64)> = graph["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap(), t["lwp"].as_u64().unwrap()))
+        .collect();
+    let lwp = |id: &serde_json::Value| {
+        ids.iter()
+            .find(|(known, _)| Some(*known) == id.as_str())
+            .map(|(_, lwp)| *lwp)
+    };
+    assert!(
+        edges
+            .iter()
+            .any(|edge| lwp(&edge["waiter"]) == Some(frozen.lwps[4])
+                && lwp(&edge["holder"]) == Some(frozen.lwps[3])
+                && edge["lock_name"] == "event_subs_lock"),
+        "{edges:#?}"
+    );
+    let groups = json["stack_groups"].as_array().unwrap();
+    assert_eq!(
+        groups[0]["count"], 4,
+        "the four idle threads share a stack: {groups:#?}"
+    );
+}
+
+#[test]
+fn a_real_deadlock_is_found_live_and_in_its_core() {
+    require_root!();
+    let sandbox = Sandbox::new(&["systemctl", "asterisk"]);
+    sandbox.prints("systemctl", "active\n");
+    sandbox.prints(
+        "asterisk",
+        "Unable to connect to remote asterisk (does /var/run/asterisk/asterisk.ctl exist?)\n",
+    );
+    sandbox.fails("asterisk", 1);
+    let frozen = freeze_a_program(&sandbox.path(""));
+    let pid = frozen.child.id();
+
+    let output = sandbox
+        .command()
+        .args([
+            "--yes",
+            "--json",
+            "freeze",
+            "--graph",
+            "--pid",
+            &pid.to_string(),
+            "--asterisk-bin",
+        ])
+        .arg(&frozen.program)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("DEADLOCK: thread"), "{stderr}");
+    assert!(
+        stderr.contains("channels_lock") && stderr.contains("agents_lock"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 thread is stuck behind it"), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["pid"], pid);
+    check_graph(&json, &frozen);
+    assert_eq!(json["symptoms"][0]["verdict"], "ok");
+
+    // Left as it was: alive, not stopped by the debugger.
+    assert!(
+        matches!(process_state(pid), Some('S') | Some('R')),
+        "{:?}",
+        process_state(pid)
+    );
+    let out = sandbox.path("out");
+    for name in [
+        "bt-threads.txt",
+        "gdb-threads.json",
+        "graph-locks.dot",
+        "bug-report.md",
+    ] {
+        assert_eq!(file_mode(&out.join(name)), 0o600, "{name}");
+    }
+    let backtrace = fs::read_to_string(out.join("bt-threads.txt")).unwrap();
+    assert!(backtrace.contains("agent_thread") && backtrace.contains("device_state_thread"));
+
+    // The same answer from a core of the frozen process.
+    let core = sandbox.path("core.frozen");
+    let gcore = Process::new("gcore")
+        .arg("-o")
+        .arg(&core)
+        .arg(pid.to_string())
+        .output()
+        .unwrap();
+    let core = PathBuf::from(format!("{}.{pid}", core.display()));
+    assert!(
+        core.exists(),
+        "gcore failed: {}",
+        String::from_utf8_lossy(&gcore.stderr)
+    );
+    assert!(matches!(process_state(pid), Some('S') | Some('R')));
+    let output = sandbox
+        .command()
+        .args(["--yes", "--json", "freeze", "--core"])
+        .arg(&core)
+        .arg("--asterisk-bin")
+        .arg(&frozen.program)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    check_graph(&json, &frozen);
+}
+
+#[test]
+fn a_hanging_cli_is_a_symptom_and_core_show_locks_is_used_when_there() {
+    require_root!();
+    let sandbox = Sandbox::new(&["systemctl", "asterisk"]);
+    sandbox.prints("systemctl", "active\n");
+    sandbox.hangs("asterisk.-rx.core show channels", 30);
+    let dump = fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/core-show-locks.txt"),
+    )
+    .unwrap();
+    sandbox.prints("asterisk.-rx.core show locks", &dump);
+    let frozen = freeze_a_program(&sandbox.path(""));
+    let output = sandbox
+        .command()
+        .args(["--yes", "--json", "freeze", "--timeout", "1", "--pid"])
+        .arg(frozen.child.id().to_string())
+        .arg("--asterisk-bin")
+        .arg(&frozen.program)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["symptoms"][1]["verdict"], "freeze", "{json:#}");
+    assert!(
+        json["symptoms"][1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 1 s")
+    );
+    assert_eq!(json["graph_source"], "core show locks");
+    assert!(
+        stderr.contains("pbx_thread") && stderr.contains("bridge_manager_thread"),
+        "{stderr}"
+    );
+    assert!(sandbox.path("out").join("core-show-locks.txt").exists());
+}
+
+#[test]
+fn dry_run_and_bad_input() {
+    let sandbox = Sandbox::new(&[]);
+    let program = sandbox.path("prog");
+    fs::copy("/bin/true", &program).unwrap();
+    sandbox
+        .command()
+        .args([
+            "--dry-run",
+            "freeze",
+            "--pid",
+            &std::process::id().to_string(),
+            "--asterisk-bin",
+        ])
+        .arg(&program)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "timeout 10 asterisk -rx 'core show locks' >",
+        ))
+        .stdout(predicate::str::contains(format!(
+            "gdb -batch -nx -ex 'thread apply all bt' {} -p",
+            program.display()
+        )));
+    assert_eq!(fs::read_dir(sandbox.path("out")).unwrap().count(), 0);
+
+    sandbox
+        .command()
+        .args(["freeze", "--asterisk-bin"])
+        .arg(&program)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("Asterisk is not running"));
+    sandbox
+        .command()
+        .args(["freeze", "--core"])
+        .arg(&program)
+        .arg("--asterisk-bin")
+        .arg(&program)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a core file"));
+}
