@@ -7,14 +7,19 @@
 //! we look where the kernel was told to write, check the content is a core
 //! (not the name), and rank by how well pid and time fit the incident.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Local, TimeZone};
 use serde::Serialize;
 
+use crate::child::{self, Stream, Streams};
+use crate::command::Cmd;
 use crate::elf::{self, ElfKind};
 use crate::error::{Error, Result};
 use crate::host::Host;
+use crate::interrupt::Interrupt;
 
 /// Where Wazo's Asterisk runs, and so where its cores land.
 pub const SPOOL: &str = "/var/spool/asterisk";
@@ -176,6 +181,118 @@ pub fn fit(
     (distance <= 15 * 60).then_some(1 + distance)
 }
 
+/// A core held by systemd-coredump, from `coredumpctl list`.
+#[derive(Debug, Clone)]
+pub struct Coredump {
+    pub pid: u32,
+    pub time: Option<DateTime<FixedOffset>>,
+    pub signal: String,
+    /// `present` when the core itself is still stored.
+    pub state: String,
+}
+
+/// `coredumpctl` reads the journal of this machine, or of a copied tree's
+/// `/var/log/journal` under `--root`.
+fn coredumpctl(host: &Host, args: &[&str]) -> Cmd {
+    let mut argv = vec!["coredumpctl".to_string(), "--no-pager".to_string()];
+    if !host.is_live() {
+        argv.push("-D".to_string());
+        argv.push(host.path("/var/log/journal").display().to_string());
+    }
+    argv.extend(args.iter().map(|arg| arg.to_string()));
+    Cmd::new(argv)
+}
+
+/// The cores systemd-coredump keeps for `process`, newest first.
+pub fn coredumps(host: &Host, process: &str, interrupt: &Interrupt) -> Vec<Coredump> {
+    if which::which("coredumpctl").is_err() {
+        return Vec::new();
+    }
+    let cmd = coredumpctl(host, &["--no-legend", "list", process]).timeout(Duration::from_secs(60));
+    let mut lines = Vec::new();
+    let _ = child::run_lines(
+        &cmd,
+        Some(interrupt),
+        Streams::Separate,
+        &mut |stream, line| {
+            if stream == Stream::Out {
+                lines.push(line);
+            }
+        },
+    );
+    let mut dumps: Vec<Coredump> = lines
+        .iter()
+        .filter_map(|line| parse_coredump_line(line))
+        .collect();
+    dumps.sort_by(|a, b| b.time.cmp(&a.time));
+    dumps
+}
+
+/// `Sat 2026-11-28 04:12:43 UTC 1255 999 999 SIGSEGV present /usr/sbin/asterisk 12.3M`
+/// (systemd 241 to 252 print these columns; the time zone is a name we
+/// cannot parse portably, so the time is read as local).
+fn parse_coredump_line(line: &str) -> Option<Coredump> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let numeric = |word: &str| !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit());
+    let at = (0..words.len().saturating_sub(3))
+        .find(|&i| numeric(words[i]) && numeric(words[i + 1]) && numeric(words[i + 2]))?;
+    let pid = words[at].parse().ok()?;
+    let time = words
+        .iter()
+        .position(|word| word.len() == 10 && word.as_bytes().get(4) == Some(&b'-'))
+        .and_then(|date| {
+            let text = format!("{} {}", words.get(date)?, words.get(date + 1)?);
+            let naive = chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S").ok()?;
+            Local
+                .from_local_datetime(&naive)
+                .earliest()
+                .map(|time| time.fixed_offset())
+        });
+    Some(Coredump {
+        pid,
+        time,
+        signal: words.get(at + 3).unwrap_or(&"").to_string(),
+        state: words.get(at + 4).unwrap_or(&"").to_string(),
+    })
+}
+
+/// The command that extracts a stored core into `dest`.
+pub fn dump_command(host: &Host, pid: u32, dest: &Path) -> Cmd {
+    coredumpctl(
+        host,
+        &["-o", &dest.display().to_string(), "dump", &pid.to_string()],
+    )
+}
+
+/// Extracts the core of `dump` into `dir` (mode 0600: it holds the
+/// process's memory, passwords included).
+pub fn extract(
+    host: &Host,
+    dump: &Coredump,
+    dir: &Path,
+    interrupt: &Interrupt,
+) -> Result<CoreFile> {
+    let name = match dump.time {
+        Some(time) => format!("core.{}.{}", dump.pid, time.timestamp()),
+        None => format!("core.{}", dump.pid),
+    };
+    let dest = dir.join(name);
+    let cmd = dump_command(host, dump.pid, &dest).timeout(Duration::from_secs(30 * 60));
+    errln!("+ {cmd}");
+    let status = child::run_lines(&cmd, Some(interrupt), Streams::Merged, &mut |_, line| {
+        errln!("  {line}");
+    })?;
+    let _ = std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600));
+    if !status.success() || !dest.exists() {
+        return Err(Error::StepFailed {
+            command: cmd.to_string(),
+            status: child::describe_status(status),
+            hint: "; the core may have been removed by systemd-coredump's cleanup".to_string(),
+        });
+    }
+    require_core(&dest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +305,23 @@ mod tests {
         assert_eq!(parse_name("core"), (None, None));
         assert_eq!(parse_name("core.42").0, Some(42));
         assert_eq!(parse_name("core.x.y"), (None, None));
+    }
+
+    #[test]
+    fn coredumpctl_lines() {
+        let dump = parse_coredump_line(
+            "Sat 2026-11-28 04:12:43 UTC  1255 999 999 SIGSEGV present  /usr/sbin/asterisk 12.3M",
+        )
+        .unwrap();
+        assert_eq!(dump.pid, 1255);
+        assert_eq!(dump.signal, "SIGSEGV");
+        assert_eq!(dump.state, "present");
+        assert_eq!(
+            dump.time.unwrap().format("%H:%M:%S").to_string(),
+            "04:12:43"
+        );
+        assert!(parse_coredump_line("No coredumps found.").is_none());
+        assert!(parse_coredump_line("").is_none());
     }
 
     #[test]

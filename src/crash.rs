@@ -69,6 +69,10 @@ pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
         .map(|detected| detected.version.to_string())
         .unwrap_or_else(|_| "unknown (give it with --wazo-version)".to_string());
     let core_given = args.core.as_deref().map(cores::require_core).transpose()?;
+    if context.dry_run() {
+        // First, before any command a search may print into the script.
+        outln!("#!/bin/sh");
+    }
     let binary = asterisk_binary(context, &args.asterisk_bin)?;
 
     let scan = segfaults::scan(
@@ -84,7 +88,12 @@ pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
 
     let core = match core_given {
         Some(core) => Some(core),
-        None => choose_core(context, matching.last().map(|s| s.kernel.pid), incident)?,
+        None => choose_core(
+            context,
+            &args.process,
+            matching.last().map(|s| s.kernel.pid),
+            incident,
+        )?,
     };
     // An abort() leaves no segfault line: the core's own time is the next best.
     let incident = incident.or_else(|| {
@@ -286,6 +295,7 @@ fn report_segfaults(matching: &[Segfault], process: &str) {
 /// several do.
 fn choose_core(
     context: &Context,
+    process: &str,
     pid: Option<u32>,
     incident: Option<DateTime<FixedOffset>>,
 ) -> Result<Option<CoreFile>> {
@@ -295,10 +305,14 @@ fn choose_core(
         .iter()
         .map(|dir| dir.display().to_string())
         .collect();
+    if search.cores.is_empty() && search.coredumpctl {
+        if let Some(core) = from_coredumpctl(context, process, pid, incident)? {
+            return Ok(Some(core));
+        }
+    }
     if search.cores.is_empty() {
         let hint = if search.coredumpctl {
-            "; the kernel hands cores to systemd-coredump: extract the newest with \
-             `coredumpctl -o core.asterisk dump asterisk`, then use --core core.asterisk"
+            "; the kernel hands cores to systemd-coredump, and `coredumpctl list` shows none stored"
         } else {
             "; was Asterisk running with core dumps enabled (ulimit -c)?"
         };
@@ -337,6 +351,46 @@ fn choose_core(
         .interact()
         .map_err(|_| Error::Interrupted)?;
     Ok(candidates.get(picked).map(|core| (*core).clone()))
+}
+
+/// Where core_pattern pipes to systemd-coredump, the core is in the journal's
+/// store: extract the one that fits into the output directory.
+fn from_coredumpctl(
+    context: &Context,
+    process: &str,
+    pid: Option<u32>,
+    incident: Option<DateTime<FixedOffset>>,
+) -> Result<Option<CoreFile>> {
+    let dumps: Vec<cores::Coredump> = cores::coredumps(&context.host, process, &context.interrupt)
+        .into_iter()
+        .filter(|dump| dump.state == "present")
+        .collect();
+    let fits = |dump: &cores::Coredump| {
+        pid == Some(dump.pid)
+            || incident.zip(dump.time).is_some_and(|(incident, time)| {
+                (time - incident).num_seconds().abs() <= MATCH_WINDOW_SECONDS
+            })
+    };
+    let Some(dump) = dumps.iter().find(|dump| fits(dump)).or(dumps.first()) else {
+        return Ok(None);
+    };
+    errln!(
+        "systemd-coredump holds the core of pid {} ({}): extracting it.",
+        dump.pid,
+        dump.signal
+    );
+    if context.dry_run() {
+        let dest = context.output_path().join(format!("core.{}", dump.pid));
+        outln!("{}", cores::dump_command(&context.host, dump.pid, &dest));
+        return Ok(None);
+    }
+    cores::extract(
+        &context.host,
+        dump,
+        context.output_dir()?,
+        &context.interrupt,
+    )
+    .map(Some)
 }
 
 fn describe_core(core: &CoreFile) -> String {
@@ -448,7 +502,6 @@ fn print_script(
     logs: &[astlog::LogCopy],
     incident: Option<DateTime<FixedOffset>>,
 ) {
-    outln!("#!/bin/sh");
     outln!(
         "# wazo-astdebug crash: backtrace, logs and bug report into {}",
         out.display()

@@ -285,3 +285,63 @@ fn the_rotated_log_that_covers_the_incident_is_copied() {
     let text = fs::read_to_string(sandbox.path("out").join(&copies[0])).unwrap();
     assert_eq!(text, "[2026-11-26 00:00:03] VERBOSE[1] two days ago\n");
 }
+
+#[test]
+fn a_core_held_by_systemd_coredump_is_extracted() {
+    let crashed = crashed();
+    let sandbox = &crashed.sandbox;
+    sandbox.host_file(
+        "/proc/sys/kernel/core_pattern",
+        b"|/lib/systemd/systemd-coredump %P %u %g %s %t 9223372036854775808 %h\n",
+    );
+    fs::create_dir_all(sandbox.path("root/var/log/journal")).unwrap();
+    sandbox.script(
+        "coredumpctl",
+        &format!(
+            r#"echo "coredumpctl $*" >> "$STANDIN_DIR/calls.log"
+case " $* " in
+  *" list "*) echo "Sat 2026-11-28 04:12:43 UTC  1255 999 999 SIGSEGV present  /usr/sbin/asterisk 1.2M" ;;
+  *" dump "*) while [ "$1" != "-o" ]; do shift; done; cp "{}" "$2" ;;
+esac"#,
+            crashed.core.display()
+        ),
+    );
+    sandbox
+        .command()
+        .args(["--dry-run", "crash", "--asterisk-bin"])
+        .arg(&crashed.program)
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("#!/bin/sh\n"))
+        .stdout(predicate::str::contains("coredumpctl --no-pager -D"));
+    sandbox
+        .command()
+        .args(["--yes", "crash", "--asterisk-bin"])
+        .arg(&crashed.program)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "systemd-coredump holds the core of pid 1255",
+        ))
+        .stderr(predicate::str::contains("Crashing thread"));
+    let extracted: Vec<PathBuf> = fs::read_dir(sandbox.path("out"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("core.1255.")
+        })
+        .collect();
+    assert_eq!(extracted.len(), 1);
+    assert_eq!(file_mode(&extracted[0]), 0o600);
+    assert!(
+        sandbox
+            .calls()
+            .iter()
+            .any(|call| call.contains(" dump 1255")),
+        "{:?}",
+        sandbox.calls()
+    );
+}

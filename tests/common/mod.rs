@@ -62,6 +62,13 @@ impl Sandbox {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
     }
 
+    /// A stand-in of its own: `body` is sh, run with the program's arguments.
+    pub fn script(&self, name: &str, body: &str) {
+        let path = self.path("bin").join(name);
+        fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
     fn control(&self, key: &str, suffix: &str, content: &str) {
         fs::write(self.path("ctl").join(format!("{key}.{suffix}")), content).unwrap();
     }
