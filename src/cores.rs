@@ -224,7 +224,7 @@ pub fn coredumps(host: &Host, process: &str, interrupt: &Interrupt) -> Vec<Cored
         .iter()
         .filter_map(|line| parse_coredump_line(line))
         .collect();
-    dumps.sort_by(|a, b| b.time.cmp(&a.time));
+    dumps.sort_by_key(|dump| std::cmp::Reverse(dump.time));
     dumps
 }
 
