@@ -201,6 +201,8 @@ fn note_warning(line: &str, warnings: &mut Vec<String>) {
         "No such file or directory.",
         "not in executable format",
         "Could not attach to process",
+        "is truncated",
+        "Cannot access memory",
     ];
     let line = line.trim();
     if SIGNS.iter().any(|sign| line.contains(sign))

@@ -345,3 +345,21 @@ esac"#,
         sandbox.calls()
     );
 }
+
+#[test]
+fn a_truncated_core_is_flagged_not_a_panic() {
+    let crashed = crashed();
+    let bytes = fs::read(&crashed.core).unwrap();
+    let truncated = crashed.sandbox.path("core.truncated");
+    fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    crashed
+        .sandbox
+        .command()
+        .args(["--yes", "crash", "--core"])
+        .arg(&truncated)
+        .arg("--asterisk-bin")
+        .arg(&crashed.program)
+        .assert()
+        .stderr(predicate::str::contains("truncated"))
+        .stderr(predicate::str::contains("panicked").not());
+}
