@@ -9,6 +9,7 @@ mod output;
 
 mod apt_sources;
 mod asterisk;
+mod backup;
 pub mod cli;
 mod child;
 mod command;
