@@ -189,8 +189,13 @@ mod tests {
         let context = context(dir.path());
         let mut plan = Plan::new();
         guarded_edit(&mut plan, FileEdit::new(&file, "shout", upper)).unwrap();
-        plan.run(Cmd::new(["sh", "-c", "grep -q HIGHPRIORITY \"$0\" && exit 3", &file.to_string_lossy()]))
-            .undo();
+        plan.run(Cmd::new([
+            "sh",
+            "-c",
+            "grep -q HIGHPRIORITY \"$0\" && exit 3",
+            &file.to_string_lossy(),
+        ]))
+        .undo();
         let error = Executor::new(&context).unwrap().execute(&plan).unwrap_err();
         assert!(error.to_string().contains("exit status 3"), "{error}");
         assert_eq!(std::fs::read(&file).unwrap(), ORIGINAL);
@@ -262,7 +267,10 @@ mod tests {
             )),
             "{script}"
         );
-        assert!(script.contains(&format!("# wazo-astdebug edits {f}: shout\n")), "{script}");
+        assert!(
+            script.contains(&format!("# wazo-astdebug edits {f}: shout\n")),
+            "{script}"
+        );
         assert!(
             script.ends_with(&format!(
                 "cp --preserve=timestamps {f}.wazo-astdebug.bak {f}\nchmod 640 {f}\nrm -f {f}.wazo-astdebug.bak\n"

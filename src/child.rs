@@ -79,7 +79,9 @@ pub fn run_lines(
         }
     });
     let deadline = Instant::now() + DRAIN_GRACE;
-    while let Ok((stream, line)) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+    while let Ok((stream, line)) =
+        lines.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+    {
         on_line(stream, line);
     }
     status
@@ -213,4 +215,3 @@ fn read_lines_in_background(
         }
     });
 }
-

@@ -105,6 +105,20 @@ pub enum Command {
             wazo-astdebug --json report --force /var/local/wazo-astdebug/20261128-045500-wazo"
     )]
     Report(crate::report::ReportArgs),
+
+    /// Replace asterisk with Wazo's asterisk-vanilla (no Wazo patches), or put asterisk back (19.13+)
+    #[command(
+        long_about = "Replace asterisk with Wazo's asterisk-vanilla (no Wazo patches), or put asterisk back (19.13+).\n\n\
+            asterisk-vanilla is upstream Asterisk built with DONT_OPTIMIZE, for reproducing a crash \
+            before reporting it to Asterisk. It loses Wazo-only features (queue skill-based routing, \
+            voicemail consultation and call transfers via the REST API): you are asked before anything \
+            changes. Like setup-dbg, apt points at your version's archive while installing, and the \
+            production mirror of your era is always put back, also on failure or Ctrl-C. Before 19.13, \
+            use `rebuild --vanilla`.",
+        after_help = "Examples:\n  wazo-astdebug vanilla install\n  wazo-astdebug vanilla revert\n  \
+            wazo-astdebug --dry-run --wazo-version 25.15 vanilla install"
+    )]
+    Vanilla(crate::vanilla::VanillaArgs),
 }
 
 #[derive(Debug, Args)]

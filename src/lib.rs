@@ -10,8 +10,8 @@ mod output;
 mod apt_sources;
 mod asterisk;
 mod backup;
-pub mod cli;
 mod child;
+pub mod cli;
 mod command;
 mod context;
 mod elf;
@@ -30,6 +30,7 @@ mod runbooks_cmd;
 mod setup_dbg;
 mod shell;
 mod threads;
+mod vanilla;
 mod version;
 
 use std::process::ExitCode;
@@ -55,6 +56,7 @@ pub fn main() -> ExitCode {
         Command::Info => info::run(&context),
         Command::Runbooks(args) => runbooks_cmd::run(&context, &args),
         Command::Report(args) => report::run(&context, &args),
+        Command::Vanilla(args) => vanilla::run(&context, &args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
