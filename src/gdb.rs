@@ -101,26 +101,21 @@ pub fn run(request: &Request, interrupt: &Interrupt) -> Result<Outcome> {
     let mut warnings = Vec::new();
     let mut missing_symbols = false;
     let mut write_error = None;
-    let status = child::run_lines(
-        &cmd,
-        Some(interrupt),
-        Streams::Separate,
-        &mut |stream, line| {
-            if stream == Stream::Err {
-                note_warning(&line, &mut warnings);
-                return;
-            }
-            if line.starts_with("Thread ") {
-                threads_seen += 1;
-                progress.set_message(format!("{threads_seen} threads so far"));
-            }
-            missing_symbols |= lacks_symbols(&line);
+    let status = child::run_lines(&cmd, Some(interrupt), Streams::Separate, &mut |stream, line| {
+        if stream == Stream::Err {
             note_warning(&line, &mut warnings);
-            if let Err(error) = writeln!(text, "{line}") {
-                write_error.get_or_insert(error);
-            }
-        },
-    );
+            return;
+        }
+        if line.starts_with("Thread ") {
+            threads_seen += 1;
+            progress.set_message(format!("{threads_seen} threads so far"));
+        }
+        missing_symbols |= lacks_symbols(&line);
+        note_warning(&line, &mut warnings);
+        if let Err(error) = writeln!(text, "{line}") {
+            write_error.get_or_insert(error);
+        }
+    });
     progress.finish_and_clear();
     if let Some(state) = state_before {
         if let Target::Pid(pid) = request.target {
@@ -229,19 +224,11 @@ fn read_analysis(path: &Path, warnings: &mut Vec<String>) -> Option<Analysis> {
     };
     match serde_json::from_reader::<_, Analysis>(std::io::BufReader::new(file)) {
         Ok(analysis) => {
-            warnings.extend(
-                analysis
-                    .errors
-                    .iter()
-                    .map(|error| format!("lock analysis: {error}")),
-            );
+            warnings.extend(analysis.errors.iter().map(|error| format!("lock analysis: {error}")));
             Some(analysis)
         }
         Err(error) => {
-            warnings.push(format!(
-                "the lock analysis in {} is unreadable: {error}",
-                path.display()
-            ));
+            warnings.push(format!("the lock analysis in {} is unreadable: {error}", path.display()));
             None
         }
     }
@@ -307,25 +294,13 @@ mod tests {
     #[test]
     fn warnings_skip_missing_glibc_sources() {
         let mut warnings = Vec::new();
-        note_warning(
-            "57\t./nptl/futex-internal.c: No such file or directory.",
-            &mut warnings,
-        );
-        note_warning(
-            "warning: core file may not match specified executable file.",
-            &mut warnings,
-        );
-        assert_eq!(
-            warnings,
-            ["warning: core file may not match specified executable file."]
-        );
+        note_warning("57\t./nptl/futex-internal.c: No such file or directory.", &mut warnings);
+        note_warning("warning: core file may not match specified executable file.", &mut warnings);
+        assert_eq!(warnings, ["warning: core file may not match specified executable file."]);
     }
 
     #[test]
     fn process_state_reads_our_own() {
-        assert!(matches!(
-            process_state(std::process::id()),
-            Some('R') | Some('S')
-        ));
+        assert!(matches!(process_state(std::process::id()), Some('R') | Some('S')));
     }
 }

@@ -138,11 +138,7 @@ pub fn stack_groups(threads: &[Thread]) -> Vec<StackGroup> {
     let mut groups: Vec<StackGroup> = Vec::new();
     let mut index: HashMap<Vec<String>, usize> = HashMap::new();
     for thread in threads {
-        let functions: Vec<String> = thread
-            .frames
-            .iter()
-            .map(|frame| frame.function.clone())
-            .collect();
+        let functions: Vec<String> = thread.frames.iter().map(|frame| frame.function.clone()).collect();
         match index.get(&functions) {
             Some(&at) => {
                 groups[at].count += 1;
@@ -172,21 +168,9 @@ pub fn describe_group(group: &StackGroup, depth: usize) -> String {
         .filter(|function| *function != "??")
         .take(depth)
         .collect();
-    let more = if group.functions.len() > shown.len() {
-        " <- ..."
-    } else {
-        ""
-    };
-    let noun = if group.count == 1 {
-        "thread"
-    } else {
-        "threads"
-    };
-    let stack = if shown.is_empty() {
-        "frames without symbols".to_string()
-    } else {
-        shown.join(" <- ")
-    };
+    let more = if group.functions.len() > shown.len() { " <- ..." } else { "" };
+    let noun = if group.count == 1 { "thread" } else { "threads" };
+    let stack = if shown.is_empty() { "frames without symbols".to_string() } else { shown.join(" <- ") };
     format!("{} {noun} in {stack}{more}", group.count)
 }
 
@@ -230,30 +214,9 @@ mod tests {
     fn groups_identical_stacks_largest_first() {
         let threads = vec![
             thread(1, &["main"]),
-            thread(
-                2,
-                &[
-                    "pthread_cond_wait",
-                    "ast_cond_wait",
-                    "tps_processing_function",
-                ],
-            ),
-            thread(
-                3,
-                &[
-                    "pthread_cond_wait",
-                    "ast_cond_wait",
-                    "tps_processing_function",
-                ],
-            ),
-            thread(
-                4,
-                &[
-                    "pthread_cond_wait",
-                    "ast_cond_wait",
-                    "tps_processing_function",
-                ],
-            ),
+            thread(2, &["pthread_cond_wait", "ast_cond_wait", "tps_processing_function"]),
+            thread(3, &["pthread_cond_wait", "ast_cond_wait", "tps_processing_function"]),
+            thread(4, &["pthread_cond_wait", "ast_cond_wait", "tps_processing_function"]),
         ];
         let groups = stack_groups(&threads);
         assert_eq!(groups.len(), 2);
