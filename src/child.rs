@@ -79,9 +79,7 @@ pub fn run_lines(
         }
     });
     let deadline = Instant::now() + DRAIN_GRACE;
-    while let Ok((stream, line)) =
-        lines.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-    {
+    while let Ok((stream, line)) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
         on_line(stream, line);
     }
     status
@@ -215,3 +213,4 @@ fn read_lines_in_background(
         }
     });
 }
+
