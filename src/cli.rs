@@ -119,6 +119,22 @@ pub enum Command {
             wazo-astdebug --dry-run --wazo-version 25.15 vanilla install"
     )]
     Vanilla(crate::vanilla::VanillaArgs),
+
+    /// Recompile Asterisk with DEBUG_THREADS and DONT_OPTIMIZE (or other flags), without an editor
+    #[command(
+        long_about = "Recompile Asterisk with DEBUG_THREADS and DONT_OPTIMIZE (or other flags), without an editor.\n\n\
+            Enables the deb-src line of the Wazo apt source (wazo-dist.list or xivo-dist.list) from a \
+            backup that is put back at the end, also on failure or Ctrl-C; fetches the asterisk source \
+            package and its build dependencies in the work directory; turns the flags on in \
+            debian/rules (fixing the two `:=` assignments that drop each other) and checks that \
+            menuselect gets each one; adds a VERSION+debug1 changelog entry; builds with \
+            dpkg-buildpackage -us -uc; lists the .deb files and offers to install them. With \
+            --vanilla (Wazo before 17.17), Wazo's patches are unapplied with quilt first.",
+        after_help = "Examples:\n  wazo-astdebug rebuild\n  wazo-astdebug rebuild --flags DEBUG_THREADS,DONT_OPTIMIZE,BETTER_BACKTRACES\n  \
+            wazo-astdebug --wazo-version 16.08 rebuild --vanilla --workdir /srv/ast-rebuild\n  \
+            wazo-astdebug --dry-run rebuild > rebuild.sh"
+    )]
+    Rebuild(crate::rebuild::RebuildArgs),
 }
 
 #[derive(Debug, Args)]

@@ -10,10 +10,12 @@ mod output;
 mod apt_sources;
 mod asterisk;
 mod backup;
+mod changelog;
 mod child;
 pub mod cli;
 mod command;
 mod context;
+mod debian_rules;
 mod elf;
 mod error;
 mod executor;
@@ -23,6 +25,7 @@ mod info;
 mod interrupt;
 mod plan;
 mod prompt;
+mod rebuild;
 mod redact;
 mod report;
 mod runbook;
@@ -57,6 +60,7 @@ pub fn main() -> ExitCode {
         Command::Runbooks(args) => runbooks_cmd::run(&context, &args),
         Command::Report(args) => report::run(&context, &args),
         Command::Vanilla(args) => vanilla::run(&context, &args),
+        Command::Rebuild(args) => rebuild::run(&context, &args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
