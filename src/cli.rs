@@ -135,6 +135,23 @@ pub enum Command {
             wazo-astdebug --dry-run rebuild > rebuild.sh"
     )]
     Rebuild(crate::rebuild::RebuildArgs),
+
+    /// Run Asterisk in the foreground under valgrind until Ctrl-C, then put everything back and summarise
+    #[command(
+        long_about = "Run Asterisk in the foreground under valgrind until Ctrl-C, then put everything back and summarise.\n\n\
+            Stops monit, the services given with --stop and Asterisk; optionally adds noload lines to \
+            modules.conf and comments out highpriority in asterisk.conf, from backups; puts valgrind.supp \
+            in /tmp; runs `valgrind --leak-check=full --log-file=valgrind.txt --suppressions=valgrind.supp \
+            --vgdb=no asterisk -G asterisk -U asterisk -fnc` from /tmp without Wazo's tcmalloc LD_PRELOAD. \
+            Press Ctrl-C to end the run: valgrind writes its report (this can take minutes), the files are \
+            put back byte for byte, Asterisk, the services and monit are started again, valgrind.txt is \
+            copied to the output directory (0600) and summarised: errors by kind, lost bytes, top stacks. \
+            A run ended by Ctrl-C exits 0; by SIGTERM/SIGHUP 130.",
+        after_help = "Examples:\n  wazo-astdebug valgrind --noload chan_sip,res_snmp --stop wazo-calld\n  \
+            wazo-astdebug valgrind --suppressions ~/ast-rebuild/asterisk-20.5.0/contrib/valgrind.supp\n  \
+            wazo-astdebug --dry-run valgrind --noload chan_sip > valgrind.sh"
+    )]
+    Valgrind(crate::valgrind::ValgrindArgs),
 }
 
 #[derive(Debug, Args)]

@@ -33,6 +33,8 @@ mod runbooks_cmd;
 mod setup_dbg;
 mod shell;
 mod threads;
+mod valgrind;
+mod valgrind_report;
 mod vanilla;
 mod version;
 
@@ -61,6 +63,7 @@ pub fn main() -> ExitCode {
         Command::Report(args) => report::run(&context, &args),
         Command::Vanilla(args) => vanilla::run(&context, &args),
         Command::Rebuild(args) => rebuild::run(&context, &args),
+        Command::Valgrind(args) => valgrind::run(&context, &args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
