@@ -181,8 +181,12 @@ pub fn parse(log: &str) -> Report {
             None => report.errors_by_kind.push((finding.kind.clone(), 1)),
         }
     }
-    report.errors_by_kind.sort_by(|a, b| b.1.cmp(&a.1));
-    report.leaks.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+    report
+        .errors_by_kind
+        .sort_by_key(|entry| std::cmp::Reverse(entry.1));
+    report
+        .leaks
+        .sort_by_key(|leak| std::cmp::Reverse(leak.bytes));
     report
 }
 

@@ -154,10 +154,7 @@ fn dry_run_shows_the_docs_command_and_changes_nothing() {
             "service asterisk stop"
         ]
     );
-    let at = commands
-        .iter()
-        .position(|line| *line == run)
-        .expect(&script);
+    assert!(commands.contains(&run.as_str()), "{run} not in:\n{script}");
     assert_eq!(
         commands[commands.len() - 3..],
         [
