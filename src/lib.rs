@@ -34,6 +34,7 @@ mod setup_dbg;
 mod shell;
 mod threads;
 mod valgrind;
+mod valgrind_conf;
 mod valgrind_report;
 mod vanilla;
 mod version;

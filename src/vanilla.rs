@@ -200,6 +200,16 @@ fn describe(detected: &Detected, era: &EraPlan, action: VanillaAction, host: &Ho
             Cmd::new(era.archive.clone())
         ));
     }
+    if let Ok(Some(source)) = crate::apt_sources::current(host) {
+        if source.points_at_archive {
+            lines.push(format!(
+                "WARNING: apt already points at the archive `{}` ({}): a previous run was probably \
+                 interrupted. This run puts production back at the end.",
+                source.distribution,
+                source.file.display()
+            ));
+        }
+    }
     match installed_version(host, "asterisk-vanilla") {
         Some(version) => lines.push(format!("Installed now: asterisk-vanilla {version}")),
         None => {

@@ -373,3 +373,85 @@ fn no_deb_src_line_is_a_clear_error() {
         .code(2)
         .stderr(predicate::str::contains("has a deb-src line"));
 }
+
+#[test]
+fn sigint_during_the_build_stops_it_with_the_source_already_back() {
+    require_root!();
+    let sandbox = sandbox();
+    sandbox.hangs("dpkg-buildpackage", 60);
+    let work = workdir(&sandbox).display().to_string();
+    let output = sandbox.interrupt_while_hanging(
+        &[
+            "--yes",
+            "--wazo-version",
+            "25.15",
+            "rebuild",
+            "--workdir",
+            &work,
+        ],
+        "dpkg-buildpackage",
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert_sources_untouched(&sandbox);
+    assert!(!sandbox.calls().iter().any(|call| call.starts_with("dpkg ")));
+}
+
+#[test]
+fn keep_deb_src_leaves_the_line_enabled_without_a_backup() {
+    require_root!();
+    let sandbox = sandbox();
+    command(&sandbox)
+        .args([
+            "--yes",
+            "--wazo-version",
+            "25.15",
+            "rebuild",
+            "--keep-deb-src",
+            "--workdir",
+        ])
+        .arg(workdir(&sandbox))
+        .assert()
+        .success();
+    let path = sandbox.path("root").join(SOURCES.trim_start_matches('/'));
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("\ndeb-src http://mirror.wazo.community/debian/ pelican-bookworm main\n"),
+        "{text}"
+    );
+    assert!(!Path::new(&format!("{}.wazo-astdebug.bak", path.display())).exists());
+}
+
+#[test]
+fn no_terminal_and_no_yes_fails_before_changing_anything() {
+    require_root!();
+    let sandbox = sandbox();
+    command(&sandbox)
+        .args(["--wazo-version", "25.15", "rebuild", "--workdir"])
+        .arg(workdir(&sandbox))
+        .write_stdin("")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--yes"));
+    assert!(sandbox.calls().is_empty());
+    assert_sources_untouched(&sandbox);
+}
+
+#[test]
+fn the_old_xivo_dist_list_is_handled_too() {
+    let sandbox = sandbox();
+    fs::remove_file(sandbox.path("root").join(SOURCES.trim_start_matches('/'))).unwrap();
+    let old = sandbox.host_file(
+        "/etc/apt/sources.list.d/xivo-dist.list",
+        b"deb http://mirror.xivo.solutions/debian/ phoenix main\n#deb-src http://mirror.xivo.solutions/debian/ phoenix main\n",
+    );
+    command(&sandbox)
+        .args(["--dry-run", "--wazo-version", "16.16", "rebuild"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "install -p -m 600 {} {}.wazo-astdebug.bak\n",
+            old.display(),
+            old.display()
+        )));
+}

@@ -335,3 +335,62 @@ fn a_leftover_backup_stops_before_anything_runs() {
         .stderr(predicate::str::contains("already exists"));
     assert!(server.sandbox.calls().is_empty());
 }
+
+#[test]
+fn no_terminal_and_no_yes_fails_before_changing_anything() {
+    require_root!();
+    let server = server();
+    let args: Vec<String> = server
+        .args("")
+        .into_iter()
+        .filter(|arg| arg != "--yes")
+        .collect();
+    server
+        .sandbox
+        .command()
+        .args(args)
+        .write_stdin("")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--yes"));
+    assert!(server.sandbox.calls().is_empty());
+    server.assert_files_restored();
+}
+
+#[test]
+fn edit_modules_edits_a_copy_first_in_the_dry_run() {
+    let server = server();
+    let output = server
+        .sandbox
+        .command()
+        .env("VISUAL", "nano -w")
+        .args([
+            "--dry-run",
+            "valgrind",
+            "--edit-modules",
+            "--noload",
+            "chan_sip",
+        ])
+        .output()
+        .unwrap();
+    let script = String::from_utf8(output.stdout).unwrap();
+    assert!(sh_accepts(&script), "{script}");
+    let copy = server
+        .sandbox
+        .path("root/tmp/modules.conf.wazo-astdebug-edit");
+    let commands = script_commands(&script);
+    let modules = server.modules.display().to_string();
+    assert_eq!(
+        commands[..2],
+        [
+            format!("install -m 600 {modules} {}", copy.display()),
+            format!("nano -w {}", copy.display()),
+        ],
+        "{script}"
+    );
+    assert!(commands[2..].contains(&"monit quit"), "{script}");
+    assert!(
+        script.contains(&format!("rm -f {}\n", copy.display())),
+        "{script}"
+    );
+}

@@ -209,3 +209,20 @@ fn info_shows_whether_vanilla_is_installed() {
             "asterisk-vanilla 8:20.5.0-1wazo1 is installed",
         ));
 }
+
+#[test]
+fn an_interrupted_previous_run_is_spotted() {
+    let sandbox = Sandbox::new(STANDINS);
+    sandbox.host_file(
+        "/etc/apt/sources.list.d/wazo-dist.list",
+        b"\n# wazo-25.15\ndeb http://mirror.wazo.community/archive/ wazo-25.15 main\n",
+    );
+    sandbox
+        .command()
+        .args(["--dry-run", "--wazo-version", "25.15", "vanilla", "install"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "apt already points at the archive `wazo-25.15`",
+        ));
+}
