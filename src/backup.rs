@@ -110,7 +110,15 @@ pub fn backup_path(path: &Path) -> PathBuf {
 /// backup of an earlier run may be in the way. [`Plan::undo`] releases the
 /// restore on the success path; otherwise it runs at the end.
 pub fn guarded_edit(plan: &mut Plan, edit: FileEdit) -> Result<()> {
-    let path = edit.path().to_path_buf();
+    guard(plan, edit.path())?;
+    plan.edit(edit);
+    Ok(())
+}
+
+/// Adds to `plan` a backup of `path` whose restore is guaranteed, for a
+/// file that something else rewrites (wazo-dist) before it is edited.
+pub fn guard(plan: &mut Plan, path: &Path) -> Result<()> {
+    let path = path.to_path_buf();
     let metadata = std::fs::metadata(&path).map_err(|source| Error::read(&path, source))?;
     if !metadata.is_file() {
         return Err(Error::bad_input(format!(
@@ -139,8 +147,7 @@ pub fn guarded_edit(plan: &mut Plan, edit: FileEdit) -> Result<()> {
             Cmd::new(["chmod", &mode, &file]),
             Cmd::new(["rm", "-f", &saved]),
         ],
-    )
-    .edit(edit);
+    );
     Ok(())
 }
 

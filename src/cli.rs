@@ -123,9 +123,12 @@ pub enum Command {
     /// Recompile Asterisk with DEBUG_THREADS and DONT_OPTIMIZE (or other flags), without an editor
     #[command(
         long_about = "Recompile Asterisk with DEBUG_THREADS and DONT_OPTIMIZE (or other flags), without an editor.\n\n\
-            Enables the deb-src line of the Wazo apt source (wazo-dist.list or xivo-dist.list) from a \
-            backup that is put back at the end, also on failure or Ctrl-C; fetches the asterisk source \
-            package and its build dependencies in the work directory; turns the flags on in \
+            Points apt at your version's archive (so the source is that of the installed Asterisk) \
+            with its deb-src line enabled, from a byte-for-byte backup of the apt source file that is \
+            put back at the end with the production mirror, also on failure or Ctrl-C \
+            (--current-mirror: the doc's way, deb-src enabled in wazo-dist.list or xivo-dist.list as \
+            they are); fetches the asterisk source package and its build dependencies in the work \
+            directory; turns the flags on in \
             debian/rules (fixing the two `:=` assignments that drop each other) and checks that \
             menuselect gets each one; adds a VERSION+debug1 changelog entry; builds with \
             dpkg-buildpackage -us -uc; lists the .deb files and offers to install them. With \

@@ -1,10 +1,13 @@
 //! `rebuild`: Wazo's Asterisk recompiled with debug flags (DEBUG_THREADS,
 //! DONT_OPTIMIZE...), optionally without Wazo's patches.
 //!
-//! The doc's procedure has three places where people go wrong at night:
-//! its `sed` on `/etc/apt/sources.list.d/xivo*` matches nothing since 19.13
-//! (the file is `wazo-dist.list`), and the `deb-src` line it enables is
-//! never disabled again; "vim debian/rules", where enabling MALLOC_DEBUG and
+//! The doc's procedure has four places where people go wrong at night:
+//! `apt-get source` fetches the newest Asterisk of the mirror, not the one
+//! installed, so the "debug build" silently upgrades the PBX (here apt
+//! points at the version's archive, as in `setup-dbg`, unless
+//! `--current-mirror`); its `sed` on `/etc/apt/sources.list.d/xivo*`
+//! matches nothing since 19.13 (the file is `wazo-dist.list`), and the
+//! `deb-src` line it enables is never disabled again; "vim debian/rules", where enabling MALLOC_DEBUG and
 //! the debug pair silently drops one of them (see [`crate::debian_rules`]);
 //! and "vim debian/changelog". Here the apt source is edited from a backup
 //! that is put back (guaranteed, like the mirror in `setup-dbg`), and the
@@ -32,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::executor::Executor;
 use crate::plan::Plan;
 use crate::prompt;
-use crate::runbook::Runbooks;
+use crate::runbook::{EraPlan, Runbooks};
 use crate::setup_dbg::require_root;
 use crate::vanilla::{self, FIRST_VANILLA};
 use crate::version::{self, WazoVersion};
@@ -71,6 +74,11 @@ pub struct RebuildArgs {
     /// Leave the deb-src line of the Wazo apt source enabled afterwards
     #[arg(long)]
     pub keep_deb_src: bool,
+
+    /// Fetch from the mirror apt points at now, not from your version's archive (the doc's way;
+    /// the source may then be newer than the installed Asterisk)
+    #[arg(long)]
+    pub current_mirror: bool,
 }
 
 pub fn run(context: &Context, args: &RebuildArgs) -> Result<()> {
@@ -99,13 +107,29 @@ pub fn run(context: &Context, args: &RebuildArgs) -> Result<()> {
     let installed = vanilla::installed_version(&context.host, "asterisk");
     if let Some(installed) = &installed {
         header.push(format!(
-            "Installed: asterisk {installed}. `apt-get source` fetches the version apt offers; \
-             it is compared with this once fetched."
+            "Installed: asterisk {installed}; compared with the source once fetched."
         ));
     }
-    let sources = deb_src_sources(context)?;
     let mut plan = Plan::new();
-    fetch_plan(&mut plan, &sources, &workdir, args)?;
+    if args.current_mirror {
+        header.push(
+            "--current-mirror: the source is the one apt offers now, which may be newer than \
+             the installed Asterisk."
+                .to_string(),
+        );
+        let sources = deb_src_sources(context)?;
+        mirror_fetch_plan(&mut plan, &sources, args)?;
+    } else {
+        for hole in &era.holes {
+            header.push(format!(
+                "WARNING: {hole}: `{}` is likely to fail (then try --current-mirror). \
+                 The production mirror is restored either way.",
+                Cmd::new(era.archive.clone())
+            ));
+        }
+        archive_fetch_plan(&mut plan, context, &era, &detected.version, args)?;
+    }
+    fetch_plan(&mut plan, &workdir, args);
     let placeholder = workdir.join("asterisk-<version>");
     let mut build = Plan::new();
     build_plan(&mut build, &placeholder, true, &flags, args.vanilla);
@@ -280,15 +304,64 @@ fn deb_src_sources(context: &Context) -> Result<Vec<(PathBuf, bool)>> {
 }
 
 fn enable_deb_src(text: &str) -> std::result::Result<String, String> {
+    if !COMMENTED_DEB_SRC.is_match(text) && !ACTIVE_DEB_SRC.is_match(text) {
+        return Err("it has no deb-src line, so apt cannot fetch Asterisk's source".to_string());
+    }
     Ok(COMMENTED_DEB_SRC
         .replace_all(text, "deb-src$1")
         .into_owned())
 }
 
-fn fetch_plan(
+fn deb_src_edit(path: &Path) -> FileEdit {
+    FileEdit::new(
+        path,
+        "uncomment the deb-src line (sed 's/^# *deb-src/deb-src/')",
+        enable_deb_src,
+    )
+}
+
+/// The source of the installed version: apt points at the version's
+/// archive (as `setup-dbg` does) with its deb-src line enabled. wazo-dist
+/// rewrites the apt source file, so the byte-for-byte backup is taken first
+/// and put back last, after the production mirror.
+fn archive_fetch_plan(
+    plan: &mut Plan,
+    context: &Context,
+    era: &EraPlan,
+    version: &WazoVersion,
+    args: &RebuildArgs,
+) -> Result<()> {
+    let file = context.host.path(&era.sources_list);
+    if !file.is_file() {
+        return Err(Error::bad_input(format!(
+            "{} not found, so the era's {} setup is not there; nothing was changed. \
+             Use --current-mirror to fetch with the apt sources as they are",
+            file.display(),
+            era.dist_tool
+        )));
+    }
+    plan.note(format!(
+        "1. Point apt at the archive of Wazo {version} (the source of the installed version), \
+         with its deb-src line enabled."
+    ));
+    if !args.keep_deb_src {
+        backup::guard(plan, &file)?;
+    }
+    plan.guarded(
+        Cmd::new(era.archive.clone()),
+        vec![
+            Cmd::new(era.production.clone()),
+            Cmd::new(["apt-get", "update"]),
+        ],
+    )
+    .edit(deb_src_edit(&file));
+    Ok(())
+}
+
+/// The doc's way: enable deb-src wherever the apt source has one.
+fn mirror_fetch_plan(
     plan: &mut Plan,
     sources: &[(PathBuf, bool)],
-    workdir: &Path,
     args: &RebuildArgs,
 ) -> Result<()> {
     plan.note(if args.keep_deb_src {
@@ -301,17 +374,19 @@ fn fetch_plan(
             plan.note(format!("{}: deb-src is already enabled.", path.display()));
             continue;
         }
-        let edit = FileEdit::new(
-            path,
-            "uncomment the deb-src line (sed 's/^# *deb-src/deb-src/')",
-            enable_deb_src,
-        );
+        let edit = deb_src_edit(path);
         if args.keep_deb_src {
             plan.edit(edit);
         } else {
             backup::guarded_edit(plan, edit)?;
         }
     }
+    Ok(())
+}
+
+/// Fetching and build dependencies, then everything the fetch plan
+/// changed is put back (all guarded steps before this one are released).
+fn fetch_plan(plan: &mut Plan, workdir: &Path, args: &RebuildArgs) {
     let dir = workdir.to_string_lossy().to_string();
     let mut install = vec!["apt-get", "install", "-y", "build-essential"];
     if args.vanilla {
@@ -324,14 +399,30 @@ fn fetch_plan(
         .run(Cmd::new(["apt-get", "source", "asterisk"]).current_dir(workdir))
         .note("3. Install the build dependencies.")
         .run(Cmd::new(["apt-get", "build-dep", "-y", "asterisk"]).current_dir(workdir));
-    let restores = sources.iter().filter(|(_, commented)| *commented).count();
-    if !args.keep_deb_src && restores > 0 {
-        plan.note("4. Put the apt source back as it was.");
-        for _ in 0..restores {
+    let pending = plan
+        .steps()
+        .iter()
+        .filter(|step| matches!(step, crate::plan::Step::Guarded { .. }))
+        .count();
+    if pending > 0 {
+        plan.note(
+            "4. Put apt back as it was: the production mirror, the apt source file byte for byte.",
+        );
+        for _ in 0..pending {
             plan.undo();
         }
     }
-    Ok(())
+    if args.keep_deb_src && !args.current_mirror {
+        // wazo-dist rewrote the file with deb-src commented out again.
+        plan.note("--keep-deb-src: enable deb-src again on the production mirror.");
+        // The path is the one the archive step edited.
+        if let Some(path) = plan.steps().iter().find_map(|step| match step {
+            crate::plan::Step::Edit(edit) => Some(edit.path().to_path_buf()),
+            _ => None,
+        }) {
+            plan.edit(deb_src_edit(&path));
+        }
+    }
 }
 
 fn build_plan(plan: &mut Plan, source: &Path, applied: bool, flags: &[String], vanilla: bool) {

@@ -43,7 +43,7 @@ fn wrap(sandbox: &Sandbox, name: &str, prelude: &str) {
 }
 
 fn sandbox() -> Sandbox {
-    let sandbox = Sandbox::new(&["dpkg"]);
+    let sandbox = Sandbox::new(&["dpkg", "wazo-dist", "xivo-dist"]);
     wrap(
         &sandbox,
         "apt-get",
@@ -140,11 +140,14 @@ fn dry_run_is_a_valid_script_that_changes_nothing() {
         script_commands(&script),
         [
             format!("install -p -m 600 {s} {s}.wazo-astdebug.bak"),
+            "wazo-dist -a wazo-25.15".to_string(),
             format!("mkdir -p {work}"),
             "apt-get update".to_string(),
             "apt-get install -y build-essential".to_string(),
             format!("(cd {work} && apt-get source asterisk)"),
             format!("(cd {work} && apt-get build-dep -y asterisk)"),
+            "wazo-dist -m pelican-bookworm".to_string(),
+            "apt-get update".to_string(),
             format!("cp --preserve=timestamps {s}.wazo-astdebug.bak {s}"),
             format!("chmod 644 {s}"),
             format!("rm -f {s}.wazo-astdebug.bak"),
@@ -178,10 +181,13 @@ fn rebuild_sets_the_flags_adds_the_entry_and_puts_the_source_back() {
     assert_eq!(
         sandbox.calls(),
         [
+            "wazo-dist -a wazo-25.15".to_string(),
             "apt-get update".to_string(),
             "apt-get install -y build-essential".to_string(),
             "apt-get source asterisk".to_string(),
             "apt-get build-dep -y asterisk".to_string(),
+            "wazo-dist -m pelican-bookworm".to_string(),
+            "apt-get update".to_string(),
             "dpkg-buildpackage -us -uc".to_string(),
             format!(
                 "dpkg -i {w}/asterisk_20.5.0-1wazo1+debug1_amd64.deb {w}/asterisk-dbgsym_20.5.0-1wazo1+debug1_amd64.deb"
@@ -260,6 +266,10 @@ fn rebuild_sets_the_flags_adds_the_entry_and_puts_the_source_back() {
 fn vanilla_unapplies_the_patches_for_real_and_empties_the_series() {
     require_root!();
     let sandbox = sandbox();
+    let old = sandbox.host_file(
+        "/etc/apt/sources.list.d/xivo-dist.list",
+        b"deb http://mirror.xivo.solutions/debian/ xivo-five main\n# deb-src http://mirror.xivo.solutions/debian/ xivo-five main\n",
+    );
     command(&sandbox)
         .args([
             "--yes",
@@ -274,7 +284,8 @@ fn vanilla_unapplies_the_patches_for_real_and_empties_the_series() {
         .success()
         .stderr(predicate::str::contains("stop monit"));
     let calls = sandbox.calls();
-    assert_eq!(calls[1], "apt-get install -y build-essential quilt");
+    assert_eq!(calls[0], "xivo-dist xivo-16.08");
+    assert_eq!(calls[2], "apt-get install -y build-essential quilt");
     let tree = tree(&sandbox);
     assert_eq!(
         fs::read(tree.join("main/app_queue_skills.c")).unwrap(),
@@ -288,7 +299,11 @@ fn vanilla_unapplies_the_patches_for_real_and_empties_the_series() {
         "{}",
         parse_changelog(&tree, "Changes")
     );
-    assert_sources_untouched(&sandbox);
+    assert_eq!(
+        fs::read(&old).unwrap(),
+        b"deb http://mirror.xivo.solutions/debian/ xivo-five main\n# deb-src http://mirror.xivo.solutions/debian/ xivo-five main\n"
+    );
+    assert!(sandbox.calls().contains(&"xivo-dist xivo-five".to_string()));
 }
 
 #[test]
@@ -368,7 +383,13 @@ fn no_deb_src_line_is_a_clear_error() {
         b"deb http://mirror.wazo.community/debian/ pelican-bookworm main\n",
     );
     command(&sandbox)
-        .args(["--dry-run", "--wazo-version", "25.15", "rebuild"])
+        .args([
+            "--dry-run",
+            "--wazo-version",
+            "25.15",
+            "rebuild",
+            "--current-mirror",
+        ])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("has a deb-src line"));
@@ -446,7 +467,13 @@ fn the_old_xivo_dist_list_is_handled_too() {
         b"deb http://mirror.xivo.solutions/debian/ phoenix main\n#deb-src http://mirror.xivo.solutions/debian/ phoenix main\n",
     );
     command(&sandbox)
-        .args(["--dry-run", "--wazo-version", "16.16", "rebuild"])
+        .args([
+            "--dry-run",
+            "--wazo-version",
+            "16.16",
+            "rebuild",
+            "--current-mirror",
+        ])
         .assert()
         .success()
         .stdout(predicate::str::contains(format!(
@@ -454,4 +481,60 @@ fn the_old_xivo_dist_list_is_handled_too() {
             old.display(),
             old.display()
         )));
+}
+
+#[test]
+fn current_mirror_is_the_docs_way_without_the_archive() {
+    require_root!();
+    let sandbox = sandbox();
+    command(&sandbox)
+        .args([
+            "--yes",
+            "--wazo-version",
+            "25.15",
+            "rebuild",
+            "--current-mirror",
+            "--workdir",
+        ])
+        .arg(workdir(&sandbox))
+        .assert()
+        .success();
+    assert!(
+        !sandbox
+            .calls()
+            .iter()
+            .any(|call| call.starts_with("wazo-dist"))
+    );
+    assert_sources_untouched(&sandbox);
+}
+
+#[test]
+fn an_archive_without_deb_src_fails_and_puts_everything_back() {
+    require_root!();
+    let sandbox = sandbox();
+    // What wazo-dist would leave: no deb-src line at all.
+    let path = sandbox.path("root").join(SOURCES.trim_start_matches('/'));
+    wrap(
+        &sandbox,
+        "wazo-dist",
+        &format!(
+            "[ \"$1\" = -a ] && printf 'deb http://mirror.wazo.community/archive/ wazo-25.15 main\\n' > '{}'",
+            path.display()
+        ),
+    );
+    command(&sandbox)
+        .args(["--yes", "--wazo-version", "25.15", "rebuild", "--workdir"])
+        .arg(workdir(&sandbox))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("it has no deb-src line"));
+    assert_eq!(
+        sandbox.calls(),
+        [
+            "wazo-dist -a wazo-25.15",
+            "wazo-dist -m pelican-bookworm",
+            "apt-get update"
+        ]
+    );
+    assert_sources_untouched(&sandbox);
 }
