@@ -427,8 +427,9 @@ fn fetch_plan(plan: &mut Plan, workdir: &Path, args: &RebuildArgs) {
 
 fn build_plan(plan: &mut Plan, source: &Path, applied: bool, flags: &[String], vanilla: bool) {
     let flags_owned = flags.to_vec();
+    let step = |offset: usize| offset + if vanilla { 6 } else { 5 };
     if vanilla {
-        plan.note("5. Unapply every Wazo patch and empty debian/patches/series.");
+        plan.note("5. Unapply every Wazo patch and empty debian/patches/series (--vanilla).");
         if applied {
             plan.run(
                 Cmd::new(["env", "QUILT_PATCHES=debian/patches", "quilt", "pop", "-a"])
@@ -444,7 +445,8 @@ fn build_plan(plan: &mut Plan, source: &Path, applied: bool, flags: &[String], v
         ));
     }
     plan.note(format!(
-        "6. Turn on {} in debian/rules, then check that menuselect gets each of them.",
+        "{}. Turn on {} in debian/rules, then check that menuselect gets each of them.",
+        step(0),
         flags.join(", ")
     ))
     .edit(FileEdit::new(
@@ -469,22 +471,28 @@ fn build_plan(plan: &mut Plan, source: &Path, applied: bool, flags: &[String], v
     );
     let (name, email) = changelog::maintainer_from_env();
     let date = chrono::Local::now().to_rfc2822();
-    plan.note("7. Add a +debugN changelog entry, so the package says what it is.")
-        .edit(FileEdit::new(
-            source.join("debian/changelog"),
-            format!("new entry VERSION+debugN: {change}"),
-            move |text: &str| {
-                changelog::add_entry(text, &change, &name, &email, &date).map(|(new, _)| new)
-            },
-        ));
+    plan.note(format!(
+        "{}. Add a +debugN changelog entry, so the package says what it is.",
+        step(1)
+    ))
+    .edit(FileEdit::new(
+        source.join("debian/changelog"),
+        format!("new entry VERSION+debugN: {change}"),
+        move |text: &str| {
+            changelog::add_entry(text, &change, &name, &email, &date).map(|(new, _)| new)
+        },
+    ));
     // DONT_OPTIMIZE only drops Asterisk's own -O3: dpkg-buildflags still adds -O2.
     let mut build = vec!["env".to_string()];
     if flags.iter().any(|flag| flag == "DONT_OPTIMIZE") {
         build.push("DEB_BUILD_OPTIONS=noopt".to_string());
     }
     build.extend(["dpkg-buildpackage", "-us", "-uc"].map(String::from));
-    plan.note("8. Build the binary packages (they land in the work directory).")
-        .run(Cmd::new(build).current_dir(source));
+    plan.note(format!(
+        "{}. Build the binary packages (they land in the work directory).",
+        step(2)
+    ))
+    .run(Cmd::new(build).current_dir(source));
 }
 
 /// The `asterisk-*` directory with a `debian/changelog`, newest first.
