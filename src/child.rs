@@ -50,6 +50,9 @@ pub fn run_lines(
     let (sender, lines) = mpsc::channel();
     let mut command = Command::new(cmd.program());
     command.args(cmd.args()).stdin(Stdio::null());
+    if let Some(dir) = cmd.dir() {
+        command.current_dir(dir);
+    }
     let (out_reader, out_writer) = os_pipe::pipe().map_err(|source| spawn_error(cmd, source))?;
     match streams {
         Streams::Merged => {
@@ -93,6 +96,9 @@ pub fn run_on_terminal(cmd: &Cmd, interrupt: Option<&Interrupt>) -> Result<ExitS
         .stdin(Stdio::inherit())
         .stdout(std::io::stderr())
         .stderr(Stdio::inherit());
+    if let Some(dir) = cmd.dir() {
+        command.current_dir(dir);
+    }
     let mut child = spawn(&mut command, cmd)?;
     wait(&mut child, cmd, interrupt, &mut || {})
 }

@@ -146,6 +146,56 @@ pub enum Command {
             asterisk -rx 'core show locks' | wazo-astdebug graph - -f dot | circo -Tsvg -o graph-locks.svg"
     )]
     Graph(crate::graph::GraphArgs),
+
+    /// Replace asterisk with Wazo's asterisk-vanilla (no Wazo patches), or put asterisk back (19.13+)
+    #[command(
+        long_about = "Replace asterisk with Wazo's asterisk-vanilla (no Wazo patches), or put asterisk back (19.13+).\n\n\
+            asterisk-vanilla is upstream Asterisk built with DONT_OPTIMIZE, for reproducing a crash \
+            before reporting it to Asterisk. It loses Wazo-only features (queue skill-based routing, \
+            voicemail consultation and call transfers via the REST API): you are asked before anything \
+            changes. Like setup-dbg, apt points at your version's archive while installing, and the \
+            production mirror of your era is always put back, also on failure or Ctrl-C. Before 19.13, \
+            use `rebuild --vanilla`.",
+        after_help = "Examples:\n  wazo-astdebug vanilla install\n  wazo-astdebug vanilla revert\n  \
+            wazo-astdebug --dry-run --wazo-version 25.15 vanilla install"
+    )]
+    Vanilla(crate::vanilla::VanillaArgs),
+
+    /// Recompile Asterisk with DEBUG_THREADS and DONT_OPTIMIZE (or other flags), without an editor
+    #[command(
+        long_about = "Recompile Asterisk with DEBUG_THREADS and DONT_OPTIMIZE (or other flags), without an editor.\n\n\
+            Points apt at your version's archive (so the source is that of the installed Asterisk) \
+            with its deb-src line enabled, from a byte-for-byte backup of the apt source file that is \
+            put back at the end with the production mirror, also on failure or Ctrl-C \
+            (--current-mirror: the doc's way, deb-src enabled in wazo-dist.list or xivo-dist.list as \
+            they are); fetches the asterisk source package and its build dependencies in the work \
+            directory; turns the flags on in \
+            debian/rules (fixing the two `:=` assignments that drop each other) and checks that \
+            menuselect gets each one; adds a VERSION+debug1 changelog entry; builds with \
+            dpkg-buildpackage -us -uc; lists the .deb files and offers to install them. With \
+            --vanilla (Wazo before 17.17), Wazo's patches are unapplied with quilt first.",
+        after_help = "Examples:\n  wazo-astdebug rebuild\n  wazo-astdebug rebuild --flags DEBUG_THREADS,DONT_OPTIMIZE,BETTER_BACKTRACES\n  \
+            wazo-astdebug --wazo-version 16.08 rebuild --vanilla --workdir /srv/ast-rebuild\n  \
+            wazo-astdebug --dry-run rebuild > rebuild.sh"
+    )]
+    Rebuild(crate::rebuild::RebuildArgs),
+
+    /// Run Asterisk in the foreground under valgrind until Ctrl-C, then put everything back and summarise
+    #[command(
+        long_about = "Run Asterisk in the foreground under valgrind until Ctrl-C, then put everything back and summarise.\n\n\
+            Stops monit, the services given with --stop and Asterisk; optionally adds noload lines to \
+            modules.conf and comments out highpriority in asterisk.conf, from backups; puts valgrind.supp \
+            in /tmp; runs `valgrind --leak-check=full --log-file=valgrind.txt --suppressions=valgrind.supp \
+            --vgdb=no asterisk -G asterisk -U asterisk -fnc` from /tmp without Wazo's tcmalloc LD_PRELOAD. \
+            Press Ctrl-C to end the run: valgrind writes its report (this can take minutes), the files are \
+            put back byte for byte, Asterisk, the services and monit are started again, valgrind.txt is \
+            copied to the output directory (0600) and summarised: errors by kind, lost bytes, top stacks. \
+            A run ended by Ctrl-C exits 0; by SIGTERM/SIGHUP 130.",
+        after_help = "Examples:\n  wazo-astdebug valgrind --noload chan_sip,res_snmp --stop wazo-calld\n  \
+            wazo-astdebug valgrind --suppressions ~/ast-rebuild/asterisk-20.5.0/contrib/valgrind.supp\n  \
+            wazo-astdebug --dry-run valgrind --noload chan_sip > valgrind.sh"
+    )]
+    Valgrind(crate::valgrind::ValgrindArgs),
 }
 
 #[derive(Debug, Args)]

@@ -70,6 +70,24 @@ impl<'a> Executor<'a> {
         }
     }
 
+    /// Runs every step but keeps the undo of guarded steps pending, for a
+    /// procedure that does something of its own between setting up and
+    /// cleaning up (valgrind's foreground run). On failure, everything
+    /// pending is undone before this returns; otherwise [`Executor::finish`]
+    /// (or dropping the executor) undoes it.
+    pub fn begin(&mut self, plan: &Plan) -> Result<()> {
+        let outcome = self.execute_steps(plan);
+        if outcome.is_err() {
+            let _ = self.unwind();
+        }
+        outcome
+    }
+
+    /// Runs every pending undo, innermost first.
+    pub fn finish(&mut self) -> Result<()> {
+        self.unwind()
+    }
+
     fn execute_steps(&mut self, plan: &Plan) -> Result<()> {
         for step in plan.steps() {
             self.interrupt.check()?;
@@ -89,6 +107,17 @@ impl<'a> Executor<'a> {
                     if let Some(undo) = self.pending.pop() {
                         self.run_cleanup(&undo)?;
                     }
+                }
+                Step::Edit(edit) => {
+                    let what = format!("edit {}: {}", edit.path().display(), edit.description());
+                    errln!("+ {what}");
+                    self.log_line(&format!("$ {what}"));
+                    let outcome = edit.apply();
+                    match &outcome {
+                        Ok(()) => self.log_line("# done"),
+                        Err(error) => self.log_line(&format!("# {error}")),
+                    }
+                    outcome?;
                 }
             }
         }

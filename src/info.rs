@@ -44,6 +44,8 @@ pub struct Info {
     apt_error: Option<String>,
     root: bool,
     asterisk: PidLookup,
+    /// The installed asterisk-vanilla version, if any (from dpkg's status file).
+    asterisk_vanilla: Option<String>,
     tools: Vec<Tool>,
 }
 
@@ -104,6 +106,7 @@ fn gather(context: &Context) -> Result<Info> {
         apt_error,
         root,
         asterisk: asterisk::find(&context.host),
+        asterisk_vanilla: crate::vanilla::installed_version(&context.host, "asterisk-vanilla"),
         tools,
     })
 }
@@ -191,6 +194,15 @@ fn render(info: &Info) -> String {
     for warning in &info.asterisk.warnings {
         line("WARNING", warning.clone());
     }
+    line(
+        "Vanilla",
+        match &info.asterisk_vanilla {
+            Some(version) => format!(
+                "asterisk-vanilla {version} is installed (no Wazo patches; `wazo-astdebug vanilla revert` puts asterisk back)"
+            ),
+            None => "not installed".to_string(),
+        },
+    );
     for tool in &info.tools {
         let value = match &tool.path {
             Some(path) => path.display().to_string(),

@@ -10,13 +10,16 @@ mod output;
 mod apt_sources;
 mod asterisk;
 mod astlog;
+mod backup;
 mod bugreport;
+mod changelog;
 mod child;
 pub mod cli;
 mod command;
 mod context;
 mod cores;
 mod crash;
+mod debian_rules;
 mod elf;
 mod error;
 mod executor;
@@ -31,6 +34,7 @@ mod lockdump;
 pub mod lockgraph;
 mod plan;
 mod prompt;
+mod rebuild;
 mod redact;
 mod report;
 mod runbook;
@@ -42,6 +46,10 @@ mod shell;
 mod symptoms;
 mod syslog;
 mod threads;
+mod valgrind;
+mod valgrind_conf;
+mod valgrind_report;
+mod vanilla;
 mod version;
 
 use std::process::ExitCode;
@@ -71,6 +79,9 @@ pub fn main() -> ExitCode {
         Command::Crash(args) => crash::run(&context, &args),
         Command::Graph(args) => graph::run(&context, &args),
         Command::Freeze(args) => freeze::run(&context, &args),
+        Command::Vanilla(args) => vanilla::run(&context, &args),
+        Command::Rebuild(args) => rebuild::run(&context, &args),
+        Command::Valgrind(args) => valgrind::run(&context, &args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@
 //! by `--dry-run` as a POSIX sh script, and walked by the executor. Showing,
 //! dry-running and doing cannot drift apart because they read one list.
 
+use crate::backup::FileEdit;
 use crate::command::Cmd;
 use crate::shell;
 
@@ -20,6 +21,9 @@ pub enum Step {
     Guarded { run: Cmd, undo: Vec<Cmd> },
     /// Runs the undo of the most recent [`Step::Guarded`] now (the success path).
     Undo,
+    /// Rewrites a file in place, without an editor. Guard it with a backup
+    /// first ([`crate::backup::guarded_edit`]) when the file is the server's.
+    Edit(FileEdit),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -52,6 +56,11 @@ impl Plan {
         self
     }
 
+    pub fn edit(&mut self, edit: FileEdit) -> &mut Plan {
+        self.steps.push(Step::Edit(edit));
+        self
+    }
+
     pub fn steps(&self) -> &[Step] {
         &self.steps
     }
@@ -66,7 +75,7 @@ impl Plan {
                     commands.push(run);
                     commands.extend(undo);
                 }
-                Step::Note(_) | Step::Undo => {}
+                Step::Note(_) | Step::Undo | Step::Edit(_) => {}
             }
         }
         commands
@@ -101,6 +110,12 @@ impl Plan {
         for step in &self.steps {
             match step {
                 Step::Note(text) => lines.push(shell::comment(text)),
+                // The rewrite is done in-process; the script says what it does.
+                Step::Edit(edit) => lines.push(shell::comment(&format!(
+                    "wazo-astdebug edits {}: {}",
+                    edit.path().display(),
+                    edit.description()
+                ))),
                 Step::Run(cmd) => lines.push(cmd.to_string()),
                 Step::Guarded { run, undo } => {
                     lines.push(run.to_string());

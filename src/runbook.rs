@@ -61,6 +61,8 @@ pub struct Era {
     pub sources_list: String,
     pub base_packages: Vec<String>,
     debug_packages: Vec<DebugPackage>,
+    /// Wazo's Asterisk without Wazo's patches (19.13+), and its symbols.
+    vanilla_packages: Vec<DebugPackage>,
     pub notes: Vec<String>,
 }
 
@@ -90,6 +92,8 @@ pub struct EraPlan {
     pub sources_list: String,
     pub base_packages: Vec<String>,
     pub debug_packages: Vec<String>,
+    /// Empty where the era has no packaged vanilla Asterisk.
+    pub vanilla_packages: Vec<String>,
     pub notes: Vec<String>,
     pub holes: Vec<String>,
 }
@@ -163,6 +167,12 @@ impl Runbooks {
                 .filter(|package| package.applies_to(version))
                 .map(|package| package.name.clone())
                 .collect(),
+            vanilla_packages: era
+                .vanilla_packages
+                .iter()
+                .filter(|package| package.applies_to(version))
+                .map(|package| package.name.clone())
+                .collect(),
             notes: era.notes.clone(),
             holes: self
                 .holes
@@ -221,6 +231,8 @@ struct RawEra {
     sources_list: Spanned<String>,
     base_packages: Vec<String>,
     debug_packages: Spanned<Vec<RawPackage>>,
+    #[serde(default)]
+    vanilla_packages: Option<Spanned<Vec<RawPackage>>>,
     #[serde(default)]
     notes: Vec<String>,
 }
@@ -372,16 +384,38 @@ impl Checker<'_> {
                 "field `dist_tool`: is empty".to_string(),
             ));
         }
-        let packages_span = raw.debug_packages.span();
-        let mut debug_packages = Vec::new();
-        for package in raw.debug_packages.into_inner() {
+        let debug_packages = self.packages("debug_packages", raw.debug_packages)?;
+        let vanilla_packages = match raw.vanilla_packages {
+            Some(packages) => self.packages("vanilla_packages", packages)?,
+            None => Vec::new(),
+        };
+        Ok(Era {
+            floor,
+            name: raw.name,
+            debian: raw.debian,
+            dist_tool: raw.dist_tool.into_inner(),
+            archive: self.argv("archive", &raw.archive)?,
+            production: self.argv("production", &raw.production)?,
+            apt_target: raw.apt_target.into_inner(),
+            sources_list: raw.sources_list.into_inner(),
+            base_packages: raw.base_packages,
+            debug_packages,
+            vanilla_packages,
+            notes: raw.notes,
+        })
+    }
+
+    fn packages(&self, field: &str, raw: Spanned<Vec<RawPackage>>) -> Result<Vec<DebugPackage>> {
+        let span = raw.span();
+        let mut packages = Vec::new();
+        for package in raw.into_inner() {
             if package.name.trim().is_empty() {
                 return Err(self.error(
-                    packages_span.clone(),
-                    "field `debug_packages`: a package has an empty name".to_string(),
+                    span.clone(),
+                    format!("field `{field}`: a package has an empty name"),
                 ));
             }
-            debug_packages.push(DebugPackage {
+            packages.push(DebugPackage {
                 from: package
                     .from
                     .as_ref()
@@ -395,19 +429,7 @@ impl Checker<'_> {
                 name: package.name,
             });
         }
-        Ok(Era {
-            floor,
-            name: raw.name,
-            debian: raw.debian,
-            dist_tool: raw.dist_tool.into_inner(),
-            archive: self.argv("archive", &raw.archive)?,
-            production: self.argv("production", &raw.production)?,
-            apt_target: raw.apt_target.into_inner(),
-            sources_list: raw.sources_list.into_inner(),
-            base_packages: raw.base_packages,
-            debug_packages,
-            notes: raw.notes,
-        })
+        Ok(packages)
     }
 }
 
@@ -457,6 +479,30 @@ mod tests {
         assert_eq!(
             runbooks.plan_for(&v("23.04")).unwrap().debug_packages,
             ["asterisk-dbgsym", "wazo-libsccp-dbg"]
+        );
+    }
+
+    #[test]
+    fn vanilla_packages_exist_from_19_13_and_follow_the_dbgsym_rename() {
+        let runbooks = builtin();
+        assert!(
+            runbooks
+                .plan_for(&v("19.12"))
+                .unwrap()
+                .vanilla_packages
+                .is_empty()
+        );
+        assert_eq!(
+            runbooks.plan_for(&v("19.13")).unwrap().vanilla_packages,
+            ["asterisk-vanilla", "asterisk-vanilla-dbg"]
+        );
+        assert_eq!(
+            runbooks.plan_for(&v("23.04")).unwrap().vanilla_packages,
+            ["asterisk-vanilla", "asterisk-vanilla-dbgsym"]
+        );
+        assert_eq!(
+            runbooks.plan_for(&v("25.15")).unwrap().vanilla_packages,
+            ["asterisk-vanilla", "asterisk-vanilla-dbgsym"]
         );
     }
 

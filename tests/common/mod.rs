@@ -150,3 +150,62 @@ macro_rules! require_root {
 pub fn file_mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
+
+/// True when `sh -n` accepts `script`.
+pub fn sh_accepts(script: &str) -> bool {
+    use std::io::Write;
+    let mut sh = std::process::Command::new("sh")
+        .arg("-n")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    sh.stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    sh.wait().unwrap().success()
+}
+
+/// The lines of a script that are commands (not `#` comments).
+pub fn script_commands(script: &str) -> Vec<&str> {
+    script
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .collect()
+}
+
+impl Sandbox {
+    /// Runs the binary with `args`, waits until the stand-in `key` has
+    /// started hanging, lets later calls of it go through, sends SIGINT to
+    /// the binary only, and returns how it ended.
+    pub fn interrupt_while_hanging(&self, args: &[&str], key: &str) -> std::process::Output {
+        use std::process::Stdio;
+        use std::time::{Duration, Instant};
+        let binary = assert_cmd::cargo::cargo_bin("wazo-astdebug");
+        let child = std::process::Command::new(binary)
+            .env("PATH", self.path_var())
+            .env("STANDIN_DIR", self.path("ctl"))
+            .arg("--root")
+            .arg(self.path("root"))
+            .arg("--output-dir")
+            .arg(self.path("out"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.started(key) {
+            assert!(Instant::now() < deadline, "{key} never started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        fs::remove_file(self.path("ctl").join(format!("{key}.sleep"))).unwrap();
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGINT);
+        }
+        child.wait_with_output().unwrap()
+    }
+}
