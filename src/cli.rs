@@ -69,6 +69,10 @@ pub struct GlobalOpts {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Show the detected version, its era, the apt mirror, Asterisk's pid and the tools found
+    #[command(after_help = "Examples:\n  wazo-astdebug info\n  wazo-astdebug --json info")]
+    Info,
+
     /// Install gdb and the debug symbols that match your Asterisk, then put the apt mirror back
     #[command(
         name = "setup-dbg",
@@ -81,30 +85,13 @@ pub enum Command {
     )]
     SetupDbg,
 
-    /// Show the detected version, its era, the apt mirror, Asterisk's pid and the tools found
-    #[command(after_help = "Examples:\n  wazo-astdebug info\n  wazo-astdebug --json info")]
-    Info,
-
-    /// List the version eras and procedures loaded (built-in or from --runbooks)
+    /// List Asterisk segfaults found in syslog, kern.log, messages (rotated and gzipped too), the journal and dmesg
     #[command(
-        after_help = "Examples:\n  wazo-astdebug runbooks\n  wazo-astdebug runbooks --export ./my-runbooks\n  \
-            wazo-astdebug --runbooks ./my-runbooks --wazo-version 26.07 --dry-run setup-dbg"
+        after_help = "Examples:\n  wazo-astdebug segfaults\n  wazo-astdebug segfaults --since -2d\n  \
+            wazo-astdebug --json segfaults --log ./syslog.2.gz --log ./kern.log"
     )]
-    Runbooks(RunbooksArgs),
+    Segfaults(crate::segfaults::SegfaultsArgs),
 
-    /// Pack a run directory into DIR.tar.gz for the bug tracker: no core file, secrets redacted
-    #[command(
-        long_about = "Pack a run directory into DIR.tar.gz for the bug tracker: no core file, secrets redacted.\n\n\
-            Writes DIR.tar.gz beside DIR, mode 0600, through a temporary file (never a partial bundle). \
-            Core files are found by their ELF header, whatever their name, and left out, as are other \
-            binaries (images excepted), symlinks and special files. In every text file (gzip ones too), \
-            passwords, secrets, SIP digest responses and nonces, AMI secrets, tokens and `bt full` \
-            locals are replaced by [REDACTED], keeping the key. Prints each file with its count, each \
-            file left out and why. With --dry-run, only lists that and writes nothing.",
-        after_help = "Examples:\n  wazo-astdebug report\n  wazo-astdebug --dry-run report /var/local/wazo-astdebug/20261128-045500-wazo\n  \
-            wazo-astdebug --json report --force /var/local/wazo-astdebug/20261128-045500-wazo"
-    )]
-    Report(crate::report::ReportArgs),
     /// After a crash: find the core, take gdb's backtrace, copy the logs that cover it, write a bug report
     #[command(
         long_about = "After a crash: find the core, take gdb's backtrace, copy the logs that cover it, write a bug report.\n\n\
@@ -133,12 +120,6 @@ pub enum Command {
     )]
     Freeze(crate::freeze::FreezeArgs),
 
-    /// List Asterisk segfaults found in syslog, kern.log, messages (rotated and gzipped too), the journal and dmesg
-    #[command(
-        after_help = "Examples:\n  wazo-astdebug segfaults\n  wazo-astdebug segfaults --since -2d\n  \
-            wazo-astdebug --json segfaults --log ./syslog.2.gz --log ./kern.log"
-    )]
-    Segfaults(crate::segfaults::SegfaultsArgs),
     /// Draw the lock wait-for graph of a saved `core show locks` output and explain its deadlocks
     #[command(
         after_help = "Examples:\n  wazo-astdebug graph core-show-locks.txt\n  \
@@ -146,6 +127,20 @@ pub enum Command {
             asterisk -rx 'core show locks' | wazo-astdebug graph - -f dot | circo -Tsvg -o graph-locks.svg"
     )]
     Graph(crate::graph::GraphArgs),
+
+    /// Pack a run directory into DIR.tar.gz for the bug tracker: no core file, secrets redacted
+    #[command(
+        long_about = "Pack a run directory into DIR.tar.gz for the bug tracker: no core file, secrets redacted.\n\n\
+            Writes DIR.tar.gz beside DIR, mode 0600, through a temporary file (never a partial bundle). \
+            Core files are found by their ELF header, whatever their name, and left out, as are other \
+            binaries (images excepted), symlinks and special files. In every text file (gzip ones too), \
+            passwords, secrets, SIP digest responses and nonces, AMI secrets, tokens and `bt full` \
+            locals are replaced by [REDACTED], keeping the key. Prints each file with its count, each \
+            file left out and why. With --dry-run, only lists that and writes nothing.",
+        after_help = "Examples:\n  wazo-astdebug report\n  wazo-astdebug --dry-run report /var/local/wazo-astdebug/20261128-045500-wazo\n  \
+            wazo-astdebug --json report --force /var/local/wazo-astdebug/20261128-045500-wazo"
+    )]
+    Report(crate::report::ReportArgs),
 
     /// Replace asterisk with Wazo's asterisk-vanilla (no Wazo patches), or put asterisk back (19.13+)
     #[command(
@@ -196,6 +191,13 @@ pub enum Command {
             wazo-astdebug --dry-run valgrind --noload chan_sip > valgrind.sh"
     )]
     Valgrind(crate::valgrind::ValgrindArgs),
+
+    /// List the version eras and procedures loaded (built-in or from --runbooks)
+    #[command(
+        after_help = "Examples:\n  wazo-astdebug runbooks\n  wazo-astdebug runbooks --export ./my-runbooks\n  \
+            wazo-astdebug --runbooks ./my-runbooks --wazo-version 26.07 --dry-run setup-dbg"
+    )]
+    Runbooks(RunbooksArgs),
 }
 
 #[derive(Debug, Args)]
