@@ -86,7 +86,7 @@ pub enum Error {
     SymbolsMismatch(String),
 
     /// Ctrl-C, SIGTERM or SIGHUP.
-    #[error("interrupted; cleanup has run")]
+    #[error("interrupted; whatever had been changed is put back")]
     Interrupted,
 }
 

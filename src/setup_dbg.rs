@@ -250,6 +250,15 @@ fn verify_symbols(executor: &mut Executor, era: &EraPlan) -> Result<()> {
             (_, None) => errln!("  -         {base} is not installed: nothing to match"),
         }
     }
+    let checked = symbol_pairs(era)
+        .iter()
+        .any(|(_, base)| installed.iter().any(|(package, _)| package == base));
+    if !checked {
+        errln!(
+            "wazo-astdebug: warning: none of the packages the symbols describe is installed \
+             (is this a Wazo server?): nothing could be checked"
+        );
+    }
     if problems.is_empty() {
         return Ok(());
     }
