@@ -7,6 +7,7 @@
 # Env:   BIN=path/to/wazo-astdebug       (default: release build, built once)
 #        FRAMES=N                        backtrace lines per lock (default 8;
 #                                        64 makes a ~1 GB dump of 100000 threads)
+#        FORMAT=text|json                the output format timed (default text)
 #        KEEP=1                          keep the generated dump
 set -euo pipefail
 
@@ -87,18 +88,19 @@ best() { # best wall time of 3 runs of "$@"
 
 grep_count=$(grep -c 'Thread ID' "$dump")
 grep_time=$(best grep -c 'Thread ID' "$dump")
-graph_time=$(best "$bin" graph -f text "$dump")
+format=${FORMAT:-text}
+graph_time=$(best "$bin" graph -f "$format" "$dump")
 "$bin" graph -f text "$dump" | head -3
 
 echo "grep -c 'Thread ID': ${grep_time}s (found $grep_count)"
-echo "graph -f text:       ${graph_time}s"
+echo "graph -f $format:       ${graph_time}s"
 awk -v g="$graph_time" -v r="$grep_time" \
     'BEGIN { if (r > 0) printf "wall time ratio graph/grep: %.2f (aim: <= 2)\n", g / r }'
 
 if [[ -x /usr/bin/time ]]; then
     rss() { /usr/bin/time -v "$@" 2>&1 > "$work/out" | awk -F': ' '/Maximum resident/ { print $2 }'; }
     grep_rss=$(rss grep -c 'Thread ID' "$dump")
-    graph_rss=$(rss "$bin" graph -f text "$dump")
+    graph_rss=$(rss "$bin" graph -f "$format" "$dump")
     echo "peak RSS: grep ${grep_rss} KiB, graph ${graph_rss} KiB ($((graph_rss / 1024)) MiB; aim: < 256 MiB)"
     awk -v g="$graph_rss" -v r="$grep_rss" \
         'BEGIN { if (r > 0) printf "peak RSS ratio graph/grep: %.1f\n", g / r }'
