@@ -65,6 +65,14 @@ pub struct GlobalOpts {
     /// Read the version eras and procedures from DIR instead of the built-in ones
     #[arg(long, value_name = "DIR", global = true)]
     pub runbooks: Option<PathBuf>,
+
+    /// Print only commands, warnings and results: no progress, no command output
+    #[arg(short = 'q', long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print every line the commands print, instead of a progress line
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -130,7 +130,7 @@ pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
         };
         let outcome = gdb::run(&request, &context.interrupt)?;
         for warning in &outcome.warnings {
-            errln!("wazo-astdebug: warning: {warning}");
+            warn!("{warning}");
         }
         warnings = outcome.warnings;
         summary = outcome.analysis.as_ref().map(summarise).unwrap_or_default();
@@ -161,14 +161,14 @@ pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
                 logs.push(copied);
             }
             Err(error) => {
-                errln!("wazo-astdebug: warning: {error}");
+                warn!("{error}");
                 warnings.push(error.to_string());
             }
         }
     }
     if log_copies.is_empty() {
-        errln!(
-            "wazo-astdebug: warning: no Asterisk log in {}",
+        warn!(
+            "no Asterisk log in {}",
             context.host.path(astlog::LOG_DIR).display()
         );
     }
@@ -316,8 +316,8 @@ fn choose_core(
         } else {
             "; was Asterisk running with core dumps enabled (ulimit -c)?"
         };
-        errln!(
-            "wazo-astdebug: warning: no core file in {}{hint}. Going on without a backtrace.",
+        warn!(
+            "no core file in {}{hint}. Going on without a backtrace.",
             searched.join(", ")
         );
         return Ok(None);

@@ -51,7 +51,7 @@ impl<'a> Executor<'a> {
             chrono::Local::now().to_rfc3339(),
             std::env::args().collect::<Vec<_>>().join(" ")
         );
-        errln!("Run log: {}", path.display());
+        note!("Run log: {}", path.display());
         Ok(Executor {
             interrupt: &context.interrupt,
             log: Some(log),
@@ -208,8 +208,14 @@ impl<'a> Executor<'a> {
     }
 
     fn run_captured(&mut self, cmd: &Cmd, interruptible: bool) -> Result<Output> {
-        let spinner = spinner(cmd);
-        let pass_through = !std::io::stderr().is_terminal();
+        let verbosity = crate::output::verbosity();
+        let pass_through = verbosity == crate::output::VERBOSE
+            || (verbosity == crate::output::NORMAL && !std::io::stderr().is_terminal());
+        let spinner = if pass_through || verbosity == crate::output::QUIET {
+            ProgressBar::hidden()
+        } else {
+            spinner(cmd)
+        };
         let mut output = Vec::new();
         let interrupt = self.watch(interruptible);
         let status = child::run_lines(cmd, interrupt.as_ref(), Streams::Merged, &mut |_, line| {

@@ -173,9 +173,12 @@ pub fn run(context: &Context, args: &FreezeArgs) -> Result<()> {
     let analysis = graph.analyze();
     let summary = render::text(&graph, &analysis, &source_info);
     for warning in &warnings {
-        errln!("wazo-astdebug: warning: {warning}");
+        warn!("{warning}");
     }
-    errln!("\n{summary}");
+    errln!(
+        "\n{}",
+        summary.replace("DEADLOCK:", &crate::output::alarm("DEADLOCK:"))
+    );
     if !stack_groups.is_empty() {
         errln!("Where the threads are (identical stacks grouped, largest first):");
         for group in stack_groups.iter().take(GROUPS_SHOWN) {
@@ -258,7 +261,7 @@ fn find_pid(context: &Context, given: Option<u32>) -> Result<u32> {
         None => {
             let lookup = asterisk::find(&context.host);
             for warning in &lookup.warnings {
-                errln!("wazo-astdebug: warning: {warning}");
+                warn!("{warning}");
             }
             lookup.found.map(|found| found.pid).ok_or_else(|| {
                 Error::bad_input(

@@ -179,6 +179,9 @@ fn write_script() -> Result<tempfile::NamedTempFile> {
 }
 
 fn progress_bar() -> ProgressBar {
+    if crate::output::verbosity() == crate::output::QUIET {
+        return ProgressBar::hidden();
+    }
     let bar = ProgressBar::new_spinner();
     if let Ok(style) = ProgressStyle::with_template("  {spinner} [{elapsed}] gdb: {wide_msg}") {
         bar.set_style(style);

@@ -65,6 +65,11 @@ use context::Context;
 /// documented exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    output::set_verbosity(match (cli.global.quiet, cli.global.verbose) {
+        (true, _) => output::QUIET,
+        (_, true) => output::VERBOSE,
+        _ => output::NORMAL,
+    });
     let interrupt = match interrupt::Interrupt::install() {
         Ok(interrupt) => interrupt,
         Err(error) => return exit_with(&error),
@@ -92,7 +97,7 @@ pub fn main() -> ExitCode {
 fn exit_with(error: &Error) -> ExitCode {
     match error {
         Error::Declined => errln!("wazo-astdebug: {error}"),
-        _ => errln!("wazo-astdebug: error: {error}"),
+        _ => errln!("wazo-astdebug: {} {error}", output::alarm("error:")),
     }
     ExitCode::from(error.exit_code())
 }

@@ -122,10 +122,10 @@ pub fn find_segfaults(host: &Host, sources: &[Source], filter: &Filter) -> Resul
 
 fn warn(scan: &Scan) {
     for warning in &scan.warnings {
-        errln!("wazo-astdebug: warning: {warning}");
+        warn!("{warning}");
     }
     for error in &scan.errors {
-        errln!("wazo-astdebug: warning: {error} (segfaults found before and elsewhere are listed)");
+        warn!("{error} (segfaults found before and elsewhere are listed)");
     }
 }
 

@@ -23,7 +23,7 @@ pub fn run(context: &Context) -> Result<()> {
     let current = match apt_sources::current(&context.host) {
         Ok(current) => current,
         Err(error) => {
-            errln!("wazo-astdebug: warning: {error}");
+            warn!("{error}");
             None
         }
     };
@@ -238,7 +238,10 @@ fn verify_symbols(executor: &mut Executor, era: &EraPlan) -> Result<()> {
                 errln!("  ok        {debug} {debug_version} matches {base}");
             }
             (Some(debug_version), Some(base_version)) => {
-                errln!("  MISMATCH  {debug} {debug_version}, but {base} is {base_version}");
+                errln!(
+                    "  {}  {debug} {debug_version}, but {base} is {base_version}",
+                    crate::output::alarm("MISMATCH")
+                );
                 problems.push(format!(
                     "{debug} is {debug_version} but {base} is {base_version}"
                 ));
@@ -254,8 +257,8 @@ fn verify_symbols(executor: &mut Executor, era: &EraPlan) -> Result<()> {
         .iter()
         .any(|(_, base)| installed.iter().any(|(package, _)| package == base));
     if !checked {
-        errln!(
-            "wazo-astdebug: warning: none of the packages the symbols describe is installed \
+        warn!(
+            "none of the packages the symbols describe is installed \
              (is this a Wazo server?): nothing could be checked"
         );
     }
