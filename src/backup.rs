@@ -168,6 +168,8 @@ mod tests {
             output_dir: Some(dir.join("out")),
             json: false,
             runbooks: None,
+            quiet: false,
+            verbose: false,
         };
         Context::new(opts, Interrupt::install().unwrap())
     }
