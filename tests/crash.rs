@@ -7,22 +7,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
-use common::{Sandbox, file_mode};
+use common::{Sandbox, compile_c as compile, file_mode};
 use predicates::prelude::*;
-
-/// Compiles `tests/fixtures/c/NAME.c` into `dir`.
-pub fn compile(name: &str, dir: &Path) -> PathBuf {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/c/{name}.c"));
-    let program = dir.join(name);
-    let status = Process::new("cc")
-        .args(["-g", "-O0", "-pthread", "-o"])
-        .arg(&program)
-        .arg(&source)
-        .status()
-        .expect("cc runs");
-    assert!(status.success(), "cc failed on {}", source.display());
-    program
-}
 
 /// Crashes `program` and returns its core: the kernel's, when core_pattern
 /// writes plain files into the working directory; else gdb's, taken at the

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 
-use common::{Sandbox, file_mode};
+use common::{Sandbox, compile_c, file_mode};
 use predicates::prelude::*;
 
 /// The frozen program, killed when the test ends however it ends.
@@ -28,15 +28,7 @@ impl Drop for Frozen {
 }
 
 fn freeze_a_program(dir: &Path) -> Frozen {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/c/deadlock.c");
-    let program = dir.join("deadlock");
-    let status = Process::new("cc")
-        .args(["-g", "-O0", "-pthread", "-o"])
-        .arg(&program)
-        .arg(&source)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let program = compile_c("deadlock", dir);
     let mut child = Process::new(&program)
         .stdout(Stdio::piped())
         .spawn()

@@ -19,16 +19,7 @@ const MODULES: &[u8] =
 const ASTERISK_CONF: &[u8] = b"[directories](!)\nastetcdir => /etc/asterisk\n\n[options]\nhighpriority = yes\nrunuser = asterisk\n";
 
 fn compile_leak(sandbox: &Sandbox) -> PathBuf {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/c/leak.c");
-    let binary = sandbox.path("leak");
-    let status = Command::new("cc")
-        .args(["-g", "-O0", "-o"])
-        .arg(&binary)
-        .arg(&source)
-        .status()
-        .expect("cc runs");
-    assert!(status.success(), "cc failed on {}", source.display());
-    binary
+    common::compile_c("leak", &sandbox.path(""))
 }
 
 struct Server {

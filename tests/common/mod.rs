@@ -209,3 +209,18 @@ impl Sandbox {
         child.wait_with_output().unwrap()
     }
 }
+
+/// Compiles `tests/fixtures/c/NAME.c` into `dir/NAME`, with symbols and no
+/// optimisation, as a debug build of Asterisk would be.
+pub fn compile_c(name: &str, dir: &Path) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/c/{name}.c"));
+    let program = dir.join(name);
+    let status = std::process::Command::new("cc")
+        .args(["-g", "-O0", "-pthread", "-o"])
+        .arg(&program)
+        .arg(&source)
+        .status()
+        .expect("cc runs (apt-get install gcc)");
+    assert!(status.success(), "cc failed on {}", source.display());
+    program
+}
