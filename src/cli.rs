@@ -146,6 +146,14 @@ pub enum Command {
             asterisk -rx 'core show locks' | wazo-astdebug graph - -f dot | circo -Tsvg -o graph-locks.svg"
     )]
     Graph(crate::graph::GraphArgs),
+
+    /// Print the bash, zsh or fish completion script (the Debian package installs them)
+    #[command(
+        after_help = "Examples:\n  wazo-astdebug completions bash > /etc/bash_completion.d/wazo-astdebug\n  \
+            wazo-astdebug completions zsh > /usr/local/share/zsh/site-functions/_wazo-astdebug\n  \
+            wazo-astdebug completions fish > ~/.config/fish/completions/wazo-astdebug.fish"
+    )]
+    Completions(crate::completions::CompletionsArgs),
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,7 @@ mod bugreport;
 mod child;
 pub mod cli;
 mod command;
+mod completions;
 mod context;
 mod cores;
 mod crash;
@@ -71,6 +72,7 @@ pub fn main() -> ExitCode {
         Command::Crash(args) => crash::run(&context, &args),
         Command::Graph(args) => graph::run(&context, &args),
         Command::Freeze(args) => freeze::run(&context, &args),
+        Command::Completions(args) => completions::run(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
