@@ -41,7 +41,8 @@ version=$(cargo metadata --format-version 1 --no-deps |
   sed -n 's/.*"name":"wazo-astdebug","version":"\([^"]*\)".*/\1/p')
 echo "check-deb: built $deb ($(stat -c %s "$deb") bytes) in ${build_seconds}s"
 
-# The name and the control fields.
+# The name and the control fields. (`grep -q` reads here-strings, never a
+# pipe: with pipefail, a writer killed by grep's early exit would fail it.)
 case "$(basename "$deb")" in
   "wazo-astdebug_${version}_amd64.deb") pass "file name $(basename "$deb")" ;;
   *) fail "file name $(basename "$deb"), expected wazo-astdebug_${version}_amd64.deb" ;;
@@ -54,13 +55,14 @@ field() { dpkg-deb --field "$deb" "$1"; }
 [ "$(field Architecture)" = amd64 ] && pass "Architecture amd64" || fail "Architecture: $(field Architecture)"
 case "$(field Section)" in admin | debug) pass "Section $(field Section)" ;; *) fail "Section: $(field Section)" ;; esac
 [ "$(field Priority)" = optional ] && pass "Priority optional" || fail "Priority: $(field Priority)"
+grep -qx apt <<<"$(field Depends)" && pass "Depends apt" || fail "Depends: $(field Depends)"
 for package in gdb graphviz; do
-  field Recommends | grep -qw "$package" && pass "Recommends $package" || fail "Recommends lacks $package"
+  grep -qw "$package" <<<"$(field Recommends)" && pass "Recommends $package" || fail "Recommends lacks $package"
 done
 for package in valgrind dpkg-dev quilt; do
-  field Suggests | grep -qw "$package" && pass "Suggests $package" || fail "Suggests lacks $package"
+  grep -qw "$package" <<<"$(field Suggests)" && pass "Suggests $package" || fail "Suggests lacks $package"
 done
-[ "$(echo "$control" | sed -n '/^Description:/,$p' | wc -l)" -gt 3 ] &&
+[ "$(sed -n '/^Description:/,$p' <<<"$control" | wc -l)" -gt 3 ] &&
   pass "extended description" || fail "no extended description"
 
 # The file list.
@@ -74,7 +76,7 @@ expected=(
 )
 for page in man/*.1; do expected+=("/usr/share/man/man1/$(basename "$page").gz"); done
 for path in "${expected[@]}"; do
-  echo "$contents" | grep -qxF "$path" && pass "ships $path" || fail "does not ship $path"
+  grep -qxF "$path" <<<"$contents" && pass "ships $path" || fail "does not ship $path"
 done
 
 root=$(mktemp -d)
@@ -85,24 +87,12 @@ bin=$root/install/usr/bin/wazo-astdebug
 
 # Which libc the binary needs.
 echo "check-deb: $(file -b "$bin" 2>/dev/null || echo "(no file(1))")"
-if ! command -v readelf >/dev/null 2>&1; then
-  fail "readelf (binutils) is missing: cannot check the libc the binary needs"
+if ! command -v readelf >/dev/null 2>&1 || ! command -v objdump >/dev/null 2>&1; then
+  fail "readelf/objdump (binutils) missing: cannot check the libc the binary needs"
+elif verdict=$(packaging/check-libc.sh "$bin" "$max_glibc"); then
+  pass "libc: $verdict"
 else
-  interp=$(readelf -lW "$bin" | sed -n 's/.*\[Requesting program interpreter: \(.*\)\]/\1/p')
-  needed=$(readelf -dW "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
-  if [ -z "$interp" ] && [ -z "$needed" ]; then
-    pass "static binary: no program interpreter, no NEEDED library (runs with any libc, buster's $max_glibc included)"
-  else
-    echo "check-deb: dynamic binary: interpreter ${interp:-none}, NEEDED: ${needed:-none}"
-    newest=$(objdump -T "$bin" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)
-    if [ -z "$newest" ]; then
-      pass "no GLIBC symbol versions needed"
-    elif [ "$(printf '%s\n%s\n' "$newest" "$max_glibc" | sort -V | tail -n 1)" = "$max_glibc" ]; then
-      pass "newest glibc symbol version GLIBC_$newest <= $max_glibc"
-    else
-      fail "needs GLIBC_$newest > $max_glibc (buster): $(objdump -T "$bin" | grep -o "GLIBC_$newest" | wc -l) symbols, e.g. $(objdump -T "$bin" | grep "GLIBC_$newest" | awk '{print $NF}' | head -n 3 | tr '\n' ' ')"
-    fi
-  fi
+  fail "libc: $verdict"
 fi
 
 # A root with nothing but the binary: no libc, no loader, no /proc.
@@ -119,7 +109,7 @@ fi
 # The installed binary.
 out=$("$bin" --version 2>&1) && [ "$out" = "wazo-astdebug $version" ] &&
   pass "--version: $out" || fail "--version: $out"
-out=$("$bin" --dry-run --wazo-version 23.04 setup-dbg 2>&1) && echo "$out" | grep -q wazo-dist &&
+out=$("$bin" --dry-run --wazo-version 23.04 setup-dbg 2>&1) && grep -q wazo-dist <<<"$out" &&
   pass "--dry-run --wazo-version 23.04 setup-dbg prints the plan" || fail "setup-dbg --dry-run: $out"
 
 # The man pages, through man-db as `man wazo-astdebug` would show them.
@@ -129,7 +119,7 @@ if command -v man >/dev/null 2>&1; then
     text=$(MANPAGER=cat MANWIDTH=80 man -l -P cat "$page" 2>"$root/man.err") || true
     if [ -s "$root/man.err" ]; then
       fail "man -l $name: $(head -n 3 "$root/man.err")"
-    elif echo "$text" | grep -q "^NAME" && echo "$text" | grep -q "$name"; then
+    elif grep -q "^NAME" <<<"$text" && grep -q "$name" <<<"$text"; then
       pass "man -l $name.1.gz ($(echo "$text" | wc -l) lines)"
     else
       fail "man -l $name: no NAME section naming $name"
