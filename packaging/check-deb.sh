@@ -56,10 +56,10 @@ field() { dpkg-deb --field "$deb" "$1"; }
 case "$(field Section)" in admin | debug) pass "Section $(field Section)" ;; *) fail "Section: $(field Section)" ;; esac
 [ "$(field Priority)" = optional ] && pass "Priority optional" || fail "Priority: $(field Priority)"
 grep -qx apt <<<"$(field Depends)" && pass "Depends apt" || fail "Depends: $(field Depends)"
-for package in gdb graphviz; do
+for package in gdb; do
   grep -qw "$package" <<<"$(field Recommends)" && pass "Recommends $package" || fail "Recommends lacks $package"
 done
-for package in valgrind dpkg-dev quilt; do
+for package in graphviz valgrind dpkg-dev quilt; do
   grep -qw "$package" <<<"$(field Suggests)" && pass "Suggests $package" || fail "Suggests lacks $package"
 done
 [ "$(sed -n '/^Description:/,$p' <<<"$control" | wc -l)" -gt 3 ] &&
