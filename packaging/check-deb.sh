@@ -62,6 +62,13 @@ done
 for package in graphviz valgrind dpkg-dev quilt; do
   grep -qw "$package" <<<"$(field Suggests)" && pass "Suggests $package" || fail "Suggests lacks $package"
 done
+if command -v dpkg-parsechangelog >/dev/null 2>&1; then
+  changelog_version=$(dpkg-parsechangelog -l packaging/changelog -S Version)
+  [ "$changelog_version" = "$version" ] && pass "packaging/changelog is at $version" ||
+    fail "packaging/changelog is at $changelog_version, Cargo.toml at $version: add an entry"
+else
+  skip "packaging/changelog version (dpkg-dev not installed)"
+fi
 [ "$(sed -n '/^Description:/,$p' <<<"$control" | wc -l)" -gt 3 ] &&
   pass "extended description" || fail "no extended description"
 
@@ -73,11 +80,22 @@ expected=(
   /usr/share/zsh/vendor-completions/_wazo-astdebug
   /usr/share/fish/vendor_completions.d/wazo-astdebug.fish
   /usr/share/doc/wazo-astdebug/copyright
+  /usr/share/doc/wazo-astdebug/changelog.gz
 )
 for page in man/*.1; do expected+=("/usr/share/man/man1/$(basename "$page").gz"); done
 for path in "${expected[@]}"; do
   grep -qxF "$path" <<<"$contents" && pass "ships $path" || fail "does not ship $path"
 done
+
+# lintian, where installed (not installed by CI: it is slow to install):
+# errors fail, warnings are shown.
+if command -v lintian >/dev/null 2>&1; then
+  tags=$(lintian --tag-display-limit 0 "$deb" 2>&1 | { grep -v 'root privileges' || true; })
+  [ -z "$tags" ] || echo "$tags" | sed 's/^/    /'
+  if grep -q '^E:' <<<"$tags"; then fail "lintian errors"; else pass "lintian: no error"; fi
+else
+  skip "lintian (not installed)"
+fi
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
