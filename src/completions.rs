@@ -46,8 +46,27 @@ pub fn script(shell: CompletionShell) -> Vec<u8> {
     let mut command = Cli::command();
     let mut script = Vec::new();
     clap_complete::generate(shell.generator(), &mut command, BIN_NAME, &mut script);
-    if shell == CompletionShell::Bash {
-        script = fix_bash_hyphenated_bin_name(&script);
+    match shell {
+        CompletionShell::Bash => script = fix_bash_hyphenated_bin_name(&script),
+        // clap_complete's fish script completes no positional value: offer
+        // the shells after `completions` (the other positionals are files,
+        // fish's default).
+        CompletionShell::Fish => {
+            let shells: Vec<_> = CompletionShell::value_variants()
+                .iter()
+                .filter_map(|shell| shell.to_possible_value())
+                .map(|value| value.get_name().to_string())
+                .collect();
+            script.extend_from_slice(
+                format!(
+                    "complete -c {BIN_NAME} -n \"__fish_{}_using_subcommand completions\" -f -a \"{}\"\n",
+                    BIN_NAME.replace('-', "_"),
+                    shells.join(" ")
+                )
+                .as_bytes(),
+            );
+        }
+        CompletionShell::Zsh => {}
     }
     script
 }

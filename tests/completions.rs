@@ -107,3 +107,33 @@ fn an_unknown_shell_is_bad_usage() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn fish_completes_subcommands_options_and_shells() {
+    if !has("fish") {
+        eprintln!("fish not installed: skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wazo-astdebug.fish");
+    std::fs::write(&path, script("fish")).unwrap();
+    let complete = |line: &str| -> String {
+        let output = StdCommand::new("fish")
+            .arg("-c")
+            .arg("source $argv[1]; complete -C $argv[2]")
+            .arg(&path)
+            .arg(line)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| line.split('\t').next().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(complete("wazo-astdebug cr"), "crash");
+    assert_eq!(complete("wazo-astdebug crash --co"), "--core");
+    assert_eq!(complete("wazo-astdebug completions "), "bash fish zsh");
+}
