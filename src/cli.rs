@@ -206,6 +206,13 @@ pub enum Command {
             wazo-astdebug --runbooks ./my-runbooks --wazo-version 26.07 --dry-run setup-dbg"
     )]
     Runbooks(RunbooksArgs),
+    /// Print the bash, zsh or fish completion script (the Debian package installs them)
+    #[command(
+        after_help = "Examples:\n  wazo-astdebug completions bash > /etc/bash_completion.d/wazo-astdebug\n  \
+            wazo-astdebug completions zsh > /usr/local/share/zsh/site-functions/_wazo-astdebug\n  \
+            wazo-astdebug completions fish > ~/.config/fish/completions/wazo-astdebug.fish"
+    )]
+    Completions(crate::completions::CompletionsArgs),
 }
 
 #[derive(Debug, Args)]

@@ -16,6 +16,7 @@ mod changelog;
 mod child;
 pub mod cli;
 mod command;
+mod completions;
 mod context;
 mod cores;
 mod crash;
@@ -87,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Vanilla(args) => vanilla::run(&context, &args),
         Command::Rebuild(args) => rebuild::run(&context, &args),
         Command::Valgrind(args) => valgrind::run(&context, &args),
+        Command::Completions(args) => completions::run(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
