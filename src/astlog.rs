@@ -212,3 +212,7 @@ mod tests {
         assert_eq!(names(covering(&copies, None)), ["full"]);
     }
 }
+
+#[cfg(test)]
+#[path = "fuzz_tests/astlog.rs"]
+mod fuzz_tests;

@@ -160,7 +160,9 @@ pub fn parse_uptime(text: &[u8], boot_time: Option<i64>) -> Option<(DateTime<Fix
     }
     let end = memchr::memchr(b']', text)? + 1;
     let micros = (uptime * 1e6).round() as i64;
-    let utc = DateTime::from_timestamp_micros(boot_time * 1_000_000 + micros)?;
+    // Both numbers are outside data (a copied /proc/stat, a mangled stamp
+    // like "[99999999999999999999]"): an overflow is no time, not a panic.
+    let utc = DateTime::from_timestamp_micros(boot_time.checked_mul(1_000_000)?.checked_add(micros)?)?;
     Some((utc.with_timezone(&Local).fixed_offset(), end))
 }
 
@@ -330,3 +332,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "../fuzz_tests/stamp.rs"]
+mod fuzz_tests;
