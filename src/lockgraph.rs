@@ -36,7 +36,7 @@ mod scc;
 
 pub use hash::{FastHasher, FastMap};
 
-use scc::{Csr, stuck_behind, tarjan, walk_cycle};
+use scc::{Csr, behind_any, stuck_behind, tarjan, walk_cycle};
 
 /// A thread of the graph; only [`LockGraph::add_thread`] makes one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -454,7 +454,8 @@ impl LockGraph {
     /// Builds the wait-for edges and finds the cycles and who is stuck
     /// behind them.
     pub fn analyze(&self) -> Analysis {
-        let edges = self.edges();
+        let mut dropped_edges = 0;
+        let edges = self.edges(&mut dropped_edges);
         let thread_count = self.threads.len();
         let graph = Csr::new(thread_count, &edges, |edge| {
             edge.holder.map(|holder| (edge.waiter.0, holder.0))
@@ -500,18 +501,22 @@ impl LockGraph {
                 behind: Vec::new(),
             });
         }
+        // One search per deadlock: with thousands of deadlocks and a thread
+        // waiting on all of them (many readers of one rwlock), the lists add
+        // up to deadlocks * threads (12 s for 4,000 + 4,000). They share a
+        // budget; the flags come from one search from every cycle at once,
+        // so they stay exact and linear whatever the lists are cut to.
+        let mut budget = MAX_BEHIND;
+        let mut behind_cut = 0;
         for deadlock in &mut deadlocks {
-            let behind = stuck_behind(&reverse, &components.of, &deadlock.members);
-            for &thread in &behind {
-                if let Some(flag) = blocked_on_cycle.get_mut(thread) {
-                    *flag = true;
-                }
-            }
+            let (behind, complete) =
+                stuck_behind(&reverse, &components.of, &deadlock.members, &mut budget);
+            behind_cut += usize::from(!complete);
             deadlock.behind = behind.into_iter().map(ThreadRef).collect();
         }
-        for (flag, &cyclic) in blocked_on_cycle.iter_mut().zip(&in_cycle) {
-            if cyclic {
-                *flag = false;
+        for thread in behind_any(&reverse, &in_cycle) {
+            if let Some(flag) = blocked_on_cycle.get_mut(thread) {
+                *flag = true;
             }
         }
         // Oldest thread first: the cycle order then reads the same run after run.
@@ -526,14 +531,16 @@ impl LockGraph {
         }
         Analysis {
             edges,
+            dropped_edges,
             deadlocks,
+            behind_cut,
             in_cycle,
             blocked_on_cycle,
             deadlock_of,
         }
     }
 
-    fn edges(&self) -> Vec<Edge> {
+    fn edges(&self, dropped: &mut usize) -> Vec<Edge> {
         // Holders grouped by lock in one flat array (a map of vectors costs
         // an allocation per lock), each thread once, in the order listed.
         let mut holds: Vec<(usize, ThreadRef, usize)> = self
@@ -578,6 +585,16 @@ impl LockGraph {
                     only_self = true;
                     continue;
                 }
+                // Every waiter of a lock gets an edge to every holder: N
+                // readers and N writers of one rwlock made N * N edges
+                // (16M and 2 s for N = 4,000, gigabytes for a dump of
+                // 40,000 threads). Past a budget, a wait keeps its first
+                // holder only (still blocked, still in the chain), and the
+                // dropped edges are counted for the report.
+                if any && edges.len() >= MAX_EDGES {
+                    *dropped += 1;
+                    continue;
+                }
                 any = true;
                 edges.push(Edge {
                     waiter: acq.thread,
@@ -600,6 +617,13 @@ impl LockGraph {
         edges
     }
 }
+
+/// The most wait-for edges [`LockGraph::analyze`] builds in full (about
+/// 56 MB); past it each further wait keeps one holder edge.
+pub const MAX_EDGES: usize = 1 << 20;
+
+/// The most threads listed behind deadlocks, all deadlocks together.
+pub const MAX_BEHIND: usize = 1 << 20;
 
 /// "`waiter` waits for `holder`, on `lock`"; `holder` is `None` when no
 /// listed thread holds the lock (threads not created by Asterisk, or a
@@ -638,7 +662,13 @@ pub struct Deadlock {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Analysis {
     pub edges: Vec<Edge>,
+    /// Waiter-to-holder edges left out past [`MAX_EDGES`] (a lock with
+    /// thousands of readers and writers); 0 on any real dump.
+    pub dropped_edges: usize,
     pub deadlocks: Vec<Deadlock>,
+    /// Deadlocks whose `behind` list was cut at [`MAX_BEHIND`] threads for
+    /// all deadlocks together; 0 on any real dump.
+    pub behind_cut: usize,
     /// Per thread index: part of a cycle.
     pub in_cycle: Vec<bool>,
     /// Per thread index: not in a cycle but blocked on one, transitively.
@@ -670,3 +700,7 @@ impl Analysis {
 #[cfg(test)]
 #[path = "lockgraph_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "fuzz_tests/lockgraph.rs"]
+mod fuzz_tests;
