@@ -703,4 +703,4 @@ mod tests;
 
 #[cfg(test)]
 #[path = "fuzz_tests/lockgraph.rs"]
-mod fuzz_tests;
+pub(crate) mod fuzz_tests;

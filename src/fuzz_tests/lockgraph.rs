@@ -95,7 +95,9 @@ fn reachability(n: usize, edges: &[Edge]) -> Vec<Vec<bool>> {
     reach
 }
 
-fn check(g: &LockGraph) -> Result<(), TestCaseError> {
+/// Checks `g.analyze()` against the model (also used by the lockdump and
+/// gdb fuzzers on the graphs they build).
+pub(crate) fn check(g: &LockGraph) -> Result<(), TestCaseError> {
     let a = timed("analyze", CASE_BUDGET, || g.analyze());
     let n = g.threads().len();
     // Edges are exactly the model's, each pointing at a real acquisition.
@@ -147,7 +149,7 @@ fn check(g: &LockGraph) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn render_all(g: &LockGraph) {
+pub(crate) fn render_all(g: &LockGraph) {
     let a = g.analyze();
     let info = SourceInfo::default();
     text(g, &a, &info);
