@@ -459,13 +459,44 @@ impl<R: BufRead> LineReader<R> {
 /// 4 KiB that does not follow `=` or `:`, else at the end.
 fn cut_point(line: &[u8]) -> usize {
     let floor = line.len().saturating_sub(4096).max(1);
-    (floor..line.len())
+    // Never between a key and the end of its value: the next piece would
+    // start with a value and no key, and go out unredacted (`password |=
+    // x`, `secret = 0x55 |"x"`). A value that may go on past the limit
+    // keeps its key with it in the next piece.
+    let window = &line[floor..];
+    let regions: Vec<(usize, usize)> = Redactor::shared()
+        .key_value
+        .captures_iter(window)
+        .filter_map(|found| {
+            let key = found.get(1)?;
+            let start = found.get(0)?.end();
+            // gdb's `0x55 <sym> "x"` cut before its string: the string is
+            // the value, and it may come after the cut.
+            let pointer = window[start..].starts_with(b"0x")
+                && skip_gdb_pointer(window, start).is_none()
+                && window.len() - start < MAX_GDB_SYMBOL + 64;
+            let end = value_span(window, start, false)
+                .map(|(_, end)| end)
+                .filter(|&end| end < window.len() && !pointer)
+                .map_or(usize::MAX, |end| floor + end);
+            Some((floor + key.start(), end))
+        })
+        .collect();
+    let splits = |cut: usize| regions.iter().any(|&(key, end)| key < cut && cut < end);
+    let cut = (floor..line.len())
         .rev()
         .find(|&at| {
             matches!(line[at], b' ' | b'\t' | b',' | b'&' | b';')
                 && !matches!(line[at - 1], b'=' | b':' | b' ')
+                && !splits(at + 1)
         })
-        .map_or(line.len(), |at| at + 1)
+        .map_or(line.len(), |at| at + 1);
+    regions
+        .iter()
+        .filter(|&&(key, end)| key < cut && cut < end)
+        .map(|&(key, _)| key)
+        .min()
+        .unwrap_or(cut)
 }
 
 /// Redacts a stream line by line, also hiding the body of PEM private

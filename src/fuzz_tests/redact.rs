@@ -237,3 +237,35 @@ fn regression_redact_quadratic_lines() {
     let (out, _) = r.redact_line(b"secret = \"hunt\", 'e' <repeats 4294967295 times>, \"r2\"");
     assert_eq!(String::from_utf8_lossy(&out), "secret = \"[REDACTED]\"");
 }
+
+/// Found by `fuzz_redact_is_idempotent`: gdb's mixed quotes left the
+/// first pass's quotes unbalanced, and a second pass hid more.
+#[test]
+fn regression_redact_idempotent_mixed_quotes() {
+    let line = b"secret = \"hunt\", 'e' <repeats 12 times>\0, \"r2\\000\"";
+    let once = redact(line);
+    assert_eq!(redact(&once), once);
+    assert!(!contains(&once, b"hunt"));
+}
+
+/// Found by this test (its first version): a line over MAX_LINE was cut
+/// between `password =` and its value, which then went out unredacted.
+/// A line over MAX_LINE is cut near the limit: a key must never be cut
+/// off from its value, whatever the key, separator and position.
+#[test]
+fn regression_redact_long_line_cut_never_splits_key_and_value() {
+    let mut leaks = Vec::new();
+    for (key, sep) in [("password", " = "), ("secret", "=>"), ("secret", " => "), ("Secret", ": "), ("secret", " = 0x55 "), ("password", " = 0x7f <buf> ")] {
+        let tail = format!("{key}{sep}\"SECRETVALUE\" end\n");
+        for shift in 0..tail.len() + 2 {
+            let mut data = b"a ".repeat((MAX_LINE - shift) / 2);
+            data.extend_from_slice(tail.as_bytes());
+            let mut out = Vec::new();
+            redact_stream(&data[..], &mut out).unwrap();
+            if contains(&out, b"SECRETVALUE") {
+                leaks.push(format!("{key}{sep} at {shift}"));
+            }
+        }
+    }
+    assert!(leaks.is_empty(), "leaked: {leaks:?}");
+}
