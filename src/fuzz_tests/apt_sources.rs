@@ -1,7 +1,6 @@
 //! Fuzzing `apt_sources::parse` and `is_archive`.
 
-#[path = "support.rs"]
-mod support;
+use crate::lockgraph::fuzz_tests::support;
 
 use proptest::prelude::*;
 use support::*;
@@ -14,7 +13,21 @@ const SEEDS: &[&[u8]] = &[
     b"\n# wazo-25.15\ndeb http://mirror.wazo.community/archive/ wazo-25.15 main\n",
 ];
 
-const WORDS: &[&str] = &["deb", "deb-src", " ", "[arch=amd64", "signed-by=/k]", "[", "]", "http://h/archive/", "wazo-25.15", "xivo-", "main", "\n", "#"];
+const WORDS: &[&str] = &[
+    "deb",
+    "deb-src",
+    " ",
+    "[arch=amd64",
+    "signed-by=/k]",
+    "[",
+    "]",
+    "http://h/archive/",
+    "wazo-25.15",
+    "xivo-",
+    "main",
+    "\n",
+    "#",
+];
 
 proptest! {
     #![proptest_config(config())]
@@ -31,10 +44,20 @@ proptest! {
 
 #[test]
 fn fuzz_apt_sources_large_inputs_are_linear() {
-    assert_linear("open options", 64 << 10, |n| "deb [".to_string() + &" a".repeat(n / 2), |t| {
-        parse(t);
-    });
-    assert_linear("deb lines", 64 << 10, |n| "deb [x\n".repeat(n / 7), |t| {
-        parse(t);
-    });
+    assert_linear(
+        "open options",
+        64 << 10,
+        |n| "deb [".to_string() + &" a".repeat(n / 2),
+        |t| {
+            parse(t);
+        },
+    );
+    assert_linear(
+        "deb lines",
+        64 << 10,
+        |n| "deb [x\n".repeat(n / 7),
+        |t| {
+            parse(t);
+        },
+    );
 }

@@ -1,7 +1,6 @@
 //! Fuzzing `astlog::line_stamp` and the head read of `first_stamp`.
 
-#[path = "support.rs"]
-mod support;
+use crate::lockgraph::fuzz_tests::support;
 
 use proptest::prelude::*;
 use support::*;
@@ -29,11 +28,16 @@ proptest! {
 
 #[test]
 fn fuzz_astlog_large_inputs_are_linear() {
-    assert_linear("open bracket, no close", 1 << 20, |n| {
-        let mut line = b"[".to_vec();
-        line.resize(n, b'2');
-        line
-    }, |line| {
-        line_stamp(line, None);
-    });
+    assert_linear(
+        "open bracket, no close",
+        1 << 20,
+        |n| {
+            let mut line = b"[".to_vec();
+            line.resize(n, b'2');
+            line
+        },
+        |line| {
+            line_stamp(line, None);
+        },
+    );
 }

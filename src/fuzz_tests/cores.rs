@@ -1,7 +1,6 @@
 //! Fuzzing `cores::parse_name` (file names of a crowded spool directory).
 
-#[path = "support.rs"]
-mod support;
+use crate::lockgraph::fuzz_tests::support;
 
 use proptest::prelude::*;
 use support::*;
@@ -25,7 +24,15 @@ proptest! {
 
 #[test]
 fn fuzz_cores_extreme_times() {
-    for seconds in [i64::MIN, i64::MIN + 1, -8_334_632_851_200, 8_210_298_412_799, i64::MAX, 0, -1] {
+    for seconds in [
+        i64::MIN,
+        i64::MIN + 1,
+        -8_334_632_851_200,
+        8_210_298_412_799,
+        i64::MAX,
+        0,
+        -1,
+    ] {
         let _ = parse_name(&format!("core.1.{seconds}"));
     }
 }

@@ -1,7 +1,6 @@
 //! Fuzzing `elf::classify` and `find_core_header`.
 
-#[path = "support.rs"]
-mod support;
+use crate::lockgraph::fuzz_tests::support;
 
 use proptest::prelude::*;
 use support::*;
@@ -32,7 +31,12 @@ proptest! {
 
 #[test]
 fn fuzz_elf_large_inputs_are_linear() {
-    assert_linear("magic runs", 256 << 10, |n| MAGIC.repeat(n / 4), |d| {
-        find_core_header(d);
-    });
+    assert_linear(
+        "magic runs",
+        256 << 10,
+        |n| MAGIC.repeat(n / 4),
+        |d| {
+            find_core_header(d);
+        },
+    );
 }

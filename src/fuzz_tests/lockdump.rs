@@ -1,8 +1,7 @@
 //! Fuzzing the `core show locks` parser, then the analysis and renderers
 //! on whatever graph it builds.
 
-#[path = "support.rs"]
-mod support;
+use crate::lockgraph::fuzz_tests::support;
 
 use std::io::BufReader;
 
@@ -23,10 +22,41 @@ const SEEDS: &[&[u8]] = &[
 ];
 
 const WORDS: &[&str] = &[
-    "=== ", "===", "=====", "Thread ID: ", "0x7f3a1c2f9700", "3077372784", "LWP:", "18211", "(pbx_thread started at [ 4787] pbx.c ast_pbx_start())",
-    "---> ", "--- ---> ", "Lock #", "Waiting for ", "Tried and failed to get ", "(bridge.c): ", "MUTEX ", "RDLOCK ", "WRLOCK ",
-    "1591 ", "func ", "chan ", "0x55d0c8b4e100", "(nil)", " (1)", " (1 - suspended)", "...", "Locked Here: ", "bridge.c line 1887 (f)",
-    "Currently Held Locks", " at Time: ", "\n", "\r\n", "\t", "…", "\u{1b}[31m",
+    "=== ",
+    "===",
+    "=====",
+    "Thread ID: ",
+    "0x7f3a1c2f9700",
+    "3077372784",
+    "LWP:",
+    "18211",
+    "(pbx_thread started at [ 4787] pbx.c ast_pbx_start())",
+    "---> ",
+    "--- ---> ",
+    "Lock #",
+    "Waiting for ",
+    "Tried and failed to get ",
+    "(bridge.c): ",
+    "MUTEX ",
+    "RDLOCK ",
+    "WRLOCK ",
+    "1591 ",
+    "func ",
+    "chan ",
+    "0x55d0c8b4e100",
+    "(nil)",
+    " (1)",
+    " (1 - suspended)",
+    "...",
+    "Locked Here: ",
+    "bridge.c line 1887 (f)",
+    "Currently Held Locks",
+    " at Time: ",
+    "\n",
+    "\r\n",
+    "\t",
+    "…",
+    "\u{1b}[31m",
 ];
 
 fn parse_and_check(data: &[u8]) -> Result<(LockGraph, DumpInfo), TestCaseError> {
@@ -81,12 +111,18 @@ fn fuzz_lockdump_long_lines_ignore_buffer_size() {
     data.extend(std::iter::repeat_n(b'x', MAX_LINE));
     data.extend_from_slice(b" 0x10 (1)\r\n\t");
     data.extend(std::iter::repeat_n(b'y', MAX_LINE * 2));
-    data.extend_from_slice(b"\n=== Thread ID: 0x2 (b)\n=== ---> Waiting for Lock #0 (a.c): MUTEX 1 f n 0x10 (1)");
+    data.extend_from_slice(
+        b"\n=== Thread ID: 0x2 (b)\n=== ---> Waiting for Lock #0 (a.c): MUTEX 1 f n 0x10 (1)",
+    );
     let (whole, info) = parse_bytes(&data);
     for capacity in [1, 7, 4096, MAX_LINE - 1, MAX_LINE, MAX_LINE + 1, 1 << 20] {
         let (pieces, pieces_info) = parse(BufReader::with_capacity(capacity, &data[..])).unwrap();
         assert_eq!(info, pieces_info, "capacity {capacity}");
-        assert_eq!(whole.acquisitions(), pieces.acquisitions(), "capacity {capacity}");
+        assert_eq!(
+            whole.acquisitions(),
+            pieces.acquisitions(),
+            "capacity {capacity}"
+        );
     }
 }
 
@@ -118,23 +154,38 @@ fn fuzz_lockdump_large_inputs_are_linear() {
         parse_bytes(data);
     };
     assert_linear("no newline", 1 << 20, |n| vec![b'x'; n], parse_all);
-    assert_linear("tab, no newline", 1 << 20, |n| {
-        let mut d = vec![b'\t'];
-        d.resize(n, b'y');
-        d
-    }, parse_all);
+    assert_linear(
+        "tab, no newline",
+        1 << 20,
+        |n| {
+            let mut d = vec![b'\t'];
+            d.resize(n, b'y');
+            d
+        },
+        parse_all,
+    );
     assert_linear("=== runs", 1 << 20, |n| b"=== ".repeat(n / 4), parse_all);
-    assert_linear("open parens", 1 << 20, |n| {
-        let mut d = b"=== ---> Lock #0 ".to_vec();
-        d.resize(n, b'(');
-        d
-    }, parse_all);
-    assert_linear("long lock lines", 1 << 20, |n| {
-        let mut line = b"=== ---> Lock #0 (".to_vec();
-        line.resize(MAX_LINE - 1, b'(');
-        line.push(b'\n');
-        line.repeat(n / MAX_LINE)
-    }, parse_all);
+    assert_linear(
+        "open parens",
+        1 << 20,
+        |n| {
+            let mut d = b"=== ---> Lock #0 ".to_vec();
+            d.resize(n, b'(');
+            d
+        },
+        parse_all,
+    );
+    assert_linear(
+        "long lock lines",
+        1 << 20,
+        |n| {
+            let mut line = b"=== ---> Lock #0 (".to_vec();
+            line.resize(MAX_LINE - 1, b'(');
+            line.push(b'\n');
+            line.repeat(n / MAX_LINE)
+        },
+        parse_all,
+    );
     assert_linear("chain", 2_000, chain_dump, |d| {
         parse_bytes(d).0.analyze();
     });

@@ -2,7 +2,7 @@
 //! brute-force model, and the renderers on what it finds.
 
 #[path = "support.rs"]
-mod support;
+pub(crate) mod support;
 
 use std::collections::BTreeSet;
 
@@ -18,11 +18,24 @@ type Fact = (usize, usize, u8, u8);
 fn build(threads: usize, locks: usize, facts: &[Fact]) -> LockGraph {
     let mut g = LockGraph::new();
     let t: Vec<ThreadRef> = (0..threads)
-        .map(|i| g.add_thread(&format!("0x{i:x}"), Some(i as u64), &format!("t{i} started at [1] a.c f()")))
+        .map(|i| {
+            g.add_thread(
+                &format!("0x{i:x}"),
+                Some(i as u64),
+                &format!("t{i} started at [1] a.c f()"),
+            )
+        })
         .collect();
-    let l: Vec<LockRef> = (0..locks).map(|i| g.add_lock(&format!("0x{:x}", 0x1000 + i), "chan")).collect();
+    let l: Vec<LockRef> = (0..locks)
+        .map(|i| g.add_lock(&format!("0x{:x}", 0x1000 + i), "chan"))
+        .collect();
     for &(thread, lock, claim, kind) in facts {
-        let kind = [LockKind::Mutex, LockKind::Rdlock, LockKind::Wrlock, LockKind::Unknown][kind as usize % 4];
+        let kind = [
+            LockKind::Mutex,
+            LockKind::Rdlock,
+            LockKind::Wrlock,
+            LockKind::Unknown,
+        ][kind as usize % 4];
         let (thread, lock) = (t[thread % threads], l[lock % locks]);
         let site = g.site("a.c", Some(1), "f");
         match claim % 3 {
@@ -37,7 +50,11 @@ fn build(threads: usize, locks: usize, facts: &[Fact]) -> LockGraph {
 fn graphs() -> impl Strategy<Value = (usize, usize, Vec<Fact>)> {
     (1usize..24, 1usize..12).prop_flat_map(|(threads, locks)| {
         let fact = (0..threads, 0..locks, 0u8..3, 0u8..4);
-        (Just(threads), Just(locks), proptest::collection::vec(fact, 0..60))
+        (
+            Just(threads),
+            Just(locks),
+            proptest::collection::vec(fact, 0..60),
+        )
     })
 }
 
@@ -82,12 +99,11 @@ fn reachability(n: usize, edges: &[Edge]) -> Vec<Vec<bool>> {
         }
     }
     for k in 0..n {
-        for i in 0..n {
-            if reach[i][k] {
-                for j in 0..n {
-                    if reach[k][j] {
-                        reach[i][j] = true;
-                    }
+        let through = reach[k].clone();
+        for row in reach.iter_mut() {
+            if row[k] {
+                for (cell, &via) in row.iter_mut().zip(&through) {
+                    *cell |= via;
                 }
             }
         }
@@ -101,15 +117,23 @@ pub(crate) fn check(g: &LockGraph) -> Result<(), TestCaseError> {
     let a = timed("analyze", CASE_BUDGET, || g.analyze());
     let n = g.threads().len();
     // Edges are exactly the model's, each pointing at a real acquisition.
-    let got: BTreeSet<(usize, Option<usize>)> = a.edges.iter().map(|e| (e.wait, e.holder.map(|h| h.0))).collect();
+    let got: BTreeSet<(usize, Option<usize>)> = a
+        .edges
+        .iter()
+        .map(|e| (e.wait, e.holder.map(|h| h.0)))
+        .collect();
     prop_assert_eq!(&got, &model_edges(g));
     prop_assert_eq!(got.len(), a.edges.len(), "duplicate edges");
     for e in &a.edges {
         let wait = &g.acquisitions()[e.wait];
-        prop_assert!(wait.claim == Claim::WaitsFor && wait.thread == e.waiter && wait.lock == e.lock);
+        prop_assert!(
+            wait.claim == Claim::WaitsFor && wait.thread == e.waiter && wait.lock == e.lock
+        );
         if let Some(hold) = e.hold {
             let hold = &g.acquisitions()[hold];
-            prop_assert!(hold.claim == Claim::Holds && Some(hold.thread) == e.holder && hold.lock == e.lock);
+            prop_assert!(
+                hold.claim == Claim::Holds && Some(hold.thread) == e.holder && hold.lock == e.lock
+            );
         }
     }
     let reach = reachability(n, &a.edges);
@@ -118,7 +142,12 @@ pub(crate) fn check(g: &LockGraph) -> Result<(), TestCaseError> {
         prop_assert_eq!(a.in_cycle[t], reach[t][t], "in_cycle of {}", t);
         // Blocked on a cycle exactly when not in one but reaching one.
         let reaches_cycle = (0..n).any(|c| reach[t][c] && reach[c][c]);
-        prop_assert_eq!(a.blocked_on_cycle[t], !reach[t][t] && reaches_cycle, "blocked_on_cycle of {}", t);
+        prop_assert_eq!(
+            a.blocked_on_cycle[t],
+            !reach[t][t] && reaches_cycle,
+            "blocked_on_cycle of {}",
+            t
+        );
     }
     for (index, deadlock) in a.deadlocks.iter().enumerate() {
         prop_assert!(!deadlock.cycle.is_empty());
@@ -173,8 +202,12 @@ proptest! {
 /// 100,000 threads in one wait chain ending in a 2-thread deadlock.
 fn chain(n: usize) -> LockGraph {
     let mut g = LockGraph::new();
-    let t: Vec<ThreadRef> = (0..n).map(|i| g.add_thread(&i.to_string(), None, "")).collect();
-    let l: Vec<LockRef> = (0..n).map(|i| g.add_lock(&format!("0x{:x}", i + 1), "")).collect();
+    let t: Vec<ThreadRef> = (0..n)
+        .map(|i| g.add_thread(&i.to_string(), None, ""))
+        .collect();
+    let l: Vec<LockRef> = (0..n)
+        .map(|i| g.add_lock(&format!("0x{:x}", i + 1), ""))
+        .collect();
     for i in 0..n {
         let site = Site::default();
         g.holds(t[i], l[i], LockKind::Mutex, site.clone());

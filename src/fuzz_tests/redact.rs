@@ -1,8 +1,7 @@
 //! Fuzzing the redactor: no panic, no blow-up, idempotent, and a seeded
 //! secret never gets through, whatever junk surrounds it.
 
-#[path = "support.rs"]
-mod support;
+use crate::lockgraph::fuzz_tests::support;
 
 use std::io::BufReader;
 
@@ -33,13 +32,51 @@ const SEEDS: &[&[u8]] = &[
 ];
 
 const WORDS: &[&str] = &[
-    "secret", "password", "md5secret", "token", "auth_token", "api_key", "service_key", "=", " = ", "=>", ":", ": ", "\"", "'",
-    "0x55d5c0a3b2c0 ", "<buf> ", " <repeats 12 times>", " <repeats ", ", ", "\\", "0x0", "<optimized out>", "nonce=", "response=",
-    "digest", "Authorization: ", "Bearer ", "Basic ", "://", "user:", "@", "register => ", "auth = ", "[REDACTED]", "\r", " ", "\t", "x", "é",
+    "secret",
+    "password",
+    "md5secret",
+    "token",
+    "auth_token",
+    "api_key",
+    "service_key",
+    "=",
+    " = ",
+    "=>",
+    ":",
+    ": ",
+    "\"",
+    "'",
+    "0x55d5c0a3b2c0 ",
+    "<buf> ",
+    " <repeats 12 times>",
+    " <repeats ",
+    ", ",
+    "\\",
+    "0x0",
+    "<optimized out>",
+    "nonce=",
+    "response=",
+    "digest",
+    "Authorization: ",
+    "Bearer ",
+    "Basic ",
+    "://",
+    "user:",
+    "@",
+    "register => ",
+    "auth = ",
+    "[REDACTED]",
+    "\r",
+    " ",
+    "\t",
+    "x",
+    "é",
 ];
 
 fn redact(line: &[u8]) -> Vec<u8> {
-    timed("redact_line", CASE_BUDGET, || Redactor::shared().redact_line(line).0.into_owned())
+    timed("redact_line", CASE_BUDGET, || {
+        Redactor::shared().redact_line(line).0.into_owned()
+    })
 }
 
 fn stream(data: &[u8], capacity: usize) -> Vec<u8> {
@@ -64,15 +101,35 @@ fn secret() -> impl Strategy<Value = Vec<u8>> {
     "S[A-Z]{7,15}".prop_map(String::into_bytes)
 }
 
-const KEYS: &[&str] = &["password", "secret", "md5secret", "db_password", "PASSWORD", "Secret", "client_secret", "X-Auth-Token", "\"password\"", "api_key"];
+const KEYS: &[&str] = &[
+    "password",
+    "secret",
+    "md5secret",
+    "db_password",
+    "PASSWORD",
+    "Secret",
+    "client_secret",
+    "X-Auth-Token",
+    "\"password\"",
+    "api_key",
+];
 const SEPS: &[&str] = &["=", " = ", "=>", " => ", ": ", ":", "\t=\t"];
 
 fn seeded() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
-    (junk(), proptest::sample::select(KEYS), proptest::sample::select(SEPS), secret(), junk()).prop_map(
-        |(before, key, sep, secret, after)| {
+    (
+        junk(),
+        proptest::sample::select(KEYS),
+        proptest::sample::select(SEPS),
+        secret(),
+        junk(),
+    )
+        .prop_map(|(before, key, sep, secret, after)| {
             // The key must start a word for the line to mean "key = value".
             let mut line = before;
-            if line.last().is_some_and(|b| b.is_ascii_alphanumeric() || b"_.-".contains(b)) {
+            if line
+                .last()
+                .is_some_and(|b| b.is_ascii_alphanumeric() || b"_.-".contains(b))
+            {
                 line.push(b' ');
             }
             line.extend_from_slice(key.as_bytes());
@@ -81,8 +138,7 @@ fn seeded() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
             line.push(b' ');
             line.extend_from_slice(&after);
             (line, secret)
-        },
-    )
+        })
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -152,40 +208,68 @@ proptest! {
 #[test]
 fn fuzz_redact_large_inputs_are_linear() {
     let r = Redactor::shared();
-    let cases: Vec<(&str, Box<dyn Fn(usize) -> Vec<u8>>)> = vec![
+    type Make = Box<dyn Fn(usize) -> Vec<u8>>;
+    let cases: Vec<(&str, Make)> = vec![
         ("secret=x runs", Box::new(|n| b"secret=x ".repeat(n / 9))),
         ("secret= runs", Box::new(|n| b"secret=".repeat(n / 7))),
-        ("unterminated quotes", Box::new(|n| b"secret=\"a".repeat(n / 9))),
-        ("repeats without >", Box::new(|n| b"secret=\"a\" <repeats ".repeat(n / 20))),
-        ("gdb pointers without >", Box::new(|n| b"secret = 0x1 <".repeat(n / 14))),
-        ("trailing blanks", Box::new(|n| {
-            let mut d = b"secret=x ".repeat(n / 18);
-            d.resize(n, b' ');
-            d
-        })),
-        ("leading blanks", Box::new(|n| {
-            let mut d = vec![b' '; n / 2];
-            d.extend(b"secret=x ".repeat(n / 18));
-            d
-        })),
-        ("digest params", Box::new(|n| {
-            let mut d = b"digest ".to_vec();
-            d.extend(b",nonce=".repeat(n / 7));
-            d.resize(n, b' ');
-            d
-        })),
-        ("keys without value", Box::new(|n| b"password password ".repeat(n / 18))),
-        ("backslashes", Box::new(|n| {
-            let mut d = b"secret=\"".to_vec();
-            d.resize(n, b'\\');
-            d
-        })),
+        (
+            "unterminated quotes",
+            Box::new(|n| b"secret=\"a".repeat(n / 9)),
+        ),
+        (
+            "repeats without >",
+            Box::new(|n| b"secret=\"a\" <repeats ".repeat(n / 20)),
+        ),
+        (
+            "gdb pointers without >",
+            Box::new(|n| b"secret = 0x1 <".repeat(n / 14)),
+        ),
+        (
+            "trailing blanks",
+            Box::new(|n| {
+                let mut d = b"secret=x ".repeat(n / 18);
+                d.resize(n, b' ');
+                d
+            }),
+        ),
+        (
+            "leading blanks",
+            Box::new(|n| {
+                let mut d = vec![b' '; n / 2];
+                d.extend(b"secret=x ".repeat(n / 18));
+                d
+            }),
+        ),
+        (
+            "digest params",
+            Box::new(|n| {
+                let mut d = b"digest ".to_vec();
+                d.extend(b",nonce=".repeat(n / 7));
+                d.resize(n, b' ');
+                d
+            }),
+        ),
+        (
+            "keys without value",
+            Box::new(|n| b"password password ".repeat(n / 18)),
+        ),
+        (
+            "backslashes",
+            Box::new(|n| {
+                let mut d = b"secret=\"".to_vec();
+                d.resize(n, b'\\');
+                d
+            }),
+        ),
         ("url", Box::new(|n| b"a://b:c".repeat(n / 7))),
-        ("register", Box::new(|n| {
-            let mut d = b"register => ".to_vec();
-            d.resize(n, b'a');
-            d
-        })),
+        (
+            "register",
+            Box::new(|n| {
+                let mut d = b"register => ".to_vec();
+                d.resize(n, b'a');
+                d
+            }),
+        ),
     ];
     let mut failed = Vec::new();
     for (what, make) in &cases {
@@ -199,12 +283,19 @@ fn fuzz_redact_large_inputs_are_linear() {
         }
     }
     assert!(failed.is_empty(), "not linear: {failed:?}");
-    assert_linear("long line of secrets, stream", 256 << 10, |n| b"secret=x ".repeat(n / 9), |data| {
-        redact_stream(&data[..], std::io::sink()).unwrap();
-    });
+    assert_linear(
+        "long line of secrets, stream",
+        256 << 10,
+        |n| b"secret=x ".repeat(n / 9),
+        |data| {
+            redact_stream(&data[..], std::io::sink()).unwrap();
+        },
+    );
     // 10 MB with no newline: cut in MAX_LINE pieces, never held whole.
     let data = b"a=b ".repeat(10 << 18);
-    let stats = timed("10 MB line", BIG_BUDGET, || redact_stream(&data[..], std::io::sink()).unwrap());
+    let stats = timed("10 MB line", BIG_BUDGET, || {
+        redact_stream(&data[..], std::io::sink()).unwrap()
+    });
     assert_eq!(stats.long_lines, 10);
 }
 
@@ -219,21 +310,36 @@ fn regression_redact_quadratic_lines() {
         ("secret= runs", b"x secret=".repeat(big / 9)),
         ("secret= runs at line start", b"secret=".repeat(big / 7)),
         // `<repeats` without `>`: searched to the line end per string.
-        ("repeats without >", b"secret=\"a\" <repeats ".repeat(big / 20)),
+        (
+            "repeats without >",
+            b"secret=\"a\" <repeats ".repeat(big / 20),
+        ),
         // `0x1 <` without `>`: searched to the line end per key.
         ("gdb pointers without >", b"secret = 0x1 <".repeat(big / 14)),
         // Blanks then keys: the blanks were rescanned per key.
-        ("leading blanks", [vec![b' '; big / 2], b"secret=x ".repeat(big / 18)].concat()),
+        (
+            "leading blanks",
+            [vec![b' '; big / 2], b"secret=x ".repeat(big / 18)].concat(),
+        ),
     ] {
         let (out, _) = timed(what, BIG_BUDGET, || r.redact_line(&line));
-        assert!(!contains(&out, b"secret=x ") && out.len() <= line.len() + MARK.len() * line.len(), "{what}");
+        assert!(
+            !contains(&out, b"secret=x ") && out.len() <= line.len() + MARK.len() * line.len(),
+            "{what}"
+        );
     }
     // What the fixes skip or bound still hides what it hid before.
     let (out, count) = r.redact_line(b"x secret=password=\"a b\" y");
-    assert_eq!(String::from_utf8_lossy(&out), "x secret=[REDACTED]\"[REDACTED]\" y");
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "x secret=[REDACTED]\"[REDACTED]\" y"
+    );
     assert_eq!(count, 2);
     let (out, _) = r.redact_line(b"password = 0x7f <buf> \"hunter2\"");
-    assert_eq!(String::from_utf8_lossy(&out), "password = 0x7f <buf> \"[REDACTED]\"");
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "password = 0x7f <buf> \"[REDACTED]\""
+    );
     let (out, _) = r.redact_line(b"secret = \"hunt\", 'e' <repeats 4294967295 times>, \"r2\"");
     assert_eq!(String::from_utf8_lossy(&out), "secret = \"[REDACTED]\"");
 }
@@ -255,7 +361,14 @@ fn regression_redact_idempotent_mixed_quotes() {
 #[test]
 fn regression_redact_long_line_cut_never_splits_key_and_value() {
     let mut leaks = Vec::new();
-    for (key, sep) in [("password", " = "), ("secret", "=>"), ("secret", " => "), ("Secret", ": "), ("secret", " = 0x55 "), ("password", " = 0x7f <buf> ")] {
+    for (key, sep) in [
+        ("password", " = "),
+        ("secret", "=>"),
+        ("secret", " => "),
+        ("Secret", ": "),
+        ("secret", " = 0x55 "),
+        ("password", " = 0x7f <buf> "),
+    ] {
         let tail = format!("{key}{sep}\"SECRETVALUE\" end\n");
         for shift in 0..tail.len() + 2 {
             let mut data = b"a ".repeat((MAX_LINE - shift) / 2);

@@ -1,7 +1,6 @@
 //! Fuzzing `runbook::parse` (a user's `eras.toml`).
 
-#[path = "support.rs"]
-mod support;
+use crate::lockgraph::fuzz_tests::support;
 
 use proptest::prelude::*;
 use support::*;
@@ -11,9 +10,30 @@ use super::*;
 const SEEDS: &[&[u8]] = &[include_bytes!("../../runbooks/eras.toml")];
 
 const WORDS: &[&str] = &[
-    "[[era]]", "[[hole]]", "floor = ", "minimum = ", "name = ", "\"16.01\"", "\"25.15\"", "[", "]",
-    "{version}", "{", "}", "archive = ", "production = ", "[\"wazo-dist\", \"-a\", \"wazo-{version}\"]",
-    "sources_list = ", "\"/etc/apt/x.list\"", "é", "\u{1F600}", "\"\"\"", "'''", "#", "=", "\n",
+    "[[era]]",
+    "[[hole]]",
+    "floor = ",
+    "minimum = ",
+    "name = ",
+    "\"16.01\"",
+    "\"25.15\"",
+    "[",
+    "]",
+    "{version}",
+    "{",
+    "}",
+    "archive = ",
+    "production = ",
+    "[\"wazo-dist\", \"-a\", \"wazo-{version}\"]",
+    "sources_list = ",
+    "\"/etc/apt/x.list\"",
+    "é",
+    "\u{1F600}",
+    "\"\"\"",
+    "'''",
+    "#",
+    "=",
+    "\n",
 ];
 
 fn check(text: &str) {
@@ -48,8 +68,18 @@ fn fuzz_runbook_adversarial_nesting_and_size() {
         "a = ".to_string() + &"{ b = ".repeat(100_000),
         "[".repeat(1 << 20),
         "a.".repeat(100_000) + "b = 1",
-        format!("minimum = \"16.01\"\n[[era]]\nname = \"{}\"\n", "é".repeat(1 << 19)),
+        format!(
+            "minimum = \"16.01\"\n[[era]]\nname = \"{}\"\n",
+            "é".repeat(1 << 19)
+        ),
     ] {
-        assert!(timed("nested toml", BIG_BUDGET, || parse(&text, "eras.toml", RunbookSource::BuiltIn)).is_err());
+        assert!(
+            timed("nested toml", BIG_BUDGET, || parse(
+                &text,
+                "eras.toml",
+                RunbookSource::BuiltIn
+            ))
+            .is_err()
+        );
     }
 }

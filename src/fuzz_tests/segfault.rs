@@ -1,7 +1,6 @@
 //! Fuzzing `segfault::parse_kernel_line` and `kernel_stamp`.
 
-#[path = "support.rs"]
-mod support;
+use crate::lockgraph::fuzz_tests::support;
 
 use proptest::prelude::*;
 use support::*;
@@ -16,9 +15,26 @@ const SEEDS: &[&[u8]] = &[
 ];
 
 const WORDS: &[&str] = &[
-    "kernel: ", "segfault at ", "]: segfault at ", "asterisk[", "ip ", "rip ", "sp ", "rsp ",
-    "error ", " in ", "libc.so[", "+", ",", "likely on CPU ", "(core 1, socket 0)", "[ 141.45] ",
-    "b751aa6b", "ffffffffffffffff", "11111111111111111", "0x",
+    "kernel: ",
+    "segfault at ",
+    "]: segfault at ",
+    "asterisk[",
+    "ip ",
+    "rip ",
+    "sp ",
+    "rsp ",
+    "error ",
+    " in ",
+    "libc.so[",
+    "+",
+    ",",
+    "likely on CPU ",
+    "(core 1, socket 0)",
+    "[ 141.45] ",
+    "b751aa6b",
+    "ffffffffffffffff",
+    "11111111111111111",
+    "0x",
 ];
 
 fn check(line: &[u8]) {
@@ -26,7 +42,11 @@ fn check(line: &[u8]) {
     timed("kernel_stamp", CASE_BUDGET, || kernel_stamp(line));
     if let Some(segfault) = parsed {
         // Every derived value must be computable without panicking.
-        let _ = (segfault.offset(), segfault.addr2line_offset(), segfault.error_words());
+        let _ = (
+            segfault.offset(),
+            segfault.addr2line_offset(),
+            segfault.error_words(),
+        );
         assert!(!segfault.process.is_empty());
     }
 }
@@ -68,7 +88,10 @@ fn fuzz_segfault_large_inputs_are_linear() {
     for (what, unit) in [
         ("markers", &b"]: segfault at "[..]),
         ("markers after pids", b"a[1]: segfault at "),
-        ("markers after a kernel prefix", b"kernel: a[1]: segfault at zz "),
+        (
+            "markers after a kernel prefix",
+            b"kernel: a[1]: segfault at zz ",
+        ),
         ("open brackets", b"["),
         ("stamps", b"[ 1.5] "),
         ("segfault", b"segfault"),
@@ -90,10 +113,16 @@ fn fuzz_segfault_large_inputs_are_linear() {
 #[test]
 fn regression_segfault_many_markers_in_one_line() {
     let line = b"]: segfault at ".repeat((1 << 20) / 15);
-    assert_eq!(timed("markers", BIG_BUDGET, || parse_kernel_line(&line)), None);
+    assert_eq!(
+        timed("markers", BIG_BUDGET, || parse_kernel_line(&line)),
+        None
+    );
     let mut line = b"a[1]: segfault at ".repeat((1 << 20) / 18);
     line.extend_from_slice(b"x");
-    assert_eq!(timed("pid markers", BIG_BUDGET, || parse_kernel_line(&line)), None);
+    assert_eq!(
+        timed("pid markers", BIG_BUDGET, || parse_kernel_line(&line)),
+        None
+    );
     // The kernel's own marker, first on the line, still wins.
     let mut line = SEEDS[0].to_vec();
     line.extend(b" a[1]: segfault at ".repeat(10_000));

@@ -1,7 +1,6 @@
 //! Fuzzing `setup_dbg::parse_dpkg_query`.
 
-#[path = "support.rs"]
-mod support;
+use crate::lockgraph::fuzz_tests::support;
 
 use proptest::prelude::*;
 use support::*;

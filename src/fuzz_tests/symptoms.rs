@@ -1,7 +1,6 @@
 //! Fuzzing `symptoms::judge_channels` and `lacks_debug_threads`.
 
-#[path = "support.rs"]
-mod support;
+use crate::lockgraph::fuzz_tests::support;
 
 use std::time::Duration;
 
@@ -10,7 +9,19 @@ use support::*;
 
 use super::*;
 
-const WORDS: &[&str] = &["0", "12", "-1", "99999999999999999999", " active channels", " active channel", "active calls", "\n", " ", "No such command", "core show locks"];
+const WORDS: &[&str] = &[
+    "0",
+    "12",
+    "-1",
+    "99999999999999999999",
+    " active channels",
+    " active channel",
+    "active calls",
+    "\n",
+    " ",
+    "No such command",
+    "core show locks",
+];
 
 proptest! {
     #![proptest_config(config())]

@@ -1,7 +1,6 @@
 //! Fuzzing `syslog::scan_lines` (the streaming `grep -a segfault`).
 
-#[path = "support.rs"]
-mod support;
+use crate::lockgraph::fuzz_tests::support;
 
 use std::io::{self, Read};
 
@@ -17,7 +16,9 @@ const SEEDS: &[&[u8]] = &[
     include_bytes!("../../tests/fixtures/syslog/none.log"),
 ];
 
-const WORDS: &[&str] = &["segfault", "segfaul", "t", "\n", "\r\n", "\0", "\0\0\0\0", "kernel: ", "x"];
+const WORDS: &[&str] = &[
+    "segfault", "segfaul", "t", "\n", "\r\n", "\0", "\0\0\0\0", "kernel: ", "x",
+];
 
 /// What `grep -a segfault` prints, cleaned as `scan_lines` documents it.
 fn model(input: &[u8]) -> Vec<Vec<u8>> {
@@ -149,8 +150,18 @@ fn fuzz_syslog_large_inputs_are_linear() {
     let scan_all = |data: &Vec<u8>| {
         scan(&data[..]).1.unwrap();
     };
-    assert_linear("no newline", 1 << 20, |n| b"segfault".repeat(n / 8), scan_all);
+    assert_linear(
+        "no newline",
+        1 << 20,
+        |n| b"segfault".repeat(n / 8),
+        scan_all,
+    );
     assert_linear("NUL run", 1 << 20, |n| vec![0u8; n], scan_all);
     assert_linear("newlines", 1 << 20, |n| vec![b'\n'; n], scan_all);
-    assert_linear("short hits", 1 << 20, |n| b"segfault\n".repeat(n / 9), scan_all);
+    assert_linear(
+        "short hits",
+        1 << 20,
+        |n| b"segfault\n".repeat(n / 9),
+        scan_all,
+    );
 }

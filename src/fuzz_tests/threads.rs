@@ -1,8 +1,7 @@
 //! Fuzzing what is read from `gdb_locks.py`'s JSON: serde, the stack
 //! groups, and the wait-for graph built from it.
 
-#[path = "support.rs"]
-mod support;
+use crate::lockgraph::fuzz_tests::support;
 
 use proptest::prelude::*;
 use support::*;
@@ -38,34 +37,51 @@ fn use_analysis(analysis: &Analysis) -> Result<(), TestCaseError> {
             });
         }
     });
-    let built = timed("gdb_graph::build", CASE_BUDGET, || crate::gdb_graph::build(analysis));
+    let built = timed("gdb_graph::build", CASE_BUDGET, || {
+        crate::gdb_graph::build(analysis)
+    });
     check(&built.graph)
 }
 
 fn threads() -> impl Strategy<Value = Analysis> {
-    let wait = (0u8..3, 0u8..3, proptest::option::of(0u64..6), proptest::option::of(-2i64..8)).prop_map(
-        |(kind, mode, address, owner)| Wait {
+    let wait = (
+        0u8..3,
+        0u8..3,
+        proptest::option::of(0u64..6),
+        proptest::option::of(-2i64..8),
+    )
+        .prop_map(|(kind, mode, address, owner)| Wait {
             kind: ["mutex", "rwlock", "cond"][kind as usize].to_string(),
-            mode: [None, Some("read".to_string()), Some("write".to_string())][mode as usize].clone(),
+            mode: [None, Some("read".to_string()), Some("write".to_string())][mode as usize]
+                .clone(),
             address: address.map(|a| format!("0x{a:x}")),
             name: None,
             owner_lwp: owner,
             site: None,
-        },
-    );
-    let thread = (0u32..4, -2i64..8, proptest::option::of(wait), proptest::collection::vec("[a-c?_]{0,3}", 0..4)).prop_map(
-        |(num, lwp, waits, frames)| Thread {
+        });
+    let thread = (
+        0u32..4,
+        -2i64..8,
+        proptest::option::of(wait),
+        proptest::collection::vec("[a-c?_]{0,3}", 0..4),
+    )
+        .prop_map(|(num, lwp, waits, frames)| Thread {
             num,
             lwp,
             name: None,
             start: Some(format!("s{lwp}")),
             frames: frames
                 .into_iter()
-                .map(|function| Frame { function, pc: None, file: None, line: None, no_symbols: false })
+                .map(|function| Frame {
+                    function,
+                    pc: None,
+                    file: None,
+                    line: None,
+                    no_symbols: false,
+                })
                 .collect(),
             waits,
-        },
-    );
+        });
     proptest::collection::vec(thread, 0..12).prop_map(|threads| Analysis {
         pid: Some(1),
         current_thread: None,
@@ -97,16 +113,41 @@ proptest! {
 #[test]
 fn fuzz_threads_large_inputs_are_bounded() {
     for data in ["[".repeat(1 << 20), "{\"threads\":".repeat(100_000)] {
-        assert!(timed("deep json", BIG_BUDGET, || serde_json::from_str::<Analysis>(&data)).is_err());
+        assert!(
+            timed(
+                "deep json",
+                BIG_BUDGET,
+                || serde_json::from_str::<Analysis>(&data)
+            )
+            .is_err()
+        );
     }
     let frames: Vec<Frame> = (0..1_000)
-        .map(|i| Frame { function: format!("f{i}"), pc: None, file: None, line: None, no_symbols: false })
+        .map(|i| Frame {
+            function: format!("f{i}"),
+            pc: None,
+            file: None,
+            line: None,
+            no_symbols: false,
+        })
         .collect();
-    assert_linear("identical stacks", 500, |n| {
-        (0..n)
-            .map(|i| Thread { num: i as u32, lwp: i as i64, name: None, start: None, frames: frames.clone(), waits: None })
-            .collect::<Vec<_>>()
-    }, |threads| {
-        stack_groups(threads);
-    });
+    assert_linear(
+        "identical stacks",
+        500,
+        |n| {
+            (0..n)
+                .map(|i| Thread {
+                    num: i as u32,
+                    lwp: i as i64,
+                    name: None,
+                    start: None,
+                    frames: frames.clone(),
+                    waits: None,
+                })
+                .collect::<Vec<_>>()
+        },
+        |threads| {
+            stack_groups(threads);
+        },
+    );
 }

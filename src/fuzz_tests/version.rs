@@ -1,7 +1,6 @@
 //! Fuzzing `WazoVersion::parse`, `parse_apt_policy` and `read_version_file`.
 
-#[path = "support.rs"]
-mod support;
+use crate::lockgraph::fuzz_tests::support;
 
 use std::io::Write;
 
@@ -18,7 +17,22 @@ const SEEDS: &[&[u8]] = &[
     b" 16.01 \n",
 ];
 
-const WORDS: &[&str] = &["Installed:", " ", "26", "05", ".", "1", "-1", "~", "+", ":", "\n", "(none)", "000000", "9999999"];
+const WORDS: &[&str] = &[
+    "Installed:",
+    " ",
+    "26",
+    "05",
+    ".",
+    "1",
+    "-1",
+    "~",
+    "+",
+    ":",
+    "\n",
+    "(none)",
+    "000000",
+    "9999999",
+];
 
 proptest! {
     #![proptest_config(config())]
@@ -67,11 +81,26 @@ fn fuzz_version_large_inputs_are_bounded() {
     // A wrong path pointing at something huge: only the head is read.
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(&b"9".repeat(16 << 20)).unwrap();
-    assert!(timed("huge version file", BIG_BUDGET, || read_version_file(file.path())).is_err());
-    assert_linear("apt policy lines", 64 << 10, |n| "Installed: x\n".repeat(n / 13), |text| {
-        parse_apt_policy(text);
-    });
-    assert_linear("dots", 64 << 10, |n| ".".repeat(n), |text| {
-        WazoVersion::parse(text);
-    });
+    assert!(
+        timed("huge version file", BIG_BUDGET, || read_version_file(
+            file.path()
+        ))
+        .is_err()
+    );
+    assert_linear(
+        "apt policy lines",
+        64 << 10,
+        |n| "Installed: x\n".repeat(n / 13),
+        |text| {
+            parse_apt_policy(text);
+        },
+    );
+    assert_linear(
+        "dots",
+        64 << 10,
+        |n| ".".repeat(n),
+        |text| {
+            WazoVersion::parse(text);
+        },
+    );
 }

@@ -162,7 +162,8 @@ pub fn parse_uptime(text: &[u8], boot_time: Option<i64>) -> Option<(DateTime<Fix
     let micros = (uptime * 1e6).round() as i64;
     // Both numbers are outside data (a copied /proc/stat, a mangled stamp
     // like "[99999999999999999999]"): an overflow is no time, not a panic.
-    let utc = DateTime::from_timestamp_micros(boot_time.checked_mul(1_000_000)?.checked_add(micros)?)?;
+    let utc =
+        DateTime::from_timestamp_micros(boot_time.checked_mul(1_000_000)?.checked_add(micros)?)?;
     Some((utc.with_timezone(&Local).fixed_offset(), end))
 }
 
