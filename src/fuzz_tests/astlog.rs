@@ -2,6 +2,8 @@
 
 use crate::lockgraph::fuzz_tests::support;
 
+use std::io::Write;
+
 use proptest::prelude::*;
 use support::*;
 
@@ -40,4 +42,23 @@ fn fuzz_astlog_large_inputs_are_linear() {
             line_stamp(line, None);
         },
     );
+}
+
+/// Found by review while fuzzing: `first_stamp` read its 200 head lines
+/// with no length bound, so a copy of `full` made of one 64 MiB junk
+/// "line" (a NUL run after a hard reset) was read whole into memory.
+#[test]
+fn regression_astlog_first_stamp_reads_a_bounded_head() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(&vec![0u8; 64 << 20]).unwrap();
+    file.write_all(b"\n[2026-11-28 04:12:43] ERROR[1] x\n")
+        .unwrap();
+    assert_eq!(
+        timed("first_stamp", BIG_BUDGET, || first_stamp(file.path())),
+        None
+    );
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(b"junk\n[2026-11-28 04:12:43] ERROR[1] x\n")
+        .unwrap();
+    assert!(first_stamp(file.path()).is_some());
 }

@@ -69,14 +69,19 @@ const SPECS: &[&str] = &[
 ];
 
 fn any_time() -> impl Strategy<Value = DateTime<Local>> {
-    // Every time a file's mtime can hold on Linux, and around chrono's limits.
+    // Every time a file's mtime can hold (tmpfs takes any `touch -d @N`),
+    // up to a few days from chrono's limits.
+    let max = DateTime::<chrono::Utc>::MAX_UTC.timestamp() - 3 * 86_400;
+    let min = DateTime::<chrono::Utc>::MIN_UTC.timestamp() + 3 * 86_400;
     prop_oneof![
-        -(1i64 << 40)..(1i64 << 40),
-        Just(8_210_298_412_799i64),
-        Just(-8_334_632_851_200i64),
+        8 => -(1i64 << 40)..(1i64 << 40),
+        1 => (max - 86_400)..=max,
+        1 => min..=(min + 86_400),
     ]
-    .prop_filter_map("out of chrono's range", |secs| {
-        DateTime::from_timestamp(secs, 0).map(|t| t.with_timezone(&Local))
+    .prop_map(|secs| {
+        DateTime::from_timestamp(secs, 0)
+            .expect("in range")
+            .with_timezone(&Local)
     })
 }
 
@@ -122,4 +127,22 @@ fn regression_stamp_uptime_overflow() {
     assert!(parse_uptime(b"[99999999999999999999] x", Some(1)).is_none());
     assert!(parse_uptime(b"[  141.451421] x", Some(i64::MIN)).is_none());
     assert!(parse_uptime(b"[  141.451421] x", Some(1_700_000_000)).is_some());
+}
+
+/// A file dated at the very end of chrono's range (tmpfs takes any
+/// `touch -d @N`): "a line is at most a day newer than its file" overflowed,
+/// and east of UTC its local time did not exist (both panics).
+#[test]
+fn regression_stamp_bsd_mtime_at_the_end_of_time() {
+    for secs in [
+        DateTime::<chrono::Utc>::MAX_UTC.timestamp() - 3_600,
+        DateTime::<chrono::Utc>::MIN_UTC.timestamp() + 3_600,
+    ] {
+        let Some(mtime) = DateTime::from_timestamp(secs, 0) else {
+            continue;
+        };
+        let mtime = mtime.with_timezone(&Local);
+        let _ = parse_bsd(b"Dec 31 23:59:59 h kernel: x", Some(mtime));
+        let _ = parse_bsd(b"Jan  1 00:00:00 h kernel: x", Some(mtime));
+    }
 }

@@ -110,6 +110,26 @@ proptest! {
 }
 
 proptest! {
+    #![proptest_config(config())]
+
+    /// File names of a copied /var/log: ranked or left out, never a panic.
+    #[test]
+    fn fuzz_syslog_rotation_rank(
+        name in prop_oneof![
+            any::<String>(),
+            (any::<u64>(), any::<bool>()).prop_map(|(n, gz)| format!("syslog.{n}{}", if gz { ".gz" } else { "" })),
+            "syslog-[0-9]{8}(\\.gz)?",
+            "syslog[.-][0-9]{0,24}",
+        ]
+    ) {
+        if let Some(rank) = rotation_rank(&name, "syslog") {
+            prop_assert!(name.starts_with("syslog"));
+            prop_assert!(rank == 0 || name.len() > "syslog".len());
+        }
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig { cases: 12, ..config() })]
 
     /// Inputs of several MiB, to cross the 1 MiB chunks with lines of every
