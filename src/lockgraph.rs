@@ -501,11 +501,9 @@ impl LockGraph {
                 behind: Vec::new(),
             });
         }
-        // One search per deadlock: with thousands of deadlocks and a thread
-        // waiting on all of them (many readers of one rwlock), the lists add
-        // up to deadlocks * threads (12 s for 4,000 + 4,000). They share a
-        // budget; the flags come from one search from every cycle at once,
-        // so they stay exact and linear whatever the lists are cut to.
+        // Thousands of deadlocks with a thread waiting on all of them made
+        // deadlocks * threads entries (12 s for 4,000 + 4,000): the lists
+        // share a budget, and the flags come from one search from all cycles.
         let mut budget = MAX_BEHIND;
         let mut behind_cut = 0;
         for deadlock in &mut deadlocks {
@@ -585,12 +583,9 @@ impl LockGraph {
                     only_self = true;
                     continue;
                 }
-                // Every waiter of a lock gets an edge to every holder: N
-                // readers and N writers of one rwlock made N * N edges
-                // (16M and 2 s for N = 4,000, gigabytes for a dump of
-                // 40,000 threads). Past a budget, a wait keeps its first
-                // holder only (still blocked, still in the chain), and the
-                // dropped edges are counted for the report.
+                // N readers and N writers of one rwlock made N * N edges
+                // (16M, 2 s for N = 4,000). Past a budget a wait keeps its
+                // first holder only (still blocked), the rest is counted.
                 if any && edges.len() >= MAX_EDGES {
                     *dropped += 1;
                     continue;
@@ -618,8 +613,7 @@ impl LockGraph {
     }
 }
 
-/// The most wait-for edges [`LockGraph::analyze`] builds in full (about
-/// 56 MB); past it each further wait keeps one holder edge.
+/// Wait-for edges built in full (56 MB); past it a wait keeps one holder.
 pub const MAX_EDGES: usize = 1 << 20;
 
 /// The most threads listed behind deadlocks, all deadlocks together.
@@ -662,12 +656,10 @@ pub struct Deadlock {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Analysis {
     pub edges: Vec<Edge>,
-    /// Waiter-to-holder edges left out past [`MAX_EDGES`] (a lock with
-    /// thousands of readers and writers); 0 on any real dump.
+    /// Edges left out past [`MAX_EDGES`]; 0 on any real dump.
     pub dropped_edges: usize,
     pub deadlocks: Vec<Deadlock>,
-    /// Deadlocks whose `behind` list was cut at [`MAX_BEHIND`] threads for
-    /// all deadlocks together; 0 on any real dump.
+    /// Deadlocks whose `behind` was cut at [`MAX_BEHIND`]; 0 on real dumps.
     pub behind_cut: usize,
     /// Per thread index: part of a cycle.
     pub in_cycle: Vec<bool>,
