@@ -107,3 +107,7 @@ mod tests {
         assert!(!is_archive("http://h/debian", "xivo-five"));
     }
 }
+
+#[cfg(test)]
+#[path = "fuzz_tests/apt_sources.rs"]
+mod fuzz_tests;

@@ -23,6 +23,8 @@ pub const LOG_DIR: &str = "/var/log/asterisk";
 const LOG_NAME: &str = "full";
 /// Lines read from the top of a log to find its first timestamp.
 const HEAD_LINES: usize = 200;
+/// Bytes read from the top of a log to find its first timestamp.
+const HEAD_BYTES: u64 = 1 << 20;
 /// An incident this close after a copy's first line may have its lead-up in
 /// the older copy: take that one too.
 const LEAD_UP_SECONDS: i64 = 30 * 60;
@@ -120,7 +122,9 @@ fn first_stamp(path: &Path) -> Option<DateTime<FixedOffset>> {
         .and_then(|metadata| metadata.modified())
         .ok()
         .map(DateTime::<Local>::from);
-    let reader = BufReader::new(open(path).ok()?);
+    // Bounded in bytes too: `split` holds a whole line, and a junk or
+    // NUL-filled copy with no newline would be read whole into memory.
+    let reader = BufReader::new(open(path).ok()?.take(HEAD_BYTES));
     reader
         .split(b'\n')
         .take(HEAD_LINES)
@@ -212,3 +216,7 @@ mod tests {
         assert_eq!(names(covering(&copies, None)), ["full"]);
     }
 }
+
+#[cfg(test)]
+#[path = "fuzz_tests/astlog.rs"]
+mod fuzz_tests;

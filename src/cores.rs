@@ -332,3 +332,7 @@ mod tests {
         assert_eq!(pattern_dir("/var/%h/core"), None);
     }
 }
+
+#[cfg(test)]
+#[path = "fuzz_tests/cores.rs"]
+mod fuzz_tests;

@@ -264,3 +264,7 @@ mod tests {
         assert!(is_core_file(&renamed).unwrap());
     }
 }
+
+#[cfg(test)]
+#[path = "fuzz_tests/elf.rs"]
+mod fuzz_tests;

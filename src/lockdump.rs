@@ -432,3 +432,7 @@ fn collapse_spaces(text: &str) -> String {
 #[cfg(test)]
 #[path = "lockdump_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "fuzz_tests/lockdump.rs"]
+mod fuzz_tests;

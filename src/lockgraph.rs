@@ -36,7 +36,7 @@ mod scc;
 
 pub use hash::{FastHasher, FastMap};
 
-use scc::{Csr, stuck_behind, tarjan, walk_cycle};
+use scc::{Csr, behind_any, stuck_behind, tarjan, walk_cycle};
 
 /// A thread of the graph; only [`LockGraph::add_thread`] makes one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -454,7 +454,8 @@ impl LockGraph {
     /// Builds the wait-for edges and finds the cycles and who is stuck
     /// behind them.
     pub fn analyze(&self) -> Analysis {
-        let edges = self.edges();
+        let mut dropped_edges = 0;
+        let edges = self.edges(&mut dropped_edges);
         let thread_count = self.threads.len();
         let graph = Csr::new(thread_count, &edges, |edge| {
             edge.holder.map(|holder| (edge.waiter.0, holder.0))
@@ -500,18 +501,20 @@ impl LockGraph {
                 behind: Vec::new(),
             });
         }
+        // Thousands of deadlocks with a thread waiting on all of them made
+        // deadlocks * threads entries (12 s for 4,000 + 4,000): the lists
+        // share a budget, and the flags come from one search from all cycles.
+        let mut budget = MAX_BEHIND;
+        let mut behind_cut = 0;
         for deadlock in &mut deadlocks {
-            let behind = stuck_behind(&reverse, &components.of, &deadlock.members);
-            for &thread in &behind {
-                if let Some(flag) = blocked_on_cycle.get_mut(thread) {
-                    *flag = true;
-                }
-            }
+            let (behind, complete) =
+                stuck_behind(&reverse, &components.of, &deadlock.members, &mut budget);
+            behind_cut += usize::from(!complete);
             deadlock.behind = behind.into_iter().map(ThreadRef).collect();
         }
-        for (flag, &cyclic) in blocked_on_cycle.iter_mut().zip(&in_cycle) {
-            if cyclic {
-                *flag = false;
+        for thread in behind_any(&reverse, &in_cycle) {
+            if let Some(flag) = blocked_on_cycle.get_mut(thread) {
+                *flag = true;
             }
         }
         // Oldest thread first: the cycle order then reads the same run after run.
@@ -526,14 +529,16 @@ impl LockGraph {
         }
         Analysis {
             edges,
+            dropped_edges,
             deadlocks,
+            behind_cut,
             in_cycle,
             blocked_on_cycle,
             deadlock_of,
         }
     }
 
-    fn edges(&self) -> Vec<Edge> {
+    fn edges(&self, dropped: &mut usize) -> Vec<Edge> {
         // Holders grouped by lock in one flat array (a map of vectors costs
         // an allocation per lock), each thread once, in the order listed.
         let mut holds: Vec<(usize, ThreadRef, usize)> = self
@@ -578,6 +583,13 @@ impl LockGraph {
                     only_self = true;
                     continue;
                 }
+                // N readers and N writers of one rwlock made N * N edges
+                // (16M, 2 s for N = 4,000). Past a budget a wait keeps its
+                // first holder only (still blocked), the rest is counted.
+                if any && edges.len() >= MAX_EDGES {
+                    *dropped += 1;
+                    continue;
+                }
                 any = true;
                 edges.push(Edge {
                     waiter: acq.thread,
@@ -600,6 +612,12 @@ impl LockGraph {
         edges
     }
 }
+
+/// Wait-for edges built in full (56 MB); past it a wait keeps one holder.
+pub const MAX_EDGES: usize = 1 << 20;
+
+/// The most threads listed behind deadlocks, all deadlocks together.
+pub const MAX_BEHIND: usize = 1 << 20;
 
 /// "`waiter` waits for `holder`, on `lock`"; `holder` is `None` when no
 /// listed thread holds the lock (threads not created by Asterisk, or a
@@ -638,7 +656,11 @@ pub struct Deadlock {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Analysis {
     pub edges: Vec<Edge>,
+    /// Edges left out past [`MAX_EDGES`]; 0 on any real dump.
+    pub dropped_edges: usize,
     pub deadlocks: Vec<Deadlock>,
+    /// Deadlocks whose `behind` was cut at [`MAX_BEHIND`]; 0 on real dumps.
+    pub behind_cut: usize,
     /// Per thread index: part of a cycle.
     pub in_cycle: Vec<bool>,
     /// Per thread index: not in a cycle but blocked on one, transitively.
@@ -670,3 +692,7 @@ impl Analysis {
 #[cfg(test)]
 #[path = "lockgraph_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "fuzz_tests/lockgraph.rs"]
+pub(crate) mod fuzz_tests;

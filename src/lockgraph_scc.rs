@@ -224,21 +224,55 @@ pub(super) fn walk_cycle(
     }
 }
 
-/// Every thread that waits, directly or through others, on `members`.
-pub(super) fn stuck_behind(reverse: &Csr, of: &[usize], members: &[ThreadRef]) -> Vec<usize> {
+/// Every thread that waits, directly or through others, on `members`, and
+/// whether the list is complete: it stops when `budget` (threads listed,
+/// shared by all deadlocks) runs out.
+pub(super) fn stuck_behind(
+    reverse: &Csr,
+    of: &[usize],
+    members: &[ThreadRef],
+    budget: &mut usize,
+) -> (Vec<usize>, bool) {
     let component = members.first().and_then(|m| of.get(m.0).copied());
     let mut seen: HashSet<usize> = HashSet::new();
     let mut queue: Vec<usize> = members.iter().map(|m| m.0).collect();
     let mut behind = Vec::new();
-    while let Some(node) = queue.pop() {
+    let mut complete = true;
+    'search: while let Some(node) = queue.pop() {
         for (waiter, _) in reverse.targets(node) {
             if of.get(waiter).copied() == component || !seen.insert(waiter) {
                 continue;
             }
+            if *budget == 0 {
+                complete = false;
+                break 'search;
+            }
+            *budget -= 1;
             behind.push(waiter);
             queue.push(waiter);
         }
     }
     behind.sort_unstable();
+    (behind, complete)
+}
+
+/// Every thread not in a cycle that waits, directly or not, on one: a
+/// single search from all cycles at once.
+pub(super) fn behind_any(reverse: &Csr, in_cycle: &[bool]) -> Vec<usize> {
+    let mut seen: Vec<bool> = in_cycle.to_vec();
+    let mut queue: Vec<usize> = (0..in_cycle.len())
+        .filter(|&t| in_cycle.get(t).copied().unwrap_or(false))
+        .collect();
+    let mut behind = Vec::new();
+    while let Some(node) = queue.pop() {
+        for (waiter, _) in reverse.targets(node) {
+            match seen.get_mut(waiter) {
+                Some(flag) if !*flag => *flag = true,
+                _ => continue,
+            }
+            behind.push(waiter);
+            queue.push(waiter);
+        }
+    }
     behind
 }

@@ -178,6 +178,12 @@ impl Redactor {
     }
 
     fn key_value_spans(&self, line: &[u8], spans: &mut Vec<(usize, usize)>) {
+        // The last unquoted value hidden, and whether it runs to the line end.
+        let mut hidden: Option<(usize, usize, bool)> = None;
+        let indent = line
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(line.len());
         for found in self.key_value.captures_iter(line) {
             let (Some(key), Some(quote), Some(sep), Some(whole)) =
                 (found.get(1), found.get(2), found.get(3), found.get(0))
@@ -199,9 +205,27 @@ impl Redactor {
             if !strong && sep == b":" && !quoted_key {
                 continue;
             }
-            let at_line_start =
-                !quoted_key && line[..key.start()].iter().all(u8::is_ascii_whitespace);
-            spans.extend(value_span(line, whole.end(), at_line_start));
+            // Only blanks before the key (`indent` is computed once: a scan
+            // per key was quadratic on a line of blanks then many keys).
+            let at_line_start = !quoted_key && key.start() <= indent;
+            // A key inside the unquoted value just hidden ("secret=secret=
+            // secret=..."): its own unquoted value would end where that one
+            // ends (no delimiter in between), and everything ends by the line
+            // end, so it adds nothing; reading it again made such a line
+            // quadratic (77 s for 256 KiB). A quoted value may reach further
+            // and is still read.
+            let value = skip_gdb_pointer(line, whole.end()).unwrap_or(whole.end());
+            let quoted = matches!(line.get(value), Some(b'"' | b'\''));
+            if let Some((from, to, to_line_end)) = hidden {
+                if value >= from && (to_line_end || value <= to && !quoted) {
+                    continue;
+                }
+            }
+            let span = value_span(line, whole.end(), at_line_start);
+            if let (Some((from, to)), false) = (span, quoted) {
+                hidden = Some((from, to, at_line_start));
+            }
+            spans.extend(span);
         }
     }
 }
@@ -226,6 +250,10 @@ fn value_span(line: &[u8], start: usize, to_line_end: bool) -> Option<(usize, us
         return None;
     }
     match rest[0] {
+        // Already hidden inside quotes: a first pass can leave the quotes
+        // unbalanced (`"[REDACTED]' <repeats 12 times>, "r2"`), and reading
+        // them again hid a second, larger span: not idempotent.
+        b'"' | b'\'' if rest[1..].starts_with(MARK) => None,
         b'"' | b'\'' => quoted_span(line, start, content_end),
         b'<' if is_gdb_note(rest) => None,
         _ if to_line_end => Some((start, content_end)),
@@ -253,12 +281,20 @@ fn skip_gdb_pointer(line: &[u8], start: usize) -> Option<usize> {
     }
     at += spaces(at);
     if line.get(at) == Some(&b'<') {
-        let close = line[at..].iter().position(|&b| b == b'>')?;
+        // A symbol is short; an unbounded search per key was quadratic on a
+        // line of `secret = 0x1 <` without `>` (4 s for 256 KiB).
+        let close = line[at..]
+            .iter()
+            .take(MAX_GDB_SYMBOL)
+            .position(|&b| b == b'>')?;
         at += close + 1;
         at += spaces(at);
     }
     matches!(line.get(at), Some(b'"' | b'\'')).then_some(at)
 }
+
+/// The longest `<symbol+offset>` gdb prints between a pointer and its string.
+const MAX_GDB_SYMBOL: usize = 512;
 
 /// gdb's notes in place of a value: not secrets, and useful.
 fn is_gdb_note(rest: &[u8]) -> bool {
@@ -326,7 +362,10 @@ fn gdb_repeats_len(rest: &[u8]) -> usize {
     if !rest.starts_with(b" <repeats ") {
         return 0;
     }
+    // " <repeats 4294967295 times>" is 27 bytes: an unbounded search per
+    // string was quadratic on a line of `"a" <repeats ` without `>`.
     rest.iter()
+        .take(40)
         .position(|&b| b == b'>')
         .map_or(0, |close| close + 1)
 }
@@ -420,13 +459,44 @@ impl<R: BufRead> LineReader<R> {
 /// 4 KiB that does not follow `=` or `:`, else at the end.
 fn cut_point(line: &[u8]) -> usize {
     let floor = line.len().saturating_sub(4096).max(1);
-    (floor..line.len())
+    // Never between a key and the end of its value: the next piece would
+    // start with a value and no key, and go out unredacted (`password |=
+    // x`, `secret = 0x55 |"x"`). A value that may go on past the limit
+    // keeps its key with it in the next piece.
+    let window = &line[floor..];
+    let regions: Vec<(usize, usize)> = Redactor::shared()
+        .key_value
+        .captures_iter(window)
+        .filter_map(|found| {
+            let key = found.get(1)?;
+            let start = found.get(0)?.end();
+            // gdb's `0x55 <sym> "x"` cut before its string: the string is
+            // the value, and it may come after the cut.
+            let pointer = window[start..].starts_with(b"0x")
+                && skip_gdb_pointer(window, start).is_none()
+                && window.len() - start < MAX_GDB_SYMBOL + 64;
+            let end = value_span(window, start, false)
+                .map(|(_, end)| end)
+                .filter(|&end| end < window.len() && !pointer)
+                .map_or(usize::MAX, |end| floor + end);
+            Some((floor + key.start(), end))
+        })
+        .collect();
+    let splits = |cut: usize| regions.iter().any(|&(key, end)| key < cut && cut < end);
+    let cut = (floor..line.len())
         .rev()
         .find(|&at| {
             matches!(line[at], b' ' | b'\t' | b',' | b'&' | b';')
                 && !matches!(line[at - 1], b'=' | b':' | b' ')
+                && !splits(at + 1)
         })
-        .map_or(line.len(), |at| at + 1)
+        .map_or(line.len(), |at| at + 1);
+    regions
+        .iter()
+        .filter(|&&(key, end)| key < cut && cut < end)
+        .map(|&(key, _)| key)
+        .min()
+        .unwrap_or(cut)
 }
 
 /// Redacts a stream line by line, also hiding the body of PEM private
@@ -718,3 +788,7 @@ mod tests {
         assert_eq!(reader.next_line().unwrap(), Some(&b"aaaa "[..]));
     }
 }
+
+#[cfg(test)]
+#[path = "fuzz_tests/redact.rs"]
+mod fuzz_tests;

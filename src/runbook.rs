@@ -562,3 +562,7 @@ mod tests {
         assert!(parse_err("minimum = \"16.01\"\nera = []\n").contains("no [[era]]"));
     }
 }
+
+#[cfg(test)]
+#[path = "fuzz_tests/runbook.rs"]
+mod fuzz_tests;

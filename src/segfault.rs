@@ -119,9 +119,17 @@ const MARKER: &[u8] = b"]: segfault at ";
 /// not a kernel segfault line.
 pub fn parse_kernel_line(line: &[u8]) -> Option<KernelSegfault> {
     // "segfault at" may appear more than once (a user message quoting one);
-    // the kernel's own is the first that parses.
-    memchr::memmem::find_iter(line, MARKER).find_map(|at| parse_at(line, at))
+    // the kernel's own is the first that parses. Each try scans back to the
+    // line start (for '[' and "kernel: "), so the tries are capped: a junk
+    // line made of thousands of markers was quadratic (42 s for 512 KiB),
+    // and a real line has its kernel marker first.
+    memchr::memmem::find_iter(line, MARKER)
+        .take(MAX_MARKERS)
+        .find_map(|at| parse_at(line, at))
 }
+
+/// How many "]: segfault at " of one line are tried (see `parse_kernel_line`).
+const MAX_MARKERS: usize = 8;
 
 /// `at` is where "]: segfault at " starts in `line`.
 fn parse_at(line: &[u8], at: usize) -> Option<KernelSegfault> {
@@ -422,3 +430,7 @@ mod tests {
         assert_eq!(s.mapping.unwrap().library, "\u{fffd}");
     }
 }
+
+#[cfg(test)]
+#[path = "fuzz_tests/segfault.rs"]
+mod fuzz_tests;

@@ -309,3 +309,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "fuzz_tests/setup_dbg.rs"]
+mod fuzz_tests;

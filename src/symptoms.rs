@@ -185,3 +185,7 @@ mod tests {
         ]));
     }
 }
+
+#[cfg(test)]
+#[path = "fuzz_tests/symptoms.rs"]
+mod fuzz_tests;

@@ -488,3 +488,7 @@ mod tests {
         assert!(count(&binary).1.unwrap_err().to_string().contains("xz"));
     }
 }
+
+#[cfg(test)]
+#[path = "fuzz_tests/syslog.rs"]
+mod fuzz_tests;

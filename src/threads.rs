@@ -303,3 +303,7 @@ mod tests {
         assert!(analysis.signal.is_none());
     }
 }
+
+#[cfg(test)]
+#[path = "fuzz_tests/threads.rs"]
+mod fuzz_tests;

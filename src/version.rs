@@ -266,3 +266,7 @@ mod tests {
         assert!(quote_excerpt(&"x".repeat(100)).ends_with("...\""));
     }
 }
+
+#[cfg(test)]
+#[path = "fuzz_tests/version.rs"]
+mod fuzz_tests;

@@ -5,7 +5,7 @@
 //! come and go, while the scan is a fixed, hot loop.
 
 use chrono::{
-    DateTime, Datelike, Duration, FixedOffset, Local, NaiveDate, NaiveDateTime, TimeZone,
+    DateTime, Datelike, Duration, FixedOffset, Local, NaiveDate, NaiveDateTime, Offset, TimeZone,
 };
 
 use crate::error::{Error, Result};
@@ -136,7 +136,14 @@ pub fn parse_bsd(
     }
     let time = chrono::NaiveTime::parse_from_str(clock, "%H:%M:%S").ok()?;
     let reference = mtime.unwrap_or_else(Local::now);
-    let newest = reference.naive_local() + Duration::days(1);
+    // A file can be dated at the end of chrono's range (tmpfs takes any
+    // `touch -d @N`), where `naive_local()` and `+ 1 day` panic.
+    let reference = reference
+        .naive_utc()
+        .checked_add_offset(reference.offset().fix())?;
+    let newest = reference
+        .checked_add_signed(Duration::days(1))
+        .unwrap_or(NaiveDateTime::MAX);
     // Feb 29 only exists in leap years: walk back until the date exists.
     let mut year = reference.year();
     for _ in 0..8 {
@@ -160,7 +167,10 @@ pub fn parse_uptime(text: &[u8], boot_time: Option<i64>) -> Option<(DateTime<Fix
     }
     let end = memchr::memchr(b']', text)? + 1;
     let micros = (uptime * 1e6).round() as i64;
-    let utc = DateTime::from_timestamp_micros(boot_time * 1_000_000 + micros)?;
+    // Both numbers are outside data (a copied /proc/stat, a mangled stamp
+    // like "[99999999999999999999]"): an overflow is no time, not a panic.
+    let utc =
+        DateTime::from_timestamp_micros(boot_time.checked_mul(1_000_000)?.checked_add(micros)?)?;
     Some((utc.with_timezone(&Local).fixed_offset(), end))
 }
 
@@ -330,3 +340,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "../fuzz_tests/stamp.rs"]
+mod fuzz_tests;
