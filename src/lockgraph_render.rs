@@ -103,6 +103,24 @@ pub fn text(graph: &LockGraph, analysis: &Analysis, info: &SourceInfo) -> String
     for note in &info.notes {
         let _ = writeln!(out, "note: {note}");
     }
+    // The analysis caps pathological graphs (every reader times every
+    // writer); say so rather than pass a cut graph off as whole.
+    if analysis.dropped_edges > 0 {
+        let _ = writeln!(
+            out,
+            "note: {} left out (past {} edges, a wait keeps only its first holder): \
+             a cycle through them may be missed",
+            plural(analysis.dropped_edges, "edge was", "edges were"),
+            crate::lockgraph::MAX_EDGES
+        );
+    }
+    if analysis.behind_cut > 0 {
+        let _ = writeln!(
+            out,
+            "note: the lists of threads stuck behind {} were cut short",
+            plural(analysis.behind_cut, "deadlock", "deadlocks")
+        );
+    }
     let _ = writeln!(out);
 
     let acquisitions = graph.acquisitions();

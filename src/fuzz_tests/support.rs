@@ -13,11 +13,13 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 
 /// What one parser call may take on a fuzz input (a few KiB) in a debug
-/// build on a loaded machine: generous, a hang or blow-up takes far more.
-pub const CASE_BUDGET: Duration = Duration::from_secs(2);
+/// build on a loaded machine: only a hang or a blow-up takes this long.
+/// These bounds catch hangs, they measure nothing: speed is measured by
+/// `bench/run`, as ratios, never asserted in a test.
+pub const CASE_BUDGET: Duration = Duration::from_secs(20);
 
 /// What one call may take on a large adversarial input (MiBs).
-pub const BIG_BUDGET: Duration = Duration::from_secs(10);
+pub const BIG_BUDGET: Duration = Duration::from_secs(60);
 
 /// Runs `f`, failing when it takes longer than `budget`.
 pub fn timed<T>(what: &str, budget: Duration, f: impl FnOnce() -> T) -> T {
@@ -41,12 +43,17 @@ pub fn assert_linear<I>(what: &str, small: usize, make: impl Fn(usize) -> I, f: 
         best = best.min(start.elapsed());
     }
     let input = make(8 * small);
-    let start = Instant::now();
-    f(&input);
-    let large = start.elapsed();
+    let mut large = Duration::MAX;
+    for _ in 0..2 {
+        let start = Instant::now();
+        f(&input);
+        large = large.min(start.elapsed());
+    }
     assert!(large <= BIG_BUDGET, "{what}: large input took {large:?}");
-    // 8x the input may cost 8x; allow 24x for noise, far under 64x.
-    let limit = best * 24 + Duration::from_millis(50);
+    // 8x the input may cost 8x; quadratic costs 64x. 40x leaves room for a
+    // busy CI machine (each side is the best of several runs) and still
+    // tells the two apart.
+    let limit = best * 40 + Duration::from_millis(200);
     assert!(
         large <= limit,
         "{what}: {small} units took {best:?}, {} took {large:?}: not linear",
