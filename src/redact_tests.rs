@@ -1,0 +1,214 @@
+//! Unit tests of `redact`, kept apart so the module reads as one concept.
+
+use super::*;
+
+fn redact(line: &str) -> (String, usize) {
+    let (out, count) = Redactor::shared().redact_line(line.as_bytes());
+    (String::from_utf8(out.into_owned()).unwrap(), count)
+}
+
+/// One case a line: `INPUT ==> EXPECTED #COUNT`. Each runs with no
+/// line ending, `\n` and `\r\n`, which must all be kept.
+fn check(table: &str) {
+    for case in table.lines().map(str::trim).filter(|case| !case.is_empty()) {
+        let (case, count) = case.rsplit_once(" #").unwrap();
+        let (input, expected) = case.split_once(" ==> ").unwrap();
+        let expected = (if expected == "SAME" { input } else { expected }).to_string();
+        for ending in ["", "\n", "\r\n"] {
+            let got = redact(&format!("{input}{ending}"));
+            let want = (format!("{expected}{ending}"), count.parse().unwrap());
+            assert_eq!(got, want, "for {input:?}");
+        }
+    }
+}
+
+#[test]
+fn config_keys_keep_the_key() {
+    check(
+        r#"
+        secret=hunter2 ==> secret=[REDACTED] #1
+        password = s3cr3t ==> password = [REDACTED] #1
+        md5secret=0123abcd ==> md5secret=[REDACTED] #1
+        remotesecret => trunkpass ==> remotesecret => [REDACTED] #1
+        secret = my pass ; the trunk ==> secret = [REDACTED] #1
+        md5_cred=abcdef ==> md5_cred=[REDACTED] #1
+        type=friend ==> SAME #0
+        "#,
+    );
+}
+
+#[test]
+fn every_key_passes_the_prefilter() {
+    for key in STRONG_KEYS {
+        assert_eq!(redact(&format!("{key}: x")).1, 1, "{key}");
+        assert_eq!(redact(&format!("{}=x", key.to_uppercase())).1, 1, "{key}");
+    }
+}
+
+#[test]
+fn keys_are_case_insensitive() {
+    check(
+        r#"
+        SECRET=a1 ==> SECRET=[REDACTED] #1
+        PassWord => a2 ==> PassWord => [REDACTED] #1
+        Md5Secret = a3 ==> Md5Secret = [REDACTED] #1
+        proxy-authorization: DIGEST RESPONSE="ab" ==> proxy-authorization: DIGEST RESPONSE="[REDACTED]" #1
+        "#,
+    );
+}
+
+#[test]
+fn ami_secret_lines() {
+    check(
+        r#"
+        Action: Login ==> SAME #0
+        Secret: amipass ==> Secret: [REDACTED] #1
+        [x] manager.c: Secret: amipass other ==> [x] manager.c: Secret: [REDACTED] other #1
+        "#,
+    );
+}
+
+#[test]
+fn two_secrets_on_one_line() {
+    check(
+        r#"
+        peer 1001: secret=aaa md5secret=bbb host=dynamic ==> peer 1001: secret=[REDACTED] md5secret=[REDACTED] host=dynamic #2
+        "#,
+    );
+}
+
+#[test]
+fn gdb_bt_full_locals() {
+    check(
+        r#"
+        secret = 0x55d5c0a3b2c0 "hunter2" ==> secret = 0x55d5c0a3b2c0 "[REDACTED]" #1
+        password = "hunter2" ==> password = "[REDACTED]" #1
+        p = {name = "1001", secret = "abc", md5secret = "", port = 5060} ==> p = {name = "1001", secret = "[REDACTED]", md5secret = "", port = 5060} #1
+        secret = "hunt", 'e' <repeats 12 times>, "r2\000" ==> secret = "[REDACTED]" #1
+        password = 0x7f <buf> "unterminated... ==> password = 0x7f <buf> "[REDACTED] #1
+        secret = '\000' <repeats 79 times> ==> secret = '[REDACTED]' <repeats 79 times> #1
+        secret = <optimized out> ==> SAME #0
+        md5secret = 0x0 ==> SAME #0
+        if (password == NULL) ==> SAME #0
+        "#,
+    );
+    // Locals are indented in `bt full`.
+    assert_eq!(redact("        password = \"x\"\n").1, 1);
+}
+
+#[test]
+fn sip_digest_parameters() {
+    check(
+        r#"
+        Authorization: Digest username="1001", realm="wazo", nonce="n0nce", uri="sip:1002@10.0.0.1", response="4f2a", algorithm=MD5, cnonce="c0", qop=auth, nc=00000001 ==> Authorization: Digest username="1001", realm="wazo", nonce="[REDACTED]", uri="sip:1002@10.0.0.1", response="[REDACTED]", algorithm=MD5, cnonce="[REDACTED]", qop=auth, nc=00000001 #3
+        WWW-Authenticate: Digest realm="wazo",nonce="1700:abc",algorithm=MD5 ==> WWW-Authenticate: Digest realm="wazo",nonce="[REDACTED]",algorithm=MD5 #1
+        ARI response=200 for GET /channels ==> SAME #0
+        "#,
+    );
+}
+
+#[test]
+fn tokens_and_headers() {
+    check(
+        r#"
+        Authorization: Bearer eyJhbGciOi.abc-def_ghi ==> Authorization: Bearer [REDACTED] #1
+        Authorization: Basic dXNlcjpwYXNz ==> Authorization: Basic [REDACTED] #1
+        X-Auth-Token: 5ba3e5b0-7c0c-4d4f ==> X-Auth-Token: [REDACTED] #1
+        service_key: 8a1f2c ==> service_key: [REDACTED] #1
+        amqp://guest:guest@localhost:5672/ ==> amqp://guest:[REDACTED]@localhost:5672/ #1
+        {"token": "abc-123", "auth_token": "def", "expires_at": "x"} ==> {"token": "[REDACTED]", "auth_token": "[REDACTED]", "expires_at": "x"} #2
+        {'username': 'u', 'password': 'p'} ==> {'username': 'u', 'password': '[REDACTED]'} #1
+        GET /api?token=abcd&x=1 ==> GET /api?token=[REDACTED]&x=1 #1
+        syntax error: unexpected token: ')' ==> SAME #0
+        the Bearer token is missing ==> SAME #0
+        "#,
+    );
+}
+
+#[test]
+fn urls_and_chan_sip_strings() {
+    check(
+        r#"
+        db_uri: postgresql://asterisk:proformatique@localhost/asterisk ==> db_uri: postgresql://asterisk:[REDACTED]@localhost/asterisk #1
+        see http://host:8080/x@y ==> SAME #0
+        register => 1234:trunkpass@sip.example.com/1234 ==> register => 1234:[REDACTED]@sip.example.com/1234 #1
+        register => tls://user@example.com:pw:authuser@host:5061 ==> register => tls://user@example.com:[REDACTED]:authuser@host:5061 #1
+        auth = user:pw@realm ==> auth = user:[REDACTED]@realm #1
+        "#,
+    );
+}
+
+#[test]
+fn redacting_twice_changes_nothing() {
+    check(
+        r#"
+        secret=[REDACTED] ==> SAME #0
+        password = "[REDACTED]" ==> SAME #0
+        X-Auth-Token: [REDACTED] ==> SAME #0
+        "#,
+    );
+}
+
+#[test]
+fn lines_without_secrets_are_untouched() {
+    let line = b"[Nov 28 04:00:00] NOTICE[1234] chan_sip.c: Peer '1001' is now Reachable\n";
+    assert!(matches!(
+        Redactor::shared().redact_line(line),
+        (Cow::Borrowed(_), 0)
+    ));
+}
+
+#[test]
+fn invalid_utf8_and_binary_are_kept_byte_for_byte() {
+    let line = b"\xff\xfe body \x00\x01 secret=p\xe9ss\xff end\r\n";
+    let (out, count) = Redactor::shared().redact_line(line);
+    assert_eq!(count, 1);
+    assert_eq!(&*out, b"\xff\xfe body \x00\x01 secret=[REDACTED] end\r\n");
+    let plain = b"\xc3\x28 no secrets \x80\n";
+    assert_eq!(&*Redactor::shared().redact_line(plain).0, plain);
+}
+
+#[test]
+fn streams_keep_every_line_and_count() {
+    let input = b"a\nsecret=x\n\xff\xff\npassword: y\nno newline at end secret=z".to_vec();
+    let mut out = Vec::new();
+    let stats = redact_stream(&input[..], &mut out).unwrap();
+    assert_eq!(out, b"a\nsecret=[REDACTED]\n\xff\xff\npassword: [REDACTED]\nno newline at end secret=[REDACTED]");
+    assert_eq!(stats.lines, 5);
+    assert_eq!(stats.redactions, 3);
+    assert_eq!(stats.bytes_in, input.len() as u64);
+    assert_eq!(stats.bytes_out, out.len() as u64);
+}
+
+#[test]
+fn private_key_bodies_are_hidden() {
+    let input =
+        b"-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nAAAA\r\n-----END RSA PRIVATE KEY-----\nafter\n";
+    let mut out = Vec::new();
+    let stats = redact_stream(&input[..], &mut out).unwrap();
+    assert_eq!(
+        out,
+        b"-----BEGIN RSA PRIVATE KEY-----\n[REDACTED]\n[REDACTED]\r\n-----END RSA PRIVATE KEY-----\nafter\n"
+    );
+    assert_eq!(stats.redactions, 1);
+}
+
+#[test]
+fn long_lines_are_bounded_and_lose_nothing() {
+    let mut input = Vec::new();
+    for index in 0..500 {
+        input.extend_from_slice(format!("field{index}=value{index}, ").as_bytes());
+    }
+    input.extend_from_slice(b"\nshort\n");
+    let mut reader = LineReader::with_max(&input[..], 256);
+    let mut joined = Vec::new();
+    while let Some(line) = reader.next_line().unwrap() {
+        assert!(line.len() <= 256);
+        joined.extend_from_slice(line);
+    }
+    assert_eq!(joined, input);
+    assert!(reader.long_lines() > 0);
+    // Cut after a separator, never inside `key=value`.
+    let mut reader = LineReader::with_max(&b"aaaa secret=bbbbbbbb cccc"[..], 16);
+    assert_eq!(reader.next_line().unwrap(), Some(&b"aaaa "[..]));
+}
