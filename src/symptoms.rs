@@ -74,6 +74,13 @@ pub fn service_status(timeout: Duration, interrupt: &Interrupt) -> Result<Sympto
         let status = child::run_lines(&cmd, Some(interrupt), Streams::Merged, &mut |_, line| {
             lines.push(line)
         });
+        // A container or chroot without systemd: ask `service` instead.
+        if lines
+            .iter()
+            .any(|line| line.contains("has not been booted with systemd"))
+        {
+            continue;
+        }
         let (verdict, detail) = match status {
             Ok(status) if status.success() => ("ok", format!("running ({})", first(&lines))),
             Ok(_) => ("down", format!("not running ({})", first(&lines))),

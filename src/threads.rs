@@ -147,24 +147,22 @@ pub fn stack_groups(threads: &[Thread]) -> Vec<StackGroup> {
 
 /// "112 threads in ast_cond_wait <- ast_taskprocessor_execute <- ..."
 pub fn describe_group(group: &StackGroup, depth: usize) -> String {
-    let mut shown: Vec<&str> = Vec::new();
+    let mut readable: Vec<&str> = Vec::new();
     for function in group
         .functions
         .iter()
         .map(|function| readable_name(function))
     {
-        if function != "??" && !is_plumbing(function) && shown.last() != Some(&function) {
-            shown.push(function);
-        }
-        if shown.len() == depth {
-            break;
+        if function != "??" && !is_plumbing(function) && readable.last() != Some(&function) {
+            readable.push(function);
         }
     }
-    let more = if group.functions.len() > shown.len() {
+    let more = if readable.len() > depth {
         " <- ..."
     } else {
         ""
     };
+    let shown = &readable[..readable.len().min(depth)];
     let noun = if group.count == 1 {
         "thread"
     } else {
