@@ -553,7 +553,9 @@ pub fn json(graph: &LockGraph, analysis: &Analysis, out: &mut dyn Write) -> io::
         cycles,
         blocked_on_cycles,
     };
-    serde_json::to_writer_pretty(&mut *out, &document)?;
+    // Compact: a 100,000-thread graph is for programs, and pretty-printing
+    // doubled its size and time.
+    serde_json::to_writer(&mut *out, &document)?;
     writeln!(out)
 }
 
