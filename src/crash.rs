@@ -211,14 +211,13 @@ pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
             logs: &logs,
             bug_report: Some(report_path),
         };
-        let text = serde_json::to_string_pretty(&json)
-            .map_err(|error| Error::bad_input(format!("cannot write JSON: {error}")))?;
-        outln!("{text}");
+        crate::output::print_json(&json)?;
     }
     Ok(())
 }
 
-fn asterisk_binary(context: &Context, given: &Path) -> Result<PathBuf> {
+/// The Asterisk binary to give gdb: the host's, or the one named.
+pub fn asterisk_binary(context: &Context, given: &Path) -> Result<PathBuf> {
     // The default names the host's binary; an explicit path is taken as is.
     let path = if given == Path::new(ASTERISK_BIN) {
         context.host.path(ASTERISK_BIN)
@@ -227,7 +226,7 @@ fn asterisk_binary(context: &Context, given: &Path) -> Result<PathBuf> {
     };
     if !path.is_file() {
         return Err(Error::bad_input(format!(
-            "{} does not exist or is not a file: give the Asterisk binary the core came from with --asterisk-bin",
+            "{} does not exist or is not a file: give the Asterisk binary with --asterisk-bin",
             path.display()
         )));
     }

@@ -22,7 +22,7 @@ use crate::astlog;
 use crate::bugreport::BugReport;
 use crate::context::{Context, create_private};
 use crate::cores;
-use crate::crash::ASTERISK_BIN;
+use crate::crash::{self, ASTERISK_BIN};
 use crate::error::{Error, Result};
 use crate::gdb::{self, Target};
 use crate::gdb_graph;
@@ -80,7 +80,7 @@ struct FreezeJson {
 }
 
 pub fn run(context: &Context, args: &FreezeArgs) -> Result<()> {
-    let binary = binary(context, &args.asterisk_bin)?;
+    let binary = crash::asterisk_binary(context, &args.asterisk_bin)?;
     let target = match &args.core {
         Some(core) => Target::Core(cores::require_core(core)?.path),
         None => Target::Pid(find_pid(context, args.pid)?),
@@ -232,27 +232,9 @@ pub fn run(context: &Context, args: &FreezeArgs) -> Result<()> {
             stack_groups,
             warnings,
         };
-        let text = serde_json::to_string_pretty(&json)
-            .map_err(|error| Error::bad_input(format!("cannot write JSON: {error}")))?;
-        outln!("{text}");
+        crate::output::print_json(&json)?;
     }
     Ok(())
-}
-
-fn binary(context: &Context, given: &Path) -> Result<PathBuf> {
-    let path = if given == Path::new(ASTERISK_BIN) {
-        context.host.path(ASTERISK_BIN)
-    } else {
-        given.to_path_buf()
-    };
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(Error::bad_input(format!(
-            "{} does not exist or is not a file: give the Asterisk binary with --asterisk-bin",
-            path.display()
-        )))
-    }
 }
 
 fn find_pid(context: &Context, given: Option<u32>) -> Result<u32> {

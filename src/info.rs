@@ -58,10 +58,7 @@ struct Tool {
 pub fn run(context: &Context) -> Result<()> {
     let info = gather(context)?;
     if context.opts.json {
-        let json = serde_json::to_string_pretty(&info).map_err(|error| {
-            crate::Error::bad_input(format!("cannot encode the info as JSON: {error}"))
-        })?;
-        outln!("{json}");
+        crate::output::print_json(&info)?;
     } else {
         out!("{}", render(&info));
     }

@@ -101,6 +101,15 @@ macro_rules! note {
     }};
 }
 
+/// Prints `value` as pretty JSON on stdout, for `--json`.
+pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> crate::error::Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|error| {
+        crate::error::Error::bad_input(format!("cannot encode the output as JSON: {error}"))
+    })?;
+    outln!("{text}");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

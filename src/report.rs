@@ -606,9 +606,7 @@ impl<W: Write> Write for Counted<'_, W> {
 
 fn print_summary(context: &Context, summary: &Summary) -> Result<()> {
     if context.opts.json {
-        let text = serde_json::to_string_pretty(summary)
-            .map_err(|error| Error::write("standard output", io::Error::other(error)))?;
-        outln!("{text}");
+        crate::output::print_json(summary)?;
         return Ok(());
     }
     let plural = |count: usize, what: &str| match count {

@@ -14,10 +14,7 @@ pub fn run(context: &Context, args: &RunbooksArgs) -> Result<()> {
     }
     let runbooks = Runbooks::load(context.opts.runbooks.as_deref())?;
     if context.opts.json {
-        let json = serde_json::to_string_pretty(&runbooks).map_err(|error| {
-            Error::bad_input(format!("cannot encode the runbooks as JSON: {error}"))
-        })?;
-        outln!("{json}");
+        crate::output::print_json(&runbooks)?;
         return Ok(());
     }
     outln!(

@@ -377,9 +377,7 @@ pub fn run(context: &Context, args: &SegfaultsArgs) -> Result<()> {
     warn(&scan);
     if context.opts.json {
         let list: Vec<SegfaultJson> = scan.segfaults.iter().map(SegfaultJson::from).collect();
-        let text = serde_json::to_string_pretty(&list)
-            .map_err(|error| Error::bad_input(format!("cannot write JSON: {error}")))?;
-        outln!("{text}");
+        crate::output::print_json(&list)?;
         return Ok(());
     }
     let scanned = if scan.scanned.is_empty() {

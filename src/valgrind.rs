@@ -614,9 +614,7 @@ fn summarise(context: &Context, run_dir: &Path) -> Result<()> {
     let _ = std::fs::set_permissions(&saved, std::fs::Permissions::from_mode(0o600));
     let report = valgrind_report::parse(&text);
     if context.opts.json {
-        let json = serde_json::to_string_pretty(&report)
-            .map_err(|error| Error::bad_input(format!("cannot encode the report: {error}")))?;
-        outln!("{json}");
+        crate::output::print_json(&report)?;
     }
     errln!(
         "\nValgrind log: {} (copied from {})\n{}",
