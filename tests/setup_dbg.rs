@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Sandbox, file_mode};
+use common::{Sandbox, file_mode, script_commands, sh_accepts};
 use predicates::prelude::*;
 
 const STANDINS: &[&str] = &[
@@ -20,30 +19,12 @@ const STANDINS: &[&str] = &[
 
 fn dry_run(version: &str, yes: bool) -> String {
     let sandbox = Sandbox::new(STANDINS);
-    let mut command = sandbox.command();
-    command.args(["--dry-run", "--wazo-version", version]);
+    let mut args = vec!["--wazo-version", version];
     if yes {
-        command.arg("--yes");
+        args.push("--yes");
     }
-    let output = command.arg("setup-dbg").output().unwrap();
-    assert!(
-        output.status.success(),
-        "{version}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        sandbox.calls().is_empty(),
-        "dry-run ran {:?}",
-        sandbox.calls()
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-fn commands(script: &str) -> Vec<&str> {
-    script
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .collect()
+    args.push("setup-dbg");
+    sandbox.dry_run(&args)
 }
 
 /// Every era boundary of the facts file, and the exact commands it gives.
@@ -178,7 +159,7 @@ fn every_era_boundary_gives_the_right_script() {
                 "apt-get update".to_string(),
             ];
             assert_eq!(
-                commands(&script),
+                script_commands(&script),
                 expected,
                 "Wazo {version}, --yes {yes}:\n{script}"
             );
@@ -191,18 +172,7 @@ fn every_era_boundary_gives_the_right_script() {
 fn dry_run_scripts_pass_sh_n() {
     for version in ["16.01", "18.05", "23.04", "25.15"] {
         let script = dry_run(version, false);
-        let mut sh = std::process::Command::new("sh")
-            .arg("-n")
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        sh.stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        assert!(sh.wait().unwrap().success(), "sh -n rejects:\n{script}");
+        assert!(sh_accepts(&script), "sh -n rejects:\n{script}");
     }
 }
 
@@ -411,36 +381,10 @@ fn sigint_while_apt_runs_stops_it_and_restores_the_mirror() {
     require_root!();
     let sandbox = Sandbox::new(STANDINS);
     sandbox.hangs("apt-get.update", 60);
-    let binary = assert_cmd::cargo::cargo_bin("wazo-astdebug");
-    let child = std::process::Command::new(binary)
-        .env("PATH", sandbox.path_var())
-        .env("STANDIN_DIR", sandbox.path("ctl"))
-        .arg("--root")
-        .arg(sandbox.path("root"))
-        .arg("--output-dir")
-        .arg(sandbox.path("out"))
-        .args(["--yes", "--wazo-version", "19.13", "setup-dbg"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !sandbox.started("apt-get.update") {
-        assert!(Instant::now() < deadline, "apt-get update never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // The stand-in hangs in the first `apt-get update`; stop that one only.
-    std::fs::remove_file(sandbox.path("ctl").join("apt-get.update.sleep")).unwrap();
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    let started = Instant::now();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "took {:?}",
-        started.elapsed()
+    let output = sandbox.interrupt_while_hanging_within(
+        &["--yes", "--wazo-version", "19.13", "setup-dbg"],
+        "apt-get.update",
+        Duration::from_secs(15),
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");

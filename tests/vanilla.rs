@@ -9,23 +9,7 @@ use predicates::prelude::*;
 const STANDINS: &[&str] = &["wazo-dist", "apt-get", "xivo-fix-paths-rights"];
 
 fn dry_run(version: &str, action: &str) -> String {
-    let sandbox = Sandbox::new(STANDINS);
-    let output = sandbox
-        .command()
-        .args(["--dry-run", "--wazo-version", version, "vanilla", action])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{version} {action}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        sandbox.calls().is_empty(),
-        "dry-run ran {:?}",
-        sandbox.calls()
-    );
-    String::from_utf8(output.stdout).unwrap()
+    Sandbox::new(STANDINS).dry_run(&["--wazo-version", version, "vanilla", action])
 }
 
 #[test]

@@ -180,6 +180,17 @@ impl Sandbox {
     /// started hanging, lets later calls of it go through, sends SIGINT to
     /// the binary only, and returns how it ended.
     pub fn interrupt_while_hanging(&self, args: &[&str], key: &str) -> std::process::Output {
+        self.interrupt_while_hanging_within(args, key, std::time::Duration::from_secs(120))
+    }
+
+    /// The same, failing when the binary takes longer than `limit` to exit
+    /// after the SIGINT (a hang bound: the child is stopped, the cleanup runs).
+    pub fn interrupt_while_hanging_within(
+        &self,
+        args: &[&str],
+        key: &str,
+        limit: std::time::Duration,
+    ) -> std::process::Output {
         use std::process::Stdio;
         use std::time::{Duration, Instant};
         let binary = assert_cmd::cargo::cargo_bin("wazo-astdebug");
@@ -201,12 +212,33 @@ impl Sandbox {
             assert!(Instant::now() < deadline, "{key} never started");
             std::thread::sleep(Duration::from_millis(50));
         }
+        // Only the call that is hanging now hangs: later ones (the cleanup's) go through.
         fs::remove_file(self.path("ctl").join(format!("{key}.sleep"))).unwrap();
         // SAFETY: kill(2) on our own child's pid.
         unsafe {
             libc::kill(child.id() as i32, libc::SIGINT);
         }
-        child.wait_with_output().unwrap()
+        let interrupted = Instant::now();
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            interrupted.elapsed() < limit,
+            "took {:?} to exit after SIGINT",
+            interrupted.elapsed()
+        );
+        output
+    }
+
+    /// Runs the binary with `--dry-run` and `args`: it must succeed and call
+    /// nothing. Returns the script it printed.
+    pub fn dry_run(&self, args: &[&str]) -> String {
+        let output = self.command().arg("--dry-run").args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(self.calls().is_empty(), "dry-run ran {:?}", self.calls());
+        String::from_utf8(output.stdout).unwrap()
     }
 }
 
