@@ -115,6 +115,14 @@ fn wait(
     loop {
         on_tick();
         match child.try_wait() {
+            // Ctrl-C at a terminal reaches the child too, which may die of it
+            // before we look: a failure then is the interrupt, not the step.
+            Ok(Some(status))
+                if !status.success()
+                    && interrupt.is_some_and(|interrupt| interrupt.received().is_some()) =>
+            {
+                return Err(Error::Interrupted);
+            }
             Ok(Some(status)) => return Ok(status),
             Ok(None) => {}
             Err(source) => return Err(spawn_error(cmd, source)),
@@ -214,4 +222,30 @@ fn read_lines_in_background(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_that_dies_of_the_users_ctrl_c_is_an_interrupt_not_a_failed_step() {
+        let interrupt = Interrupt::fired(libc::SIGINT);
+        let outcome = run_lines(
+            &Cmd::new(["false"]),
+            Some(&interrupt),
+            Streams::Merged,
+            &mut |_, _| {},
+        );
+        assert!(matches!(outcome, Err(Error::Interrupted)), "{outcome:?}");
+    }
+
+    #[test]
+    fn without_an_interrupt_a_failure_is_the_commands() {
+        let outcome = run_lines(&Cmd::new(["false"]), None, Streams::Merged, &mut |_, _| {});
+        assert!(matches!(outcome, Ok(status) if status.code() == Some(1)));
+        let cmd = Cmd::new(["sleep", "5"]).timeout(Duration::from_millis(200));
+        let outcome = run_lines(&cmd, None, Streams::Merged, &mut |_, _| {});
+        assert!(matches!(outcome, Err(Error::Timeout { .. })), "{outcome:?}");
+    }
 }

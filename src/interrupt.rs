@@ -34,6 +34,15 @@ impl Interrupt {
         Ok(Interrupt { signal })
     }
 
+    /// An interrupt that has already fired, without touching the process's
+    /// signal handlers (tests run in parallel threads of one process).
+    #[cfg(test)]
+    pub fn fired(signal: i32) -> Interrupt {
+        Interrupt {
+            signal: Arc::new(AtomicUsize::new(signal as usize)),
+        }
+    }
+
     /// The signal received so far, if any.
     pub fn received(&self) -> Option<i32> {
         match self.signal.load(Ordering::SeqCst) {

@@ -23,7 +23,8 @@ for key in "$name.$1.$2" "$name.$1" "$name"; do
   if [ -f "$ctl/$key.stdout" ]; then cat "$ctl/$key.stdout"; break; fi
 done
 for key in "$name.$1.$2" "$name.$1" "$name"; do
-  if [ -f "$ctl/$key.sleep" ]; then echo started > "$ctl/$key.started"; exec sleep "$(cat "$ctl/$key.sleep")"; fi
+  # Read the time before saying "started": the test removes the file then.
+  if [ -f "$ctl/$key.sleep" ]; then secs=$(cat "$ctl/$key.sleep"); echo started > "$ctl/$key.started"; exec sleep "$secs"; fi
 done
 for key in "$name.$1.$2" "$name.$1" "$name"; do
   if [ -f "$ctl/$key.fail" ]; then echo "$name: simulated failure" >&2; exit "$(cat "$ctl/$key.fail")"; fi
