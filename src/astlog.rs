@@ -82,14 +82,7 @@ pub fn covering(copies: &[LogCopy], incident: Option<DateTime<FixedOffset>>) -> 
 /// Copies `copy` into `dir` as `<YYYYMMDD>-<host>-asterisk-full[.N].log`,
 /// decompressing gzip, streaming (these logs can be gigabytes).
 pub fn copy_into(copy: &LogCopy, dir: &Path, day: &str, hostname: &str) -> Result<Copied> {
-    let suffix = copy
-        .path
-        .file_name()
-        .and_then(|name| name.to_str())
-        .and_then(|name| name.strip_prefix(LOG_NAME))
-        .map(|rest| rest.trim_end_matches(".gz"))
-        .unwrap_or_default();
-    let to = dir.join(format!("{day}-{hostname}-asterisk-full{suffix}.log"));
+    let to = dir.join(copy_name(copy, day, hostname));
     let mut reader = open(&copy.path)?;
     let mut writer = create_private(&to)?;
     let bytes = std::io::copy(&mut reader, &mut writer).map_err(|error| {
@@ -101,6 +94,19 @@ pub fn copy_into(copy: &LogCopy, dir: &Path, day: &str, hostname: &str) -> Resul
         to,
         bytes,
     })
+}
+
+/// The doc's name for the copy, `<YYYYMMDD>-<host>-asterisk-full.log`, with
+/// the rotation number of a rotated copy (`full.2.gz` gives `...-full.2.log`).
+pub fn copy_name(copy: &LogCopy, day: &str, hostname: &str) -> String {
+    let suffix = copy
+        .path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .and_then(|name| name.strip_prefix(LOG_NAME))
+        .map(|rest| rest.trim_end_matches(".gz"))
+        .unwrap_or_default();
+    format!("{day}-{hostname}-asterisk-full{suffix}.log")
 }
 
 fn open(path: &Path) -> Result<Box<dyn Read>> {

@@ -61,6 +61,23 @@ impl Context {
     }
 }
 
+/// Whether we run as root, as every procedure that changes the server must.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Refuses, before anything runs, to change the system without root.
+pub fn require_root(what: &str) -> Result<()> {
+    if is_root() {
+        Ok(())
+    } else {
+        Err(Error::NotRoot {
+            what: what.to_string(),
+        })
+    }
+}
+
 /// Creates `path` for writing, readable by its owner only.
 pub fn create_private(path: &Path) -> Result<File> {
     OpenOptions::new()

@@ -152,9 +152,14 @@ pub fn require_core(path: &Path) -> Result<CoreFile> {
             .map_err(|error| Error::read(path, error))?
             .ok_or_else(|| Error::bad_input(format!("{} is not a core file", path.display()))),
         Ok(Some(kind)) => Err(Error::bad_input(format!(
-            "{} is an {}, not a core file: give the core as --core and the program as --asterisk-bin",
+            "{} is an {}, not a core file{}",
             path.display(),
-            kind.describe()
+            kind.describe(),
+            if kind.is_program() {
+                ": give the core as --core and the program as --asterisk-bin"
+            } else {
+                ""
+            }
         ))),
         Ok(None) => Err(Error::bad_input(format!(
             "{} is not a core file (no ELF core header; empty, truncated or another kind of file)",

@@ -7,7 +7,6 @@
 //! the one that covers the incident even after logrotate, and the report
 //! says in bold that the core stays on the server.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, FixedOffset, Local};
@@ -20,6 +19,7 @@ use crate::context::{Context, hostname};
 use crate::cores::{self, CoreFile};
 use crate::error::{Error, Result};
 use crate::gdb::{self, Target};
+use crate::prompt;
 use crate::segfaults::{self, Filter, Segfault};
 use crate::shell;
 use crate::syslog;
@@ -75,15 +75,16 @@ pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
     }
     let binary = asterisk_binary(context, &args.asterisk_bin)?;
 
-    let scan = segfaults::scan(
+    // Unreadable logs are warned about, and the others still count.
+    let found = segfaults::find_segfaults(
         &context.host,
         &syslog::default_sources(&context.host),
         &Filter::process(&args.process),
         Some(&context.interrupt),
     )?;
     context.interrupt.check()?;
-    let incident = incident_time(context, args, scan.segfaults.last())?;
-    let matching = matching_segfaults(&scan.segfaults, incident);
+    let incident = incident_time(context, args, found.last())?;
+    let matching = matching_segfaults(&found, incident);
     report_segfaults(&matching, &args.process);
 
     let core = match core_given {
@@ -145,9 +146,7 @@ pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
         errln!("{line}");
     }
 
-    let day = incident
-        .map(|time| time.format("%Y%m%d").to_string())
-        .unwrap_or_else(|| Local::now().format("%Y%m%d").to_string());
+    let day = incident_day(incident);
     let mut logs = Vec::new();
     for copy in &log_copies {
         context.interrupt.check()?;
@@ -245,11 +244,7 @@ fn incident_time(
         return syslog::parse_time_spec(at, now).map(Some);
     }
     let default = newest.and_then(|segfault| segfault.time);
-    let interactive = !context.opts.yes
-        && !context.dry_run()
-        && std::io::stdin().is_terminal()
-        && std::io::stderr().is_terminal();
-    if !interactive {
+    if context.dry_run() || !prompt::can_ask(context) {
         return Ok(default);
     }
     let suggestion = default
@@ -337,9 +332,7 @@ fn choose_core(
     } else {
         fitting.into_iter().map(|(_, core)| core).collect()
     };
-    let interactive =
-        !context.opts.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    if candidates.len() == 1 || !interactive {
+    if candidates.len() == 1 || !prompt::can_ask(context) {
         return Ok(candidates.first().map(|core| (*core).clone()));
     }
     let items: Vec<String> = candidates.iter().map(|core| describe_core(core)).collect();
@@ -493,6 +486,14 @@ fn bug_report(
     }
 }
 
+/// The day the copied logs are named after: the incident's, else today's
+/// (the doc's `date +"%Y%m%d"`).
+fn incident_day(incident: Option<DateTime<FixedOffset>>) -> String {
+    incident
+        .map(|time| time.format("%Y%m%d").to_string())
+        .unwrap_or_else(|| Local::now().format("%Y%m%d").to_string())
+}
+
 /// `--dry-run`: what would run, as sh.
 fn print_script(
     core: Option<&CoreFile>,
@@ -526,20 +527,14 @@ fn print_script(
         }
         None => outln!("# No core file found: no backtrace."),
     }
-    let day = incident
-        .map(|time| time.format("%Y%m%d").to_string())
-        .unwrap_or_else(|| Local::now().format("%Y%m%d").to_string());
+    let day = incident_day(incident);
     for log in logs {
         let name = log
             .path
             .file_name()
             .and_then(|name| name.to_str())
             .unwrap_or_default();
-        let suffix = name
-            .strip_prefix("full")
-            .unwrap_or_default()
-            .trim_end_matches(".gz");
-        let to = out.join(format!("{day}-{}-asterisk-full{suffix}.log", hostname()));
+        let to = out.join(astlog::copy_name(log, &day, &hostname()));
         let reader = if name.ends_with(".gz") { "zcat" } else { "cat" };
         outln!(
             "{reader} {} > {}",

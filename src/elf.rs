@@ -54,7 +54,6 @@ pub enum ElfKind {
 impl ElfKind {
     /// True for what can be run or loaded: executables and shared objects
     /// (PIE executables are `ET_DYN`).
-    #[allow(dead_code)] // API for `crash --core`, which refuses programs given as cores
     pub fn is_program(self) -> bool {
         matches!(self, ElfKind::Executable | ElfKind::SharedObject)
     }
@@ -101,13 +100,6 @@ pub fn classify(bytes: &[u8]) -> Option<ElfKind> {
 /// True when `bytes` start with the header of an ELF core file.
 pub fn is_core(bytes: &[u8]) -> bool {
     classify(bytes) == Some(ElfKind::Core)
-}
-
-/// True when `bytes` start with the header of an ELF executable or shared
-/// object: what `crash --core` must refuse to read as a core.
-#[allow(dead_code)] // API for `crash --core`, which refuses programs given as cores
-pub fn is_program(bytes: &[u8]) -> bool {
-    classify(bytes).is_some_and(ElfKind::is_program)
 }
 
 /// The offset of the first ELF core header found anywhere in `bytes`.
@@ -163,7 +155,7 @@ mod tests {
                 let bytes = header(class, data, ET_CORE);
                 assert_eq!(classify(&bytes), Some(ElfKind::Core), "{class} {data}");
                 assert!(is_core(&bytes));
-                assert!(!is_program(&bytes));
+                assert!(!classify(&bytes).is_some_and(ElfKind::is_program));
             }
         }
     }
@@ -187,8 +179,12 @@ mod tests {
             assert_eq!(classify(&bytes), Some(kind));
             assert!(!is_core(&bytes));
         }
-        assert!(is_program(&header(ELFCLASS32, ELFDATA2MSB, ET_EXEC)));
-        assert!(!is_program(&header(ELFCLASS32, ELFDATA2MSB, ET_REL)));
+        assert!(
+            classify(&header(ELFCLASS32, ELFDATA2MSB, ET_EXEC)).is_some_and(ElfKind::is_program)
+        );
+        assert!(
+            !classify(&header(ELFCLASS32, ELFDATA2MSB, ET_REL)).is_some_and(ElfKind::is_program)
+        );
     }
 
     #[test]

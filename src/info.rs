@@ -83,8 +83,7 @@ fn gather(context: &Context) -> Result<Info> {
         Ok(apt) => (apt, None),
         Err(error) => (None, Some(error.to_string())),
     };
-    // SAFETY: geteuid(2) cannot fail and touches no memory.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = crate::context::is_root();
     let tools = TOOLS
         .iter()
         .map(|name| Tool {

@@ -11,6 +11,13 @@ use dialoguer::Confirm;
 use crate::context::Context;
 use crate::error::{Error, Result};
 
+/// Whether someone can answer a question: not `--yes`, and a terminal to
+/// ask on. Without one, a question that only refines a default (when did
+/// it happen? which core?) takes the default.
+pub fn can_ask(context: &Context) -> bool {
+    !context.opts.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
 /// Asks `question`; `Ok(())` to go on, `Err(Declined)` if the user says no.
 /// `what` names the action in the error shown when nobody can answer.
 pub fn confirm(context: &Context, what: &str, question: &str) -> Result<()> {
@@ -18,7 +25,7 @@ pub fn confirm(context: &Context, what: &str, question: &str) -> Result<()> {
         errln!("{question} yes (--yes)");
         return Ok(());
     }
-    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+    if !can_ask(context) {
         return Err(Error::NeedsYes {
             what: what.to_string(),
         });

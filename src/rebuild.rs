@@ -29,14 +29,13 @@ use crate::apt_sources::SOURCES_FILES;
 use crate::backup::{self, FileEdit};
 use crate::changelog;
 use crate::command::Cmd;
-use crate::context::Context;
+use crate::context::{Context, require_root};
 use crate::debian_rules;
 use crate::error::{Error, Result};
 use crate::executor::Executor;
 use crate::plan::Plan;
 use crate::prompt;
 use crate::runbook::{EraPlan, Runbooks};
-use crate::setup_dbg::require_root;
 use crate::vanilla::{self, FIRST_VANILLA};
 use crate::version::{self, WazoVersion};
 

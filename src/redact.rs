@@ -560,12 +560,28 @@ impl StreamRedactor {
     }
 }
 
-/// Copies `reader` to `writer` with every secret replaced by [`MARK`].
-#[allow(dead_code)] // API for other commands that save redacted artefacts
-pub fn redact_stream(reader: impl BufRead, mut writer: impl Write) -> io::Result<Stats> {
+/// Copies `reader` to `writer` with every secret replaced by [`MARK`]: the
+/// plain form of [`redact_stream_checked`], which the fuzzers compare with
+/// line-by-line redaction.
+#[cfg(test)]
+pub fn redact_stream(reader: impl BufRead, writer: impl Write) -> io::Result<Stats> {
+    redact_stream_checked(reader, writer, |_, _| Ok(()))
+}
+
+/// [`redact_stream`], showing `check` each line as read, with its byte
+/// offset, before it is written: an error from `check` stops the copy
+/// (`report` stops at a core appended to a log, or on Ctrl-C).
+pub fn redact_stream_checked(
+    reader: impl BufRead,
+    mut writer: impl Write,
+    mut check: impl FnMut(&[u8], u64) -> io::Result<()>,
+) -> io::Result<Stats> {
     let mut lines = LineReader::new(reader);
     let mut stream = StreamRedactor::new();
+    let mut offset = 0u64;
     while let Some(line) = lines.next_line()? {
+        check(line, offset)?;
+        offset += line.len() as u64;
         stream.line(line, &mut writer)?;
     }
     writer.flush()?;

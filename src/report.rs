@@ -31,7 +31,7 @@ use crate::context::{Context, DEFAULT_OUTPUT_BASE};
 use crate::elf::{self, ElfKind};
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
-use crate::redact::{LineReader, StreamRedactor};
+use crate::redact;
 
 /// The doc's warning, repeated every time a bundle is made.
 pub const CORE_REMINDER: &str = "DO NOT attach the core file publicly! It may contain sensitive \
@@ -530,27 +530,36 @@ fn redact_text(
     interrupt: &Interrupt,
     kind: &'static str,
 ) -> io::Result<Outcome> {
-    let mut lines = LineReader::new(BufReader::with_capacity(1 << 16, reader));
-    let mut stream = StreamRedactor::new();
-    let mut offset = 0u64;
-    while let Some(line) = lines.next_line()? {
-        if let Some(at) = elf::find_core_header(line) {
-            return Ok(Outcome::LeftOut(format!(
-                "text with an ELF core header inside (at byte {}): share it only with people you trust",
-                offset + at as u64
-            )));
-        }
-        offset += line.len() as u64;
-        stream.line(line, out)?;
-        if stream.stats().lines % 65_536 == 0 && interrupt.received().is_some() {
-            return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
-        }
+    let mut core_at = None;
+    let mut seen = 0u64;
+    let copied = redact::redact_stream_checked(
+        BufReader::with_capacity(1 << 16, reader),
+        &mut *out,
+        |line, offset| {
+            if let Some(at) = elf::find_core_header(line) {
+                core_at = Some(offset + at as u64);
+                return Err(io::Error::other("an ELF core header inside"));
+            }
+            seen += 1;
+            if seen % 65_536 == 0 && interrupt.received().is_some() {
+                return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+            }
+            Ok(())
+        },
+    );
+    if let Some(at) = core_at {
+        return Ok(Outcome::LeftOut(format!(
+            "text with an ELF core header inside (at byte {at}): share it only with people you trust"
+        )));
     }
-    let long_lines = lines.long_lines();
-    let note = (long_lines > 0).then(|| {
-        format!("{long_lines} line(s) over 1 MiB were redacted in pieces: check them by hand")
+    let stats = copied?;
+    let note = (stats.long_lines > 0).then(|| {
+        format!(
+            "{} line(s) over 1 MiB were redacted in pieces: check them by hand",
+            stats.long_lines
+        )
     });
-    Ok(packed(kind, stream.stats().redactions, note))
+    Ok(packed(kind, stats.redactions, note))
 }
 
 /// A rotated log (`full.2.gz`) goes in redacted and recompressed, under

@@ -6,8 +6,8 @@
 //! what it finds still has to be read by hand: which time zone, which year,
 //! what "error 4" means, what offset to give addr2line. This command looks
 //! everywhere, shows each crash once however many logs hold it, and says it
-//! in words. The `crash` command reuses [`find_segfaults`] to date the core
-//! file it picks.
+//! in words. The `crash` command reuses [`find_segfaults`] to date the incident
+//! and match the core file it picks.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -53,7 +53,6 @@ pub struct Filter {
 
 impl Filter {
     /// Every segfault of `process`, whenever.
-    #[allow(dead_code, reason = "the crash command's entry point")]
     pub fn process(process: &str) -> Filter {
         Filter {
             process: process.to_string(),
@@ -113,9 +112,13 @@ pub struct Scan {
 
 /// The segfaults of `filter.process` in `sources`, oldest first, warnings
 /// printed on stderr. The newest is `.last()`.
-#[allow(dead_code, reason = "the crash command's entry point")]
-pub fn find_segfaults(host: &Host, sources: &[Source], filter: &Filter) -> Result<Vec<Segfault>> {
-    let scan = scan(host, sources, filter, None)?;
+pub fn find_segfaults(
+    host: &Host,
+    sources: &[Source],
+    filter: &Filter,
+    interrupt: Option<&Interrupt>,
+) -> Result<Vec<Segfault>> {
+    let scan = scan(host, sources, filter, interrupt)?;
     warn(&scan);
     Ok(scan.segfaults)
 }
@@ -127,13 +130,6 @@ fn warn(scan: &Scan) {
     for error in &scan.errors {
         warn!("{error} (segfaults found before and elsewhere are listed)");
     }
-}
-
-/// The newest segfault of `process` in the host's default sources.
-#[allow(dead_code, reason = "the crash command's entry point")]
-pub fn newest_segfault(host: &Host, process: &str) -> Result<Option<Segfault>> {
-    let sources = syslog::default_sources(host);
-    Ok(find_segfaults(host, &sources, &Filter::process(process))?.pop())
 }
 
 /// Reads every source; an unreadable one becomes a warning, not a failure.

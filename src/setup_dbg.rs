@@ -8,7 +8,7 @@
 
 use crate::apt_sources::{self, AptSource};
 use crate::command::Cmd;
-use crate::context::Context;
+use crate::context::{Context, require_root};
 use crate::error::{Error, Result};
 use crate::executor::Executor;
 use crate::plan::Plan;
@@ -178,17 +178,6 @@ fn missing_tools(plan: &Plan) -> Vec<String> {
     missing.sort();
     missing.dedup();
     missing
-}
-
-pub fn require_root(what: &str) -> Result<()> {
-    // SAFETY: geteuid(2) cannot fail and touches no memory.
-    if unsafe { libc::geteuid() } == 0 {
-        Ok(())
-    } else {
-        Err(Error::NotRoot {
-            what: what.to_string(),
-        })
-    }
 }
 
 /// Each debug package with the package whose binaries it describes.

@@ -29,13 +29,12 @@ use clap::Args;
 
 use crate::backup::{self, FileEdit};
 use crate::command::Cmd;
-use crate::context::{Context, create_private};
+use crate::context::{Context, create_private, require_root};
 use crate::error::{Error, Result};
 use crate::executor::Executor;
 use crate::interrupt::Interrupt;
 use crate::plan::Plan;
 use crate::prompt;
-use crate::setup_dbg::require_root;
 use crate::valgrind_conf::{add_noload, check_modules, comment_highpriority, has_highpriority};
 use crate::valgrind_report;
 use crate::vanilla;

@@ -15,14 +15,13 @@
 use clap::{Args, Subcommand};
 
 use crate::command::Cmd;
-use crate::context::Context;
+use crate::context::{Context, require_root};
 use crate::error::{Error, Result};
 use crate::executor::Executor;
 use crate::host::Host;
 use crate::plan::Plan;
 use crate::prompt;
 use crate::runbook::{EraPlan, Runbooks};
-use crate::setup_dbg::require_root;
 use crate::version::{self, Detected, WazoVersion};
 
 /// The first version with a packaged vanilla Asterisk.

@@ -337,12 +337,10 @@ fn a_failed_build_dep_puts_the_source_back() {
     assert!(!sandbox.calls().iter().any(|call| call.starts_with("dpkg")));
 }
 
-#[test]
-fn sigint_during_build_dep_puts_the_source_back() {
-    require_root!();
-    let sandbox = sandbox();
-    sandbox.hangs("apt-get.build-dep", 60);
-    let work = workdir(&sandbox).display().to_string();
+/// Runs `rebuild --yes` until the stand-in `key` hangs, sends SIGINT: it
+/// must exit 130 with the apt source back as it was.
+fn interrupt_rebuild(sandbox: &Sandbox, key: &str) {
+    let work = workdir(sandbox).display().to_string();
     let output = sandbox.interrupt_while_hanging(
         &[
             "--yes",
@@ -352,11 +350,19 @@ fn sigint_during_build_dep_puts_the_source_back() {
             "--workdir",
             &work,
         ],
-        "apt-get.build-dep",
+        key,
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
-    assert_sources_untouched(&sandbox);
+    assert_sources_untouched(sandbox);
+}
+
+#[test]
+fn sigint_during_build_dep_puts_the_source_back() {
+    require_root!();
+    let sandbox = sandbox();
+    sandbox.hangs("apt-get.build-dep", 60);
+    interrupt_rebuild(&sandbox, "apt-get.build-dep");
 }
 
 #[test]
@@ -400,21 +406,7 @@ fn sigint_during_the_build_stops_it_with_the_source_already_back() {
     require_root!();
     let sandbox = sandbox();
     sandbox.hangs("dpkg-buildpackage", 60);
-    let work = workdir(&sandbox).display().to_string();
-    let output = sandbox.interrupt_while_hanging(
-        &[
-            "--yes",
-            "--wazo-version",
-            "25.15",
-            "rebuild",
-            "--workdir",
-            &work,
-        ],
-        "dpkg-buildpackage",
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(130), "{stderr}");
-    assert_sources_untouched(&sandbox);
+    interrupt_rebuild(&sandbox, "dpkg-buildpackage");
     assert!(!sandbox.calls().iter().any(|call| call.starts_with("dpkg ")));
 }
 
