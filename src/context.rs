@@ -1,18 +1,61 @@
 //! What every command gets: the global options, the host, the interrupt
 //! flag, and the output directory where artefacts and the run log go.
 
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use crate::cli::GlobalOpts;
+use clap::Args;
+
+use crate::engine::executor::Executor;
+use crate::engine::interrupt::Interrupt;
+use crate::engine::prompt;
 use crate::error::{Error, Result};
 use crate::host::Host;
-use crate::interrupt::Interrupt;
+use crate::host::sys::hostname;
 
 /// Where runs go when `--output-dir` is not given.
 pub const DEFAULT_OUTPUT_BASE: &str = "/var/local/wazo-astdebug";
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalOpts {
+    /// Print the commands that would change the system, as a POSIX sh script, and change nothing
+    #[arg(short = 'n', long, global = true)]
+    pub dry_run: bool,
+
+    /// Answer yes to every question (and pass -y to apt-get)
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
+
+    /// Use this Wazo version (e.g. 25.15) instead of detecting it
+    #[arg(long, value_name = "VER", global = true)]
+    pub wazo_version: Option<String>,
+
+    /// Read host files (version files, apt sources, logs, spool) under DIR instead of /
+    #[arg(long, value_name = "DIR", global = true, default_value = "/")]
+    pub root: PathBuf,
+
+    /// Where artefacts and the run log go [default: /var/local/wazo-astdebug/<YYYYMMDD-HHMMSS>-<hostname>/]
+    #[arg(short = 'o', long, value_name = "DIR", global = true)]
+    pub output_dir: Option<PathBuf>,
+
+    /// Machine-readable output on stdout, for commands that report
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Read the version eras and procedures from DIR instead of the built-in ones
+    #[arg(long, value_name = "DIR", global = true)]
+    pub runbooks: Option<PathBuf>,
+
+    /// Print only commands, warnings and results: no progress, no command output
+    #[arg(short = 'q', long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print every line the commands print, instead of a progress line
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
+}
 
 pub struct Context {
     pub opts: GlobalOpts,
@@ -59,41 +102,19 @@ impl Context {
             .map_err(|source| Error::write(dir, source))?;
         Ok(dir)
     }
-}
 
-/// Whether we run as root, as every procedure that changes the server must.
-pub fn is_root() -> bool {
-    // SAFETY: geteuid(2) cannot fail and touches no memory.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// Refuses, before anything runs, to change the system without root.
-pub fn require_root(what: &str) -> Result<()> {
-    if is_root() {
-        Ok(())
-    } else {
-        Err(Error::NotRoot {
-            what: what.to_string(),
-        })
+    /// An executor logging to `run.log` in this run's output directory.
+    pub fn executor(&self) -> Result<Executor<'_>> {
+        Executor::new(self.output_dir()?, &self.interrupt)
     }
-}
 
-/// Creates `path` for writing, readable by its owner only.
-pub fn create_private(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|source| Error::write(path, source))
-}
+    /// Asks `question`, or answers it with `--yes` (see [`prompt::confirm`]).
+    pub fn confirm(&self, what: &str, question: &str) -> Result<()> {
+        prompt::confirm(self.opts.yes, what, question)
+    }
 
-/// This machine's host name, for artefact names as the doc makes them.
-pub fn hostname() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_string())
-        .ok()
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "localhost".to_string())
+    /// Whether a question can be asked (see [`prompt::can_ask`]).
+    pub fn can_ask(&self) -> bool {
+        prompt::can_ask(self.opts.yes)
+    }
 }

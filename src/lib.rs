@@ -7,51 +7,17 @@
 #[macro_use]
 mod output;
 
-mod apt_sources;
-mod asterisk;
-mod astlog;
-mod backup;
-mod bugreport;
-mod changelog;
-mod child;
 pub mod cli;
-mod command;
-mod completions;
+mod commands;
 mod context;
-mod cores;
-mod crash;
-mod debian_rules;
-mod elf;
+mod engine;
 mod error;
-mod executor;
-mod freeze;
+mod evidence;
 mod gdb;
-mod gdb_graph;
-mod graph;
 mod host;
-mod info;
-mod interrupt;
-mod lockdump;
-pub mod lockgraph;
-mod plan;
-mod prompt;
-mod rebuild;
-mod redact;
-mod report;
-mod runbook;
-mod runbooks_cmd;
-mod segfault;
-mod segfaults;
-mod setup_dbg;
-mod shell;
-mod symptoms;
-mod syslog;
-mod threads;
-mod valgrind;
-mod valgrind_conf;
-mod valgrind_report;
-mod vanilla;
-mod version;
+pub mod locks;
+#[cfg(test)]
+mod test_support;
 
 use std::process::ExitCode;
 
@@ -71,24 +37,24 @@ pub fn main() -> ExitCode {
         (_, true) => output::VERBOSE,
         _ => output::NORMAL,
     });
-    let interrupt = match interrupt::Interrupt::install() {
+    let interrupt = match engine::interrupt::Interrupt::install() {
         Ok(interrupt) => interrupt,
         Err(error) => return exit_with(&error),
     };
     let context = Context::new(cli.global, interrupt);
     let outcome = match cli.command {
-        Command::SetupDbg => setup_dbg::run(&context),
-        Command::Info => info::run(&context),
-        Command::Runbooks(args) => runbooks_cmd::run(&context, &args),
-        Command::Report(args) => report::run(&context, &args),
-        Command::Segfaults(args) => segfaults::run(&context, &args),
-        Command::Crash(args) => crash::run(&context, &args),
-        Command::Graph(args) => graph::run(&context, &args),
-        Command::Freeze(args) => freeze::run(&context, &args),
-        Command::Vanilla(args) => vanilla::run(&context, &args),
-        Command::Rebuild(args) => rebuild::run(&context, &args),
-        Command::Valgrind(args) => valgrind::run(&context, &args),
-        Command::Completions(args) => completions::run(&args),
+        Command::SetupDbg => commands::setup_dbg::run(&context),
+        Command::Info => commands::info::run(&context),
+        Command::Runbooks(args) => commands::runbooks::run(&context, &args),
+        Command::Report(args) => commands::report::run(&context, &args),
+        Command::Segfaults(args) => commands::segfaults::run(&context, &args),
+        Command::Crash(args) => commands::crash::run(&context, &args),
+        Command::Graph(args) => commands::graph::run(&context, &args),
+        Command::Freeze(args) => commands::freeze::run(&context, &args),
+        Command::Vanilla(args) => commands::vanilla::run(&context, &args),
+        Command::Rebuild(args) => commands::rebuild::run(&context, &args),
+        Command::Valgrind(args) => commands::valgrind::run(&context, &args),
+        Command::Completions(args) => cli::completions::run(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

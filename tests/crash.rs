@@ -1,13 +1,11 @@
 //! `crash` on a real crash: a small C program that segfaults a few calls
 //! deep with idle threads around, its real core, and the real gdb.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
-use common::{Sandbox, compile_c as compile, file_mode};
+use crate::common::{Sandbox, compile_c as compile, file_mode};
 use predicates::prelude::*;
 
 /// Crashes `program` and returns its core: the kernel's, when core_pattern

@@ -1,15 +1,13 @@
 //! `freeze` on a real deadlock: a small C program whose threads deadlock on
 //! pthread mutexes, attached with the real gdb, then the same from its core.
 
-mod common;
-
 use std::collections::HashSet;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 
-use common::{Sandbox, compile_c, file_mode};
+use crate::common::{Sandbox, compile_c, file_mode};
 use predicates::prelude::*;
 
 /// The frozen program, killed when the test ends however it ends.

@@ -5,13 +5,11 @@
 //! with the real dpkg-parsechangelog and makes empty .deb files. quilt,
 //! dpkg-parsechangelog, cp and install are the real ones.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Sandbox, file_mode, script_commands, sh_accepts};
+use crate::common::{Sandbox, file_mode, script_commands, sh_accepts};
 use predicates::prelude::*;
 
 const SOURCES: &str = "/etc/apt/sources.list.d/wazo-dist.list";

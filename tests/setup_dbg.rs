@@ -2,11 +2,9 @@
 //! a Wazo server (wazo-dist, xivo-dist, apt-get against Wazo's mirrors,
 //! dpkg-query of Asterisk packages).
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Sandbox, file_mode, script_commands, sh_accepts};
+use crate::common::{Sandbox, file_mode, script_commands, sh_accepts};
 use predicates::prelude::*;
 
 const STANDINS: &[&str] = &[

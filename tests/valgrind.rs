@@ -3,15 +3,13 @@
 //! and service are stand-ins. Every edited file must come back byte for
 //! byte, with its mode, whatever the ending.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Sandbox, file_mode, script_commands, sh_accepts};
+use crate::common::{Sandbox, file_mode, script_commands, sh_accepts};
 use predicates::prelude::*;
 
 const MODULES: &[u8] =
@@ -19,7 +17,7 @@ const MODULES: &[u8] =
 const ASTERISK_CONF: &[u8] = b"[directories](!)\nastetcdir => /etc/asterisk\n\n[options]\nhighpriority = yes\nrunuser = asterisk\n";
 
 fn compile_leak(sandbox: &Sandbox) -> PathBuf {
-    common::compile_c("leak", &sandbox.path(""))
+    crate::common::compile_c("leak", &sandbox.path(""))
 }
 
 struct Server {

@@ -1,9 +1,7 @@
 //! `vanilla install|revert` end to end, with stand-ins for wazo-dist,
 //! apt-get and xivo-fix-paths-rights.
 
-mod common;
-
-use common::{Sandbox, script_commands, sh_accepts};
+use crate::common::{Sandbox, script_commands, sh_accepts};
 use predicates::prelude::*;
 
 const STANDINS: &[&str] = &["wazo-dist", "apt-get", "xivo-fix-paths-rights"];

@@ -141,7 +141,7 @@ pub fn is_root() -> bool {
 #[macro_export]
 macro_rules! require_root {
     () => {
-        if !common::is_root() {
+        if !$crate::common::is_root() {
             eprintln!("skipped: this test needs root (CI runs as root)");
             return;
         }

@@ -1,0 +1,532 @@
+//! `crash`: from a dead Asterisk to a bug report, with nothing leaked.
+//!
+//! The doc's "So there is a problem" and "Debugging Asterisk Crash" steps,
+//! in order and with the usual mistakes made impossible: the core is the one
+//! that matches the segfault (not "the latest" by name), gdb's output is
+//! checked for a binary/core mismatch and missing symbols, the log copied is
+//! the one that covers the incident even after logrotate, and the report
+//! says in bold that the core stays on the server.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, FixedOffset, Local};
+use clap::Args;
+use serde::Serialize;
+
+use crate::context::Context;
+use crate::engine::shell;
+use crate::error::{Error, Result};
+use crate::evidence::astlog::{self, Copied};
+use crate::evidence::bugreport::BugReport;
+use crate::evidence::cores::{self, CoreFile};
+use crate::evidence::segfault_scan::{self as segfaults, Filter, Segfault};
+use crate::evidence::syslog;
+use crate::gdb::threads::{self, Analysis};
+use crate::gdb::{self, Target};
+use crate::host::asterisk::{self, ASTERISK_BIN};
+use crate::host::sys::hostname;
+use crate::host::version;
+
+/// Where Wazo installs Asterisk.
+/// Segfault lines this close to the incident belong to it.
+const MATCH_WINDOW_SECONDS: i64 = 15 * 60;
+const TOP_FRAMES: usize = 6;
+
+#[derive(Debug, Args)]
+pub struct CrashArgs {
+    /// The core file to analyse (skips the search in /var/spool/asterisk and core_pattern's directory)
+    #[arg(long, value_name = "FILE")]
+    pub core: Option<PathBuf>,
+
+    /// The Asterisk binary the core came from
+    #[arg(long, value_name = "PATH", default_value = ASTERISK_BIN)]
+    pub asterisk_bin: PathBuf,
+
+    /// When the incident happened (default: the newest segfault found), e.g. "2026-11-28 04:00" or -2h
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub at: Option<String>,
+
+    /// The process name in the kernel's segfault lines
+    #[arg(long, value_name = "NAME", default_value = "asterisk")]
+    pub process: String,
+}
+
+#[derive(Debug, Serialize)]
+struct CrashJson<'a> {
+    version: String,
+    incident: Option<String>,
+    segfaults: Vec<String>,
+    core: Option<&'a CoreFile>,
+    backtrace: Option<PathBuf>,
+    summary: Vec<String>,
+    warnings: &'a [String],
+    logs: &'a [Copied],
+    bug_report: Option<PathBuf>,
+}
+
+pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
+    let version = version::detect(&context.host, context.opts.wazo_version.as_deref())
+        .map(|detected| detected.version.to_string())
+        .unwrap_or_else(|_| "unknown (give it with --wazo-version)".to_string());
+    let core_given = args.core.as_deref().map(cores::require_core).transpose()?;
+    if context.dry_run() {
+        // First, before any command a search may print into the script.
+        outln!("#!/bin/sh");
+    }
+    let binary = asterisk::binary(&context.host, &args.asterisk_bin)?;
+
+    // Unreadable logs are warned about, and the others still count.
+    let found = segfaults::find_segfaults(
+        &context.host,
+        &syslog::default_sources(&context.host),
+        &Filter::process(&args.process),
+        Some(&context.interrupt),
+    )?;
+    context.interrupt.check()?;
+    let incident = incident_time(context, args, found.last())?;
+    let matching = matching_segfaults(&found, incident);
+    report_segfaults(&matching, &args.process);
+
+    let core = match core_given {
+        Some(core) => Some(core),
+        None => choose_core(
+            context,
+            &args.process,
+            matching.last().map(|s| s.kernel.pid),
+            incident,
+        )?,
+    };
+    // An abort() leaves no segfault line: the core's own time is the next best.
+    let incident = incident.or_else(|| {
+        let time = core.as_ref()?.time?;
+        errln!(
+            "Incident time taken from the core file: {}",
+            time.format("%Y-%m-%d %H:%M:%S %:z")
+        );
+        Some(time)
+    });
+    let log_copies = astlog::covering(&astlog::copies(&context.host), incident);
+    if context.dry_run() {
+        print_script(
+            core.as_ref(),
+            &binary,
+            context.output_path(),
+            &log_copies,
+            incident,
+        );
+        return Ok(());
+    }
+    let out = context.output_dir()?.to_path_buf();
+
+    let mut warnings = Vec::new();
+    let mut summary = Vec::new();
+    let mut backtrace = None;
+    if let Some(core) = &core {
+        let request = gdb::Request {
+            binary: binary.clone(),
+            target: Target::Core(core.path.clone()),
+            commands: vec!["bt full".to_string(), "thread apply all bt".to_string()],
+            text_out: out.join("bt-threads.txt"),
+            analysis_out: Some(out.join("gdb-threads.json")),
+        };
+        let outcome = gdb::run(&request, &context.interrupt)?;
+        for warning in &outcome.warnings {
+            warn!("{warning}");
+        }
+        warnings = outcome.warnings;
+        summary = outcome.analysis.as_ref().map(summarise).unwrap_or_default();
+        errln!(
+            "\nBacktrace of {} threads: {}",
+            outcome.threads_seen,
+            request.text_out.display()
+        );
+        backtrace = Some(request.text_out);
+    }
+    for line in &summary {
+        errln!("{line}");
+    }
+
+    let day = incident_day(incident);
+    let mut logs = Vec::new();
+    for copy in &log_copies {
+        context.interrupt.check()?;
+        match astlog::copy_into(copy, &out, &day, &hostname()) {
+            Ok(copied) => {
+                errln!(
+                    "Copied {} to {}",
+                    copied.from.display(),
+                    copied.to.display()
+                );
+                logs.push(copied);
+            }
+            Err(error) => {
+                warn!("{error}");
+                warnings.push(error.to_string());
+            }
+        }
+    }
+    if log_copies.is_empty() {
+        warn!(
+            "no Asterisk log in {}",
+            context.host.path(astlog::LOG_DIR).display()
+        );
+    }
+
+    let report = bug_report(
+        &version,
+        incident,
+        &matching,
+        core.as_ref(),
+        &summary,
+        backtrace.as_deref(),
+        &logs,
+    );
+    let report_path = out.join("bug-report.md");
+    report.write(&report_path)?;
+    errln!("\nBug report: {}", report_path.display());
+    if let Some(core) = &core {
+        errln!(
+            "The core file stays on the server ({}): never attach it publicly, it may hold passwords.",
+            core.path.display()
+        );
+    }
+    errln!(
+        "Pack it all, secrets redacted, with: wazo-astdebug report {}",
+        shell::quote(&out.display().to_string())
+    );
+
+    if context.opts.json {
+        let json = CrashJson {
+            version,
+            incident: incident.map(|time| time.to_rfc3339()),
+            segfaults: matching
+                .iter()
+                .map(|segfault| segfault.line.clone())
+                .collect(),
+            core: core.as_ref(),
+            backtrace,
+            summary,
+            warnings: &warnings,
+            logs: &logs,
+            bug_report: Some(report_path),
+        };
+        crate::output::print_json(&json)?;
+    }
+    Ok(())
+}
+
+/// `--at`, else the user's answer (default: the newest segfault), else the
+/// newest segfault.
+fn incident_time(
+    context: &Context,
+    args: &CrashArgs,
+    newest: Option<&Segfault>,
+) -> Result<Option<DateTime<FixedOffset>>> {
+    let now = Local::now();
+    if let Some(at) = &args.at {
+        return syslog::parse_time_spec(at, now).map(Some);
+    }
+    let default = newest.and_then(|segfault| segfault.time);
+    if context.dry_run() || !context.can_ask() {
+        return Ok(default);
+    }
+    let suggestion = default
+        .map(|time| time.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| now.format("%Y-%m-%d %H:%M").to_string());
+    let answer: String = dialoguer::Input::new()
+        .with_prompt("When did the incident happen? (ask the people who saw it; e.g. \"2026-11-28 04:00\" or -2h)")
+        .default(suggestion)
+        .interact_text()
+        .map_err(|_| Error::Interrupted)?;
+    syslog::parse_time_spec(&answer, now).map(Some)
+}
+
+fn matching_segfaults(all: &[Segfault], incident: Option<DateTime<FixedOffset>>) -> Vec<Segfault> {
+    match incident {
+        None => all.last().cloned().into_iter().collect(),
+        Some(incident) => all
+            .iter()
+            .filter(|segfault| {
+                segfault.time.is_some_and(|time| {
+                    (time - incident).num_seconds().abs() <= MATCH_WINDOW_SECONDS
+                })
+            })
+            .cloned()
+            .collect(),
+    }
+}
+
+fn report_segfaults(matching: &[Segfault], process: &str) {
+    if matching.is_empty() {
+        errln!(
+            "No segfault line of {process} near the incident. (An abort(), e.g. from Wazo's freeze \
+             check, leaves a core file but no segfault line.)"
+        );
+    }
+    for segfault in matching {
+        err!("{}", segfaults::describe(segfault));
+    }
+}
+
+/// The core to analyse: the one that fits the incident; the user picks when
+/// several do.
+fn choose_core(
+    context: &Context,
+    process: &str,
+    pid: Option<u32>,
+    incident: Option<DateTime<FixedOffset>>,
+) -> Result<Option<CoreFile>> {
+    let search = cores::search(&context.host);
+    let searched: Vec<String> = search
+        .searched
+        .iter()
+        .map(|dir| dir.display().to_string())
+        .collect();
+    if search.cores.is_empty() && search.coredumpctl {
+        if let Some(core) = from_coredumpctl(context, process, pid, incident)? {
+            return Ok(Some(core));
+        }
+    }
+    if search.cores.is_empty() {
+        let hint = if search.coredumpctl {
+            "; the kernel hands cores to systemd-coredump, and `coredumpctl list` shows none stored"
+        } else {
+            "; was Asterisk running with core dumps enabled (ulimit -c)?"
+        };
+        warn!(
+            "no core file in {}{hint}. Going on without a backtrace.",
+            searched.join(", ")
+        );
+        return Ok(None);
+    }
+    let mut fitting: Vec<(i64, &CoreFile)> = search
+        .cores
+        .iter()
+        .filter_map(|core| cores::fit(core, pid, incident).map(|score| (score, core)))
+        .collect();
+    fitting.sort_by_key(|(score, _)| *score);
+    let candidates: Vec<&CoreFile> = if fitting.is_empty() {
+        if pid.is_some() || incident.is_some() {
+            errln!(
+                "No core file matches the incident's pid or time; taking the cores found, newest first."
+            );
+        }
+        search.cores.iter().collect()
+    } else {
+        fitting.into_iter().map(|(_, core)| core).collect()
+    };
+    if candidates.len() == 1 || !context.can_ask() {
+        return Ok(candidates.first().map(|core| (*core).clone()));
+    }
+    let items: Vec<String> = candidates.iter().map(|core| describe_core(core)).collect();
+    let picked = dialoguer::Select::new()
+        .with_prompt("Several core files fit; which one?")
+        .items(&items)
+        .default(0)
+        .interact()
+        .map_err(|_| Error::Interrupted)?;
+    Ok(candidates.get(picked).map(|core| (*core).clone()))
+}
+
+/// Where core_pattern pipes to systemd-coredump, the core is in the journal's
+/// store: extract the one that fits into the output directory.
+fn from_coredumpctl(
+    context: &Context,
+    process: &str,
+    pid: Option<u32>,
+    incident: Option<DateTime<FixedOffset>>,
+) -> Result<Option<CoreFile>> {
+    let dumps: Vec<cores::Coredump> = cores::coredumps(&context.host, process, &context.interrupt)
+        .into_iter()
+        .filter(|dump| dump.state == "present")
+        .collect();
+    let fits = |dump: &cores::Coredump| {
+        pid == Some(dump.pid)
+            || incident.zip(dump.time).is_some_and(|(incident, time)| {
+                (time - incident).num_seconds().abs() <= MATCH_WINDOW_SECONDS
+            })
+    };
+    let Some(dump) = dumps.iter().find(|dump| fits(dump)).or(dumps.first()) else {
+        return Ok(None);
+    };
+    errln!(
+        "systemd-coredump holds the core of pid {} ({}): extracting it.",
+        dump.pid,
+        dump.signal
+    );
+    if context.dry_run() {
+        let dest = context.output_path().join(format!("core.{}", dump.pid));
+        outln!("{}", cores::dump_command(&context.host, dump.pid, &dest));
+        return Ok(None);
+    }
+    cores::extract(
+        &context.host,
+        dump,
+        context.output_dir()?,
+        &context.interrupt,
+    )
+    .map(Some)
+}
+
+fn describe_core(core: &CoreFile) -> String {
+    let time = core
+        .time
+        .map(|time| time.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "time unknown".to_string());
+    let pid = core
+        .pid
+        .map(|pid| format!(", pid {pid}"))
+        .unwrap_or_default();
+    format!(
+        "{} ({time}{pid}, {} MB)",
+        core.path.display(),
+        core.size / 1_000_000
+    )
+}
+
+/// The signal, the crashing thread and its top frames.
+fn summarise(analysis: &Analysis) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(signal) = &analysis.signal {
+        let address = signal
+            .address
+            .as_deref()
+            .filter(|_| matches!(signal.number, 7 | 11))
+            .map(|address| format!(" at address {address}"))
+            .unwrap_or_default();
+        lines.push(format!(
+            "Signal: {}{address}",
+            threads::signal_name(signal.number)
+        ));
+    }
+    let crashing = analysis
+        .threads
+        .iter()
+        .find(|thread| Some(thread.num) == analysis.current_thread);
+    if let Some(thread) = crashing {
+        lines.push(format!(
+            "Crashing thread: {} (gdb thread {})",
+            thread.label(),
+            thread.num
+        ));
+        for (index, frame) in thread.frames.iter().take(TOP_FRAMES).enumerate() {
+            lines.push(format!("  #{index} {}", frame.describe()));
+        }
+    }
+    lines
+}
+
+fn bug_report(
+    version: &str,
+    incident: Option<DateTime<FixedOffset>>,
+    segfaults: &[Segfault],
+    core: Option<&CoreFile>,
+    summary: &[String],
+    backtrace: Option<&Path>,
+    logs: &[Copied],
+) -> BugReport {
+    let mut findings = Vec::new();
+    if !segfaults.is_empty() {
+        let lines: Vec<String> = segfaults
+            .iter()
+            .map(|segfault| format!("    {}", segfault.line))
+            .collect();
+        findings.push(format!("Kernel segfault line:\n\n{}", lines.join("\n")));
+    }
+    if !summary.is_empty() {
+        findings.push(format!(
+            "From the core file:\n\n```\n{}\n```",
+            summary.join("\n")
+        ));
+    }
+    let mut attachments = Vec::new();
+    if let Some(backtrace) = backtrace.and_then(|path| path.file_name()) {
+        attachments.push((
+            backtrace.to_string_lossy().to_string(),
+            "gdb `bt full` of the crashing thread and `thread apply all bt`".to_string(),
+        ));
+    }
+    for log in logs {
+        if let Some(name) = log.to.file_name() {
+            attachments.push((
+                name.to_string_lossy().to_string(),
+                format!("copy of {}", log.from.display()),
+            ));
+        }
+    }
+    BugReport {
+        subject: "Asterisk Crash".to_string(),
+        version: version.to_string(),
+        incident: incident
+            .map(|time| time.format("%Y-%m-%d %H:%M:%S %:z").to_string())
+            .unwrap_or_else(|| "unknown".to_string()),
+        findings,
+        attachments,
+        cores: core
+            .map(|core| core.path.display().to_string())
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// The day the copied logs are named after: the incident's, else today's
+/// (the doc's `date +"%Y%m%d"`).
+fn incident_day(incident: Option<DateTime<FixedOffset>>) -> String {
+    incident
+        .map(|time| time.format("%Y%m%d").to_string())
+        .unwrap_or_else(|| Local::now().format("%Y%m%d").to_string())
+}
+
+/// `--dry-run`: what would run, as sh.
+fn print_script(
+    core: Option<&CoreFile>,
+    binary: &Path,
+    out: &Path,
+    logs: &[astlog::LogCopy],
+    incident: Option<DateTime<FixedOffset>>,
+) {
+    outln!(
+        "# wazo-astdebug crash: backtrace, logs and bug report into {}",
+        out.display()
+    );
+    match core {
+        Some(core) => {
+            let request = gdb::Request {
+                binary: binary.to_path_buf(),
+                target: Target::Core(core.path.clone()),
+                commands: vec!["bt full".to_string(), "thread apply all bt".to_string()],
+                text_out: out.join("bt-threads.txt"),
+                analysis_out: None,
+            };
+            outln!("# The core file: {}", describe_core(core));
+            outln!(
+                "{} > {}",
+                request.command(None),
+                shell::quote(&request.text_out.display().to_string())
+            );
+            outln!(
+                "# (also, in the same gdb run, the thread and signal analysis into gdb-threads.json)"
+            );
+        }
+        None => outln!("# No core file found: no backtrace."),
+    }
+    let day = incident_day(incident);
+    for log in logs {
+        let name = log
+            .path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or_default();
+        let to = out.join(astlog::copy_name(log, &day, &hostname()));
+        let reader = if name.ends_with(".gz") { "zcat" } else { "cat" };
+        outln!(
+            "{reader} {} > {}",
+            shell::quote(&log.path.display().to_string()),
+            shell::quote(&to.display().to_string())
+        );
+    }
+    outln!(
+        "# Then write {} with the tracker fields.",
+        out.join("bug-report.md").display()
+    );
+}

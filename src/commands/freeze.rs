@@ -1,0 +1,460 @@
+//! `freeze`: the evidence of a frozen Asterisk, and the answer in words.
+//!
+//! The doc's "Debugging Asterisk Freeze" collects a live backtrace and, on
+//! builds with DEBUG_THREADS, `core show locks`. Most Wazo servers run the
+//! stock build, so the lock graph is also read from memory by gdb in the
+//! same attach (see `gdb_locks.py`): "threads A and B are deadlocked on
+//! these two locks, 212 more are stuck behind them" without a rebuild. The
+//! process is left running: gdb detaches, and a gdb stopped hard is followed
+//! by SIGCONT.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Local};
+use clap::Args;
+use serde::Serialize;
+
+use crate::context::Context;
+use crate::engine::shell;
+use crate::error::{Error, Result};
+use crate::evidence::astlog;
+use crate::evidence::bugreport::BugReport;
+use crate::evidence::cores;
+use crate::evidence::symptoms::{self, CliAnswer, Symptom};
+use crate::gdb::threads::{self, StackGroup};
+use crate::gdb::{self, Target};
+use crate::host::asterisk::{self, ASTERISK_BIN};
+use crate::host::sys::create_private;
+use crate::host::version;
+use crate::locks::draw::{self, GraphFormat};
+use crate::locks::file as lockfile;
+use crate::locks::from_gdb;
+use crate::locks::graph::LockGraph;
+use crate::locks::render;
+
+/// Stack groups shown in the text summary.
+const GROUPS_SHOWN: usize = 5;
+/// Frames named per group.
+const GROUP_DEPTH: usize = 4;
+/// The tail of `full` searched for the last minutes: bounded, whatever the log's size.
+const LOG_TAIL_BYTES: u64 = 256 << 20;
+
+#[derive(Debug, Args)]
+pub struct FreezeArgs {
+    /// Asterisk's pid [default: /run/asterisk/asterisk.pid, else the process named asterisk]
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
+
+    /// Analyse this core file instead of the live process (e.g. one left by the freeze check's abort())
+    #[arg(long, value_name = "FILE", conflicts_with = "pid")]
+    pub core: Option<PathBuf>,
+
+    /// The Asterisk binary
+    #[arg(long, value_name = "PATH", default_value = ASTERISK_BIN)]
+    pub asterisk_bin: PathBuf,
+
+    /// Seconds each check may take (`asterisk -rx` can hang forever on a frozen Asterisk)
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub timeout: u64,
+
+    /// Also draw the lock graph: graph-locks.dot, and graph-locks.svg when graphviz is installed
+    #[arg(long)]
+    pub graph: bool,
+
+    /// Minutes of /var/log/asterisk/full to keep, up to the freeze
+    #[arg(long, value_name = "MINUTES", default_value_t = 10)]
+    pub log_minutes: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct FreezeJson {
+    pid: Option<u32>,
+    core: Option<PathBuf>,
+    symptoms: Vec<Symptom>,
+    artefacts: Vec<PathBuf>,
+    graph: serde_json::Value,
+    graph_source: String,
+    stack_groups: Vec<StackGroup>,
+    warnings: Vec<String>,
+}
+
+pub fn run(context: &Context, args: &FreezeArgs) -> Result<()> {
+    let binary = asterisk::binary(&context.host, &args.asterisk_bin)?;
+    let target = match &args.core {
+        Some(core) => Target::Core(cores::require_core(core)?.path),
+        None => Target::Pid(find_pid(context, args.pid)?),
+    };
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    if context.dry_run() {
+        print_script(&target, &binary, context.output_path(), timeout);
+        return Ok(());
+    }
+    let out = context.output_dir()?.to_path_buf();
+    let mut artefacts = Vec::new();
+    let mut symptoms_seen = Vec::new();
+    let mut warnings = Vec::new();
+    let mut locks_dump = None;
+
+    if let Target::Pid(_) = target {
+        symptoms_seen.push(symptoms::service_status(timeout, &context.interrupt)?);
+        let channels = symptoms::asterisk_rx("core show channels", timeout, &context.interrupt)?;
+        save_answer(
+            &channels,
+            &out.join("core-show-channels.txt"),
+            &mut artefacts,
+        )?;
+        symptoms_seen.push(symptoms::judge_channels(&channels, timeout));
+        let locks = symptoms::asterisk_rx("core show locks", timeout, &context.interrupt)?;
+        match &locks {
+            CliAnswer::Output(lines) if symptoms::lacks_debug_threads(lines) => warnings.push(
+                "this Asterisk is built without DEBUG_THREADS, so `core show locks` does not exist; \
+                 the lock graph comes from gdb instead. For the full picture, rebuild with \
+                 `wazo-astdebug rebuild` (DEBUG_THREADS, DONT_OPTIMIZE) and catch the next freeze"
+                    .to_string(),
+            ),
+            CliAnswer::Output(_) => {
+                let path = out.join("core-show-locks.txt");
+                save_answer(&locks, &path, &mut artefacts)?;
+                locks_dump = Some(path);
+            }
+            CliAnswer::Timeout => warnings.push(format!(
+                "`asterisk -rx 'core show locks'` did not answer within {} s",
+                timeout.as_secs()
+            )),
+            CliAnswer::Failed(why) => warnings.push(format!("`asterisk -rx 'core show locks'` failed: {why}")),
+        }
+        for symptom in &symptoms_seen {
+            errln!(
+                "{:<9} {:<7} {}",
+                symptom.check,
+                symptom.verdict,
+                symptom.detail
+            );
+        }
+    }
+
+    context.interrupt.check()?;
+    let request = gdb::Request {
+        binary,
+        target: target.clone(),
+        commands: vec!["thread apply all bt".to_string()],
+        text_out: out.join("bt-threads.txt"),
+        analysis_out: Some(out.join("gdb-threads.json")),
+    };
+    let outcome = gdb::run(&request, &context.interrupt)?;
+    artefacts.push(request.text_out.clone());
+    warnings.extend(outcome.warnings);
+    errln!(
+        "Backtrace of {} threads: {}",
+        outcome.threads_seen,
+        request.text_out.display()
+    );
+
+    if let Target::Pid(_) = target {
+        match last_minutes(context, args.log_minutes, &out) {
+            Ok(Some(path)) => artefacts.push(path),
+            Ok(None) => {}
+            Err(error) => warnings.push(error.to_string()),
+        }
+    }
+
+    let stack_groups = outcome
+        .analysis
+        .as_ref()
+        .map(|analysis| threads::stack_groups(&analysis.threads))
+        .unwrap_or_default();
+    let (graph, graph_source, source_info) = choose_graph(
+        locks_dump.as_deref(),
+        outcome.analysis.as_ref(),
+        &target,
+        &mut warnings,
+    );
+    let analysis = graph.analyze();
+    let summary = render::text(&graph, &analysis, &source_info);
+    for warning in &warnings {
+        warn!("{warning}");
+    }
+    errln!(
+        "\n{}",
+        summary.replace("DEADLOCK:", &crate::output::alarm("DEADLOCK:"))
+    );
+    if !stack_groups.is_empty() {
+        errln!("Where the threads are (identical stacks grouped, largest first):");
+        for group in stack_groups.iter().take(GROUPS_SHOWN) {
+            errln!("  {}", threads::describe_group(group, GROUP_DEPTH));
+        }
+    }
+    if args.graph {
+        let dot_path = out.join("graph-locks.dot");
+        let mut file = create_private(&dot_path)?;
+        render::dot(&graph, &analysis, &mut file)
+            .map_err(|error| Error::write(&dot_path, error))?;
+        artefacts.push(dot_path);
+        let svg = out.join("graph-locks.svg");
+        match draw::draw(&graph, &analysis, GraphFormat::Svg, &svg) {
+            Ok(()) => artefacts.push(svg),
+            Err(error) => warnings.push(error.to_string()),
+        }
+    }
+
+    let report = bug_report(
+        context,
+        &symptoms_seen,
+        &summary,
+        &stack_groups,
+        &artefacts,
+        args.core.as_deref(),
+    );
+    let report_path = out.join("bug-report.md");
+    report.write(&report_path)?;
+    artefacts.push(report_path.clone());
+    errln!("Bug report: {}", report_path.display());
+    errln!(
+        "Pack it all, secrets redacted, with: wazo-astdebug report {}",
+        shell::quote(&out.display().to_string())
+    );
+
+    if context.opts.json {
+        let mut graph_json = Vec::new();
+        render::json(&graph, &analysis, &mut graph_json)
+            .map_err(|error| Error::write("stdout", error))?;
+        let json = FreezeJson {
+            pid: match target {
+                Target::Pid(pid) => Some(pid),
+                Target::Core(_) => None,
+            },
+            core: args.core.clone(),
+            symptoms: symptoms_seen,
+            artefacts,
+            graph: serde_json::from_slice(&graph_json).unwrap_or(serde_json::Value::Null),
+            graph_source,
+            stack_groups,
+            warnings,
+        };
+        crate::output::print_json(&json)?;
+    }
+    Ok(())
+}
+
+fn find_pid(context: &Context, given: Option<u32>) -> Result<u32> {
+    let pid = match given {
+        Some(pid) => pid,
+        None => {
+            let lookup = asterisk::find(&context.host);
+            for warning in &lookup.warnings {
+                warn!("{warning}");
+            }
+            lookup.found.map(|found| found.pid).ok_or_else(|| {
+                Error::bad_input(
+                    "Asterisk is not running (no live pid in /run/asterisk/asterisk.pid, no process \
+                     named asterisk): nothing to attach to. Give --pid, or analyse a core with --core FILE",
+                )
+            })?
+        }
+    };
+    if !Path::new(&format!("/proc/{pid}")).exists() {
+        return Err(Error::bad_input(format!(
+            "no process with pid {pid} on this machine"
+        )));
+    }
+    Ok(pid)
+}
+
+fn save_answer(answer: &CliAnswer, path: &Path, artefacts: &mut Vec<PathBuf>) -> Result<()> {
+    if let CliAnswer::Output(lines) = answer {
+        let mut file = create_private(path)?;
+        for line in lines {
+            writeln!(file, "{line}").map_err(|error| Error::write(path, error))?;
+        }
+        artefacts.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
+/// The graph from `core show locks` when the build has it (it knows every
+/// lock held, not only the contended ones), else from gdb.
+fn choose_graph(
+    dump: Option<&Path>,
+    analysis: Option<&threads::Analysis>,
+    target: &Target,
+    warnings: &mut Vec<String>,
+) -> (LockGraph, String, render::SourceInfo) {
+    if let Some(path) = dump {
+        match lockfile::read_dump(path) {
+            Ok((graph, info)) => {
+                let info = lockfile::source_info(path, &info);
+                return (graph, "core show locks".to_string(), info);
+            }
+            Err(error) => {
+                warnings.push(format!("{error}; using gdb's reading of the locks instead"))
+            }
+        }
+    }
+    let source = match target {
+        Target::Pid(pid) => format!("gdb, attached to pid {pid}"),
+        Target::Core(core) => format!("gdb, on {}", core.display()),
+    };
+    let built = analysis.map(from_gdb::build);
+    let mut info = render::SourceInfo {
+        source: source.clone(),
+        ..Default::default()
+    };
+    match built {
+        Some(built) => {
+            if !built.unaddressed.is_empty() {
+                info.notes.push(format!(
+                    "{} threads are blocked in a lock call whose address gdb could not read \
+                     (install the debug symbols with `wazo-astdebug setup-dbg`)",
+                    built.unaddressed.len()
+                ));
+            }
+            (built.graph, source, info)
+        }
+        None => (LockGraph::new(), "none".to_string(), info),
+    }
+}
+
+/// The last `minutes` of `full`, up to now, streamed from its tail.
+fn last_minutes(context: &Context, minutes: u64, out: &Path) -> Result<Option<PathBuf>> {
+    let log = context.host.path(astlog::LOG_DIR).join("full");
+    let Ok(mut file) = File::open(&log) else {
+        return Ok(None);
+    };
+    let size = file
+        .metadata()
+        .map_err(|error| Error::read(&log, error))?
+        .len();
+    let mtime = file
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .map(DateTime::<Local>::from);
+    let start = size.saturating_sub(LOG_TAIL_BYTES);
+    file.seek(SeekFrom::Start(start))
+        .map_err(|error| Error::read(&log, error))?;
+    let cutoff = Local::now()
+        - chrono::Duration::minutes(i64::try_from(minutes).unwrap_or(i64::MAX / 60_000));
+    let path = out.join(format!("asterisk-full-last-{minutes}min.log"));
+    let mut writer = std::io::BufWriter::new(create_private(&path)?);
+    let mut keeping = false;
+    let mut first = start > 0;
+    for line in BufReader::new(file).split(b'\n') {
+        let line = line.map_err(|error| Error::read(&log, error))?;
+        if std::mem::take(&mut first) {
+            continue; // a partial line at the seek point
+        }
+        if let Some(time) = astlog::line_stamp(&line, mtime) {
+            keeping = time >= cutoff;
+        }
+        if keeping {
+            writer
+                .write_all(&line)
+                .and_then(|_| writer.write_all(b"\n"))
+                .map_err(|error| Error::write(&path, error))?;
+        }
+    }
+    writer.flush().map_err(|error| Error::write(&path, error))?;
+    Ok(Some(path))
+}
+
+fn bug_report(
+    context: &Context,
+    symptoms_seen: &[Symptom],
+    summary: &str,
+    groups: &[StackGroup],
+    artefacts: &[PathBuf],
+    core: Option<&Path>,
+) -> BugReport {
+    let version = version::detect(&context.host, context.opts.wazo_version.as_deref())
+        .map(|detected| detected.version.to_string())
+        .unwrap_or_else(|_| "unknown".to_string());
+    let mut findings = Vec::new();
+    if !symptoms_seen.is_empty() {
+        let lines: Vec<String> = symptoms_seen
+            .iter()
+            .map(|symptom| format!("- `{}`: {}", symptom.command, symptom.detail))
+            .collect();
+        findings.push(format!("Symptoms:\n\n{}", lines.join("\n")));
+    }
+    findings.push(format!(
+        "Lock analysis:\n\n```\n{}\n```",
+        summary.trim_end()
+    ));
+    if !groups.is_empty() {
+        let lines: Vec<String> = groups
+            .iter()
+            .take(GROUPS_SHOWN)
+            .map(|group| format!("- {}", threads::describe_group(group, GROUP_DEPTH)))
+            .collect();
+        findings.push(format!("Where the threads are:\n\n{}", lines.join("\n")));
+    }
+    let attachments = artefacts
+        .iter()
+        .filter_map(|path| path.file_name())
+        .map(|name| {
+            let name = name.to_string_lossy().to_string();
+            let what = describe_artefact(&name);
+            (name, what)
+        })
+        .collect();
+    BugReport {
+        subject: "Asterisk Freeze".to_string(),
+        version,
+        incident: Local::now()
+            .format("%Y-%m-%d %H:%M:%S %:z (when the evidence was taken)")
+            .to_string(),
+        findings,
+        attachments,
+        cores: core
+            .map(|core| core.display().to_string())
+            .into_iter()
+            .collect(),
+    }
+}
+
+fn describe_artefact(name: &str) -> String {
+    match name {
+        "bt-threads.txt" => "gdb `thread apply all bt`",
+        "core-show-locks.txt" => "`asterisk -rx 'core show locks'`",
+        "core-show-channels.txt" => "`asterisk -rx 'core show channels'`",
+        "graph-locks.dot" | "graph-locks.svg" => "the lock wait-for graph",
+        _ if name.starts_with("asterisk-full-last") => "the Asterisk log just before the freeze",
+        _ => "",
+    }
+    .to_string()
+}
+
+fn print_script(target: &Target, binary: &Path, out: &Path, timeout: Duration) {
+    let quote = |path: &Path| shell::quote(&path.display().to_string());
+    outln!("#!/bin/sh");
+    outln!(
+        "# wazo-astdebug freeze: evidence of a frozen Asterisk into {}",
+        out.display()
+    );
+    if let Target::Pid(_) = target {
+        let seconds = timeout.as_secs().to_string();
+        outln!("timeout {seconds} systemctl is-active asterisk");
+        outln!(
+            "timeout {seconds} asterisk -rx 'core show channels' > {}",
+            quote(&out.join("core-show-channels.txt"))
+        );
+        outln!(
+            "timeout {seconds} asterisk -rx 'core show locks' > {}",
+            quote(&out.join("core-show-locks.txt"))
+        );
+    }
+    let request = gdb::Request {
+        binary: binary.to_path_buf(),
+        target: target.clone(),
+        commands: vec!["thread apply all bt".to_string()],
+        text_out: out.join("bt-threads.txt"),
+        analysis_out: None,
+    };
+    outln!("{} > {}", request.command(None), quote(&request.text_out));
+    outln!(
+        "# (in the same gdb run: who waits for which lock, read from memory, into gdb-threads.json)"
+    );
+}

@@ -1,0 +1,209 @@
+//! `info`: what the tool sees on this server, before it changes anything.
+//!
+//! The first thing a support engineer needs on an unknown box: which
+//! version, which era (so which commands), whether apt was left pointing at
+//! an archive by an earlier interrupted run, and which tools are missing.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::context::Context;
+use crate::error::Result;
+use crate::host::apt_sources::{self, AptSource};
+use crate::host::asterisk::{self, ASTERISK_BIN, PidLookup};
+use crate::host::runbook::{EraPlan, Runbooks};
+use crate::host::version::{self, VersionSource, WazoVersion};
+
+/// The tools the procedures use, in the order `info` lists them.
+const TOOLS: &[&str] = &[
+    "gdb",
+    "gcore",
+    "valgrind",
+    "circo",
+    "dot",
+    "wazo-dist",
+    "xivo-dist",
+    "apt-get",
+    "dpkg-query",
+    "asterisk",
+];
+
+/// Where Asterisk lives on Wazo; `/usr/sbin` is not on every user's PATH.
+
+#[derive(Debug, Serialize)]
+pub struct Info {
+    version: Option<WazoVersion>,
+    version_source: Option<VersionSource>,
+    version_error: Option<String>,
+    era: Option<EraPlan>,
+    era_error: Option<String>,
+    runbooks: String,
+    apt: Option<AptSource>,
+    apt_error: Option<String>,
+    root: bool,
+    asterisk: PidLookup,
+    /// The installed asterisk-vanilla version, if any (from dpkg's status file).
+    asterisk_vanilla: Option<String>,
+    tools: Vec<Tool>,
+}
+
+#[derive(Debug, Serialize)]
+struct Tool {
+    name: String,
+    path: Option<PathBuf>,
+}
+
+pub fn run(context: &Context) -> Result<()> {
+    let info = gather(context)?;
+    if context.opts.json {
+        crate::output::print_json(&info)?;
+    } else {
+        out!("{}", render(&info));
+    }
+    Ok(())
+}
+
+fn gather(context: &Context) -> Result<Info> {
+    let runbooks = Runbooks::load(context.opts.runbooks.as_deref())?;
+    let (version, version_source, version_error) =
+        match version::detect(&context.host, context.opts.wazo_version.as_deref()) {
+            Ok(detected) => (Some(detected.version), Some(detected.source), None),
+            Err(error) => (None, None, Some(error.to_string())),
+        };
+    let (era, era_error) = match &version {
+        Some(version) => match runbooks.plan_for(version) {
+            Ok(era) => (Some(era), None),
+            Err(error) => (None, Some(error.to_string())),
+        },
+        None => (None, None),
+    };
+    let (apt, apt_error) = match apt_sources::current(&context.host) {
+        Ok(apt) => (apt, None),
+        Err(error) => (None, Some(error.to_string())),
+    };
+    let root = crate::host::sys::is_root();
+    let tools = TOOLS
+        .iter()
+        .map(|name| Tool {
+            name: name.to_string(),
+            path: find_tool(context, name),
+        })
+        .collect();
+    Ok(Info {
+        version,
+        version_source,
+        version_error,
+        era,
+        era_error,
+        runbooks: runbooks.source.to_string(),
+        apt,
+        apt_error,
+        root,
+        asterisk: asterisk::find(&context.host),
+        asterisk_vanilla: crate::host::dpkg::installed_version(&context.host, "asterisk-vanilla"),
+        tools,
+    })
+}
+
+fn find_tool(context: &Context, name: &str) -> Option<PathBuf> {
+    if let Ok(path) = which::which(name) {
+        return Some(path);
+    }
+    let fallback = context.host.path(ASTERISK_BIN);
+    (name == "asterisk" && fallback.is_file()).then_some(fallback)
+}
+
+fn render(info: &Info) -> String {
+    let mut out = String::new();
+    let mut line = |label: &str, value: String| out.push_str(&format!("{label:<16}{value}\n"));
+    match (&info.version, &info.version_source, &info.version_error) {
+        (Some(version), Some(source), _) => {
+            line("Wazo version", format!("{version} (from {source})"))
+        }
+        (_, _, Some(error)) => line("Wazo version", format!("unknown: {error}")),
+        _ => line("Wazo version", "unknown".to_string()),
+    }
+    if let Some(era) = &info.era {
+        line(
+            "Era",
+            format!(
+                "{} (Debian {}, runbooks: {})",
+                era.era, era.debian, info.runbooks
+            ),
+        );
+        line("Archive", crate::engine::shell::join(&era.archive));
+        line("Production", crate::engine::shell::join(&era.production));
+        line("Apt target", era.apt_target.clone());
+        line("Packages", era.base_packages.join(" "));
+        line("Debug packages", era.debug_packages.join(" "));
+        for note in &era.notes {
+            line("Note", note.clone());
+        }
+        for hole in &era.holes {
+            line("WARNING", hole.clone());
+        }
+    }
+    if let Some(error) = &info.era_error {
+        line("Era", format!("none: {error}"));
+    }
+    match (&info.apt, &info.apt_error) {
+        (Some(apt), _) => {
+            let state = if apt.points_at_archive {
+                "ARCHIVE: a previous run may have been interrupted; `wazo-astdebug setup-dbg` puts production back"
+            } else {
+                "main mirror"
+            };
+            line(
+                "Apt points at",
+                format!("{} ({}) [{state}]", apt.distribution, apt.file.display()),
+            );
+        }
+        (None, Some(error)) => line("Apt points at", format!("unknown: {error}")),
+        (None, None) => line(
+            "Apt points at",
+            format!(
+                "unknown: none of {} exists",
+                apt_sources::SOURCES_FILES.join(", ")
+            ),
+        ),
+    }
+    line(
+        "Running as",
+        if info.root {
+            "root".to_string()
+        } else {
+            "not root (changes need sudo; --dry-run works)".to_string()
+        },
+    );
+    match &info.asterisk.found {
+        Some(found) => match &found.pidfile {
+            Some(pidfile) => line(
+                "Asterisk pid",
+                format!("{} (from {})", found.pid, pidfile.display()),
+            ),
+            None => line("Asterisk pid", format!("{} (by process name)", found.pid)),
+        },
+        None => line("Asterisk pid", "not running".to_string()),
+    }
+    for warning in &info.asterisk.warnings {
+        line("WARNING", warning.clone());
+    }
+    line(
+        "Vanilla",
+        match &info.asterisk_vanilla {
+            Some(version) => format!(
+                "asterisk-vanilla {version} is installed (no Wazo patches; `wazo-astdebug vanilla revert` puts asterisk back)"
+            ),
+            None => "not installed".to_string(),
+        },
+    );
+    for tool in &info.tools {
+        let value = match &tool.path {
+            Some(path) => path.display().to_string(),
+            None => "not found".to_string(),
+        };
+        line(&format!("  {}", tool.name), value);
+    }
+    out
+}

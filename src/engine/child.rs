@@ -1,0 +1,251 @@
+//! Running one child process under supervision.
+//!
+//! A child is polled rather than waited on, so that a signal recorded by
+//! [`Interrupt`] can stop it (SIGINT first, as a terminal would, then
+//! SIGTERM and SIGKILL if it will not go), and so that a command with a time
+//! limit (every `asterisk -rx`: a frozen Asterisk never answers) is stopped
+//! when it passes. Output arrives line by line, as it is printed, for
+//! spinners, logs and artefact files.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Sender};
+use std::time::{Duration, Instant};
+
+use crate::engine::command::Cmd;
+use crate::engine::interrupt::Interrupt;
+use crate::error::{Error, Result};
+
+/// How long a child gets to exit after each signal before the next, harder one.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long to wait for output after a child exited: a daemon it started may
+/// keep the pipe open forever.
+const DRAIN_GRACE: Duration = Duration::from_millis(500);
+const POLL: Duration = Duration::from_millis(50);
+
+/// Which output a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Out,
+    Err,
+}
+
+/// Whether stderr is kept apart from stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streams {
+    /// One pipe for both, so lines keep the order they were printed in
+    /// (every line is then reported as [`Stream::Out`]).
+    Merged,
+    Separate,
+}
+
+/// Runs `cmd` with stdin closed, calling `on_line` for each line of output
+/// as it arrives.
+pub fn run_lines(
+    cmd: &Cmd,
+    interrupt: Option<&Interrupt>,
+    streams: Streams,
+    on_line: &mut dyn FnMut(Stream, String),
+) -> Result<ExitStatus> {
+    let (sender, lines) = mpsc::channel();
+    let mut command = Command::new(cmd.program());
+    command.args(cmd.args()).stdin(Stdio::null());
+    if let Some(dir) = cmd.dir() {
+        command.current_dir(dir);
+    }
+    let (out_reader, out_writer) = os_pipe::pipe().map_err(|source| spawn_error(cmd, source))?;
+    match streams {
+        Streams::Merged => {
+            let err_writer = out_writer
+                .try_clone()
+                .map_err(|source| spawn_error(cmd, source))?;
+            command.stdout(out_writer).stderr(err_writer);
+        }
+        Streams::Separate => {
+            let (err_reader, err_writer) =
+                os_pipe::pipe().map_err(|source| spawn_error(cmd, source))?;
+            command.stdout(out_writer).stderr(err_writer);
+            read_lines_in_background(err_reader, Stream::Err, sender.clone());
+        }
+    }
+    read_lines_in_background(out_reader, Stream::Out, sender);
+    let mut child = spawn(&mut command, cmd)?;
+    // Drop our copies of the pipes' write ends, or they never reach EOF.
+    drop(command);
+
+    let status = wait(&mut child, cmd, interrupt, &mut || {
+        while let Ok((stream, line)) = lines.try_recv() {
+            on_line(stream, line);
+        }
+    });
+    let deadline = Instant::now() + DRAIN_GRACE;
+    while let Ok((stream, line)) =
+        lines.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+    {
+        on_line(stream, line);
+    }
+    status
+}
+
+/// Runs `cmd` on the user's terminal (it may ask questions). Its stdout goes
+/// to our stderr: our stdout is kept for `--json` and `--dry-run` scripts.
+pub fn run_on_terminal(cmd: &Cmd, interrupt: Option<&Interrupt>) -> Result<ExitStatus> {
+    let mut command = Command::new(cmd.program());
+    command
+        .args(cmd.args())
+        .stdin(Stdio::inherit())
+        .stdout(std::io::stderr())
+        .stderr(Stdio::inherit());
+    if let Some(dir) = cmd.dir() {
+        command.current_dir(dir);
+    }
+    let mut child = spawn(&mut command, cmd)?;
+    wait(&mut child, cmd, interrupt, &mut || {})
+}
+
+/// Polls `child` until it exits, calling `on_tick` between polls; stops it
+/// when `interrupt` fires or the command's time limit passes.
+fn wait(
+    child: &mut Child,
+    cmd: &Cmd,
+    interrupt: Option<&Interrupt>,
+    on_tick: &mut dyn FnMut(),
+) -> Result<ExitStatus> {
+    let started = Instant::now();
+    loop {
+        on_tick();
+        match child.try_wait() {
+            // Ctrl-C at a terminal reaches the child too, which may die of it
+            // before we look: a failure then is the interrupt, not the step.
+            Ok(Some(status))
+                if !status.success()
+                    && interrupt.is_some_and(|interrupt| interrupt.received().is_some()) =>
+            {
+                return Err(Error::Interrupted);
+            }
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) => {}
+            Err(source) => return Err(spawn_error(cmd, source)),
+        }
+        if interrupt.is_some_and(|interrupt| interrupt.received().is_some()) {
+            errln!("\nInterrupted: stopping `{cmd}`...");
+            stop(child);
+            return Err(Error::Interrupted);
+        }
+        if let Some(limit) = cmd.time_limit() {
+            if started.elapsed() >= limit {
+                stop(child);
+                return Err(Error::Timeout {
+                    command: cmd.to_string(),
+                    seconds: limit.as_secs(),
+                });
+            }
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn spawn(command: &mut Command, cmd: &Cmd) -> Result<Child> {
+    command.spawn().map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            Error::MissingTool {
+                program: cmd.program().to_string(),
+                hint: "install it, or check PATH".to_string(),
+            }
+        } else {
+            spawn_error(cmd, source)
+        }
+    })
+}
+
+fn spawn_error(cmd: &Cmd, source: std::io::Error) -> Error {
+    Error::Spawn {
+        command: cmd.to_string(),
+        source,
+    }
+}
+
+/// "exit status 100" or "killed by signal 9".
+pub fn describe_status(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        (None, None) => "unknown status".to_string(),
+    }
+}
+
+/// SIGINT, as a terminal's Ctrl-C would send, then SIGTERM, then SIGKILL.
+fn stop(child: &mut Child) {
+    let Ok(pid) = libc::pid_t::try_from(child.id()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return;
+    };
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn read_lines_in_background(
+    reader: os_pipe::PipeReader,
+    stream: Stream,
+    sender: Sender<(Stream, String)>,
+) {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(reader);
+        let mut buffer = Vec::new();
+        loop {
+            buffer.clear();
+            match reader.read_until(b'\n', &mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buffer);
+                    // apt redraws progress with \r: keep the last state.
+                    let line = line.trim_end().rsplit('\r').next().unwrap_or_default();
+                    if sender.send((stream, line.to_string())).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_that_dies_of_the_users_ctrl_c_is_an_interrupt_not_a_failed_step() {
+        let interrupt = Interrupt::fired(libc::SIGINT);
+        let outcome = run_lines(
+            &Cmd::new(["false"]),
+            Some(&interrupt),
+            Streams::Merged,
+            &mut |_, _| {},
+        );
+        assert!(matches!(outcome, Err(Error::Interrupted)), "{outcome:?}");
+    }
+
+    #[test]
+    fn without_an_interrupt_a_failure_is_the_commands() {
+        let outcome = run_lines(&Cmd::new(["false"]), None, Streams::Merged, &mut |_, _| {});
+        assert!(matches!(outcome, Ok(status) if status.code() == Some(1)));
+        let cmd = Cmd::new(["sleep", "5"]).timeout(Duration::from_millis(200));
+        let outcome = run_lines(&cmd, None, Streams::Merged, &mut |_, _| {});
+        assert!(matches!(outcome, Err(Error::Timeout { .. })), "{outcome:?}");
+    }
+}

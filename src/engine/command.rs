@@ -1,0 +1,99 @@
+//! A command to run: an argv, never a string for a shell to split.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::engine::shell;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmd {
+    argv: Vec<String>,
+    /// Needs the user's terminal (e.g. apt-get asking "Do you want to continue?").
+    interactive: bool,
+    /// Stopped, and reported as a timeout, after this long.
+    timeout: Option<Duration>,
+    /// Runs in this directory (`apt-get source` unpacks where it runs).
+    dir: Option<PathBuf>,
+}
+
+impl Cmd {
+    pub fn new<I, S>(argv: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Cmd {
+            argv: argv.into_iter().map(Into::into).collect(),
+            interactive: false,
+            timeout: None,
+            dir: None,
+        }
+    }
+
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Cmd {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    pub fn interactive(mut self, interactive: bool) -> Cmd {
+        self.interactive = interactive;
+        self
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Cmd {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    pub fn program(&self) -> &str {
+        self.argv.first().map(String::as_str).unwrap_or_default()
+    }
+
+    pub fn args(&self) -> &[String] {
+        self.argv.get(1..).unwrap_or_default()
+    }
+
+    pub fn is_interactive(&self) -> bool {
+        self.interactive
+    }
+
+    pub fn time_limit(&self) -> Option<Duration> {
+        self.timeout
+    }
+}
+
+impl fmt::Display for Cmd {
+    /// The command as a POSIX sh line that means exactly this argv.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.dir {
+            // A subshell, so that the `cd` does not leak into the next line of a script.
+            Some(dir) => write!(
+                f,
+                "(cd {} && {})",
+                shell::quote(&dir.to_string_lossy()),
+                shell::join(&self.argv)
+            ),
+            None => f.write_str(&shell::join(&self.argv)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_working_directory_is_a_subshell_in_scripts() {
+        let cmd = Cmd::new(["apt-get", "source", "asterisk"]).current_dir("/root/ast rebuild");
+        assert_eq!(
+            cmd.to_string(),
+            "(cd '/root/ast rebuild' && apt-get source asterisk)"
+        );
+        assert_eq!(cmd.program(), "apt-get");
+    }
+}

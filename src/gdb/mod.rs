@@ -1,0 +1,342 @@
+//! Running gdb on Asterisk: a core file after a crash, or the live process
+//! during a freeze.
+//!
+//! One batch run does everything the developers need, so a frozen Asterisk
+//! is stopped only once: the doc's backtrace commands (their text goes to
+//! `bt-threads.txt` as they print) and, in the same attach, an embedded
+//! Python script (`gdb_locks.py`) that reads who waits for which lock, the
+//! signal of a core and every thread's frames as JSON.
+
+pub mod threads;
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::engine::child::{self, Stream, Streams, describe_status};
+use crate::engine::command::Cmd;
+use crate::engine::interrupt::Interrupt;
+use crate::error::{Error, Result};
+use crate::gdb::threads::Analysis;
+use crate::host::sys::create_private;
+
+const LOCK_SCRIPT: &str = include_str!("gdb_locks.py");
+
+/// What gdb looks at.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Pid(u32),
+    Core(PathBuf),
+}
+
+/// One batch run of gdb.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub binary: PathBuf,
+    pub target: Target,
+    /// The `-ex` commands whose output developers read, e.g. `bt full`.
+    pub commands: Vec<String>,
+    /// Where their output goes.
+    pub text_out: PathBuf,
+    /// Where the lock analysis goes, if wanted.
+    pub analysis_out: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub threads_seen: usize,
+    /// What gdb warned about that changes how far the backtrace can be trusted.
+    pub warnings: Vec<String>,
+    pub analysis: Option<Analysis>,
+}
+
+impl Request {
+    /// The gdb command line, as the doc writes it plus the analysis script.
+    pub fn command(&self, script: Option<&Path>) -> Cmd {
+        let mut argv = vec!["gdb".to_string(), "-batch".to_string(), "-nx".to_string()];
+        for command in &self.commands {
+            argv.push("-ex".to_string());
+            argv.push(command.clone());
+        }
+        if let (Some(out), Some(script)) = (&self.analysis_out, script) {
+            // A JSON string is a valid Python string literal, whatever the path holds.
+            let literal = serde_json::to_string(&out.to_string_lossy()).unwrap_or_default();
+            argv.push("-ex".to_string());
+            argv.push(format!("python wazo_astdebug_out = {literal}"));
+            argv.push("-x".to_string());
+            argv.push(script.display().to_string());
+        }
+        argv.push(self.binary.display().to_string());
+        match &self.target {
+            Target::Pid(pid) => {
+                argv.push("-p".to_string());
+                argv.push(pid.to_string());
+            }
+            Target::Core(core) => argv.push(core.display().to_string()),
+        }
+        Cmd::new(argv)
+    }
+}
+
+/// Runs gdb, streaming its output into `text_out` with a progress line.
+pub fn run(request: &Request, interrupt: &Interrupt) -> Result<Outcome> {
+    if which::which("gdb").is_err() {
+        return Err(Error::MissingTool {
+            program: "gdb".to_string(),
+            hint: "install it with `wazo-astdebug setup-dbg` (it also installs the debug symbols \
+                   that make the backtrace readable)"
+                .to_string(),
+        });
+    }
+    let script = write_script()?;
+    let cmd = request.command(Some(script.path()));
+    errln!("+ {cmd}");
+    let state_before = match request.target {
+        Target::Pid(pid) => process_state(pid),
+        Target::Core(_) => None,
+    };
+    let mut text = BufWriter::new(create_private(&request.text_out)?);
+    if let Some(path) = &request.analysis_out {
+        // Created here so that gdb's Python, which truncates it, keeps mode 0600.
+        create_private(path)?;
+    }
+    let progress = progress_bar();
+    let mut threads_seen = 0;
+    let mut warnings = Vec::new();
+    let mut missing_symbols = false;
+    let mut write_error = None;
+    let status = child::run_lines(
+        &cmd,
+        Some(interrupt),
+        Streams::Separate,
+        &mut |stream, line| {
+            if stream == Stream::Err {
+                note_warning(&line, &mut warnings);
+                return;
+            }
+            if line.starts_with("Thread ") {
+                threads_seen += 1;
+                progress.set_message(format!("{threads_seen} threads so far"));
+            }
+            missing_symbols |= lacks_symbols(&line);
+            note_warning(&line, &mut warnings);
+            if let Err(error) = writeln!(text, "{line}") {
+                write_error.get_or_insert(error);
+            }
+        },
+    );
+    progress.finish_and_clear();
+    if let Some(state) = state_before {
+        if let Target::Pid(pid) = request.target {
+            resume_if_left_stopped(pid, state);
+        }
+    }
+    if let Err(error) = text.flush() {
+        write_error.get_or_insert(error);
+    }
+    if let Some(error) = write_error {
+        return Err(Error::write(&request.text_out, error));
+    }
+    let status = status?;
+    if missing_symbols {
+        warnings.push(
+            "frames without symbols (`??`, \"No symbol table info\"): install the debug packages \
+             with `wazo-astdebug setup-dbg`, then run this again"
+                .to_string(),
+        );
+    }
+    let analysis = match &request.analysis_out {
+        Some(path) => read_analysis(path, &mut warnings),
+        None => None,
+    };
+    if !status.success() && threads_seen == 0 && analysis.is_none() {
+        return Err(Error::StepFailed {
+            command: cmd.to_string(),
+            status: describe_status(status),
+            hint: match warnings.first() {
+                Some(warning) => format!("; gdb said: {warning}"),
+                None => String::new(),
+            },
+        });
+    }
+    Ok(Outcome {
+        threads_seen,
+        warnings,
+        analysis,
+    })
+}
+
+fn write_script() -> Result<tempfile::NamedTempFile> {
+    let mut script = tempfile::Builder::new()
+        .prefix("wazo-astdebug-")
+        .suffix(".py")
+        .tempfile()
+        .map_err(|error| Error::write(std::env::temp_dir(), error))?;
+    script
+        .write_all(LOCK_SCRIPT.as_bytes())
+        .map_err(|error| Error::write(script.path().to_path_buf(), error))?;
+    Ok(script)
+}
+
+fn progress_bar() -> ProgressBar {
+    if crate::output::verbosity() == crate::output::QUIET {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("  {spinner} [{elapsed}] gdb: {wide_msg}") {
+        bar.set_style(style);
+    }
+    bar.set_message("starting");
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
+/// gdb's lines that say the backtrace may not be what it seems.
+fn note_warning(line: &str, warnings: &mut Vec<String>) {
+    const SIGNS: &[&str] = &[
+        "core file may not match specified executable file",
+        "exec file is newer than core file",
+        "is not a core dump",
+        "No such process",
+        "ptrace: Operation not permitted",
+        "Python scripting is not supported",
+        "Couldn't get registers",
+        "No such file or directory.",
+        "not in executable format",
+        "Could not attach to process",
+        "is truncated",
+        "Cannot access memory",
+    ];
+    let line = line.trim();
+    if SIGNS.iter().any(|sign| line.contains(sign))
+        && !line.starts_with('#')
+        && !warnings.iter().any(|known| known == line)
+        && !line.ends_with(".c: No such file or directory.")
+        && !line.contains(".S: No such file or directory.")
+        && !line.contains(".h: No such file or directory.")
+    {
+        warnings.push(line.to_string());
+    }
+}
+
+fn lacks_symbols(line: &str) -> bool {
+    line.starts_with('#') && (line.contains(" in ?? ") || line.contains(" ?? ("))
+        || line.trim() == "No symbol table info available."
+}
+
+fn read_analysis(path: &Path, warnings: &mut Vec<String>) -> Option<Analysis> {
+    let file = match File::open(path) {
+        Ok(file) if file.metadata().is_ok_and(|metadata| metadata.len() > 0) => file,
+        _ => {
+            warnings.push(
+                "gdb did not run the lock analysis (is it built without Python? \
+                 `apt-get install gdb` gives one with Python)"
+                    .to_string(),
+            );
+            return None;
+        }
+    };
+    match serde_json::from_reader::<_, Analysis>(std::io::BufReader::new(file)) {
+        Ok(analysis) => {
+            warnings.extend(
+                analysis
+                    .errors
+                    .iter()
+                    .map(|error| format!("lock analysis: {error}")),
+            );
+            Some(analysis)
+        }
+        Err(error) => {
+            warnings.push(format!(
+                "the lock analysis in {} is unreadable: {error}",
+                path.display()
+            ));
+            None
+        }
+    }
+}
+
+/// The state letter of /proc/PID/stat (R, S, D, T, t, Z...).
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: the state follows the last ')'.
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// A gdb stopped hard (Ctrl-C, SIGKILL) can leave its tracee stopped: a
+/// frozen PBX must not be turned into a stopped one by its debugger.
+fn resume_if_left_stopped(pid: u32, before: char) {
+    let stopped = |state: Option<char>| matches!(state, Some('T') | Some('t'));
+    if stopped(Some(before)) {
+        return;
+    }
+    for _ in 0..20 {
+        if !stopped(process_state(pid)) {
+            return;
+        }
+        if let Ok(pid) = libc::pid_t::try_from(pid) {
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe {
+                libc::kill(pid, libc::SIGCONT);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_follows_the_doc_and_quotes_the_output_path() {
+        let request = Request {
+            binary: PathBuf::from("/usr/sbin/asterisk"),
+            target: Target::Core(PathBuf::from("/var/spool/asterisk/core.1255.1700000000")),
+            commands: vec!["bt full".to_string(), "thread apply all bt".to_string()],
+            text_out: PathBuf::from("bt-threads.txt"),
+            analysis_out: Some(PathBuf::from("/out/it's \"here\".json")),
+        };
+        let cmd = request.command(Some(Path::new("/tmp/s.py")));
+        assert_eq!(
+            cmd.to_string(),
+            "gdb -batch -nx -ex 'bt full' -ex 'thread apply all bt' \
+             -ex 'python wazo_astdebug_out = \"/out/it'\\''s \\\"here\\\".json\"' -x /tmp/s.py \
+             /usr/sbin/asterisk /var/spool/asterisk/core.1255.1700000000"
+        );
+    }
+
+    #[test]
+    fn symbol_less_frames_are_spotted() {
+        assert!(lacks_symbols("#3  0x00007f in ?? () from /lib/libc.so.6"));
+        assert!(lacks_symbols("No symbol table info available."));
+        assert!(!lacks_symbols("#0  crash_here (p=0x10) at crash.c:4"));
+    }
+
+    #[test]
+    fn warnings_skip_missing_glibc_sources() {
+        let mut warnings = Vec::new();
+        note_warning(
+            "57\t./nptl/futex-internal.c: No such file or directory.",
+            &mut warnings,
+        );
+        note_warning(
+            "warning: core file may not match specified executable file.",
+            &mut warnings,
+        );
+        assert_eq!(
+            warnings,
+            ["warning: core file may not match specified executable file."]
+        );
+    }
+
+    #[test]
+    fn process_state_reads_our_own() {
+        assert!(matches!(
+            process_state(std::process::id()),
+            Some('R') | Some('S')
+        ));
+    }
+}

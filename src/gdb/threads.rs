@@ -1,0 +1,306 @@
+//! What gdb's lock analysis says about a process's threads, and the views
+//! built from it: who waits for which lock, and where threads are stuck.
+//!
+//! A frozen Asterisk has hundreds of threads; reading hundreds of stacks is
+//! how freezes go undiagnosed at night. Grouping identical stacks ("112
+//! threads in ast_cond_wait <- ...") shows in one screen where it is stuck.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The JSON object `gdb_locks.py` writes.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Analysis {
+    pub pid: Option<i64>,
+    #[serde(default)]
+    pub current_thread: Option<u32>,
+    #[serde(default)]
+    pub signal: Option<Signal>,
+    #[serde(default)]
+    pub threads: Vec<Thread>,
+    #[serde(default)]
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Signal {
+    pub number: i32,
+    pub code: i32,
+    #[serde(default)]
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Thread {
+    pub num: u32,
+    pub lwp: i64,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub start: Option<String>,
+    #[serde(default)]
+    pub frames: Vec<Frame>,
+    #[serde(default)]
+    pub waits: Option<Wait>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Frame {
+    pub function: String,
+    #[serde(default)]
+    pub pc: Option<String>,
+    #[serde(default)]
+    pub file: Option<String>,
+    #[serde(default)]
+    pub line: Option<u32>,
+    #[serde(default)]
+    pub no_symbols: bool,
+}
+
+/// A lock a thread is blocked on.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Wait {
+    /// `mutex` or `rwlock`.
+    pub kind: String,
+    /// For a rwlock: `read` or `write`.
+    #[serde(default)]
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The LWP of the mutex owner or rwlock writer, when memory says.
+    #[serde(default)]
+    pub owner_lwp: Option<i64>,
+    #[serde(default, rename = "where")]
+    pub site: Option<Site>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Site {
+    #[serde(default)]
+    pub file: Option<String>,
+    #[serde(default)]
+    pub line: Option<u32>,
+    #[serde(default)]
+    pub function: Option<String>,
+}
+
+impl Frame {
+    /// `function (file.c:12)` or just `function`.
+    pub fn describe(&self) -> String {
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => format!("{} ({file}:{line})", self.function),
+            _ => self.function.clone(),
+        }
+    }
+}
+
+impl Thread {
+    /// A short label: `LWP 1234 (start function)`.
+    pub fn label(&self) -> String {
+        match self.start.as_deref().or(self.name.as_deref()) {
+            Some(start) => format!("LWP {} ({start})", self.lwp),
+            None => format!("LWP {}", self.lwp),
+        }
+    }
+}
+
+/// Threads whose stacks are the same, function for function.
+#[derive(Debug, Clone, Serialize)]
+pub struct StackGroup {
+    pub count: usize,
+    pub functions: Vec<String>,
+    pub lwps: Vec<i64>,
+}
+
+/// Groups threads by identical stacks, largest group first.
+pub fn stack_groups(threads: &[Thread]) -> Vec<StackGroup> {
+    let mut groups: Vec<StackGroup> = Vec::new();
+    let mut index: HashMap<Vec<String>, usize> = HashMap::new();
+    for thread in threads {
+        let functions: Vec<String> = thread
+            .frames
+            .iter()
+            .map(|frame| frame.function.clone())
+            .collect();
+        match index.get(&functions) {
+            Some(&at) => {
+                groups[at].count += 1;
+                groups[at].lwps.push(thread.lwp);
+            }
+            None => {
+                index.insert(functions.clone(), groups.len());
+                groups.push(StackGroup {
+                    count: 1,
+                    functions,
+                    lwps: vec![thread.lwp],
+                });
+            }
+        }
+    }
+    // Stable: equal counts keep gdb's thread order.
+    groups.sort_by_key(|group| std::cmp::Reverse(group.count));
+    groups
+}
+
+/// "112 threads in ast_cond_wait <- ast_taskprocessor_execute <- ..."
+pub fn describe_group(group: &StackGroup, depth: usize) -> String {
+    let mut readable: Vec<&str> = Vec::new();
+    for function in group
+        .functions
+        .iter()
+        .map(|function| readable_name(function))
+    {
+        if function != "??" && !is_plumbing(function) && readable.last() != Some(&function) {
+            readable.push(function);
+        }
+    }
+    let more = if readable.len() > depth {
+        " <- ..."
+    } else {
+        ""
+    };
+    let shown = &readable[..readable.len().min(depth)];
+    let noun = if group.count == 1 {
+        "thread"
+    } else {
+        "threads"
+    };
+    let stack = if shown.is_empty() {
+        "frames without symbols".to_string()
+    } else {
+        shown.join(" <- ")
+    };
+    format!("{} {noun} in {stack}{more}", group.count)
+}
+
+/// `__GI___pthread_mutex_lock` -> `pthread_mutex_lock`: glibc's aliases
+/// differ across releases, the call they stand for does not.
+fn readable_name(function: &str) -> &str {
+    let name = function.trim_start_matches('_');
+    let name = name.strip_prefix("GI_").unwrap_or(name);
+    name.trim_start_matches('_')
+}
+
+/// glibc's frames under a blocking call (futex waits, lll_ helpers,
+/// `*_common`): they say how it waits, not what for.
+fn is_plumbing(name: &str) -> bool {
+    name.contains("futex")
+        || name.starts_with("lll_")
+        || name.ends_with("_common")
+        || name.ends_with("_common64")
+        || name.ends_with("_full64")
+        || name == "syscall"
+}
+
+/// A signal number in words, as a crash summary needs it.
+pub fn signal_name(number: i32) -> &'static str {
+    match number {
+        4 => "SIGILL (illegal instruction)",
+        6 => "SIGABRT (abort: an assertion, a freeze watchdog or a double free)",
+        7 => "SIGBUS (bus error)",
+        8 => "SIGFPE (arithmetic error)",
+        11 => "SIGSEGV (segmentation fault: a bad memory access)",
+        _ => "a signal",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thread(lwp: i64, functions: &[&str]) -> Thread {
+        Thread {
+            num: lwp as u32,
+            lwp,
+            name: None,
+            start: None,
+            frames: functions
+                .iter()
+                .map(|function| Frame {
+                    function: function.to_string(),
+                    pc: None,
+                    file: None,
+                    line: None,
+                    no_symbols: false,
+                })
+                .collect(),
+            waits: None,
+        }
+    }
+
+    #[test]
+    fn groups_identical_stacks_largest_first() {
+        let threads = vec![
+            thread(1, &["main"]),
+            thread(
+                2,
+                &[
+                    "pthread_cond_wait",
+                    "ast_cond_wait",
+                    "tps_processing_function",
+                ],
+            ),
+            thread(
+                3,
+                &[
+                    "pthread_cond_wait",
+                    "ast_cond_wait",
+                    "tps_processing_function",
+                ],
+            ),
+            thread(
+                4,
+                &[
+                    "pthread_cond_wait",
+                    "ast_cond_wait",
+                    "tps_processing_function",
+                ],
+            ),
+        ];
+        let groups = stack_groups(&threads);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].count, 3);
+        assert_eq!(groups[0].lwps, [2, 3, 4]);
+        assert_eq!(
+            describe_group(&groups[0], 2),
+            "3 threads in pthread_cond_wait <- ast_cond_wait <- ..."
+        );
+        assert_eq!(describe_group(&groups[1], 5), "1 thread in main");
+        let glibc = vec![thread(
+            5,
+            &[
+                "futex_wait",
+                "__GI___lll_lock_wait",
+                "lll_mutex_lock_optimized",
+                "___pthread_mutex_lock",
+                "agent_thread",
+                "start_thread",
+                "clone3",
+            ],
+        )];
+        assert_eq!(
+            describe_group(&stack_groups(&glibc)[0], 3),
+            "1 thread in pthread_mutex_lock <- agent_thread <- start_thread <- ..."
+        );
+    }
+
+    #[test]
+    fn reads_the_scripts_json_with_missing_fields() {
+        let analysis: Analysis = serde_json::from_str(
+            r#"{"pid": 12, "threads": [{"num": 1, "lwp": 12, "frames": [{"function": "??"}],
+                "waits": {"kind": "mutex", "address": "0x10", "owner_lwp": 13, "where": {"file": "a.c", "line": 3}}}],
+                "errors": []}"#,
+        )
+        .unwrap();
+        let wait = analysis.threads[0].waits.as_ref().unwrap();
+        assert_eq!(wait.owner_lwp, Some(13));
+        assert_eq!(wait.site.as_ref().unwrap().line, Some(3));
+        assert!(analysis.signal.is_none());
+    }
+}
+
+#[cfg(test)]
+mod fuzz_tests;

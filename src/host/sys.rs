@@ -1,0 +1,45 @@
+//! The few facts about the running process and machine that every layer
+//! needs: are we root, this host's name, and how a private artefact is made.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Whether we run as root, as every procedure that changes the server must.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Refuses, before anything runs, to change the system without root.
+pub fn require_root(what: &str) -> Result<()> {
+    if is_root() {
+        Ok(())
+    } else {
+        Err(Error::NotRoot {
+            what: what.to_string(),
+        })
+    }
+}
+
+/// Creates `path` for writing, readable by its owner only.
+pub fn create_private(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| Error::write(path, source))
+}
+
+/// This machine's host name, for artefact names as the doc makes them.
+pub fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}

@@ -1,0 +1,148 @@
+//! Writing a lock graph out: to standard output or a private file (0600: a
+//! dump names the calls and peers of a production PBX), or drawn by
+//! graphviz's circo, keeping the `.dot` when circo is missing or fails.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Result};
+use crate::locks::graph::{Analysis, LockGraph};
+use crate::locks::render;
+
+/// Above this many threads circo gets slow enough to deserve a warning.
+const LARGE_DRAWING: usize = 2000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    /// Explain the deadlocks and who is stuck behind them
+    Text,
+    /// Graphviz source: pipe it to `circo -Tsvg -o graph-locks.svg`
+    Dot,
+    /// SVG drawn by graphviz's circo
+    Svg,
+    /// PNG drawn by graphviz's circo
+    Png,
+    /// Threads, locks, edges, cycles, for scripts
+    Json,
+}
+
+impl GraphFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            GraphFormat::Text => "txt",
+            GraphFormat::Dot => "dot",
+            GraphFormat::Svg => "svg",
+            GraphFormat::Png => "png",
+            GraphFormat::Json => "json",
+        }
+    }
+}
+
+pub fn write_output(
+    path: Option<&Path>,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<()> {
+    match path {
+        None => {
+            let stdout = io::stdout();
+            let mut out = BufWriter::new(stdout.lock());
+            let result = write(&mut out).and_then(|()| out.flush());
+            match result {
+                // `graph x | head` is fine.
+                Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+                other => other.map_err(|source| Error::write("standard output", source)),
+            }
+        }
+        Some(path) => {
+            let file = create_output(path)?;
+            let mut out = BufWriter::new(file);
+            write(&mut out)
+                .and_then(|()| out.flush())
+                .map_err(|source| Error::write(path, source))?;
+            errln!("wrote {}", path.display());
+            Ok(())
+        }
+    }
+}
+
+/// Creates (or truncates) an output file, readable by its owner only: the
+/// mode given at creation does not apply to a file that already exists.
+fn create_output(path: &Path) -> Result<File> {
+    use std::os::unix::fs::PermissionsExt;
+    let file = crate::host::sys::create_private(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|source| Error::write(path, source))?;
+    Ok(file)
+}
+
+/// Draws with circo; without graphviz, leaves the `.dot` next to the
+/// requested file so the work is not lost, and says how to finish.
+pub fn draw(
+    graph: &LockGraph,
+    analysis: &Analysis,
+    format: GraphFormat,
+    target: &Path,
+) -> Result<()> {
+    let mut dot = Vec::new();
+    render::dot(graph, analysis, &mut dot).map_err(|source| Error::write(target, source))?;
+    let circo = match which::which("circo") {
+        Ok(circo) => circo,
+        Err(_) => {
+            let dot_path = target.with_extension("dot");
+            write_output(Some(&dot_path), |out| out.write_all(&dot))?;
+            return Err(Error::MissingTool {
+                program: "circo".to_string(),
+                hint: format!(
+                    "install graphviz (`apt-get install graphviz`), or draw it elsewhere: \
+                     the graph was written to {} (`circo -T{} -o {} {}`)",
+                    dot_path.display(),
+                    format.extension(),
+                    target.display(),
+                    dot_path.display()
+                ),
+            });
+        }
+    };
+    if graph.threads().len() > LARGE_DRAWING {
+        errln!(
+            "note: {} threads; circo may take minutes on a graph this size (-f text or -f json are instant)",
+            graph.threads().len()
+        );
+    }
+    let file = create_output(target)?;
+    let command = format!("{} -T{}", circo.display(), format.extension());
+    let mut child = Command::new(&circo)
+        .arg(format!("-T{}", format.extension()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(file))
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|source| Error::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+    let fed = child
+        .stdin
+        .take()
+        .map(|mut stdin| stdin.write_all(&dot))
+        .unwrap_or(Ok(()));
+    let status = child.wait().map_err(|source| Error::Spawn {
+        command: command.clone(),
+        source,
+    })?;
+    if !status.success() || fed.is_err() {
+        // A half-written picture would pass for the real one.
+        let _ = std::fs::remove_file(target);
+        let dot_path = target.with_extension("dot");
+        let _ = write_output(Some(&dot_path), |out| out.write_all(&dot));
+        return Err(Error::StepFailed {
+            command,
+            status: status.to_string(),
+            hint: format!("; the graph source was kept in {}", dot_path.display()),
+        });
+    }
+    errln!("wrote {}", target.display());
+    Ok(())
+}

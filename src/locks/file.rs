@@ -1,0 +1,127 @@
+//! A saved `core show locks` output, read as a user hands it over: a path or
+//! `-`, refused clearly when it is a directory, a core, a gzip file or not a
+//! lock dump at all, and streamed so that a dump of any size goes through.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::locks::dump::{self, DumpInfo};
+use crate::locks::graph::LockGraph;
+use crate::locks::render::SourceInfo;
+
+/// Big enough that the per-line work, not the reads, sets the pace.
+const READ_BUFFER: usize = 1 << 20;
+
+/// Reads and parses FILE (or stdin), refusing what is not a lock dump.
+pub fn read_dump(path: &Path) -> Result<(LockGraph, DumpInfo)> {
+    if path == Path::new("-") {
+        let stdin = io::stdin();
+        let (graph, info) = parse_reader(stdin.lock(), path)?;
+        return check(graph, info, "standard input");
+    }
+    let metadata = std::fs::metadata(path).map_err(|source| Error::read(path, source))?;
+    if metadata.is_dir() {
+        return Err(Error::bad_input(format!(
+            "{} is a directory; give the file holding the output of \
+             `asterisk -rx \"core show locks\"`",
+            path.display()
+        )));
+    }
+    let file = File::open(path).map_err(|source| Error::read(path, source))?;
+    let (graph, info) = parse_reader(file, path)?;
+    check(graph, info, &path.display().to_string())
+}
+
+fn parse_reader(input: impl Read, path: &Path) -> Result<(LockGraph, DumpInfo)> {
+    let mut reader = BufReader::with_capacity(READ_BUFFER, input);
+    let magic = {
+        use std::io::BufRead;
+        let buffer = reader
+            .fill_buf()
+            .map_err(|source| Error::read(path, source))?;
+        buffer.get(..4).map(<[u8]>::to_vec).unwrap_or_default()
+    };
+    let name = if path == Path::new("-") {
+        "standard input".to_string()
+    } else {
+        path.display().to_string()
+    };
+    if magic.starts_with(b"\x7fELF") {
+        return Err(Error::bad_input(format!(
+            "{name} is an ELF file (a core dump?), not a saved `core show locks` output; \
+             save one with `asterisk -rx \"core show locks\" > core-show-locks.txt`"
+        )));
+    }
+    if magic.starts_with(b"\x1f\x8b") {
+        return Err(Error::bad_input(format!(
+            "{name} is gzip-compressed; decompress it first (`zcat {name} | wazo-astdebug graph -`)"
+        )));
+    }
+    dump::parse(reader).map_err(|source| Error::read(path, source))
+}
+
+fn check(graph: LockGraph, info: DumpInfo, name: &str) -> Result<(LockGraph, DumpInfo)> {
+    if !info.recognized {
+        let what = if info.lines == 0 {
+            "is empty"
+        } else {
+            "holds no `core show locks` output (no `=== Thread ID:` nor `Currently Held Locks` line)"
+        };
+        return Err(Error::bad_input(format!(
+            "{name} {what}; save one with `asterisk -rx \"core show locks\" > core-show-locks.txt` \
+             (the command exists only in an Asterisk built with DEBUG_THREADS)"
+        )));
+    }
+    Ok((graph, info))
+}
+
+pub fn source_info(path: &Path, info: &DumpInfo) -> SourceInfo {
+    let mut notes = Vec::new();
+    if info.dumps > 1 {
+        notes.push(format!(
+            "the file holds {} dumps; only the last one is analysed",
+            info.dumps
+        ));
+    }
+    if info.unreadable_lock_lines > 0 {
+        notes.push(format!(
+            "{} not be read (cut or mangled) and skipped",
+            count(
+                info.unreadable_lock_lines,
+                "lock line could",
+                "lock lines could"
+            )
+        ));
+    }
+    if info.orphan_lock_lines > 0 {
+        notes.push(format!(
+            "{} before any thread line (the paste starts mid-thread) and skipped",
+            count(info.orphan_lock_lines, "lock line came", "lock lines came")
+        ));
+    }
+    if info.cuts > 0 {
+        notes.push("the paste has `...` cuts: threads or locks may be missing".to_string());
+    }
+    if info.suspended > 0 {
+        notes.push(format!(
+            "{} (released inside a condition wait), not counted as held",
+            count(info.suspended, "lock was suspended", "locks were suspended")
+        ));
+    }
+    SourceInfo {
+        source: if path == Path::new("-") {
+            "standard input".to_string()
+        } else {
+            path.display().to_string()
+        },
+        version: info.version.clone(),
+        taken_at: info.taken_at.clone(),
+        notes,
+    }
+}
+
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}

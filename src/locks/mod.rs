@@ -1,0 +1,13 @@
+//! The lock analysis: who waits for whom, on which lock, and what that means.
+//! `dump` reads `core show locks`, `from_gdb` builds the same graph from gdb's
+//! view of a process or core (no DEBUG_THREADS needed), `graph` holds it and
+//! finds cycles (`scc`), `render` explains it as text, DOT or JSON.
+
+pub mod draw;
+pub mod dump;
+pub mod file;
+pub mod from_gdb;
+pub mod graph;
+mod hash;
+pub mod render;
+mod scc;

@@ -1,0 +1,678 @@
+//! Renders an analysed [`LockGraph`]: the text explanation a support
+//! engineer reads first, DOT for graphviz (the semantics of the old
+//! `graph_ast_locks.py`: one node per thread, an edge from waiter to holder),
+//! and JSON for scripts.
+//!
+//! Lists are capped in text (a dump can hold 100,000 threads; the reader needs
+//! the cycle and a count, not every id); DOT and JSON are complete.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::locks::graph::{Analysis, Claim, Edge, LockGraph, LockRef, Site, ThreadRef};
+
+/// How many entries a text list shows before "and N more".
+const TEXT_LIST_MAX: usize = 10;
+
+/// Context for the text header, filled by the source.
+#[derive(Debug, Default, Clone)]
+pub struct SourceInfo {
+    /// The file name, as the user gave it.
+    pub source: String,
+    pub version: Option<String>,
+    pub taken_at: Option<String>,
+    /// Lines worth a warning (cut lines, several dumps).
+    pub notes: Vec<String>,
+}
+
+fn thread_label(graph: &LockGraph, thread: ThreadRef) -> String {
+    match graph.thread(thread) {
+        Some(t) => {
+            let name = t.short_name();
+            let lwp = t.lwp.map(|lwp| format!(" LWP {lwp}")).unwrap_or_default();
+            if name.is_empty() {
+                format!("thread {}{lwp}", t.id)
+            } else {
+                format!("thread {}{lwp} ({name})", t.id)
+            }
+        }
+        None => "thread ?".to_string(),
+    }
+}
+
+fn lock_label(graph: &LockGraph, lock: LockRef) -> String {
+    match graph.lock(lock) {
+        Some(l) if l.name.is_empty() => format!("lock {}", l.addr),
+        Some(l) => format!("{} {}", l.name, l.addr),
+        None => "lock ?".to_string(),
+    }
+}
+
+fn site_suffix(site: Option<&Site>) -> String {
+    match site {
+        Some(site) if !site.is_empty() => format!(" ({site})"),
+        _ => String::new(),
+    }
+}
+
+fn list_threads(graph: &LockGraph, threads: &[ThreadRef]) -> String {
+    let mut out: Vec<String> = threads
+        .iter()
+        .take(TEXT_LIST_MAX)
+        .map(|&t| thread_label(graph, t))
+        .collect();
+    if threads.len() > TEXT_LIST_MAX {
+        out.push(format!("and {} more", threads.len() - TEXT_LIST_MAX));
+    }
+    out.join(", ")
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// The explanation: deadlocks first, then what else blocks.
+pub fn text(graph: &LockGraph, analysis: &Analysis, info: &SourceInfo) -> String {
+    let mut out = String::new();
+    let waits = graph
+        .acquisitions()
+        .iter()
+        .filter(|a| a.claim == Claim::WaitsFor)
+        .count();
+    let mut header = format!(
+        "{}: {}, {}, {} waiting",
+        info.source,
+        plural(graph.threads().len(), "thread", "threads"),
+        plural(graph.locks().len(), "lock", "locks"),
+        plural(waits, "thread", "threads"),
+    );
+    if let Some(version) = &info.version {
+        let _ = write!(header, "; Asterisk {version}");
+    }
+    if let Some(time) = &info.taken_at {
+        let _ = write!(header, "; taken at {time}");
+    }
+    let _ = writeln!(out, "{header}");
+    for note in &info.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
+    // The analysis caps pathological graphs (every reader times every
+    // writer); say so rather than pass a cut graph off as whole.
+    if analysis.dropped_edges > 0 {
+        let _ = writeln!(
+            out,
+            "note: {} left out (past {} edges, a wait keeps only its first holder): \
+             a cycle through them may be missed",
+            plural(analysis.dropped_edges, "edge was", "edges were"),
+            crate::locks::graph::MAX_EDGES
+        );
+    }
+    if analysis.behind_cut > 0 {
+        let _ = writeln!(
+            out,
+            "note: the lists of threads stuck behind {} were cut short",
+            plural(analysis.behind_cut, "deadlock", "deadlocks")
+        );
+    }
+    let _ = writeln!(out);
+
+    let acquisitions = graph.acquisitions();
+    for deadlock in &analysis.deadlocks {
+        let steps = &deadlock.cycle;
+        let Some(first) = steps.first() else {
+            continue;
+        };
+        let Some(last) = steps.last() else {
+            continue;
+        };
+        let mut line = String::from("DEADLOCK: ");
+        // The first thread holds the lock the last one waits for.
+        let first_hold = analysis
+            .edges
+            .get(last.edge)
+            .and_then(|e| e.hold)
+            .and_then(|h| acquisitions.get(h));
+        let first_wait = analysis
+            .edges
+            .get(first.edge)
+            .and_then(|e| acquisitions.get(e.wait));
+        let _ = write!(
+            line,
+            "{} holds {}{} and waits for {}{}",
+            thread_label(graph, first.thread),
+            lock_label(graph, last.lock),
+            site_suffix(first_hold.map(|a| &a.site)),
+            lock_label(graph, first.lock),
+            site_suffix(first_wait.map(|a| &a.site)),
+        );
+        for (step, next) in steps.iter().zip(steps.iter().skip(1)) {
+            let edge = analysis.edges.get(step.edge);
+            let hold = edge.and_then(|e| e.hold).and_then(|h| acquisitions.get(h));
+            let _ = write!(
+                line,
+                ", held by {}{}, which waits for {}",
+                thread_label(graph, next.thread),
+                site_suffix(hold.map(|a| &a.site)),
+                lock_label(graph, next.lock),
+            );
+        }
+        if steps.len() == 1 {
+            line.push_str(": it waits for itself (an rwlock upgrade)");
+        }
+        let _ = writeln!(out, "{line}.");
+        let in_steps: HashSet<ThreadRef> = steps.iter().map(|s| s.thread).collect();
+        let others: Vec<ThreadRef> = deadlock
+            .members
+            .iter()
+            .copied()
+            .filter(|m| !in_steps.contains(m))
+            .collect();
+        if !others.is_empty() {
+            let _ = writeln!(
+                out,
+                "  The same knot also ties {}.",
+                list_threads(graph, &others)
+            );
+        }
+        if deadlock.behind.is_empty() {
+            let _ = writeln!(out, "  No other thread is stuck behind it.");
+        } else {
+            let _ = writeln!(
+                out,
+                "  {} stuck behind it: {}.",
+                plural(deadlock.behind.len(), "thread is", "threads are"),
+                list_threads(graph, &deadlock.behind)
+            );
+        }
+        let _ = writeln!(out);
+    }
+    if analysis.deadlocks.is_empty() {
+        let _ = writeln!(
+            out,
+            "No deadlock: no cycle in the wait-for graph ({}).",
+            plural(analysis.edges.len(), "wait edge", "wait edges")
+        );
+        let _ = writeln!(out);
+    }
+    if contended(&mut out, graph, analysis) {
+        let _ = writeln!(out);
+    }
+
+    let unlisted: Vec<&Edge> = analysis
+        .edges
+        .iter()
+        .filter(|e| e.holder.is_none())
+        .collect();
+    if !unlisted.is_empty() {
+        let _ = writeln!(
+            out,
+            "Waiting on a lock whose holder is not listed ({}; the holder was not \
+             created by Asterisk, or was cut from the paste):",
+            unlisted.len()
+        );
+        for edge in unlisted.iter().take(TEXT_LIST_MAX) {
+            let wait = acquisitions.get(edge.wait);
+            let mut line = format!(
+                "  {} waits for {}{}",
+                thread_label(graph, edge.waiter),
+                lock_label(graph, edge.lock),
+                site_suffix(wait.map(|a| &a.site)),
+            );
+            let here: Vec<String> = wait
+                .map(|a| a.locked_here.iter().map(ToString::to_string).collect())
+                .unwrap_or_default();
+            if !here.is_empty() {
+                let _ = write!(line, "; locked at {}", here.join(", "));
+            }
+            let _ = writeln!(out, "{line}");
+        }
+        if unlisted.len() > TEXT_LIST_MAX {
+            let _ = writeln!(out, "  and {} more", unlisted.len() - TEXT_LIST_MAX);
+        }
+        let _ = writeln!(out);
+    }
+
+    let failed: Vec<_> = acquisitions
+        .iter()
+        .filter(|a| a.claim == Claim::TriedAndFailed)
+        .collect();
+    if !failed.is_empty() {
+        let _ = writeln!(
+            out,
+            "Failed trylocks ({}; not waits, the thread went on):",
+            failed.len()
+        );
+        for acq in failed.iter().take(TEXT_LIST_MAX) {
+            let _ = writeln!(
+                out,
+                "  {} tried {}{}",
+                thread_label(graph, acq.thread),
+                lock_label(graph, acq.lock),
+                site_suffix(Some(&acq.site)),
+            );
+        }
+        if failed.len() > TEXT_LIST_MAX {
+            let _ = writeln!(out, "  and {} more", failed.len() - TEXT_LIST_MAX);
+        }
+        let _ = writeln!(out);
+    }
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
+    out
+}
+
+/// Who holds what most threads wait for: the question when there is no
+/// cycle (a holder stuck elsewhere), and context when there is one.
+fn contended(out: &mut String, graph: &LockGraph, analysis: &Analysis) -> bool {
+    let mut waiting = vec![0usize; graph.locks().len()];
+    for acq in graph.acquisitions() {
+        if acq.claim == Claim::WaitsFor {
+            if let Some(count) = waiting.get_mut(acq.lock.index()) {
+                *count += 1;
+            }
+        }
+    }
+    let mut ranked: Vec<(usize, usize)> = waiting
+        .iter()
+        .enumerate()
+        .filter(|(_, count)| **count > 0)
+        .map(|(lock, &count)| (lock, count))
+        .collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.truncate(5);
+    if ranked.is_empty() {
+        return false;
+    }
+    let mut holders: Vec<Vec<ThreadRef>> = vec![Vec::new(); ranked.len()];
+    for edge in &analysis.edges {
+        let Some(holder) = edge.holder else {
+            continue;
+        };
+        if let Some(pos) = ranked
+            .iter()
+            .position(|&(lock, _)| lock == edge.lock.index())
+        {
+            if let Some(list) = holders.get_mut(pos) {
+                list.push(holder);
+            }
+        }
+    }
+    let _ = writeln!(out, "Most waited-for locks:");
+    for ((lock, count), mut list) in ranked.into_iter().zip(holders) {
+        list.sort_unstable();
+        list.dedup();
+        let held = if list.is_empty() {
+            "holder not listed".to_string()
+        } else {
+            format!("held by {}", list_threads(graph, &list))
+        };
+        let label = graph
+            .lock_at(lock)
+            .map(|l| lock_label(graph, l))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {label}: {count} waiting, {held}");
+    }
+    true
+}
+
+/// A DOT string literal: quotes and backslashes escaped, line breaks as `\n`.
+pub fn dot_quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// DOT: node per thread labelled with id and name, edge waiter -> holder
+/// labelled with the lock name, cycles in red, a "holder not listed" node
+/// per lock whose holder is missing.
+pub fn dot(graph: &LockGraph, analysis: &Analysis, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "digraph \"core show locks\" {{")?;
+    writeln!(out, "  node [shape=box, fontname=\"monospace\"];")?;
+    writeln!(out, "  edge [fontname=\"monospace\", fontsize=10];")?;
+    for (index, thread) in graph.threads().iter().enumerate() {
+        let mut label = thread.id.to_string();
+        if let Some(lwp) = thread.lwp {
+            label.push_str(&format!(" LWP {lwp}"));
+        }
+        if !thread.short_name().is_empty() {
+            label.push('\n');
+            label.push_str(thread.short_name());
+        }
+        let style = if analysis.in_cycle.get(index).copied().unwrap_or(false) {
+            ", color=red, fontcolor=red, penwidth=2"
+        } else if analysis
+            .blocked_on_cycle
+            .get(index)
+            .copied()
+            .unwrap_or(false)
+        {
+            ", color=orange"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "  {} [label={}{style}];",
+            dot_quote(&format!("t{index}")),
+            dot_quote(&label)
+        )?;
+    }
+    let mut unlisted_nodes: HashMap<LockRef, String> = HashMap::new();
+    for edge in &analysis.edges {
+        let target = match edge.holder {
+            Some(holder) => dot_quote(&format!("t{}", holder.index())),
+            None => {
+                let count = unlisted_nodes.len();
+                let node = unlisted_nodes
+                    .entry(edge.lock)
+                    .or_insert_with(|| dot_quote(&format!("unlisted{count}")))
+                    .clone();
+                if unlisted_nodes.len() > count {
+                    writeln!(
+                        out,
+                        "  {node} [label={}, shape=ellipse, style=dashed];",
+                        dot_quote(&format!(
+                            "holder not listed\n{}",
+                            lock_label(graph, edge.lock)
+                        ))
+                    )?;
+                }
+                node
+            }
+        };
+        let lock_name = graph
+            .lock(edge.lock)
+            .map(|l| {
+                if l.name.is_empty() {
+                    l.addr.clone()
+                } else {
+                    l.name.to_string()
+                }
+            })
+            .unwrap_or_default();
+        let style = if analysis.edge_in_cycle(edge) {
+            ", color=red, fontcolor=red, penwidth=2"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "  {} -> {target} [label={}{style}];",
+            dot_quote(&format!("t{}", edge.waiter.index())),
+            dot_quote(&lock_name)
+        )?;
+    }
+    writeln!(out, "}}")
+}
+
+#[derive(Serialize)]
+struct JsonThread<'a> {
+    id: &'a str,
+    lwp: Option<u64>,
+    name: &'a str,
+    start: &'a str,
+    in_cycle: bool,
+    blocked_on_cycle: bool,
+}
+
+#[derive(Serialize)]
+struct JsonClaim<'a> {
+    thread: &'a str,
+    kind: &'static str,
+    file: &'a str,
+    line: Option<u32>,
+    func: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    locked_here: &'a [Site],
+}
+
+#[derive(Serialize)]
+struct JsonLock<'a> {
+    addr: &'a str,
+    name: &'a str,
+    holders: Vec<JsonClaim<'a>>,
+    waiters: Vec<JsonClaim<'a>>,
+    tried_and_failed: Vec<JsonClaim<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonEdge<'a> {
+    waiter: &'a str,
+    /// `null`: the holder is not listed in the dump.
+    holder: Option<&'a str>,
+    lock: &'a str,
+    lock_name: &'a str,
+    in_cycle: bool,
+}
+
+#[derive(Serialize)]
+struct JsonGraph<'a> {
+    threads: Vec<JsonThread<'a>>,
+    locks: Vec<JsonLock<'a>>,
+    edges: Vec<JsonEdge<'a>>,
+    cycles: Vec<Vec<&'a str>>,
+    blocked_on_cycles: Vec<&'a str>,
+}
+
+pub fn json(graph: &LockGraph, analysis: &Analysis, out: &mut dyn Write) -> io::Result<()> {
+    let id = |thread: ThreadRef| graph.thread(thread).map(|t| &*t.id).unwrap_or("");
+    let threads = graph
+        .threads()
+        .iter()
+        .enumerate()
+        .map(|(index, t)| JsonThread {
+            id: &t.id,
+            lwp: t.lwp,
+            name: &t.name,
+            start: t.short_name(),
+            in_cycle: analysis.in_cycle.get(index).copied().unwrap_or(false),
+            blocked_on_cycle: analysis
+                .blocked_on_cycle
+                .get(index)
+                .copied()
+                .unwrap_or(false),
+        })
+        .collect();
+    let mut locks: Vec<JsonLock> = graph
+        .locks()
+        .iter()
+        .map(|l| JsonLock {
+            addr: &l.addr,
+            name: &l.name,
+            holders: Vec::new(),
+            waiters: Vec::new(),
+            tried_and_failed: Vec::new(),
+        })
+        .collect();
+    for acq in graph.acquisitions() {
+        let Some(lock) = locks.get_mut(acq.lock.index()) else {
+            continue;
+        };
+        let claim = JsonClaim {
+            thread: id(acq.thread),
+            kind: acq.kind.as_str(),
+            file: &acq.site.file,
+            line: acq.site.line,
+            func: &acq.site.func,
+            locked_here: &acq.locked_here,
+        };
+        match acq.claim {
+            Claim::Holds => lock.holders.push(claim),
+            Claim::WaitsFor => lock.waiters.push(claim),
+            Claim::TriedAndFailed => lock.tried_and_failed.push(claim),
+        }
+    }
+    let edges = analysis
+        .edges
+        .iter()
+        .map(|e| {
+            let lock = graph.lock(e.lock);
+            JsonEdge {
+                waiter: id(e.waiter),
+                holder: e.holder.map(id),
+                lock: lock.map(|l| l.addr.as_str()).unwrap_or(""),
+                lock_name: lock.map(|l| &*l.name).unwrap_or(""),
+                in_cycle: analysis.edge_in_cycle(e),
+            }
+        })
+        .collect();
+    let cycles = analysis
+        .deadlocks
+        .iter()
+        .map(|d| d.cycle.iter().map(|s| id(s.thread)).collect())
+        .collect();
+    let blocked_on_cycles = analysis
+        .blocked_on_cycle
+        .iter()
+        .enumerate()
+        .filter(|(_, blocked)| **blocked)
+        .filter_map(|(index, _)| graph.threads().get(index).map(|t| &*t.id))
+        .collect();
+    let document = JsonGraph {
+        threads,
+        locks,
+        edges,
+        cycles,
+        blocked_on_cycles,
+    };
+    // Compact: a 100,000-thread graph is for programs, and pretty-printing
+    // doubled its size and time.
+    serde_json::to_writer(&mut *out, &document)?;
+    writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::locks::graph::LockKind;
+
+    fn deadlock() -> LockGraph {
+        let mut g = LockGraph::new();
+        let a = g.add_thread("0xa", Some(1), "pbx_thread started at [ 1] pbx.c x()");
+        let b = g.add_thread("0xb", None, "say \"hi\" \\o/");
+        let c = g.add_thread("0xc", None, "behind");
+        let l1 = g.add_lock("0x1", "chan");
+        let l2 = g.add_lock("0x2", "&p->lock");
+        let l3 = g.add_lock("0x3", "");
+        g.holds(
+            a,
+            l1,
+            LockKind::Mutex,
+            Site::new("channel.c", Some(10), "f"),
+        );
+        g.waits_for(
+            a,
+            l2,
+            LockKind::Mutex,
+            Site::new("chan_sip.c", Some(20), "g"),
+        );
+        g.holds(
+            b,
+            l2,
+            LockKind::Mutex,
+            Site::new("chan_sip.c", Some(30), "h"),
+        );
+        g.waits_for(
+            b,
+            l1,
+            LockKind::Mutex,
+            Site::new("channel.c", Some(40), "i"),
+        );
+        g.waits_for(c, l1, LockKind::Mutex, Site::default());
+        g.waits_for(c, l3, LockKind::Mutex, Site::default());
+        g
+    }
+
+    #[test]
+    fn text_names_the_pair_and_the_count_behind() {
+        let g = deadlock();
+        let text = text(&g, &g.analyze(), &SourceInfo::default());
+        assert!(
+            text.contains(
+                "DEADLOCK: thread 0xa LWP 1 (pbx_thread) holds chan 0x1 (channel.c:10 f) and waits \
+                 for &p->lock 0x2 (chan_sip.c:20 g), held by thread 0xb (say \"hi\" \\o/) \
+                 (chan_sip.c:30 h), which waits for chan 0x1."
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("1 thread is stuck behind it: thread 0xc (behind)."),
+            "{text}"
+        );
+        assert!(text.contains("holder is not listed (1;"), "{text}");
+        assert!(
+            text.contains("thread 0xc (behind) waits for lock 0x3"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn text_says_when_there_is_no_deadlock() {
+        let mut g = LockGraph::new();
+        let a = g.add_thread("1", None, "");
+        let b = g.add_thread("2", None, "");
+        let l = g.add_lock("0x1", "x");
+        g.holds(a, l, LockKind::Mutex, Site::default());
+        g.waits_for(b, l, LockKind::Mutex, Site::default());
+        let text = text(&g, &g.analyze(), &SourceInfo::default());
+        assert!(text.contains("No deadlock"), "{text}");
+        assert!(
+            text.contains("x 0x1: 1 waiting, held by thread 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn dot_escapes_and_colours() {
+        let g = deadlock();
+        let mut out = Vec::new();
+        dot(&g, &g.analyze(), &mut out).unwrap();
+        let dot = String::from_utf8(out).unwrap();
+        assert!(
+            dot.contains(r#""t1" [label="0xb\nsay \"hi\" \\o/", color=red"#),
+            "{dot}"
+        );
+        assert!(
+            dot.contains(r#""t0" -> "t1" [label="&p->lock", color=red"#),
+            "{dot}"
+        );
+        assert!(dot.contains(r#""t2" -> "t0" [label="chan"];"#), "{dot}");
+        assert!(dot.contains("holder not listed"), "{dot}");
+        assert_eq!(dot_quote("a\"b\\c\nd\u{1}"), r#""a\"b\\c\nd ""#);
+    }
+
+    #[test]
+    fn json_fields() {
+        let g = deadlock();
+        let mut out = Vec::new();
+        json(&g, &g.analyze(), &mut out).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["cycles"], serde_json::json!([["0xa", "0xb"]]));
+        assert_eq!(value["blocked_on_cycles"], serde_json::json!(["0xc"]));
+        assert_eq!(value["threads"][0]["lwp"], 1);
+        assert_eq!(value["threads"][0]["start"], "pbx_thread");
+        assert_eq!(value["edges"][0]["waiter"], "0xa");
+        assert_eq!(value["edges"][0]["holder"], "0xb");
+        assert_eq!(value["edges"][0]["lock"], "0x2");
+        assert!(value["edges"][3]["holder"].is_null());
+        assert_eq!(value["locks"][0]["holders"][0]["thread"], "0xa");
+    }
+}

@@ -1,0 +1,19 @@
+//! The integration tests: one test binary (so cargo links once and runs them
+//! all in one process), one module per subcommand, sharing the harness in
+//! `common/` (the sandbox with its stand-ins, the C fixture compiler, the
+//! signal helpers) and the real-Asterisk test bed in `testbed/`.
+
+#[macro_use]
+mod common;
+
+mod completions;
+mod crash;
+mod freeze;
+mod graph;
+mod man;
+mod rebuild;
+mod report;
+mod segfaults;
+mod setup_dbg;
+mod valgrind;
+mod vanilla;
