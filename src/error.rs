@@ -85,6 +85,36 @@ pub enum Error {
     #[error("{0}")]
     SymbolsMismatch(String),
 
+    /// The output could not be encoded (JSON): a bug, not the user's input.
+    #[error("cannot encode the output as JSON: {0}")]
+    Encode(String),
+
+    /// A file given as a `core show locks` output is something else.
+    #[error(
+        "{name} {what}; save one with `asterisk -rx \"core show locks\" > core-show-locks.txt`{hint}"
+    )]
+    NotALockDump {
+        name: String,
+        what: String,
+        hint: String,
+    },
+
+    /// A path that must be a regular file is something else.
+    #[error("{} is {kind}, not a regular file; {hint}", path.display())]
+    NotARegularFile {
+        path: PathBuf,
+        kind: String,
+        hint: String,
+    },
+
+    /// An earlier run left a backup where this run would make one.
+    #[error(
+        "{backup} already exists: an earlier run was probably stopped before it could put \
+         {file} back. Nothing was changed. Compare them, then either restore it \
+         (`cp {backup} {file} && rm {backup}`) or remove it, and run this again"
+    )]
+    LeftoverBackup { backup: String, file: String },
+
     /// Ctrl-C, SIGTERM or SIGHUP.
     #[error("interrupted; whatever had been changed is put back")]
     Interrupted,
@@ -98,7 +128,10 @@ impl Error {
             | Error::Read { .. }
             | Error::Runbook { .. }
             | Error::NeedsYes { .. }
-            | Error::NotRoot { .. } => 2,
+            | Error::NotRoot { .. }
+            | Error::NotALockDump { .. }
+            | Error::NotARegularFile { .. }
+            | Error::LeftoverBackup { .. } => 2,
             Error::Interrupted => 130,
             Error::Declined => 0,
             Error::Write { .. }
@@ -106,7 +139,8 @@ impl Error {
             | Error::Spawn { .. }
             | Error::StepFailed { .. }
             | Error::Timeout { .. }
-            | Error::SymbolsMismatch(_) => 1,
+            | Error::SymbolsMismatch(_)
+            | Error::Encode(_) => 1,
         }
     }
 

@@ -33,9 +33,9 @@ use context::Context;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     output::set_verbosity(match (cli.global.quiet, cli.global.verbose) {
-        (true, _) => output::QUIET,
-        (_, true) => output::VERBOSE,
-        _ => output::NORMAL,
+        (true, _) => output::Verbosity::Quiet,
+        (_, true) => output::Verbosity::Verbose,
+        _ => output::Verbosity::Normal,
     });
     let interrupt = match engine::interrupt::Interrupt::install() {
         Ok(interrupt) => interrupt,

@@ -12,20 +12,30 @@
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-/// `--quiet`: commands, warnings and results only.
-pub const QUIET: u8 = 0;
-pub const NORMAL: u8 = 1;
-/// `--verbose`: every line commands print, instead of a spinner.
-pub const VERBOSE: u8 = 2;
+use serde::Serialize;
 
-static VERBOSITY: AtomicU8 = AtomicU8::new(NORMAL);
-
-pub fn set_verbosity(level: u8) {
-    VERBOSITY.store(level, Ordering::Relaxed);
+/// How much the tool says on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// `--quiet`: commands, warnings and results only.
+    Quiet,
+    Normal,
+    /// `--verbose`: every line commands print, instead of a spinner.
+    Verbose,
 }
 
-pub fn verbosity() -> u8 {
-    VERBOSITY.load(Ordering::Relaxed)
+static VERBOSITY: AtomicU8 = AtomicU8::new(Verbosity::Normal as u8);
+
+pub fn set_verbosity(level: Verbosity) {
+    VERBOSITY.store(level as u8, Ordering::Relaxed);
+}
+
+pub fn verbosity() -> Verbosity {
+    match VERBOSITY.load(Ordering::Relaxed) {
+        0 => Verbosity::Quiet,
+        1 => Verbosity::Normal,
+        _ => Verbosity::Verbose,
+    }
 }
 
 /// Whether stderr gets colours.
@@ -95,17 +105,36 @@ macro_rules! warn {
 /// Progress chatter on stderr, hidden by --quiet.
 macro_rules! note {
     ($($arg:tt)*) => {{
-        if $crate::output::verbosity() > $crate::output::QUIET {
+        if $crate::output::verbosity() > $crate::output::Verbosity::Quiet {
             errln!($($arg)*);
         }
     }};
 }
 
+/// The warnings of a run: each is printed on stderr the moment it is raised
+/// (so a text-mode user sees it even if the run stops later), and kept for
+/// `--json` and the bug report, so that both say what the terminal said.
+#[derive(Debug, Default, Serialize)]
+#[serde(transparent)]
+pub struct Warnings(Vec<String>);
+
+impl Warnings {
+    pub fn new() -> Warnings {
+        Warnings::default()
+    }
+
+    /// Prints `message` as a warning and keeps it.
+    pub fn raise(&mut self, message: impl Into<String>) {
+        let message = message.into();
+        warn!("{message}");
+        self.0.push(message);
+    }
+}
+
 /// Prints `value` as pretty JSON on stdout, for `--json`.
 pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> crate::error::Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|error| {
-        crate::error::Error::bad_input(format!("cannot encode the output as JSON: {error}"))
-    })?;
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|error| crate::error::Error::Encode(error.to_string()))?;
     outln!("{text}");
     Ok(())
 }

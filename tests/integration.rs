@@ -10,6 +10,7 @@ mod completions;
 mod crash;
 mod freeze;
 mod graph;
+mod layout;
 mod man;
 mod rebuild;
 mod report;

@@ -26,8 +26,8 @@ use crate::gdb::{self, Target};
 use crate::host::asterisk::{self, ASTERISK_BIN};
 use crate::host::sys::hostname;
 use crate::host::version;
+use crate::output::Warnings;
 
-/// Where Wazo installs Asterisk.
 /// Segfault lines this close to the incident belong to it.
 const MATCH_WINDOW_SECONDS: i64 = 15 * 60;
 const TOP_FRAMES: usize = 6;
@@ -53,138 +53,75 @@ pub struct CrashArgs {
 
 #[derive(Debug, Serialize)]
 struct CrashJson<'a> {
-    version: String,
+    version: &'a str,
     incident: Option<String>,
     segfaults: Vec<String>,
     core: Option<&'a CoreFile>,
-    backtrace: Option<PathBuf>,
-    summary: Vec<String>,
-    warnings: &'a [String],
+    backtrace: Option<&'a Path>,
+    summary: &'a [String],
+    warnings: &'a Warnings,
     logs: &'a [Copied],
-    bug_report: Option<PathBuf>,
+    bug_report: &'a Path,
+}
+
+/// What was found on the server before anything is written.
+struct Incident {
+    version: String,
+    time: Option<DateTime<FixedOffset>>,
+    /// The segfault lines that belong to the incident.
+    segfaults: Vec<Segfault>,
+    core: Option<CoreFile>,
+    log_copies: Vec<astlog::LogCopy>,
+}
+
+/// What the core says.
+#[derive(Default)]
+struct CoreReading {
+    summary: Vec<String>,
+    backtrace: Option<PathBuf>,
 }
 
 pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
-    let version = version::detect(&context.host, context.opts.wazo_version.as_deref())
-        .map(|detected| detected.version.to_string())
-        .unwrap_or_else(|_| "unknown (give it with --wazo-version)".to_string());
+    let mut warnings = Warnings::new();
     let core_given = args.core.as_deref().map(cores::require_core).transpose()?;
     if context.dry_run() {
         // First, before any command a search may print into the script.
         outln!("#!/bin/sh");
     }
     let binary = asterisk::binary(&context.host, &args.asterisk_bin)?;
-
-    // Unreadable logs are warned about, and the others still count.
-    let found = segfaults::find_segfaults(
-        &context.host,
-        &syslog::default_sources(&context.host),
-        &Filter::process(&args.process),
-        Some(&context.interrupt),
-    )?;
-    context.interrupt.check()?;
-    let incident = incident_time(context, args, found.last())?;
-    let matching = matching_segfaults(&found, incident);
-    report_segfaults(&matching, &args.process);
-
-    let core = match core_given {
-        Some(core) => Some(core),
-        None => choose_core(
-            context,
-            &args.process,
-            matching.last().map(|s| s.kernel.pid),
-            incident,
-        )?,
-    };
-    // An abort() leaves no segfault line: the core's own time is the next best.
-    let incident = incident.or_else(|| {
-        let time = core.as_ref()?.time?;
-        errln!(
-            "Incident time taken from the core file: {}",
-            time.format("%Y-%m-%d %H:%M:%S %:z")
-        );
-        Some(time)
-    });
-    let log_copies = astlog::covering(&astlog::copies(&context.host), incident);
+    let incident = gather(context, args, core_given, &mut warnings)?;
     if context.dry_run() {
         print_script(
-            core.as_ref(),
+            incident.core.as_ref(),
             &binary,
             context.output_path(),
-            &log_copies,
-            incident,
+            &incident.log_copies,
+            incident.time,
         );
         return Ok(());
     }
     let out = context.output_dir()?.to_path_buf();
-
-    let mut warnings = Vec::new();
-    let mut summary = Vec::new();
-    let mut backtrace = None;
-    if let Some(core) = &core {
-        let request = gdb::Request {
-            binary: binary.clone(),
-            target: Target::Core(core.path.clone()),
-            commands: vec!["bt full".to_string(), "thread apply all bt".to_string()],
-            text_out: out.join("bt-threads.txt"),
-            analysis_out: Some(out.join("gdb-threads.json")),
-        };
-        let outcome = gdb::run(&request, &context.interrupt)?;
-        for warning in &outcome.warnings {
-            warn!("{warning}");
-        }
-        warnings = outcome.warnings;
-        summary = outcome.analysis.as_ref().map(summarise).unwrap_or_default();
-        errln!(
-            "\nBacktrace of {} threads: {}",
-            outcome.threads_seen,
-            request.text_out.display()
-        );
-        backtrace = Some(request.text_out);
-    }
-    for line in &summary {
+    let reading = match &incident.core {
+        Some(core) => read_core(context, binary, core, &out, &mut warnings)?,
+        None => CoreReading::default(),
+    };
+    for line in &reading.summary {
         errln!("{line}");
     }
-
-    let day = incident_day(incident);
-    let mut logs = Vec::new();
-    for copy in &log_copies {
-        context.interrupt.check()?;
-        match astlog::copy_into(copy, &out, &day, &hostname()) {
-            Ok(copied) => {
-                errln!(
-                    "Copied {} to {}",
-                    copied.from.display(),
-                    copied.to.display()
-                );
-                logs.push(copied);
-            }
-            Err(error) => {
-                warn!("{error}");
-                warnings.push(error.to_string());
-            }
-        }
-    }
-    if log_copies.is_empty() {
-        warn!(
-            "no Asterisk log in {}",
-            context.host.path(astlog::LOG_DIR).display()
-        );
-    }
-
-    let report = bug_report(
-        &version,
-        incident,
-        &matching,
-        core.as_ref(),
-        &summary,
-        backtrace.as_deref(),
-        &logs,
-    );
+    let logs = copy_logs(context, &incident, &out, &mut warnings)?;
     let report_path = out.join("bug-report.md");
-    report.write(&report_path)?;
+    bug_report(
+        &incident.version,
+        incident.time,
+        &incident.segfaults,
+        incident.core.as_ref(),
+        &reading.summary,
+        reading.backtrace.as_deref(),
+        &logs,
+    )
+    .write(&report_path)?;
     errln!("\nBug report: {}", report_path.display());
-    if let Some(core) = &core {
+    if let Some(core) = &incident.core {
         errln!(
             "The core file stays on the server ({}): never attach it publicly, it may hold passwords.",
             core.path.display()
@@ -194,25 +131,137 @@ pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
         "Pack it all, secrets redacted, with: wazo-astdebug report {}",
         shell::quote(&out.display().to_string())
     );
-
     if context.opts.json {
-        let json = CrashJson {
-            version,
-            incident: incident.map(|time| time.to_rfc3339()),
-            segfaults: matching
+        crate::output::print_json(&CrashJson {
+            version: &incident.version,
+            incident: incident.time.map(|time| time.to_rfc3339()),
+            segfaults: incident
+                .segfaults
                 .iter()
                 .map(|segfault| segfault.line.clone())
                 .collect(),
-            core: core.as_ref(),
-            backtrace,
-            summary,
+            core: incident.core.as_ref(),
+            backtrace: reading.backtrace.as_deref(),
+            summary: &reading.summary,
             warnings: &warnings,
             logs: &logs,
-            bug_report: Some(report_path),
-        };
-        crate::output::print_json(&json)?;
+            bug_report: &report_path,
+        })?;
     }
     Ok(())
+}
+
+/// The version, the segfault lines, the incident's time, the core and the
+/// logs that cover it: read only, nothing written.
+fn gather(
+    context: &Context,
+    args: &CrashArgs,
+    core_given: Option<CoreFile>,
+    warnings: &mut Warnings,
+) -> Result<Incident> {
+    let version = version::detect(&context.host, context.opts.wazo_version.as_deref())
+        .map(|detected| detected.version.to_string())
+        .unwrap_or_else(|_| "unknown (give it with --wazo-version)".to_string());
+    // Unreadable logs are warned about, and the others still count.
+    let found = segfaults::find_segfaults(
+        &context.host,
+        &syslog::default_sources(&context.host),
+        &Filter::process(&args.process),
+        Some(&context.interrupt),
+        warnings,
+    )?;
+    context.interrupt.check()?;
+    let time = incident_time(context, args, found.last())?;
+    let matching = matching_segfaults(&found, time);
+    report_segfaults(&matching, &args.process);
+    let core = match core_given {
+        Some(core) => Some(core),
+        None => choose_core(
+            context,
+            &args.process,
+            matching.last().map(|s| s.kernel.pid),
+            time,
+        )?,
+    };
+    // An abort() leaves no segfault line: the core's own time is the next best.
+    let time = time.or_else(|| {
+        let time = core.as_ref()?.time?;
+        errln!(
+            "Incident time taken from the core file: {}",
+            time.format("%Y-%m-%d %H:%M:%S %:z")
+        );
+        Some(time)
+    });
+    let log_copies = astlog::covering(&astlog::copies(&context.host), time);
+    Ok(Incident {
+        version,
+        time,
+        segfaults: matching,
+        core,
+        log_copies,
+    })
+}
+
+/// gdb on the core: `bt full` of the crashing thread, every thread's stack.
+fn read_core(
+    context: &Context,
+    binary: PathBuf,
+    core: &CoreFile,
+    out: &Path,
+    warnings: &mut Warnings,
+) -> Result<CoreReading> {
+    let request = gdb::Request {
+        binary,
+        target: Target::Core(core.path.clone()),
+        commands: vec!["bt full".to_string(), "thread apply all bt".to_string()],
+        text_out: out.join("bt-threads.txt"),
+        analysis_out: Some(out.join("gdb-threads.json")),
+    };
+    let outcome = gdb::run(&request, &context.interrupt)?;
+    for warning in outcome.warnings {
+        warnings.raise(warning);
+    }
+    errln!(
+        "\nBacktrace of {} threads: {}",
+        outcome.threads_seen,
+        request.text_out.display()
+    );
+    Ok(CoreReading {
+        summary: outcome.analysis.as_ref().map(summarise).unwrap_or_default(),
+        backtrace: Some(request.text_out),
+    })
+}
+
+/// The Asterisk logs of the incident's day, named as the doc names them.
+fn copy_logs(
+    context: &Context,
+    incident: &Incident,
+    out: &Path,
+    warnings: &mut Warnings,
+) -> Result<Vec<Copied>> {
+    let day = incident_day(incident.time);
+    let mut logs = Vec::new();
+    for copy in &incident.log_copies {
+        context.interrupt.check()?;
+        match astlog::copy_into(copy, out, &day, &hostname()) {
+            Ok(copied) => {
+                errln!(
+                    "Copied {} to {}",
+                    copied.from.display(),
+                    copied.to.display()
+                );
+                logs.push(copied);
+            }
+            Err(error) => warnings.raise(error.to_string()),
+        }
+    }
+    if incident.log_copies.is_empty() {
+        warnings.raise(format!(
+            "no Asterisk log in {}",
+            context.host.path(astlog::LOG_DIR).display()
+        ));
+    }
+    Ok(logs)
 }
 
 /// `--at`, else the user's answer (default: the newest segfault), else the

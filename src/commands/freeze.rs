@@ -32,8 +32,9 @@ use crate::host::version;
 use crate::locks::draw::{self, GraphFormat};
 use crate::locks::file as lockfile;
 use crate::locks::from_gdb;
-use crate::locks::graph::LockGraph;
+use crate::locks::graph::{Analysis, LockGraph};
 use crate::locks::render;
+use crate::output::Warnings;
 
 /// Stack groups shown in the text summary.
 const GROUPS_SHOWN: usize = 5;
@@ -70,15 +71,34 @@ pub struct FreezeArgs {
 }
 
 #[derive(Debug, Serialize)]
-struct FreezeJson {
+struct FreezeJson<'a> {
     pid: Option<u32>,
     core: Option<PathBuf>,
-    symptoms: Vec<Symptom>,
-    artefacts: Vec<PathBuf>,
+    symptoms: &'a [Symptom],
+    artefacts: &'a [PathBuf],
     graph: serde_json::Value,
+    graph_source: &'a str,
+    stack_groups: &'a [StackGroup],
+    warnings: &'a Warnings,
+}
+
+/// What a run gathered: files written, checks made, warnings raised.
+#[derive(Default)]
+struct Evidence {
+    artefacts: Vec<PathBuf>,
+    symptoms: Vec<Symptom>,
+    warnings: Warnings,
+    /// `core show locks`, when this build has it.
+    locks_dump: Option<PathBuf>,
+}
+
+/// What the evidence means.
+struct Findings {
+    graph: LockGraph,
+    analysis: Analysis,
     graph_source: String,
+    summary: String,
     stack_groups: Vec<StackGroup>,
-    warnings: Vec<String>,
 }
 
 pub fn run(context: &Context, args: &FreezeArgs) -> Result<()> {
@@ -93,50 +113,101 @@ pub fn run(context: &Context, args: &FreezeArgs) -> Result<()> {
         return Ok(());
     }
     let out = context.output_dir()?.to_path_buf();
-    let mut artefacts = Vec::new();
-    let mut symptoms_seen = Vec::new();
-    let mut warnings = Vec::new();
-    let mut locks_dump = None;
-
+    let mut evidence = Evidence::default();
     if let Target::Pid(_) = target {
-        symptoms_seen.push(symptoms::service_status(timeout, &context.interrupt)?);
-        let channels = symptoms::asterisk_rx("core show channels", timeout, &context.interrupt)?;
-        save_answer(
-            &channels,
-            &out.join("core-show-channels.txt"),
-            &mut artefacts,
-        )?;
-        symptoms_seen.push(symptoms::judge_channels(&channels, timeout));
-        let locks = symptoms::asterisk_rx("core show locks", timeout, &context.interrupt)?;
-        match &locks {
-            CliAnswer::Output(lines) if symptoms::lacks_debug_threads(lines) => warnings.push(
-                "this Asterisk is built without DEBUG_THREADS, so `core show locks` does not exist; \
-                 the lock graph comes from gdb instead. For the full picture, rebuild with \
-                 `wazo-astdebug rebuild` (DEBUG_THREADS, DONT_OPTIMIZE) and catch the next freeze"
-                    .to_string(),
-            ),
-            CliAnswer::Output(_) => {
-                let path = out.join("core-show-locks.txt");
-                save_answer(&locks, &path, &mut artefacts)?;
-                locks_dump = Some(path);
-            }
-            CliAnswer::Timeout => warnings.push(format!(
-                "`asterisk -rx 'core show locks'` did not answer within {} s",
-                timeout.as_secs()
-            )),
-            CliAnswer::Failed(why) => warnings.push(format!("`asterisk -rx 'core show locks'` failed: {why}")),
-        }
-        for symptom in &symptoms_seen {
-            errln!(
-                "{:<9} {:<7} {}",
-                symptom.check,
-                symptom.verdict,
-                symptom.detail
-            );
+        check_symptoms(context, timeout, &out, &mut evidence)?;
+    }
+    context.interrupt.check()?;
+    let gdb_analysis = take_backtrace(context, binary, &target, &out, &mut evidence)?;
+    if let Target::Pid(_) = target {
+        match last_minutes(context, args.log_minutes, &out) {
+            Ok(Some(path)) => evidence.artefacts.push(path),
+            Ok(None) => {}
+            Err(error) => evidence.warnings.raise(error.to_string()),
         }
     }
+    let findings = analyse(&mut evidence, gdb_analysis.as_ref(), &target);
+    print_findings(&findings);
+    if args.graph {
+        draw_graph(&findings, &out, &mut evidence)?;
+    }
+    let report_path = write_bug_report(
+        context,
+        &findings,
+        &mut evidence,
+        args.core.as_deref(),
+        &out,
+    )?;
+    errln!("Bug report: {}", report_path.display());
+    errln!(
+        "Pack it all, secrets redacted, with: wazo-astdebug report {}",
+        shell::quote(&out.display().to_string())
+    );
+    if context.opts.json {
+        print_json(&target, args, &findings, &evidence)?;
+    }
+    Ok(())
+}
 
-    context.interrupt.check()?;
+/// `service asterisk status`, `core show channels` and `core show locks`,
+/// each bounded by `timeout`; the answers are saved as artefacts.
+fn check_symptoms(
+    context: &Context,
+    timeout: Duration,
+    out: &Path,
+    evidence: &mut Evidence,
+) -> Result<()> {
+    evidence
+        .symptoms
+        .push(symptoms::service_status(timeout, &context.interrupt)?);
+    let channels = symptoms::asterisk_rx("core show channels", timeout, &context.interrupt)?;
+    save_answer(
+        &channels,
+        &out.join("core-show-channels.txt"),
+        &mut evidence.artefacts,
+    )?;
+    evidence
+        .symptoms
+        .push(symptoms::judge_channels(&channels, timeout));
+    let locks = symptoms::asterisk_rx("core show locks", timeout, &context.interrupt)?;
+    match &locks {
+        CliAnswer::Output(lines) if symptoms::lacks_debug_threads(lines) => evidence.warnings.raise(
+            "this Asterisk is built without DEBUG_THREADS, so `core show locks` does not exist; \
+             the lock graph comes from gdb instead. For the full picture, rebuild with \
+             `wazo-astdebug rebuild` (DEBUG_THREADS, DONT_OPTIMIZE) and catch the next freeze",
+        ),
+        CliAnswer::Output(_) => {
+            let path = out.join("core-show-locks.txt");
+            save_answer(&locks, &path, &mut evidence.artefacts)?;
+            evidence.locks_dump = Some(path);
+        }
+        CliAnswer::Timeout => evidence.warnings.raise(format!(
+            "`asterisk -rx 'core show locks'` did not answer within {} s",
+            timeout.as_secs()
+        )),
+        CliAnswer::Failed(why) => evidence
+            .warnings
+            .raise(format!("`asterisk -rx 'core show locks'` failed: {why}")),
+    }
+    for symptom in &evidence.symptoms {
+        errln!(
+            "{:<9} {:<7} {}",
+            symptom.check,
+            symptom.verdict,
+            symptom.detail
+        );
+    }
+    Ok(())
+}
+
+/// One gdb run: every thread's backtrace, and its reading of the locks.
+fn take_backtrace(
+    context: &Context,
+    binary: PathBuf,
+    target: &Target,
+    out: &Path,
+    evidence: &mut Evidence,
+) -> Result<Option<threads::Analysis>> {
     let request = gdb::Request {
         binary,
         target: target.clone(),
@@ -145,98 +216,117 @@ pub fn run(context: &Context, args: &FreezeArgs) -> Result<()> {
         analysis_out: Some(out.join("gdb-threads.json")),
     };
     let outcome = gdb::run(&request, &context.interrupt)?;
-    artefacts.push(request.text_out.clone());
-    warnings.extend(outcome.warnings);
+    evidence.artefacts.push(request.text_out.clone());
+    for warning in outcome.warnings {
+        evidence.warnings.raise(warning);
+    }
     errln!(
         "Backtrace of {} threads: {}",
         outcome.threads_seen,
         request.text_out.display()
     );
+    Ok(outcome.analysis)
+}
 
-    if let Target::Pid(_) = target {
-        match last_minutes(context, args.log_minutes, &out) {
-            Ok(Some(path)) => artefacts.push(path),
-            Ok(None) => {}
-            Err(error) => warnings.push(error.to_string()),
-        }
-    }
-
-    let stack_groups = outcome
-        .analysis
-        .as_ref()
+fn analyse(
+    evidence: &mut Evidence,
+    gdb_analysis: Option<&threads::Analysis>,
+    target: &Target,
+) -> Findings {
+    let stack_groups = gdb_analysis
         .map(|analysis| threads::stack_groups(&analysis.threads))
         .unwrap_or_default();
     let (graph, graph_source, source_info) = choose_graph(
-        locks_dump.as_deref(),
-        outcome.analysis.as_ref(),
-        &target,
-        &mut warnings,
+        evidence.locks_dump.as_deref(),
+        gdb_analysis,
+        target,
+        &mut evidence.warnings,
     );
     let analysis = graph.analyze();
     let summary = render::text(&graph, &analysis, &source_info);
-    for warning in &warnings {
-        warn!("{warning}");
+    Findings {
+        graph,
+        analysis,
+        graph_source,
+        summary,
+        stack_groups,
     }
+}
+
+fn print_findings(findings: &Findings) {
     errln!(
         "\n{}",
-        summary.replace("DEADLOCK:", &crate::output::alarm("DEADLOCK:"))
+        findings
+            .summary
+            .replace("DEADLOCK:", &crate::output::alarm("DEADLOCK:"))
     );
-    if !stack_groups.is_empty() {
+    if !findings.stack_groups.is_empty() {
         errln!("Where the threads are (identical stacks grouped, largest first):");
-        for group in stack_groups.iter().take(GROUPS_SHOWN) {
+        for group in findings.stack_groups.iter().take(GROUPS_SHOWN) {
             errln!("  {}", threads::describe_group(group, GROUP_DEPTH));
         }
     }
-    if args.graph {
-        let dot_path = out.join("graph-locks.dot");
-        let mut file = create_private(&dot_path)?;
-        render::dot(&graph, &analysis, &mut file)
-            .map_err(|error| Error::write(&dot_path, error))?;
-        artefacts.push(dot_path);
-        let svg = out.join("graph-locks.svg");
-        match draw::draw(&graph, &analysis, GraphFormat::Svg, &svg) {
-            Ok(()) => artefacts.push(svg),
-            Err(error) => warnings.push(error.to_string()),
-        }
-    }
+}
 
+/// graph-locks.dot, and graph-locks.svg when graphviz can draw it.
+fn draw_graph(findings: &Findings, out: &Path, evidence: &mut Evidence) -> Result<()> {
+    let dot_path = out.join("graph-locks.dot");
+    let mut file = create_private(&dot_path)?;
+    render::dot(&findings.graph, &findings.analysis, &mut file)
+        .map_err(|error| Error::write(&dot_path, error))?;
+    evidence.artefacts.push(dot_path);
+    let svg = out.join("graph-locks.svg");
+    match draw::draw(&findings.graph, &findings.analysis, GraphFormat::Svg, &svg) {
+        Ok(()) => evidence.artefacts.push(svg),
+        Err(error) => evidence.warnings.raise(error.to_string()),
+    }
+    Ok(())
+}
+
+fn write_bug_report(
+    context: &Context,
+    findings: &Findings,
+    evidence: &mut Evidence,
+    core: Option<&Path>,
+    out: &Path,
+) -> Result<PathBuf> {
     let report = bug_report(
         context,
-        &symptoms_seen,
-        &summary,
-        &stack_groups,
-        &artefacts,
-        args.core.as_deref(),
+        &evidence.symptoms,
+        &findings.summary,
+        &findings.stack_groups,
+        &evidence.artefacts,
+        core,
     );
     let report_path = out.join("bug-report.md");
     report.write(&report_path)?;
-    artefacts.push(report_path.clone());
-    errln!("Bug report: {}", report_path.display());
-    errln!(
-        "Pack it all, secrets redacted, with: wazo-astdebug report {}",
-        shell::quote(&out.display().to_string())
-    );
+    evidence.artefacts.push(report_path.clone());
+    Ok(report_path)
+}
 
-    if context.opts.json {
-        let mut graph_json = Vec::new();
-        render::json(&graph, &analysis, &mut graph_json)
-            .map_err(|error| Error::write("stdout", error))?;
-        let json = FreezeJson {
-            pid: match target {
-                Target::Pid(pid) => Some(pid),
-                Target::Core(_) => None,
-            },
-            core: args.core.clone(),
-            symptoms: symptoms_seen,
-            artefacts,
-            graph: serde_json::from_slice(&graph_json).unwrap_or(serde_json::Value::Null),
-            graph_source,
-            stack_groups,
-            warnings,
-        };
-        crate::output::print_json(&json)?;
-    }
-    Ok(())
+fn print_json(
+    target: &Target,
+    args: &FreezeArgs,
+    findings: &Findings,
+    evidence: &Evidence,
+) -> Result<()> {
+    let mut graph_json = Vec::new();
+    render::json(&findings.graph, &findings.analysis, &mut graph_json)
+        .map_err(|error| Error::write("stdout", error))?;
+    let json = FreezeJson {
+        pid: match target {
+            Target::Pid(pid) => Some(*pid),
+            Target::Core(_) => None,
+        },
+        core: args.core.clone(),
+        symptoms: &evidence.symptoms,
+        artefacts: &evidence.artefacts,
+        graph: serde_json::from_slice(&graph_json).unwrap_or(serde_json::Value::Null),
+        graph_source: &findings.graph_source,
+        stack_groups: &findings.stack_groups,
+        warnings: &evidence.warnings,
+    };
+    crate::output::print_json(&json)
 }
 
 fn find_pid(context: &Context, given: Option<u32>) -> Result<u32> {
@@ -280,7 +370,7 @@ fn choose_graph(
     dump: Option<&Path>,
     analysis: Option<&threads::Analysis>,
     target: &Target,
-    warnings: &mut Vec<String>,
+    warnings: &mut Warnings,
 ) -> (LockGraph, String, render::SourceInfo) {
     if let Some(path) = dump {
         match lockfile::read_dump(path) {
@@ -289,7 +379,7 @@ fn choose_graph(
                 return (graph, "core show locks".to_string(), info);
             }
             Err(error) => {
-                warnings.push(format!("{error}; using gdb's reading of the locks instead"))
+                warnings.raise(format!("{error}; using gdb's reading of the locks instead"))
             }
         }
     }

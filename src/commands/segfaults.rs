@@ -17,6 +17,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::evidence::segfault_scan::{Filter, SegfaultJson, describe, scan, warn};
 use crate::evidence::syslog::{self, Source};
+use crate::output::Warnings;
 
 #[derive(Debug, clap::Args)]
 pub struct SegfaultsArgs {
@@ -75,7 +76,7 @@ pub fn run(context: &Context, args: &SegfaultsArgs) -> Result<()> {
         scan.errors.truncate(1);
         return Err(scan.errors.remove(0));
     }
-    warn(&scan);
+    warn(&scan, &mut Warnings::new());
     if context.opts.json {
         let list: Vec<SegfaultJson> = scan.segfaults.iter().map(SegfaultJson::from).collect();
         crate::output::print_json(&list)?;

@@ -49,20 +49,18 @@ pub fn guard(plan: &mut Plan, path: &Path) -> Result<()> {
     let path = path.to_path_buf();
     let metadata = std::fs::metadata(&path).map_err(|source| Error::read(&path, source))?;
     if !metadata.is_file() {
-        return Err(Error::bad_input(format!(
-            "{} is not a regular file; not editing it",
-            path.display()
-        )));
+        return Err(Error::NotARegularFile {
+            path,
+            kind: crate::host::sys::file_kind(&metadata).to_string(),
+            hint: "not editing it".to_string(),
+        });
     }
     let backup = backup_path(&path);
     if backup.exists() || backup.is_symlink() {
-        return Err(Error::bad_input(format!(
-            "{backup} already exists: an earlier run was probably stopped before it could put \
-             {file} back. Nothing was changed. Compare them, then either restore it \
-             (`cp {backup} {file} && rm {backup}`) or remove it, and run this again",
-            backup = crate::engine::shell::quote(&backup.to_string_lossy()),
-            file = crate::engine::shell::quote(&path.to_string_lossy()),
-        )));
+        return Err(Error::LeftoverBackup {
+            backup: crate::engine::shell::quote(&backup.to_string_lossy()),
+            file: crate::engine::shell::quote(&path.to_string_lossy()),
+        });
     }
     let mode = format!("{:o}", metadata.permissions().mode() & 0o7777);
     let file = path.to_string_lossy().to_string();

@@ -22,6 +22,7 @@ use crate::engine::interrupt::Interrupt;
 use crate::engine::plan::{Plan, Step};
 use crate::error::{Error, Result};
 use crate::host::sys::create_private;
+use crate::output::Verbosity;
 
 /// Lines of a failed command's output shown to the user.
 const TAIL_LINES: usize = 20;
@@ -211,9 +212,9 @@ impl<'a> Executor<'a> {
 
     fn run_captured(&mut self, cmd: &Cmd, interruptible: bool) -> Result<Output> {
         let verbosity = crate::output::verbosity();
-        let pass_through = verbosity == crate::output::VERBOSE
-            || (verbosity == crate::output::NORMAL && !std::io::stderr().is_terminal());
-        let spinner = if pass_through || verbosity == crate::output::QUIET {
+        let pass_through = verbosity == Verbosity::Verbose
+            || (verbosity == Verbosity::Normal && !std::io::stderr().is_terminal());
+        let spinner = if pass_through || verbosity == Verbosity::Quiet {
             ProgressBar::hidden()
         } else {
             spinner(cmd)

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::evidence::segfault_line::{KernelSegfault, parse_kernel_line};
 use crate::evidence::syslog::{self, Clock, Source};
 use crate::host::Host;
+use crate::output::Warnings;
 
 /// Which segfaults to keep.
 #[derive(Debug, Clone)]
@@ -84,25 +85,29 @@ pub struct Scan {
     pub errors: Vec<Error>,
 }
 
-/// The segfaults of `filter.process` in `sources`, oldest first, warnings
-/// printed on stderr. The newest is `.last()`.
+/// The segfaults of `filter.process` in `sources`, oldest first, with the
+/// scan's warnings raised. The newest is `.last()`.
 pub fn find_segfaults(
     host: &Host,
     sources: &[Source],
     filter: &Filter,
     interrupt: Option<&Interrupt>,
+    warnings: &mut Warnings,
 ) -> Result<Vec<Segfault>> {
     let scan = scan(host, sources, filter, interrupt)?;
-    warn(&scan);
+    warn(&scan, warnings);
     Ok(scan.segfaults)
 }
 
-pub fn warn(scan: &Scan) {
+/// Raises what went wrong on the way; the segfaults found still count.
+pub fn warn(scan: &Scan, warnings: &mut Warnings) {
     for warning in &scan.warnings {
-        warn!("{warning}");
+        warnings.raise(warning.clone());
     }
     for error in &scan.errors {
-        warn!("{error} (segfaults found before and elsewhere are listed)");
+        warnings.raise(format!(
+            "{error} (segfaults found before and elsewhere are listed)"
+        ));
     }
 }
 

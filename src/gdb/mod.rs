@@ -181,7 +181,7 @@ fn write_script() -> Result<tempfile::NamedTempFile> {
 }
 
 fn progress_bar() -> ProgressBar {
-    if crate::output::verbosity() == crate::output::QUIET {
+    if crate::output::verbosity() == crate::output::Verbosity::Quiet {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new_spinner();

@@ -23,11 +23,12 @@ pub fn read_dump(path: &Path) -> Result<(LockGraph, DumpInfo)> {
     }
     let metadata = std::fs::metadata(path).map_err(|source| Error::read(path, source))?;
     if metadata.is_dir() {
-        return Err(Error::bad_input(format!(
-            "{} is a directory; give the file holding the output of \
-             `asterisk -rx \"core show locks\"`",
-            path.display()
-        )));
+        return Err(Error::NotARegularFile {
+            path: path.to_path_buf(),
+            kind: "a directory".to_string(),
+            hint: "give the file holding the output of `asterisk -rx \"core show locks\"`"
+                .to_string(),
+        });
     }
     let file = File::open(path).map_err(|source| Error::read(path, source))?;
     let (graph, info) = parse_reader(file, path)?;
@@ -49,10 +50,11 @@ fn parse_reader(input: impl Read, path: &Path) -> Result<(LockGraph, DumpInfo)> 
         path.display().to_string()
     };
     if magic.starts_with(b"\x7fELF") {
-        return Err(Error::bad_input(format!(
-            "{name} is an ELF file (a core dump?), not a saved `core show locks` output; \
-             save one with `asterisk -rx \"core show locks\" > core-show-locks.txt`"
-        )));
+        return Err(Error::NotALockDump {
+            name,
+            what: "is an ELF file (a core dump?), not a saved `core show locks` output".to_string(),
+            hint: String::new(),
+        });
     }
     if magic.starts_with(b"\x1f\x8b") {
         return Err(Error::bad_input(format!(
@@ -69,10 +71,11 @@ fn check(graph: LockGraph, info: DumpInfo, name: &str) -> Result<(LockGraph, Dum
         } else {
             "holds no `core show locks` output (no `=== Thread ID:` nor `Currently Held Locks` line)"
         };
-        return Err(Error::bad_input(format!(
-            "{name} {what}; save one with `asterisk -rx \"core show locks\" > core-show-locks.txt` \
-             (the command exists only in an Asterisk built with DEBUG_THREADS)"
-        )));
+        return Err(Error::NotALockDump {
+            name: name.to_string(),
+            what: what.to_string(),
+            hint: " (the command exists only in an Asterisk built with DEBUG_THREADS)".to_string(),
+        });
     }
     Ok((graph, info))
 }
