@@ -9,7 +9,7 @@
 # Each line of the output gives the module, the cases per fuzzer, the wall
 # time and cargo's verdict. A failure prints proptest's minimal input: turn
 # it into a `regression_*` test next to the fuzzer, then fix the parser.
-# The fuzzers themselves live in src/fuzz_tests/ (see support.rs).
+# The fuzzers live beside each parser, in src/<layer>/<module>/fuzz_tests.rs (see src/test_support.rs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scale=${SCALE:-1}

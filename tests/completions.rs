@@ -89,7 +89,7 @@ fn bash_completes_subcommands_and_global_options() {
         String::from_utf8(output.stdout).unwrap()
     };
     assert_eq!(complete("wazo-astdebug cr").trim(), "crash");
-    // After a subcommand (clap-rs/clap#6421, worked around in src/completions.rs).
+    // After a subcommand (clap-rs/clap#6421, worked around in src/cli/completions.rs).
     assert_eq!(complete("wazo-astdebug completions z").trim(), "zsh");
     assert_eq!(complete("wazo-astdebug crash --co").trim(), "--core");
     assert_eq!(

@@ -2,14 +2,14 @@
 //! test fails when they are stale.
 //!
 //! Regenerate them with:
-//!     WAZO_ASTDEBUG_UPDATE_MAN=1 cargo test --test man
+//!     WAZO_ASTDEBUG_UPDATE_MAN=1 cargo test --test integration man::
 
 use std::path::Path;
 
 use clap::CommandFactory;
 use wazo_astdebug::cli::Cli;
 
-const REGENERATE: &str = "WAZO_ASTDEBUG_UPDATE_MAN=1 cargo test --test man";
+const REGENERATE: &str = "WAZO_ASTDEBUG_UPDATE_MAN=1 cargo test --test integration man::";
 
 /// Every page: the main one and one per subcommand, as `git`-style names.
 fn pages() -> Vec<(String, Vec<u8>)> {

@@ -1,18 +1,19 @@
 //! The wait-for graph of a frozen Asterisk, whatever the evidence came from.
 //!
-//! `core show locks` (see `lockdump`) is one source; a later gdb-based freeze
-//! analysis of a live process or a core is another. Both only know facts of
+//! `core show locks` (see `locks::dump`) is one source; gdb's reading of a
+//! live process or a core (`locks::from_gdb`, no DEBUG_THREADS needed) is
+//! another. Both only know facts of
 //! the form "thread T holds lock L" and "thread T waits for lock L", so that is
 //! the whole public API: [`LockGraph::add_thread`], [`LockGraph::add_lock`],
 //! [`LockGraph::holds`], [`LockGraph::waits_for`]. [`LockGraph::analyze`] then
 //! derives the edges "waiter waits for holder, on lock L", the deadlock cycles
-//! and every thread stuck behind them; the renderers ([`render`]: text, DOT,
+//! and every thread stuck behind them; the renderers (`locks::render`: text, DOT,
 //! JSON) only read the result.
 //!
-//! A gdb-based source would do, per thread: `add_thread("LWP 1234",
-//! Some(1234), start_fn)`; per blocked mutex: `add_lock(addr, "")` then
-//! `waits_for(thread, lock, LockKind::Mutex, site)`, and with the owner LWP
-//! from `__data.__owner`: `holds(find_thread_by_lwp(owner)?, lock, ...)`.
+//! `from_gdb` does, per thread: `add_thread("LWP 1234", Some(1234),
+//! start_fn)`; per blocked mutex: `add_lock(addr, "")` then `waits_for(thread,
+//! lock, LockKind::Mutex, site)`, and with the owner LWP from
+//! `__data.__owner`: `holds(owner_thread, lock, ...)`.
 //!
 //! Locks are keyed by address, never by name: most channel locks are called
 //! `chan` and keying by name (as the old `graph_ast_locks.py` did) merges
