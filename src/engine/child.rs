@@ -1,13 +1,24 @@
 //! Running one child process under supervision.
 //!
 //! A child is polled rather than waited on, so that a signal recorded by
-//! [`Interrupt`] can stop it (SIGINT first, as a terminal would, then
-//! SIGTERM and SIGKILL if it will not go), and so that a command with a time
-//! limit (every `asterisk -rx`: a frozen Asterisk never answers) is stopped
-//! when it passes. Output arrives line by line, as it is printed, for
-//! spinners, logs and artefact files.
+//! [`Interrupt`] can stop it (SIGINT first, then SIGTERM and SIGKILL if it
+//! will not go; SIGKILL alone for gdb, see [`Cmd::kill_only`]), and so that
+//! a command with a time limit (every `asterisk -rx`: a frozen Asterisk
+//! never answers, and may ignore SIGINT and SIGTERM) is killed when it
+//! passes: the limit is the bound. Output arrives line by line, as it is
+//! printed, for spinners, logs and artefact files.
+//!
+//! A terminal's Ctrl-C and an SSH hangup go to the whole foreground process
+//! group (see casey/just's `signal_handler.rs`), so a child in the tool's own
+//! group gets them directly, whatever the tool decides: a restore command
+//! would die half-done, and gdb would pass the SIGINT on to Asterisk. So every
+//! child that does not need the terminal runs in a process group of its own;
+//! the tool alone receives the terminal's signals, and decides. A child that
+//! needs the terminal (an `apt-get` asking a question) stays in the
+//! foreground group, and is never part of a cleanup.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Sender};
 use std::time::{Duration, Instant};
@@ -49,7 +60,10 @@ pub fn run_lines(
 ) -> Result<ExitStatus> {
     let (sender, lines) = mpsc::channel();
     let mut command = Command::new(cmd.program());
-    command.args(cmd.args()).stdin(Stdio::null());
+    command
+        .args(cmd.args())
+        .stdin(Stdio::null())
+        .process_group(0);
     if let Some(dir) = cmd.dir() {
         command.current_dir(dir);
     }
@@ -73,7 +87,7 @@ pub fn run_lines(
     // Drop our copies of the pipes' write ends, or they never reach EOF.
     drop(command);
 
-    let status = wait(&mut child, cmd, interrupt, &mut || {
+    let status = wait(&mut child, cmd, Group::Own, interrupt, &mut || {
         while let Ok((stream, line)) = lines.try_recv() {
             on_line(stream, line);
         }
@@ -100,7 +114,17 @@ pub fn run_on_terminal(cmd: &Cmd, interrupt: Option<&Interrupt>) -> Result<ExitS
         command.current_dir(dir);
     }
     let mut child = spawn(&mut command, cmd)?;
-    wait(&mut child, cmd, interrupt, &mut || {})
+    wait(&mut child, cmd, Group::Foreground, interrupt, &mut || {})
+}
+
+/// Where a child runs, and so what a stop signal is sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Group {
+    /// Its own process group, of which it is the leader: signals go to the
+    /// group, so what it started stops with it.
+    Own,
+    /// The tool's (the terminal's foreground) group: signals go to the child only.
+    Foreground,
 }
 
 /// Polls `child` until it exits, calling `on_tick` between polls; stops it
@@ -108,6 +132,7 @@ pub fn run_on_terminal(cmd: &Cmd, interrupt: Option<&Interrupt>) -> Result<ExitS
 fn wait(
     child: &mut Child,
     cmd: &Cmd,
+    group: Group,
     interrupt: Option<&Interrupt>,
     on_tick: &mut dyn FnMut(),
 ) -> Result<ExitStatus> {
@@ -129,12 +154,17 @@ fn wait(
         }
         if interrupt.is_some_and(|interrupt| interrupt.received().is_some()) {
             errln!("\nInterrupted: stopping `{cmd}`...");
-            stop(child);
+            let signals: &[i32] = if cmd.is_kill_only() {
+                &[]
+            } else {
+                &[libc::SIGINT, libc::SIGTERM]
+            };
+            stop(child, group, signals);
             return Err(Error::Interrupted);
         }
         if let Some(limit) = cmd.time_limit() {
             if started.elapsed() >= limit {
-                stop(child);
+                stop(child, group, &[]);
                 return Err(Error::Timeout {
                     command: cmd.to_string(),
                     seconds: limit.as_secs(),
@@ -175,17 +205,22 @@ pub fn describe_status(status: ExitStatus) -> String {
     }
 }
 
-/// SIGINT, as a terminal's Ctrl-C would send, then SIGTERM, then SIGKILL.
-fn stop(child: &mut Child) {
+/// Each of `signals` in turn, with a grace period after each, then SIGKILL:
+/// to the child's process group when it has its own, else to the child.
+fn stop(child: &mut Child, group: Group, signals: &[i32]) {
     let Ok(pid) = libc::pid_t::try_from(child.id()) else {
         let _ = child.kill();
         let _ = child.wait();
         return;
     };
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+    let target = match group {
+        Group::Own => -pid,
+        Group::Foreground => pid,
+    };
+    for &signal in signals {
+        // SAFETY: kill(2) on our own child (or its group) has no memory-safety preconditions.
         unsafe {
-            libc::kill(pid, signal);
+            libc::kill(target, signal);
         }
         let deadline = Instant::now() + STOP_GRACE;
         while Instant::now() < deadline {
@@ -194,6 +229,10 @@ fn stop(child: &mut Child) {
             }
             std::thread::sleep(POLL);
         }
+    }
+    // SAFETY: as above.
+    unsafe {
+        libc::kill(target, libc::SIGKILL);
     }
     let _ = child.kill();
     let _ = child.wait();
@@ -247,5 +286,19 @@ mod tests {
         let cmd = Cmd::new(["sleep", "5"]).timeout(Duration::from_millis(200));
         let outcome = run_lines(&cmd, None, Streams::Merged, &mut |_, _| {});
         assert!(matches!(outcome, Err(Error::Timeout { .. })), "{outcome:?}");
+    }
+
+    #[test]
+    fn a_time_limit_is_the_bound_even_for_a_child_that_ignores_sigint_and_sigterm() {
+        let cmd = Cmd::new(["sh", "-c", "trap '' INT TERM; sleep 30"])
+            .timeout(Duration::from_millis(300));
+        let started = Instant::now();
+        let outcome = run_lines(&cmd, None, Streams::Merged, &mut |_, _| {});
+        assert!(matches!(outcome, Err(Error::Timeout { .. })), "{outcome:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -15,6 +15,10 @@ pub struct Cmd {
     timeout: Option<Duration>,
     /// Runs in this directory (`apt-get source` unpacks where it runs).
     dir: Option<PathBuf>,
+    /// Stopped with SIGKILL alone, never a gentler signal first: gdb passes
+    /// a SIGINT on to the process it is attached to, and Asterisk takes
+    /// SIGINT as "shut down".
+    kill_only: bool,
 }
 
 impl Cmd {
@@ -28,7 +32,18 @@ impl Cmd {
             interactive: false,
             timeout: None,
             dir: None,
+            kill_only: false,
         }
+    }
+
+    /// Stop it with SIGKILL only (see the field).
+    pub fn kill_only(mut self) -> Cmd {
+        self.kill_only = true;
+        self
+    }
+
+    pub fn is_kill_only(&self) -> bool {
+        self.kill_only
     }
 
     pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Cmd {

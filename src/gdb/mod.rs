@@ -76,7 +76,8 @@ impl Request {
             }
             Target::Core(core) => argv.push(core.display().to_string()),
         }
-        Cmd::new(argv)
+        // Never SIGINT: gdb would pass it to Asterisk, which shuts down.
+        Cmd::new(argv).kill_only()
     }
 }
 
