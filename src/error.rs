@@ -115,6 +115,13 @@ pub enum Error {
     )]
     LeftoverBackup { backup: String, file: String },
 
+    /// gdb could not attach to the process: nothing was analysed.
+    #[error(
+        "gdb could not attach to pid {pid}: {reason}. Nothing was analysed, and no bug report \
+         was written"
+    )]
+    AttachFailed { pid: u32, reason: String },
+
     /// Ctrl-C, SIGTERM or SIGHUP.
     #[error("interrupted; whatever had been changed is put back")]
     Interrupted,
@@ -140,7 +147,8 @@ impl Error {
             | Error::StepFailed { .. }
             | Error::Timeout { .. }
             | Error::SymbolsMismatch(_)
-            | Error::Encode(_) => 1,
+            | Error::Encode(_)
+            | Error::AttachFailed { .. } => 1,
         }
     }
 

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 
-use crate::common::{Sandbox, compile_c, file_mode};
+use crate::common::{Sandbox, compile_c_as, file_mode};
 use predicates::prelude::*;
 
 /// The frozen program, killed when the test ends however it ends.
@@ -26,7 +26,8 @@ impl Drop for Frozen {
 }
 
 fn freeze_a_program(dir: &Path) -> Frozen {
-    let program = compile_c("deadlock", dir);
+    // Named as on a server: freeze refuses a pid that is not Asterisk.
+    let program = compile_c_as("deadlock", "asterisk", dir);
     let mut child = Process::new(&program)
         .stdout(Stdio::piped())
         .spawn()
@@ -248,13 +249,17 @@ fn dry_run_and_bad_input() {
     let sandbox = Sandbox::new(&[]);
     let program = sandbox.path("prog");
     fs::copy("/bin/true", &program).unwrap();
+    // A process named asterisk: freeze refuses the pid of anything else.
+    let stand_in = sandbox.path("asterisk");
+    fs::copy("/bin/sleep", &stand_in).unwrap();
+    let mut asterisk = Process::new(&stand_in).arg("30").spawn().unwrap();
     sandbox
         .command()
         .args([
             "--dry-run",
             "freeze",
             "--pid",
-            &std::process::id().to_string(),
+            &asterisk.id().to_string(),
             "--asterisk-bin",
         ])
         .arg(&program)
@@ -285,4 +290,6 @@ fn dry_run_and_bad_input() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("not a core file"));
+    let _ = asterisk.kill();
+    let _ = asterisk.wait();
 }

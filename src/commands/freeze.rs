@@ -345,10 +345,17 @@ fn find_pid(context: &Context, given: Option<u32>) -> Result<u32> {
             })?
         }
     };
-    if !Path::new(&format!("/proc/{pid}")).exists() {
-        return Err(Error::bad_input(format!(
-            "no process with pid {pid} on this machine"
-        )));
+    asterisk::check_is_asterisk(pid)?;
+    // Before any check runs: a second debugger cannot attach, and the first
+    // keeps Asterisk stopped.
+    if let Some((tracer, name)) = asterisk::tracer(pid) {
+        return Err(Error::AttachFailed {
+            pid,
+            reason: format!(
+                "it is already traced by process {tracer} ({name}), which keeps it stopped; \
+                 end that debugger (`kill {tracer}`) and run this again"
+            ),
+        });
     }
     Ok(pid)
 }
@@ -390,10 +397,12 @@ fn choose_graph(
     let built = analysis.map(from_gdb::build);
     let mut info = render::SourceInfo {
         source: source.clone(),
+        unlisted_why: Some(from_gdb::UNLISTED_WHY.to_string()),
         ..Default::default()
     };
     match built {
         Some(built) => {
+            info.notes.extend(built.notes);
             if !built.unaddressed.is_empty() {
                 info.notes.push(format!(
                     "{} threads are blocked in a lock call whose address gdb could not read \

@@ -152,6 +152,33 @@ pub fn run(request: &Request, interrupt: &Interrupt) -> Result<Outcome> {
         Some(path) => read_analysis(path, &mut warnings),
         None => None,
     };
+    if let Target::Pid(pid) = request.target {
+        let attached = threads_seen > 0
+            || analysis
+                .as_ref()
+                .is_some_and(|analysis| !analysis.threads.is_empty());
+        if !attached {
+            let said: Vec<&str> = warnings
+                .iter()
+                .map(String::as_str)
+                .filter(|line| {
+                    line.contains("ptrace")
+                        || line.contains("attach")
+                        || line.contains("traced")
+                        || line.contains("No such process")
+                })
+                .collect();
+            let reason = match (said.is_empty(), crate::host::asterisk::tracer(pid)) {
+                (_, Some((tracer, name))) => format!(
+                    "it is already traced by process {tracer} ({name}); end that debugger \
+                     and run this again"
+                ),
+                (false, None) => format!("gdb said: {}", said.join("; ")),
+                (true, None) => "gdb saw no thread".to_string(),
+            };
+            return Err(Error::AttachFailed { pid, reason });
+        }
+    }
     if !status.success() && threads_seen == 0 && analysis.is_none() {
         return Err(Error::StepFailed {
             command: cmd.to_string(),
@@ -207,6 +234,7 @@ fn note_warning(line: &str, warnings: &mut Vec<String>) {
         "No such file or directory.",
         "not in executable format",
         "Could not attach to process",
+        "already traced by process",
         "is truncated",
         "Cannot access memory",
     ];

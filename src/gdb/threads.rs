@@ -56,6 +56,12 @@ pub struct Frame {
     pub line: Option<u32>,
     #[serde(default)]
     pub no_symbols: bool,
+    /// The file the pc is in (the executable or a shared object), and the
+    /// pc's offset from that file's load base: what `addr2line -e` takes.
+    #[serde(default)]
+    pub object: Option<String>,
+    #[serde(default)]
+    pub offset: Option<String>,
 }
 
 /// A lock a thread is blocked on.
@@ -75,6 +81,9 @@ pub struct Wait {
     pub owner_lwp: Option<i64>,
     #[serde(default, rename = "where")]
     pub site: Option<Site>,
+    /// For a rwlock: how many readers glibc counts (it never says which threads).
+    #[serde(default)]
+    pub readers: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -85,25 +94,125 @@ pub struct Site {
     pub line: Option<u32>,
     #[serde(default)]
     pub function: Option<String>,
+    #[serde(default)]
+    pub object: Option<String>,
+    #[serde(default)]
+    pub offset: Option<String>,
 }
 
-impl Frame {
-    /// `function (file.c:12)` or just `function`.
-    pub fn describe(&self) -> String {
-        match (&self.file, self.line) {
-            (Some(file), Some(line)) => format!("{} ({file}:{line})", self.function),
-            _ => self.function.clone(),
+/// `res_foo.so+0x1229`: a place without a symbol, as `addr2line` takes it.
+fn object_offset(object: Option<&str>, offset: Option<&str>) -> Option<String> {
+    let object = object?;
+    let name = object.rsplit('/').next().unwrap_or(object);
+    Some(match offset {
+        Some(offset) => format!("{name}+{offset}"),
+        None => name.to_string(),
+    })
+}
+
+impl Site {
+    /// The function, or where it is when it has no symbol (`res_foo.so+0x1229`).
+    pub fn function_or_place(&self) -> Option<String> {
+        match self.function.as_deref() {
+            Some(function) if function != "??" => Some(function.to_string()),
+            _ => object_offset(self.object.as_deref(), self.offset.as_deref()),
         }
     }
 }
 
+impl Frame {
+    /// `function (file.c:12)`, `function`, or `?? (res_foo.so+0x1229)`.
+    pub fn describe(&self) -> String {
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => format!("{} ({file}:{line})", self.function),
+            _ => self.short(),
+        }
+    }
+
+    /// The function's name, or for a frame without one, its file and offset.
+    pub fn short(&self) -> String {
+        if self.function != "??" {
+            return self.function.clone();
+        }
+        match object_offset(self.object.as_deref(), self.offset.as_deref()) {
+            Some(place) => format!("?? ({place})"),
+            None => "??".to_string(),
+        }
+    }
+
+    /// A name for labels: the function, else `res_foo.so+0x1229`.
+    fn name_or_place(&self) -> Option<String> {
+        if self.function != "??" {
+            return Some(readable_name(&self.function).to_string());
+        }
+        object_offset(self.object.as_deref(), self.offset.as_deref())
+    }
+
+    /// In the C library or the dynamic loader: how a thread waits or starts,
+    /// not what it does.
+    fn in_libc(&self) -> bool {
+        self.object.as_deref().is_some_and(|object| {
+            let name = object.rsplit('/').next().unwrap_or(object);
+            name.starts_with("libc.so")
+                || name.starts_with("libpthread")
+                || name.starts_with("ld-linux")
+        })
+    }
+
+    fn is_lock_or_plumbing(&self) -> bool {
+        let name = readable_name(&self.function);
+        is_plumbing(name) || is_lock_call(name)
+    }
+}
+
+/// Functions that only start a thread.
+fn is_starter(name: &str) -> bool {
+    matches!(
+        name,
+        "clone" | "clone3" | "start_thread" | "dummy_start" | "thread_start"
+    )
+}
+
+/// Lock calls: the thread is blocked in one, the label should say in what code.
+fn is_lock_call(name: &str) -> bool {
+    name.starts_with("pthread_mutex_")
+        || name.starts_with("pthread_rwlock_")
+        || name.starts_with("ast_pthread_mutex")
+        || name.starts_with("ast_rwlock_")
+        || matches!(name, "ao2_lock" | "ao2_rdlock" | "ao2_wrlock")
+}
+
 impl Thread {
-    /// A short label: `LWP 1234 (start function)`.
+    /// A short label: `LWP 1234 (what)`, see [`Thread::what`].
     pub fn label(&self) -> String {
-        match self.start.as_deref().or(self.name.as_deref()) {
-            Some(start) => format!("LWP {} ({start})", self.lwp),
+        match self.what() {
+            Some(what) => format!("LWP {} ({what})", self.lwp),
             None => format!("LWP {}", self.lwp),
         }
+    }
+
+    /// What the thread is: the function it was started with (past the
+    /// trampolines, the C library and lock calls); without symbols, the first
+    /// frame of Asterisk's own code, as `res_foo.so+0x1229`; else gdb's name.
+    pub fn what(&self) -> Option<String> {
+        let started_with = self
+            .frames
+            .iter()
+            .rev()
+            .filter(|frame| frame.function != "??" && !frame.in_libc())
+            .map(|frame| readable_name(&frame.function))
+            .find(|name| !is_starter(name) && !is_plumbing(name) && !is_lock_call(name));
+        if let Some(name) = started_with {
+            return Some(name.to_string());
+        }
+        self.frames
+            .iter()
+            .find(|frame| {
+                !frame.in_libc() && !frame.is_lock_or_plumbing() && frame.object.is_some()
+            })
+            .and_then(Frame::name_or_place)
+            .or_else(|| self.start.clone())
+            .or_else(|| self.name.clone())
     }
 }
 
@@ -120,11 +229,9 @@ pub fn stack_groups(threads: &[Thread]) -> Vec<StackGroup> {
     let mut groups: Vec<StackGroup> = Vec::new();
     let mut index: HashMap<Vec<String>, usize> = HashMap::new();
     for thread in threads {
-        let functions: Vec<String> = thread
-            .frames
-            .iter()
-            .map(|frame| frame.function.clone())
-            .collect();
+        // Frames without a symbol are told apart by where they are, or two
+        // different stacks would print the same.
+        let functions: Vec<String> = thread.frames.iter().map(Frame::short).collect();
         match index.get(&functions) {
             Some(&at) => {
                 groups[at].count += 1;
@@ -153,7 +260,14 @@ pub fn describe_group(group: &StackGroup, depth: usize) -> String {
         .iter()
         .map(|function| readable_name(function))
     {
-        if function != "??" && !is_plumbing(function) && readable.last() != Some(&function) {
+        let libc_place = function.starts_with("?? (libc.so")
+            || function.starts_with("?? (libpthread")
+            || function.starts_with("?? (ld-linux");
+        if function != "??"
+            && !libc_place
+            && !is_plumbing(function)
+            && readable.last() != Some(&function)
+        {
             readable.push(function);
         }
     }
@@ -225,6 +339,8 @@ mod tests {
                     file: None,
                     line: None,
                     no_symbols: false,
+                    object: None,
+                    offset: None,
                 })
                 .collect(),
             waits: None,

@@ -118,3 +118,57 @@ pub fn binary(host: &Host, given: &Path) -> Result<PathBuf> {
     }
     Ok(path)
 }
+
+/// Refuses, before anything runs, a pid that is not a live Asterisk: gdb
+/// would stop whatever process it is, and "no deadlock" in it means nothing.
+pub fn check_is_asterisk(pid: u32) -> Result<()> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"));
+    let exe = match exe {
+        Ok(exe) => exe,
+        Err(_) if !Path::new(&format!("/proc/{pid}")).exists() => {
+            return Err(Error::bad_input(format!(
+                "no process with pid {pid} on this machine (has Asterisk just restarted? \
+                 `pidof asterisk` gives its pid now)"
+            )));
+        }
+        // A kernel thread has no exe; anything else unreadable is not ours to judge.
+        Err(error) => {
+            return Err(Error::bad_input(format!(
+                "cannot tell what pid {pid} runs ({error}): give the pid of Asterisk \
+                 (`pidof asterisk`)"
+            )));
+        }
+    };
+    let shown = exe.display().to_string();
+    let name = exe
+        .file_name()
+        .map(|name| name.to_string_lossy().to_string())
+        .unwrap_or_default();
+    if name.starts_with("asterisk") {
+        Ok(())
+    } else {
+        Err(Error::bad_input(format!(
+            "pid {pid} runs {shown}, not Asterisk; nothing was done. Give the pid of Asterisk \
+             (`pidof asterisk`), or leave --pid out to find it"
+        )))
+    }
+}
+
+/// The process already tracing `pid` (another gdb, strace), with its name:
+/// a second tracer cannot attach.
+pub fn tracer(pid: u32) -> Option<(u32, String)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let tracer: u32 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("TracerPid:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    if tracer == 0 {
+        return None;
+    }
+    let name = std::fs::read_to_string(format!("/proc/{tracer}/comm"))
+        .map(|name| name.trim().to_string())
+        .unwrap_or_else(|_| "?".to_string());
+    Some((tracer, name))
+}

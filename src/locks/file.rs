@@ -122,6 +122,7 @@ pub fn source_info(path: &Path, info: &DumpInfo) -> SourceInfo {
         version: info.version.clone(),
         taken_at: info.taken_at.clone(),
         notes,
+        unlisted_why: None,
     }
 }
 

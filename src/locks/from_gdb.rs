@@ -6,7 +6,7 @@
 //! That is exactly "waiter waits for lock L, held by owner": the same facts
 //! `core show locks` gives, so the same graph, cycles and renderers apply.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::gdb::threads::{Analysis, Wait};
 use crate::locks::graph::{LockGraph, LockKind, ThreadRef};
@@ -16,23 +16,27 @@ pub struct GdbGraph {
     pub graph: LockGraph,
     /// Threads blocked in a lock call whose lock address could not be read.
     pub unaddressed: Vec<i64>,
+    /// What the graph rests on that is inferred, for the reader.
+    pub notes: Vec<String>,
 }
+
+/// Why a lock's holder can be missing from gdb's reading.
+pub const UNLISTED_WHY: &str = "glibc does not record which threads hold an rwlock as \
+     readers, and a mutex's owner may have exited or be a thread gdb does not see";
 
 pub fn build(analysis: &Analysis) -> GdbGraph {
     let mut graph = LockGraph::new();
     let mut by_lwp: HashMap<i64, ThreadRef> = HashMap::new();
     for thread in &analysis.threads {
-        let name = thread
-            .start
-            .as_deref()
-            .or(thread.name.as_deref())
-            .unwrap_or_default();
+        let name = thread.what().unwrap_or_default();
         let lwp = u64::try_from(thread.lwp).ok();
         // gdb's thread number, as in bt-threads.txt ("Thread 2 (... (LWP 8193))").
-        let handle = graph.add_thread(&thread.num.to_string(), lwp, name);
+        let handle = graph.add_thread(&thread.num.to_string(), lwp, &name);
         by_lwp.insert(thread.lwp, handle);
     }
     let mut unaddressed = Vec::new();
+    // One hold per owner and lock, however many threads wait for it.
+    let mut held: HashSet<(i64, String)> = HashSet::new();
     for thread in &analysis.threads {
         let Some(wait) = &thread.waits else { continue };
         let Some(address) = &wait.address else {
@@ -47,24 +51,92 @@ pub fn build(analysis: &Analysis) -> GdbGraph {
             Some(site) => graph.site(
                 site.file.as_deref().unwrap_or_default(),
                 site.line,
-                site.function.as_deref().unwrap_or_default(),
+                &site.function_or_place().unwrap_or_default(),
             ),
             None => graph.site("", None, ""),
         };
         let kind = wait_kind(wait);
         graph.waits_for(waiter, lock, kind, site);
-        if let Some(owner) = wait.owner_lwp.and_then(|owner| by_lwp.get(&owner)) {
-            // glibc records only that the owner holds it, not where it took it.
-            let held_as = if kind == LockKind::Rdlock {
-                LockKind::Wrlock
-            } else {
-                kind
-            };
-            let nowhere = graph.site("", None, "");
-            graph.holds(*owner, lock, held_as, nowhere);
+        let owner = wait
+            .owner_lwp
+            .and_then(|lwp| by_lwp.get(&lwp).map(|owner| (lwp, *owner)));
+        if let Some((lwp, owner)) = owner {
+            if held.insert((lwp, address.clone())) {
+                // glibc records only that the owner holds it, not where it took it.
+                let held_as = if kind == LockKind::Rdlock {
+                    LockKind::Wrlock
+                } else {
+                    kind
+                };
+                let nowhere = graph.site("", None, "");
+                graph.holds(owner, lock, held_as, nowhere);
+            }
         }
     }
-    GdbGraph { graph, unaddressed }
+    let notes = infer_readers(analysis, &mut graph, &by_lwp);
+    GdbGraph {
+        graph,
+        unaddressed,
+        notes,
+    }
+}
+
+/// A writer blocked on an rwlock with no writer recorded waits for readers,
+/// and glibc only counts them. A thread that is itself blocked waiting for
+/// that writer is the likely reader (it took the rwlock, then a lock the
+/// writer holds): recorded as a probable hold, so that the cycle shows as a
+/// possible deadlock instead of "no deadlock".
+fn infer_readers(
+    analysis: &Analysis,
+    graph: &mut LockGraph,
+    by_lwp: &HashMap<i64, ThreadRef>,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    for writer in &analysis.threads {
+        let Some(wait) = &writer.waits else { continue };
+        let (Some(address), None) = (&wait.address, wait.owner_lwp) else {
+            continue;
+        };
+        if wait.kind != "rwlock" || wait.mode.as_deref() != Some("write") {
+            continue;
+        }
+        let Some(lock) = graph.find_lock(address) else {
+            continue;
+        };
+        let readers: Vec<&crate::gdb::threads::Thread> = analysis
+            .threads
+            .iter()
+            .filter(|t| t.lwp != writer.lwp)
+            .filter(|t| t.waits.as_ref().and_then(|w| w.owner_lwp) == Some(writer.lwp))
+            .collect();
+        for reader in &readers {
+            if let Some(&handle) = by_lwp.get(&reader.lwp) {
+                let nowhere = graph.site("", None, "");
+                graph.probably_holds(handle, lock, nowhere);
+            }
+        }
+        let counted = match wait.readers {
+            Some(0) | None => String::new(),
+            Some(1) => "; glibc counts 1 reader".to_string(),
+            Some(n) => format!("; glibc counts {n} readers"),
+        };
+        let names: Vec<String> = readers.iter().map(|t| format!("LWP {}", t.lwp)).collect();
+        notes.push(if names.is_empty() {
+            format!(
+                "LWP {} waits to write rwlock {address}, held by readers glibc does not name{counted}",
+                writer.lwp
+            )
+        } else {
+            format!(
+                "LWP {} waits to write rwlock {address}, held by readers glibc does not name{counted}; \
+                 {} probably among them (blocked waiting for LWP {} itself)",
+                writer.lwp,
+                names.join(", "),
+                writer.lwp
+            )
+        });
+    }
+    notes
 }
 
 fn wait_kind(wait: &Wait) -> LockKind {

@@ -3,6 +3,7 @@
 //! view of a process or core (no DEBUG_THREADS needed), `graph` holds it and
 //! finds cycles (`scc`), `render` explains it as text, DOT or JSON.
 
+pub mod analysis;
 pub mod draw;
 pub mod dump;
 pub mod file;

@@ -26,6 +26,9 @@ pub struct SourceInfo {
     pub taken_at: Option<String>,
     /// Lines worth a warning (cut lines, several dumps).
     pub notes: Vec<String>,
+    /// Why a lock's holder can be missing from this source (default: a
+    /// `core show locks` paste's reasons).
+    pub unlisted_why: Option<String>,
 }
 
 fn thread_label(graph: &LockGraph, thread: ThreadRef) -> String {
@@ -132,7 +135,11 @@ pub fn text(graph: &LockGraph, analysis: &Analysis, info: &SourceInfo) -> String
         let Some(last) = steps.last() else {
             continue;
         };
-        let mut line = String::from("DEADLOCK: ");
+        let mut line = String::from(if deadlock.possible {
+            "POSSIBLE DEADLOCK: "
+        } else {
+            "DEADLOCK: "
+        });
         // The first thread holds the lock the last one waits for.
         let first_hold = analysis
             .edges
@@ -155,18 +162,34 @@ pub fn text(graph: &LockGraph, analysis: &Analysis, info: &SourceInfo) -> String
         for (step, next) in steps.iter().zip(steps.iter().skip(1)) {
             let edge = analysis.edges.get(step.edge);
             let hold = edge.and_then(|e| e.hold).and_then(|h| acquisitions.get(h));
+            let how = if edge.is_some_and(|e| e.probable) {
+                "probably held, as a reader, by"
+            } else {
+                "held by"
+            };
             let _ = write!(
                 line,
-                ", held by {}{}, which waits for {}",
+                ", {how} {}{}, which waits for {}",
                 thread_label(graph, next.thread),
                 site_suffix(hold.map(|a| &a.site)),
                 lock_label(graph, next.lock),
             );
         }
+        if analysis.edges.get(last.edge).is_some_and(|e| e.probable) {
+            line.push_str(" (which it probably holds as a reader)");
+        }
         if steps.len() == 1 {
             line.push_str(": it waits for itself (an rwlock upgrade)");
         }
         let _ = writeln!(out, "{line}.");
+        if deadlock.possible {
+            let _ = writeln!(
+                out,
+                "  glibc does not record which threads hold an rwlock as readers: that one is \
+                 inferred (it waits for the thread that wants to write). Check its stack in the \
+                 backtrace before calling it a deadlock."
+            );
+        }
         let in_steps: HashSet<ThreadRef> = steps.iter().map(|s| s.thread).collect();
         let others: Vec<ThreadRef> = deadlock
             .members
@@ -211,10 +234,13 @@ pub fn text(graph: &LockGraph, analysis: &Analysis, info: &SourceInfo) -> String
         .filter(|e| e.holder.is_none())
         .collect();
     if !unlisted.is_empty() {
+        let why = info
+            .unlisted_why
+            .as_deref()
+            .unwrap_or("the holder was not created by Asterisk, or was cut from the paste");
         let _ = writeln!(
             out,
-            "Waiting on a lock whose holder is not listed ({}; the holder was not \
-             created by Asterisk, or was cut from the paste):",
+            "Waiting on a lock whose holder is not listed ({}; {why}):",
             unlisted.len()
         );
         for edge in unlisted.iter().take(TEXT_LIST_MAX) {
@@ -292,10 +318,21 @@ fn contended(out: &mut String, graph: &LockGraph, analysis: &Analysis) -> bool {
         return false;
     }
     let mut holders: Vec<Vec<ThreadRef>> = vec![Vec::new(); ranked.len()];
+    let mut probable = vec![false; ranked.len()];
     for edge in &analysis.edges {
         let Some(holder) = edge.holder else {
             continue;
         };
+        if edge.probable {
+            if let Some(pos) = ranked
+                .iter()
+                .position(|&(lock, _)| lock == edge.lock.index())
+            {
+                if let Some(flag) = probable.get_mut(pos) {
+                    *flag = true;
+                }
+            }
+        }
         if let Some(pos) = ranked
             .iter()
             .position(|&(lock, _)| lock == edge.lock.index())
@@ -306,11 +343,16 @@ fn contended(out: &mut String, graph: &LockGraph, analysis: &Analysis) -> bool {
         }
     }
     let _ = writeln!(out, "Most waited-for locks:");
-    for ((lock, count), mut list) in ranked.into_iter().zip(holders) {
+    for (((lock, count), mut list), probable) in ranked.into_iter().zip(holders).zip(probable) {
         list.sort_unstable();
         list.dedup();
         let held = if list.is_empty() {
             "holder not listed".to_string()
+        } else if probable {
+            format!(
+                "probably held, as a reader, by {}",
+                list_threads(graph, &list)
+            )
         } else {
             format!("held by {}", list_threads(graph, &list))
         };
@@ -408,10 +450,11 @@ pub fn dot(graph: &LockGraph, analysis: &Analysis, out: &mut dyn Write) -> io::R
                 }
             })
             .unwrap_or_default();
-        let style = if analysis.edge_in_cycle(edge) {
-            ", color=red, fontcolor=red, penwidth=2"
-        } else {
-            ""
+        let style = match (analysis.edge_in_cycle(edge), edge.probable) {
+            (true, false) => ", color=red, fontcolor=red, penwidth=2",
+            (true, true) => ", color=red, fontcolor=red, penwidth=2, style=dashed",
+            (false, true) => ", style=dashed",
+            (false, false) => "",
         };
         writeln!(
             out,
@@ -461,6 +504,9 @@ struct JsonEdge<'a> {
     lock: &'a str,
     lock_name: &'a str,
     in_cycle: bool,
+    /// The holder is inferred (an rwlock reader glibc does not record).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    probable: bool,
 }
 
 #[derive(Serialize)]
@@ -469,6 +515,8 @@ struct JsonGraph<'a> {
     locks: Vec<JsonLock<'a>>,
     edges: Vec<JsonEdge<'a>>,
     cycles: Vec<Vec<&'a str>>,
+    /// Per cycle: it goes through an inferred rwlock reader.
+    possible: Vec<bool>,
     blocked_on_cycles: Vec<&'a str>,
 }
 
@@ -515,7 +563,7 @@ pub fn json(graph: &LockGraph, analysis: &Analysis, out: &mut dyn Write) -> io::
             locked_here: &acq.locked_here,
         };
         match acq.claim {
-            Claim::Holds => lock.holders.push(claim),
+            Claim::Holds | Claim::ProbablyHolds => lock.holders.push(claim),
             Claim::WaitsFor => lock.waiters.push(claim),
             Claim::TriedAndFailed => lock.tried_and_failed.push(claim),
         }
@@ -531,6 +579,7 @@ pub fn json(graph: &LockGraph, analysis: &Analysis, out: &mut dyn Write) -> io::
                 lock: lock.map(|l| l.addr.as_str()).unwrap_or(""),
                 lock_name: lock.map(|l| &*l.name).unwrap_or(""),
                 in_cycle: analysis.edge_in_cycle(e),
+                probable: e.probable,
             }
         })
         .collect();
@@ -539,6 +588,7 @@ pub fn json(graph: &LockGraph, analysis: &Analysis, out: &mut dyn Write) -> io::
         .iter()
         .map(|d| d.cycle.iter().map(|s| id(s.thread)).collect())
         .collect();
+    let possible = analysis.deadlocks.iter().map(|d| d.possible).collect();
     let blocked_on_cycles = analysis
         .blocked_on_cycle
         .iter()
@@ -551,6 +601,7 @@ pub fn json(graph: &LockGraph, analysis: &Analysis, out: &mut dyn Write) -> io::
         locks,
         edges,
         cycles,
+        possible,
         blocked_on_cycles,
     };
     // Compact: a 100,000-thread graph is for programs, and pretty-printing
@@ -560,119 +611,4 @@ pub fn json(graph: &LockGraph, analysis: &Analysis, out: &mut dyn Write) -> io::
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::locks::graph::LockKind;
-
-    fn deadlock() -> LockGraph {
-        let mut g = LockGraph::new();
-        let a = g.add_thread("0xa", Some(1), "pbx_thread started at [ 1] pbx.c x()");
-        let b = g.add_thread("0xb", None, "say \"hi\" \\o/");
-        let c = g.add_thread("0xc", None, "behind");
-        let l1 = g.add_lock("0x1", "chan");
-        let l2 = g.add_lock("0x2", "&p->lock");
-        let l3 = g.add_lock("0x3", "");
-        g.holds(
-            a,
-            l1,
-            LockKind::Mutex,
-            Site::new("channel.c", Some(10), "f"),
-        );
-        g.waits_for(
-            a,
-            l2,
-            LockKind::Mutex,
-            Site::new("chan_sip.c", Some(20), "g"),
-        );
-        g.holds(
-            b,
-            l2,
-            LockKind::Mutex,
-            Site::new("chan_sip.c", Some(30), "h"),
-        );
-        g.waits_for(
-            b,
-            l1,
-            LockKind::Mutex,
-            Site::new("channel.c", Some(40), "i"),
-        );
-        g.waits_for(c, l1, LockKind::Mutex, Site::default());
-        g.waits_for(c, l3, LockKind::Mutex, Site::default());
-        g
-    }
-
-    #[test]
-    fn text_names_the_pair_and_the_count_behind() {
-        let g = deadlock();
-        let text = text(&g, &g.analyze(), &SourceInfo::default());
-        assert!(
-            text.contains(
-                "DEADLOCK: thread 0xa LWP 1 (pbx_thread) holds chan 0x1 (channel.c:10 f) and waits \
-                 for &p->lock 0x2 (chan_sip.c:20 g), held by thread 0xb (say \"hi\" \\o/) \
-                 (chan_sip.c:30 h), which waits for chan 0x1."
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains("1 thread is stuck behind it: thread 0xc (behind)."),
-            "{text}"
-        );
-        assert!(text.contains("holder is not listed (1;"), "{text}");
-        assert!(
-            text.contains("thread 0xc (behind) waits for lock 0x3"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn text_says_when_there_is_no_deadlock() {
-        let mut g = LockGraph::new();
-        let a = g.add_thread("1", None, "");
-        let b = g.add_thread("2", None, "");
-        let l = g.add_lock("0x1", "x");
-        g.holds(a, l, LockKind::Mutex, Site::default());
-        g.waits_for(b, l, LockKind::Mutex, Site::default());
-        let text = text(&g, &g.analyze(), &SourceInfo::default());
-        assert!(text.contains("No deadlock"), "{text}");
-        assert!(
-            text.contains("x 0x1: 1 waiting, held by thread 1"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn dot_escapes_and_colours() {
-        let g = deadlock();
-        let mut out = Vec::new();
-        dot(&g, &g.analyze(), &mut out).unwrap();
-        let dot = String::from_utf8(out).unwrap();
-        assert!(
-            dot.contains(r#""t1" [label="0xb\nsay \"hi\" \\o/", color=red"#),
-            "{dot}"
-        );
-        assert!(
-            dot.contains(r#""t0" -> "t1" [label="&p->lock", color=red"#),
-            "{dot}"
-        );
-        assert!(dot.contains(r#""t2" -> "t0" [label="chan"];"#), "{dot}");
-        assert!(dot.contains("holder not listed"), "{dot}");
-        assert_eq!(dot_quote("a\"b\\c\nd\u{1}"), r#""a\"b\\c\nd ""#);
-    }
-
-    #[test]
-    fn json_fields() {
-        let g = deadlock();
-        let mut out = Vec::new();
-        json(&g, &g.analyze(), &mut out).unwrap();
-        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(value["cycles"], serde_json::json!([["0xa", "0xb"]]));
-        assert_eq!(value["blocked_on_cycles"], serde_json::json!(["0xc"]));
-        assert_eq!(value["threads"][0]["lwp"], 1);
-        assert_eq!(value["threads"][0]["start"], "pbx_thread");
-        assert_eq!(value["edges"][0]["waiter"], "0xa");
-        assert_eq!(value["edges"][0]["holder"], "0xb");
-        assert_eq!(value["edges"][0]["lock"], "0x2");
-        assert!(value["edges"][3]["holder"].is_null());
-        assert_eq!(value["locks"][0]["holders"][0]["thread"], "0xa");
-    }
-}
+mod tests;

@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 
+#[macro_use]
+pub mod testbed;
+
 const STANDIN: &str = r#"#!/bin/sh
 ctl="$STANDIN_DIR"
 name=${0##*/}
@@ -246,8 +249,14 @@ impl Sandbox {
 /// Compiles `tests/fixtures/c/NAME.c` into `dir/NAME`, with symbols and no
 /// optimisation, as a debug build of Asterisk would be.
 pub fn compile_c(name: &str, dir: &Path) -> PathBuf {
+    compile_c_as(name, name, dir)
+}
+
+/// The C fixture `name`, built as `dir/program` (`freeze` refuses a pid
+/// whose executable is not named asterisk).
+pub fn compile_c_as(name: &str, program: &str, dir: &Path) -> PathBuf {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/c/{name}.c"));
-    let program = dir.join(name);
+    let program = dir.join(program);
     let status = std::process::Command::new("cc")
         .args(["-g", "-O0", "-pthread", "-o"])
         .arg(&program)

@@ -56,6 +56,7 @@ fn threads() -> impl Strategy<Value = Analysis> {
             name: None,
             owner_lwp: owner,
             site: None,
+            readers: None,
         });
     let thread = (
         0u32..4,
@@ -76,6 +77,8 @@ fn threads() -> impl Strategy<Value = Analysis> {
                     file: None,
                     line: None,
                     no_symbols: false,
+                    object: None,
+                    offset: None,
                 })
                 .collect(),
             waits,
@@ -127,6 +130,8 @@ fn fuzz_threads_large_inputs_are_bounded() {
             file: None,
             line: None,
             no_symbols: false,
+            object: None,
+            offset: None,
         })
         .collect();
     assert_linear(
