@@ -1,38 +1,236 @@
 //! `freeze` on a real Asterisk (the test bed): Debian's stripped Asterisk 22
 //! put in a deadlock on purpose by the test module, the tool run inside the
-//! root as an administrator runs it.
+//! root as root, as an administrator runs it. Each test checks the answer
+//! against the roles the module wrote down, and that the PBX was not harmed:
+//! alive, not stopped, its CLI still answering where it was not frozen.
 
-use std::time::Duration;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
-use crate::common::testbed::{Bed, Module, text};
+use crate::common::testbed::{
+    Bed, Module, children_named, signal_group, text, wait_bounded, wait_for_child,
+};
 
-#[test]
-fn explore_abba() {
-    require_testbed!();
-    let bed = Bed::start(Module::Stripped);
-    let roles = bed.break_it("abba 3");
-    eprintln!("{roles:?}");
-    let output = bed.tool(&["-o", "/tmp/out-abba", "freeze", "--graph", "--timeout", "2"]);
-    eprintln!("{}", text(&output));
-    assert!(bed.running());
-    let _ = Duration::from_secs(1);
+/// The LWPs of the graph's thread ids `ids` (an array of ids).
+fn lwps(graph: &serde_json::Value, ids: &serde_json::Value) -> BTreeSet<u32> {
+    let threads = graph["threads"].as_array().expect("graph threads");
+    ids.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|id| {
+            threads
+                .iter()
+                .find(|t| &t["id"] == id)
+                .and_then(|t| t["lwp"].as_u64())
+                .map(|lwp| lwp as u32)
+        })
+        .collect()
+}
+
+fn json_of(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("not JSON ({error}): {}", text(output)))
+}
+
+fn set(lwps: Vec<u32>) -> BTreeSet<u32> {
+    lwps.into_iter().collect()
+}
+
+/// The cycle is exactly the module's two threads, and the bystanders are
+/// blocked behind it.
+fn check_abba(bed: &Bed, json: &serde_json::Value) {
+    let graph = &json["graph"];
+    let cycles = graph["cycles"].as_array().expect("cycles");
+    assert_eq!(cycles.len(), 1, "{graph:#}");
+    let cycle = lwps(graph, &cycles[0]);
+    let truth: BTreeSet<u32> = set(bed.lwps("first"))
+        .union(&set(bed.lwps("second")))
+        .copied()
+        .collect();
+    assert_eq!(cycle, truth, "the cycle is the module's ABBA pair");
+    let blocked = lwps(graph, &graph["blocked_on_cycles"]);
+    for bystander in bed.lwps("bystander") {
+        assert!(
+            blocked.contains(&bystander),
+            "bystander {bystander} not blocked: {graph:#}"
+        );
+    }
 }
 
 #[test]
-fn explore_rwcycle() {
+fn an_abba_deadlock_is_named_exactly_and_asterisk_keeps_running() {
     require_testbed!();
     let bed = Bed::start(Module::Stripped);
-    let roles = bed.break_it("rwcycle");
-    eprintln!("{roles:?}");
-    let output = bed.tool(&["-o", "/tmp/out-rw", "--json", "freeze", "--timeout", "2"]);
-    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-    assert!(bed.running());
+    bed.break_it("abba 5");
+    let output = bed.tool(&[
+        "-o",
+        "/tmp/out",
+        "--json",
+        "freeze",
+        "--graph",
+        "--timeout",
+        "3",
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    check_abba(&bed, &json_of(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("DEADLOCK:"), "{stderr}");
+    // Without symbols, where each thread is: the module and the offset.
+    assert!(stderr.contains("(res_astdebug_test.so+0x"), "{stderr}");
+    assert!(!stderr.contains("( ??)"), "{stderr}");
+    let report = std::fs::read_to_string(bed.path("/tmp/out/bug-report.md")).unwrap();
+    assert!(report.contains("DEADLOCK"), "{report}");
+    assert!(bed.running(), "Asterisk state {:?}", bed.state());
+    assert!(text(&bed.rx("core show uptime")).contains("System uptime"));
 }
 
 #[test]
-fn explore_tracer() {
+fn with_symbols_the_threads_are_named_by_their_start_function() {
+    require_testbed!();
+    let bed = Bed::start(Module::Debug);
+    bed.break_it("abba 2");
+    let output = bed.tool(&["-o", "/tmp/out", "--json", "freeze", "--timeout", "3"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let json = json_of(&output);
+    check_abba(&bed, &json);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("(abba_first)"), "{stderr}");
+    assert!(stderr.contains("(abba_second)"), "{stderr}");
+    // The JSON names each lock's holder once, however many wait for it.
+    for lock in json["graph"]["locks"].as_array().unwrap() {
+        let holders: Vec<&serde_json::Value> = lock["holders"].as_array().unwrap().iter().collect();
+        let unique: BTreeSet<String> = holders.iter().map(|h| h["thread"].to_string()).collect();
+        assert_eq!(holders.len(), unique.len(), "{lock:#}");
+    }
+}
+
+#[test]
+fn a_gcore_and_the_abort_core_give_the_same_answer() {
     require_testbed!();
     let bed = Bed::start(Module::Stripped);
+    bed.break_it("abba 3");
+    let pid = bed.pid;
+    let name = format!("/var/spool/asterisk/core.{pid}.{}", chrono_now());
+    let gcore = bed.sh(&format!(
+        "gcore -o /tmp/gcore {pid} >/dev/null 2>&1 && mv /tmp/gcore.{pid} {name}"
+    ));
+    assert!(gcore.status.success(), "{}", text(&gcore));
+    assert!(bed.running(), "gcore left Asterisk {:?}", bed.state());
+    let output = bed.tool(&["-o", "/tmp/out-gcore", "--json", "freeze", "--core", &name]);
+    assert!(output.status.success(), "{}", text(&output));
+    check_abba(&bed, &json_of(&output));
+
+    // Wazo's freeze check abort()s Asterisk: the kernel's core holds the same knot.
+    bed.rx("astdebug test abort");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while bed.state().is_some_and(|s| s != 'Z') && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kernel_core = bed.path("/var/spool/asterisk/core");
+    let waited = Instant::now() + Duration::from_secs(20);
+    while !kernel_core.exists() && Instant::now() < waited {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        kernel_core.exists(),
+        "no kernel core in /var/spool/asterisk (core_pattern: {})",
+        std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default()
+    );
+    let named = format!("/var/spool/asterisk/core.{pid}.{}", chrono_now() + 1);
+    std::fs::rename(&kernel_core, bed.path(&named)).unwrap();
+    let output = bed.tool(&["-o", "/tmp/out-abort", "--json", "freeze", "--core", &named]);
+    assert!(output.status.success(), "{}", text(&output));
+    check_abba(&bed, &json_of(&output));
+}
+
+fn chrono_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn a_cycle_through_an_rwlock_held_by_a_reader_is_a_possible_deadlock() {
+    require_testbed!();
+    let bed = Bed::start(Module::Stripped);
+    bed.break_it("rwcycle");
+    let output = bed.tool(&["-o", "/tmp/out", "--json", "freeze", "--timeout", "3"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("No deadlock"), "{stderr}");
+    assert!(!stderr.contains("cut from the paste"), "{stderr}");
+    assert!(stderr.contains("POSSIBLE DEADLOCK"), "{stderr}");
+    assert!(stderr.contains("glibc does not record"), "{stderr}");
+    for role in ["reader", "writer"] {
+        let lwp = bed.lwps(role)[0];
+        assert!(
+            stderr.contains(&format!("LWP {lwp}")),
+            "{role} {lwp}: {stderr}"
+        );
+    }
+    let json = json_of(&output);
+    assert_eq!(
+        json["graph"]["possible"],
+        serde_json::json!([true]),
+        "{json:#}"
+    );
+}
+
+#[test]
+fn ctrl_c_to_the_group_during_the_cli_checks_leaves_asterisk_running() {
+    require_testbed!();
+    let bed = Bed::start(Module::Stripped);
+    bed.break_it("channels");
+    let tool = bed.spawn_tool(&["-o", "/tmp/out", "freeze", "--timeout", "30"]);
+    let pgid = tool.id();
+    assert!(
+        wait_for_child(pgid, "asterisk", Duration::from_secs(20)),
+        "the tool never asked Asterisk"
+    );
+    signal_group(pgid, libc::SIGINT);
+    let (output, took) = wait_bounded(tool, Duration::from_secs(10));
+    assert_eq!(output.status.code(), Some(130), "{}", text(&output));
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(children_named(pgid, "asterisk").is_empty());
+    assert!(bed.running(), "Asterisk state {:?}", bed.state());
+    assert!(text(&bed.rx("core show uptime")).contains("System uptime"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is running (checked"), "{stderr}");
+}
+
+#[test]
+fn ctrl_c_to_the_group_during_gdb_leaves_asterisk_running_and_not_stopped() {
+    require_testbed!();
+    let bed = Bed::start(Module::Stripped);
+    // Hundreds of threads: gdb takes a while, long enough to interrupt it.
+    bed.break_it("abba 300");
+    let tool = bed.spawn_tool(&["-o", "/tmp/out", "freeze", "--timeout", "5"]);
+    let pgid = tool.id();
+    assert!(
+        wait_for_child(pgid, "gdb", Duration::from_secs(30)),
+        "gdb never started"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    signal_group(pgid, libc::SIGINT);
+    let (output, _) = wait_bounded(tool, Duration::from_secs(15));
+    assert_eq!(output.status.code(), Some(130), "{}", text(&output));
+    assert!(children_named(pgid, "gdb").is_empty(), "gdb left behind");
+    // The kernel detaches a killed gdb; the tool resumes what it left stopped.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(bed.running(), "Asterisk state {:?}", bed.state());
+    assert!(text(&bed.rx("core show uptime")).contains("System uptime"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("Saved so far"), "{stderr}");
+    assert!(!stderr.contains("cleanly ending"), "{stderr}");
+}
+
+#[test]
+fn attach_failures_are_errors_never_no_deadlock() {
+    require_testbed!();
+    let bed = Bed::start(Module::Stripped);
+    bed.break_it("abba 1");
+    // Another debugger already attached.
     let mut tracer = std::process::Command::new("gdb")
         .args([
             "-batch",
@@ -40,25 +238,73 @@ fn explore_tracer() {
             "-p",
             &bed.pid.to_string(),
             "-ex",
-            "shell sleep 8",
+            "shell sleep 30",
         ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(2));
-    let output = bed.tool(&["-o", "/tmp/out-tr", "freeze", "--timeout", "2"]);
-    eprintln!("exit {:?}\n{}", output.status.code(), text(&output));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while crate::common::testbed::tracer_of(bed.pid) != Some(tracer.id())
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = bed.tool(&["-o", "/tmp/out-traced", "freeze", "--timeout", "2"]);
     let _ = tracer.kill();
     let _ = tracer.wait();
-    let output = bed.tool(&[
-        "-o",
-        "/tmp/out-tr2",
-        "freeze",
-        "--pid",
-        "1",
-        "--timeout",
-        "2",
-    ]);
-    eprintln!("exit {:?}\n{}", output.status.code(), text(&output));
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let said = text(&output);
+    assert!(
+        said.contains(&format!("already traced by process {}", tracer.id())),
+        "{said}"
+    );
+    assert!(!said.contains("No deadlock"), "{said}");
+    assert!(!bed.path("/tmp/out-traced/bug-report.md").exists());
+
+    // A pid that is not Asterisk (the bed's own `sleep`): refused before gdb runs.
+    let other = bed.holder().to_string();
+    let output = bed.tool(&["-o", "/tmp/out-other", "freeze", "--pid", &other]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("not Asterisk"), "{}", text(&output));
+    assert!(!text(&output).contains("+ gdb"), "{}", text(&output));
+    // A pid that is gone.
+    let output = bed.tool(&["-o", "/tmp/out-gone", "freeze", "--pid", "4000000"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("no process with pid 4000000"),
+        "{}",
+        text(&output)
+    );
+    assert!(bed.running());
+}
+
+#[test]
+fn timeout_bounds_every_cli_question_of_a_frozen_asterisk() {
+    require_testbed!();
+    let bed = Bed::start(Module::Stripped);
+    bed.break_it("channels");
+    let started = Instant::now();
+    let output = bed.tool(&["-o", "/tmp/out", "--json", "freeze", "--timeout", "1"]);
+    let took = started.elapsed();
+    assert!(output.status.success(), "{}", text(&output));
+    let json = json_of(&output);
+    assert_eq!(json["symptoms"][1]["verdict"], "freeze", "{json:#}");
+    // Three questions of at most 1 s + 1 s each, and one gdb attach: far
+    // from the 22 s per question of INT, TERM, then KILL.
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    let warnings = json["warnings"].to_string();
+    assert!(warnings.contains("leaves one CLI thread"), "{warnings}");
+    assert!(bed.running());
+}
+
+#[test]
+fn an_idle_pbx_is_not_called_frozen() {
+    require_testbed!();
+    let bed = Bed::start(Module::Stripped);
+    let output = bed.tool(&["-o", "/tmp/out", "--json", "freeze", "--timeout", "3"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let json = json_of(&output);
+    assert_eq!(json["symptoms"][1]["verdict"], "idle", "{json:#}");
+    assert_eq!(json["graph"]["cycles"], serde_json::json!([]), "{json:#}");
 }

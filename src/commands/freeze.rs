@@ -27,7 +27,7 @@ use crate::evidence::symptoms::{self, CliAnswer, Symptom};
 use crate::gdb::threads::{self, StackGroup};
 use crate::gdb::{self, Target};
 use crate::host::asterisk::{self, ASTERISK_BIN};
-use crate::host::sys::create_private;
+use crate::host::sys::{create_private, process_state};
 use crate::host::version;
 use crate::locks::draw::{self, GraphFormat};
 use crate::locks::file as lockfile;
@@ -114,39 +114,82 @@ pub fn run(context: &Context, args: &FreezeArgs) -> Result<()> {
     }
     let out = context.output_dir()?.to_path_buf();
     let mut evidence = Evidence::default();
+    let outcome = collect(context, args, binary, &target, timeout, &out, &mut evidence);
+    if let Err(Error::Interrupted) = outcome {
+        tell_saved(&out, &evidence, &target);
+    }
+    outcome
+}
+
+/// Everything after the checks that need nothing written: evidence first,
+/// then what it means, the bug report and the JSON.
+fn collect(
+    context: &Context,
+    args: &FreezeArgs,
+    binary: PathBuf,
+    target: &Target,
+    timeout: Duration,
+    out: &Path,
+    evidence: &mut Evidence,
+) -> Result<()> {
     if let Target::Pid(_) = target {
-        check_symptoms(context, timeout, &out, &mut evidence)?;
+        check_symptoms(context, timeout, out, evidence)?;
     }
     context.interrupt.check()?;
-    let gdb_analysis = take_backtrace(context, binary, &target, &out, &mut evidence)?;
+    let gdb_analysis = take_backtrace(context, binary, target, out, evidence)?;
     if let Target::Pid(_) = target {
-        match last_minutes(context, args.log_minutes, &out) {
+        match last_minutes(context, args.log_minutes, out) {
             Ok(Some(path)) => evidence.artefacts.push(path),
             Ok(None) => {}
             Err(error) => evidence.warnings.raise(error.to_string()),
         }
     }
-    let findings = analyse(&mut evidence, gdb_analysis.as_ref(), &target);
+    let findings = analyse(evidence, gdb_analysis.as_ref(), target);
     print_findings(&findings);
     if args.graph {
-        draw_graph(&findings, &out, &mut evidence)?;
+        draw_graph(&findings, out, evidence)?;
     }
-    let report_path = write_bug_report(
-        context,
-        &findings,
-        &mut evidence,
-        args.core.as_deref(),
-        &out,
-    )?;
+    let report_path = write_bug_report(context, &findings, evidence, args.core.as_deref(), out)?;
     errln!("Bug report: {}", report_path.display());
     errln!(
         "Pack it all, secrets redacted, with: wazo-astdebug report {}",
         shell::quote(&out.display().to_string())
     );
     if context.opts.json {
-        print_json(&target, args, &findings, &evidence)?;
+        print_json(target, args, &findings, evidence)?;
     }
     Ok(())
+}
+
+/// After Ctrl-C: what was saved, and that Asterisk was left running.
+fn tell_saved(out: &Path, evidence: &Evidence, target: &Target) {
+    let names: Vec<String> = evidence
+        .artefacts
+        .iter()
+        .filter_map(|path| path.file_name())
+        .map(|name| name.to_string_lossy().to_string())
+        .collect();
+    if names.is_empty() {
+        errln!(
+            "\nInterrupted before any evidence was complete; {} holds nothing to send.",
+            out.display()
+        );
+    } else {
+        errln!(
+            "\nInterrupted. Saved so far in {}: {}.",
+            out.display(),
+            names.join(", ")
+        );
+    }
+    if let Target::Pid(pid) = target {
+        match process_state(*pid) {
+            Some('T' | 't') => {
+                warn!("Asterisk (pid {pid}) is left stopped; resume it with `kill -CONT {pid}`")
+            }
+            Some('Z' | 'X') | None => warn!("Asterisk (pid {pid}) is gone"),
+            Some(state) => errln!("Asterisk (pid {pid}) is running (checked: state {state})."),
+        }
+    }
 }
 
 /// `service asterisk status`, `core show channels` and `core show locks`,
@@ -169,6 +212,12 @@ fn check_symptoms(
     evidence
         .symptoms
         .push(symptoms::judge_channels(&channels, timeout));
+    if let CliAnswer::Timeout = channels {
+        evidence.warnings.raise(
+            "the `core show channels` that did not answer leaves one CLI thread of Asterisk \
+             blocked on the same lock until Asterisk restarts (each run that asks adds one)",
+        );
+    }
     let locks = symptoms::asterisk_rx("core show locks", timeout, &context.interrupt)?;
     match &locks {
         CliAnswer::Output(lines) if symptoms::lacks_debug_threads(lines) => evidence.warnings.raise(

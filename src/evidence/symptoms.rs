@@ -122,14 +122,21 @@ pub fn judge_channels(answer: &CliAnswer, timeout: Duration) -> Symptom {
         ),
         CliAnswer::Failed(why) => ("unknown", format!("could not ask Asterisk: {why}")),
         CliAnswer::Output(lines) => match channel_count(lines) {
+            // A complete answer (its footer came) means the channel list was
+            // readable: an idle PBX, not a frozen one, which hangs after the headers.
             Some(0) => (
-                "freeze",
-                "only headers, no channel: a freeze symptom if calls are expected".to_string(),
+                "idle",
+                "answered, no active channel: the PBX is idle, or calls do not reach it"
+                    .to_string(),
             ),
             Some(count) => ("ok", format!("{count} active channels")),
             None if lines.iter().all(|line| line.trim().is_empty()) => {
                 ("freeze", "an empty answer: a freeze symptom".to_string())
             }
+            None if lines.iter().any(|line| line.starts_with("Channel ")) => (
+                "freeze",
+                "only headers, and no count line: a freeze symptom".to_string(),
+            ),
             None => ("unknown", format!("unexpected answer: {}", first(lines))),
         },
     };
@@ -171,7 +178,9 @@ mod tests {
     fn judges_channels() {
         let timeout = Duration::from_secs(10);
         let headers = "Channel              Location             State   Application(Data)\n0 active channels\n0 active calls\n3 calls processed\n";
-        assert_eq!(judge_channels(&output(headers), timeout).verdict, "freeze");
+        assert_eq!(judge_channels(&output(headers), timeout).verdict, "idle");
+        let cut = "Channel              Location             State   Application(Data)\n";
+        assert_eq!(judge_channels(&output(cut), timeout).verdict, "freeze");
         let busy = "Channel  Location  State  Application(Data)\nPJSIP/a-0001 s@default:1 Up Dial\n1 active channel\n1 active call\n";
         assert_eq!(judge_channels(&output(busy), timeout).verdict, "ok");
         assert_eq!(

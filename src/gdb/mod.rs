@@ -20,7 +20,7 @@ use crate::engine::command::Cmd;
 use crate::engine::interrupt::Interrupt;
 use crate::error::{Error, Result};
 use crate::gdb::threads::Analysis;
-use crate::host::sys::create_private;
+use crate::host::sys::{create_private, process_state};
 
 const LOCK_SCRIPT: &str = include_str!("gdb_locks.py");
 
@@ -288,12 +288,6 @@ fn read_analysis(path: &Path, warnings: &mut Vec<String>) -> Option<Analysis> {
 }
 
 /// The state letter of /proc/PID/stat (R, S, D, T, t, Z...).
-fn process_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: the state follows the last ')'.
-    stat.rsplit_once(')')?.1.trim_start().chars().next()
-}
-
 /// A gdb stopped hard (Ctrl-C, SIGKILL) can leave its tracee stopped: a
 /// frozen PBX must not be turned into a stopped one by its debugger.
 fn resume_if_left_stopped(pid: u32, before: char) {

@@ -66,3 +66,10 @@ pub fn file_kind(metadata: &fs::Metadata) -> &'static str {
         "a special file"
     }
 }
+
+/// A process's state letter from /proc (R, S, D, T, t, Z), or None once gone.
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: the state follows the last ')'.
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}

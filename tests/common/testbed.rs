@@ -168,6 +168,11 @@ impl Bed {
         bed
     }
 
+    /// A process of the bed that is not Asterisk (the namespace's holder, a `sleep`).
+    pub fn holder(&self) -> u32 {
+        self.holder
+    }
+
     /// The host path of `absolute` inside the root.
     pub fn path(&self, absolute: &str) -> PathBuf {
         self.root.join(absolute.trim_start_matches('/'))
@@ -297,9 +302,9 @@ pub fn process_state(pid: u32) -> Option<char> {
     stat.rsplit_once(") ")?.1.chars().next()
 }
 
-/// The pids of the processes in process group `pgid`.
-pub fn group_members(pgid: u32) -> Vec<(u32, String)> {
-    let mut members = Vec::new();
+/// (pid, ppid, comm) of every process.
+fn processes() -> Vec<(u32, u32, String)> {
+    let mut all = Vec::new();
     for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
@@ -314,36 +319,57 @@ pub fn group_members(pgid: u32) -> Vec<(u32, String)> {
             .split_once(" (")
             .map(|(_, c)| c.to_string())
             .unwrap_or_default();
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid) {
-            members.push((pid, comm));
-        }
+        // After the comm: state ppid ...
+        let ppid = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        all.push((pid, ppid, comm));
     }
-    members
+    all
 }
 
-/// Waits until a process named `comm` runs in session `sid` (the tool's
-/// children stay in its session, whatever their process group).
-pub fn wait_for_comm_in_session(sid: u32, comm: &str, limit: Duration) -> bool {
+/// The live descendants of `ancestor` named `comm` (zombies excluded).
+pub fn children_named(ancestor: u32, comm: &str) -> Vec<u32> {
+    let all = processes();
+    let mut found = Vec::new();
+    let mut frontier = vec![ancestor];
+    while let Some(parent) = frontier.pop() {
+        for (pid, ppid, name) in &all {
+            if *ppid == parent {
+                frontier.push(*pid);
+                if name == comm && !matches!(process_state(*pid), Some('Z') | None) {
+                    found.push(*pid);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Waits until a descendant of `ancestor` named `comm` runs.
+pub fn wait_for_child(ancestor: u32, comm: &str, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
-        for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
-                continue;
-            };
-            let Some((head, rest)) = stat.rsplit_once(") ") else {
-                continue;
-            };
-            let name = head.split_once(" (").map(|(_, c)| c).unwrap_or_default();
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            // Fields after the comm: state ppid pgrp session ...
-            if name == comm && fields.get(3).and_then(|s| s.parse::<u32>().ok()) == Some(sid) {
-                return true;
-            }
+        if !children_named(ancestor, comm).is_empty() {
+            return true;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     false
+}
+
+/// The pid tracing `pid` (TracerPid in /proc), if any.
+pub fn tracer_of(pid: u32) -> Option<u32> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let tracer: u32 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("TracerPid:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    (tracer != 0).then_some(tracer)
 }
 
 /// Sends `signal` to the whole process group `pgid`, as a terminal does.

@@ -30,6 +30,8 @@
 static ast_mutex_t lock_a;
 static ast_mutex_t lock_b;
 static ast_mutex_t lock_m;
+/* Held by the thread that calls abort(): the lock a freeze check times out on. */
+static ast_mutex_t lock_x;
 static ast_rwlock_t lock_r;
 static pthread_barrier_t pair;
 
@@ -117,8 +119,8 @@ static void *crash_thread(void *unused)
 
 static void *abort_thread(void *unused)
 {
-	ast_mutex_lock(&lock_a);
-	role("abort", "aborter", &lock_a);
+	ast_mutex_lock(&lock_x);
+	role("abort", "aborter", &lock_x);
 	usleep(100000);
 	abort();
 	return NULL;
@@ -169,8 +171,10 @@ static char *cli_scenario(struct ast_cli_entry *e, int cmd, struct ast_cli_args 
 		usleep(300000);
 	} else if (!strcmp(what, "segfault")) {
 		start(crash_thread);
+		usleep(50000);
 	} else if (!strcmp(what, "abort")) {
 		start(abort_thread);
+		usleep(50000);
 	} else {
 		return CLI_SHOWUSAGE;
 	}
@@ -187,6 +191,7 @@ static int load_module(void)
 	ast_mutex_init(&lock_a);
 	ast_mutex_init(&lock_b);
 	ast_mutex_init(&lock_m);
+	ast_mutex_init(&lock_x);
 	ast_rwlock_init(&lock_r);
 	ast_cli_register_multiple(cli_entries, ARRAY_LEN(cli_entries));
 	return AST_MODULE_LOAD_SUCCESS;
