@@ -6,6 +6,7 @@
 #[macro_use]
 mod common;
 
+mod bed_crash;
 mod bed_freeze;
 mod completions;
 mod crash;

@@ -79,6 +79,10 @@ struct Incident {
 struct CoreReading {
     summary: Vec<String>,
     backtrace: Option<PathBuf>,
+    /// The signal that ended the process (NT_SIGINFO), if gdb read it.
+    signal: Option<i32>,
+    /// The LWPs of the core's threads: the numbers kernel segfault lines print.
+    lwps: Vec<i64>,
 }
 
 pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
@@ -105,6 +109,11 @@ pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
         Some(core) => read_core(context, binary, core, &out, &mut warnings)?,
         None => CoreReading::default(),
     };
+    let mut incident = incident;
+    if incident.core.is_some() {
+        incident.segfaults = reconcile(&incident.segfaults, &reading);
+    }
+    report_segfaults(&incident.segfaults, &args.process, &context.host);
     for line in &reading.summary {
         errln!("{line}");
     }
@@ -112,6 +121,7 @@ pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
     let report_path = out.join("bug-report.md");
     bug_report(
         &incident.version,
+        asterisk::installed_version(&context.host),
         incident.time,
         &incident.segfaults,
         incident.core.as_ref(),
@@ -171,9 +181,9 @@ fn gather(
         warnings,
     )?;
     context.interrupt.check()?;
+    list_found(&found, &args.process);
     let time = incident_time(context, args, found.last())?;
-    let matching = matching_segfaults(&found, time);
-    report_segfaults(&matching, &args.process);
+    let mut matching = matching_segfaults(&found, time);
     let core = match core_given {
         Some(core) => Some(core),
         None => choose_core(
@@ -183,6 +193,17 @@ fn gather(
             time,
         )?,
     };
+    // The core's own time also dates the crash it comes from.
+    if let Some(core_time) = core.as_ref().and_then(|core| core.time) {
+        for segfault in matching_segfaults(&found, Some(core_time)) {
+            if !matching.iter().any(|known| known.line == segfault.line) {
+                matching.push(segfault);
+            }
+        }
+    }
+    if core.is_none() {
+        report_segfaults(&matching, &args.process, &context.host);
+    }
     // An abort() leaves no segfault line: the core's own time is the next best.
     let time = time.or_else(|| {
         let time = core.as_ref()?.time?;
@@ -226,9 +247,16 @@ fn read_core(
         outcome.threads_seen,
         request.text_out.display()
     );
+    let analysis = outcome.analysis.as_ref();
     Ok(CoreReading {
-        summary: outcome.analysis.as_ref().map(summarise).unwrap_or_default(),
+        summary: analysis.map(summarise).unwrap_or_default(),
         backtrace: Some(request.text_out),
+        signal: analysis
+            .and_then(|a| a.signal.as_ref())
+            .map(|signal| signal.number),
+        lwps: analysis
+            .map(|a| a.threads.iter().map(|thread| thread.lwp).collect())
+            .unwrap_or_default(),
     })
 }
 
@@ -305,16 +333,79 @@ fn matching_segfaults(all: &[Segfault], incident: Option<DateTime<FixedOffset>>)
     }
 }
 
-fn report_segfaults(matching: &[Segfault], process: &str) {
+/// What the logs hold, before any question: the user dates the incident
+/// better when the crashes the server saw are in front of them.
+fn list_found(found: &[Segfault], process: &str) {
+    if found.is_empty() {
+        return;
+    }
+    errln!(
+        "Segfault lines of {process} found ({}, newest last):",
+        found.len()
+    );
+    for segfault in found.iter().rev().take(5).rev() {
+        let time = segfault.time.map_or_else(
+            || "time unknown".to_string(),
+            |time| time.format("%Y-%m-%d %H:%M:%S %:z").to_string(),
+        );
+        let library = segfault
+            .kernel
+            .mapping
+            .as_ref()
+            .map(|m| format!(" in {}", m.library))
+            .unwrap_or_default();
+        errln!("  {time}  {process}[{}]{library}", segfault.kernel.pid);
+    }
+}
+
+fn report_segfaults(matching: &[Segfault], process: &str, host: &crate::host::Host) {
     if matching.is_empty() {
         errln!(
-            "No segfault line of {process} near the incident. (An abort(), e.g. from Wazo's freeze \
-             check, leaves a core file but no segfault line.)"
+            "No segfault line of {process} belongs to this incident. (An abort(), e.g. from Wazo's \
+             freeze check, leaves a core file but no segfault line.)"
         );
     }
     for segfault in matching {
-        err!("{}", segfaults::describe(segfault));
+        err!(
+            "The incident's segfault line:\n{}",
+            segfaults::describe(segfault, Some(host))
+        );
     }
+}
+
+/// The segfault lines that are this core's: the number in `asterisk[N]` is
+/// the LWP of the faulting thread, which is one of the core's threads (the
+/// core's name carries the process id, which differs unless the main thread
+/// crashed). A core that did not end in SIGSEGV or SIGBUS has none: an
+/// abort() prints no segfault line, and one nearby is another crash's.
+fn reconcile(candidates: &[Segfault], reading: &CoreReading) -> Vec<Segfault> {
+    let faulted = matches!(reading.signal, Some(11) | Some(7));
+    if reading.signal.is_some() && !faulted {
+        if !candidates.is_empty() {
+            errln!(
+                "The core ended in {}, not a segfault: the {} segfault line(s) near it are \
+                 another crash's and are left out.",
+                threads::signal_name(reading.signal.unwrap_or_default()),
+                candidates.len()
+            );
+        }
+        return Vec::new();
+    }
+    if reading.lwps.is_empty() {
+        return candidates.to_vec();
+    }
+    let (mine, others): (Vec<&Segfault>, Vec<&Segfault>) = candidates
+        .iter()
+        .partition(|segfault| reading.lwps.contains(&i64::from(segfault.kernel.pid)));
+    for other in &others {
+        errln!(
+            "Left out: the segfault line of {}[{}] is not this core's (no thread {} in it).",
+            other.kernel.process,
+            other.kernel.pid,
+            other.kernel.pid
+        );
+    }
+    mine.into_iter().cloned().collect()
 }
 
 /// The core to analyse: the one that fits the incident; the user picks when
@@ -461,12 +552,37 @@ fn summarise(analysis: &Analysis) -> Vec<String> {
         for (index, frame) in thread.frames.iter().take(TOP_FRAMES).enumerate() {
             lines.push(format!("  #{index} {}", frame.describe()));
         }
+        lines.extend(crashed_in(thread));
     }
     lines
 }
 
+/// The first frame of the crashing thread outside the C library (abort,
+/// raise and memcpy say how it died, not where), with the file it is in and
+/// the `addr2line` that names the line where symbols exist.
+fn crashed_in(thread: &threads::Thread) -> Vec<String> {
+    let Some(frame) = thread.frames.iter().find(|frame| !frame.in_libc()) else {
+        return Vec::new();
+    };
+    let mut lines = vec![format!("Crashed in: {}", frame.describe())];
+    if let Some(object) = &frame.object {
+        lines.push(format!("  in {object}"));
+        if frame.function == "??" {
+            if let Some(offset) = &frame.offset {
+                lines.push(format!(
+                    "  addr2line -f -e {} {offset}",
+                    shell::quote(object)
+                ));
+            }
+        }
+    }
+    lines
+}
+
+#[allow(clippy::too_many_arguments)]
 fn bug_report(
     version: &str,
+    asterisk: Option<String>,
     incident: Option<DateTime<FixedOffset>>,
     segfaults: &[Segfault],
     core: Option<&CoreFile>,
@@ -506,6 +622,7 @@ fn bug_report(
     BugReport {
         subject: "Asterisk Crash".to_string(),
         version: version.to_string(),
+        asterisk,
         incident: incident
             .map(|time| time.format("%Y-%m-%d %H:%M:%S %:z").to_string())
             .unwrap_or_else(|| "unknown".to_string()),

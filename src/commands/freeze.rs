@@ -551,6 +551,7 @@ fn bug_report(
     BugReport {
         subject: "Asterisk Freeze".to_string(),
         version,
+        asterisk: asterisk::installed_version(&context.host),
         incident: Local::now()
             .format("%Y-%m-%d %H:%M:%S %:z (when the evidence was taken)")
             .to_string(),

@@ -29,8 +29,6 @@ const TOOLS: &[&str] = &[
     "asterisk",
 ];
 
-/// Where Asterisk lives on Wazo; `/usr/sbin` is not on every user's PATH.
-
 #[derive(Debug, Serialize)]
 pub struct Info {
     version: Option<WazoVersion>,
@@ -43,6 +41,8 @@ pub struct Info {
     apt_error: Option<String>,
     root: bool,
     asterisk: PidLookup,
+    /// The installed Asterisk, from dpkg's status file.
+    asterisk_version: Option<String>,
     /// The installed asterisk-vanilla version, if any (from dpkg's status file).
     asterisk_vanilla: Option<String>,
     tools: Vec<Tool>,
@@ -101,6 +101,7 @@ fn gather(context: &Context) -> Result<Info> {
         apt_error,
         root,
         asterisk: asterisk::find(&context.host),
+        asterisk_version: asterisk::installed_version(&context.host),
         asterisk_vanilla: crate::host::dpkg::installed_version(&context.host, "asterisk-vanilla"),
         tools,
     })
@@ -189,6 +190,12 @@ fn render(info: &Info) -> String {
     for warning in &info.asterisk.warnings {
         line("WARNING", warning.clone());
     }
+    line(
+        "Asterisk",
+        info.asterisk_version
+            .clone()
+            .unwrap_or_else(|| "unknown (no asterisk package in dpkg's status)".to_string()),
+    );
     line(
         "Vanilla",
         match &info.asterisk_vanilla {

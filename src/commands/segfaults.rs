@@ -93,7 +93,7 @@ pub fn run(context: &Context, args: &SegfaultsArgs) -> Result<()> {
         return Ok(());
     }
     for segfault in &scan.segfaults {
-        out!("{}", describe(segfault));
+        out!("{}", describe(segfault, Some(&context.host)));
     }
     let count = scan.segfaults.len();
     let plural = if count == 1 { "" } else { "s" };

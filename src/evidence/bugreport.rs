@@ -18,6 +18,8 @@ pub struct BugReport {
     /// `Asterisk Crash` or `Asterisk Freeze`.
     pub subject: String,
     pub version: String,
+    /// The installed Asterisk (see `host::asterisk::installed_version`).
+    pub asterisk: Option<String>,
     pub incident: String,
     /// Findings, one Markdown paragraph or list each.
     pub findings: Vec<String>,
@@ -35,6 +37,7 @@ impl BugReport {
             ("Status", "New"),
             ("Category", "Asterisk"),
             ("In versions", self.version.as_str()),
+            ("Asterisk", self.asterisk.as_deref().unwrap_or("unknown")),
             ("Subject", self.subject.as_str()),
         ] {
             out.push_str(&format!("- **{field}:** {value}\n"));
@@ -95,6 +98,7 @@ mod tests {
         let report = BugReport {
             subject: "Asterisk Crash".to_string(),
             version: "25.15".to_string(),
+            asterisk: Some("22.10.1 (asterisk 8:22.10.1-1)".to_string()),
             incident: "2026-11-28 04:12:43 +01:00".to_string(),
             findings: vec!["Signal: SIGSEGV".to_string()],
             attachments: vec![("bt-threads.txt".to_string(), "gdb backtrace".to_string())],

@@ -312,8 +312,9 @@ impl From<&Segfault> for SegfaultJson {
     }
 }
 
-/// One block of text per segfault.
-pub fn describe(s: &Segfault) -> String {
+/// One block of text per segfault; `machine` finds the library the kernel
+/// named, so that the `addr2line` line can be run as printed.
+pub fn describe(s: &Segfault, machine: Option<&Host>) -> String {
     let k = &s.kernel;
     let time = s.time.map_or_else(
         || "time unknown".to_string(),
@@ -343,11 +344,11 @@ pub fn describe(s: &Segfault) -> String {
                 text.push_str(&format!(", file offset {}", hex(printed)));
             }
             if let Some(at) = k.addr2line_offset() {
-                text.push_str(&format!(
-                    "\n  addr2line -f -e <path of {}> {}",
-                    m.library,
-                    hex(at)
-                ));
+                let path = machine
+                    .and_then(|machine| crate::host::asterisk::library_path(machine, &m.library))
+                    .map(|path| crate::engine::shell::quote(&path.display().to_string()))
+                    .unwrap_or_else(|| format!("<path of {}>", m.library));
+                text.push_str(&format!("\n  addr2line -f -e {path} {}", hex(at)));
             }
             text.push('\n');
         }
@@ -430,7 +431,7 @@ mod tests {
         filter.since = Some(Local::now().fixed_offset());
         assert!(!filter.keeps_time(None));
         let line = "Oct 16 16:12:43 xivo-1 kernel: [10295061.047120] asterisk[1255]: segfault at e ip b751aa6b sp b5ef14d4 error 4 in libc-2.11.3.so[b74ad000+140000]";
-        let text = describe(&found(line, "/var/log/syslog", "asterisk").unwrap());
+        let text = describe(&found(line, "/var/log/syslog", "asterisk").unwrap(), None);
         assert!(
             text.contains("user-mode read of an unmapped address"),
             "{text}"

@@ -150,7 +150,7 @@ impl Frame {
 
     /// In the C library or the dynamic loader: how a thread waits or starts,
     /// not what it does.
-    fn in_libc(&self) -> bool {
+    pub fn in_libc(&self) -> bool {
         self.object.as_deref().is_some_and(|object| {
             let name = object.rsplit('/').next().unwrap_or(object);
             name.starts_with("libc.so")

@@ -172,3 +172,55 @@ pub fn tracer(pid: u32) -> Option<(u32, String)> {
         .unwrap_or_else(|_| "?".to_string());
     Some((tracer, name))
 }
+
+/// The installed Asterisk, from dpkg's status file (so it also works under
+/// `--root`): `22.10.1 (asterisk 1:22.10.1+dfsg-1)`, or the vanilla build's.
+pub fn installed_version(host: &Host) -> Option<String> {
+    ["asterisk", "asterisk-vanilla"].iter().find_map(|package| {
+        let full = crate::host::dpkg::installed_version(host, package)?;
+        Some(format!("{} ({package} {full})", upstream(&full)))
+    })
+}
+
+/// `1:22.10.1+dfsg+~cs6-1` -> `22.10.1`: the epoch, the repack and the
+/// Debian revision are not Asterisk's version.
+fn upstream(full: &str) -> &str {
+    let without_epoch = full.split_once(':').map_or(full, |(_, rest)| rest);
+    let end = without_epoch
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(without_epoch.len());
+    &without_epoch[..end]
+}
+
+/// Where a library or module named in a kernel segfault line (`res_foo.so`)
+/// is on this host, for `addr2line -e`.
+pub fn library_path(host: &Host, name: &str) -> Option<PathBuf> {
+    if name.is_empty() || name.contains('/') {
+        return None;
+    }
+    const DIRS: &[&str] = &[
+        "/usr/lib/x86_64-linux-gnu/asterisk/modules",
+        "/usr/lib/asterisk/modules",
+        "/usr/sbin",
+        "/usr/lib/x86_64-linux-gnu",
+        "/lib/x86_64-linux-gnu",
+        "/usr/lib",
+    ];
+    DIRS.iter().find_map(|dir| {
+        let path = host.path(dir).join(name);
+        path.is_file().then(|| Path::new(dir).join(name))
+    })
+}
+
+#[cfg(test)]
+mod version_tests {
+    #[test]
+    fn upstream_drops_epoch_repack_and_revision() {
+        assert_eq!(
+            super::upstream("1:22.10.1+dfsg+~cs6.17.60671434-1"),
+            "22.10.1"
+        );
+        assert_eq!(super::upstream("8:20.5.0-1wazo1"), "20.5.0");
+        assert_eq!(super::upstream("22.1"), "22.1");
+    }
+}

@@ -117,12 +117,20 @@ pub fn draw(
         .arg(format!("-T{}", format.extension()))
         .stdin(Stdio::piped())
         .stdout(Stdio::from(file))
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .map_err(|source| Error::Spawn {
             command: command.clone(),
             source,
         })?;
+    // Read in a thread: circo may write errors while we still feed it.
+    let said = child.stderr.take().map(|mut stderr| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        })
+    });
     let fed = child
         .stdin
         .take()
@@ -132,6 +140,9 @@ pub fn draw(
         command: command.clone(),
         source,
     })?;
+    let said = said
+        .and_then(|reader| reader.join().ok())
+        .unwrap_or_default();
     if !status.success() || fed.is_err() {
         // A half-written picture would pass for the real one.
         let _ = std::fs::remove_file(target);
@@ -140,9 +151,40 @@ pub fn draw(
         return Err(Error::StepFailed {
             command,
             status: status.to_string(),
-            hint: format!("; the graph source was kept in {}", dot_path.display()),
+            hint: format!(
+                "{}; the graph source was kept in {}",
+                circo_hint(&said),
+                dot_path.display()
+            ),
         });
     }
     errln!("wrote {}", target.display());
     Ok(())
+}
+
+/// What circo's own complaint means for the user.
+fn circo_hint(said: &str) -> String {
+    let said = said.trim();
+    if said.contains("not recognized") || said.contains("Layout type") {
+        // Newer Debian splits graphviz's layouts into plugin packages.
+        return format!(
+            ": {said}. circo's layout is in the package libgvplugin-neato-layout8 on newer \
+             Debian (`apt-get install libgvplugin-neato-layout8`)"
+        );
+    }
+    match said.lines().next() {
+        Some(first) if !first.is_empty() => format!(": {first}"),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_missing_layout_plugin_names_its_package() {
+        let hint =
+            super::circo_hint("Error: Layout type: \"circo\" not recognized. Use one of: dot\n");
+        assert!(hint.contains("libgvplugin-neato-layout8"), "{hint}");
+        assert_eq!(super::circo_hint(""), "");
+    }
 }

@@ -67,7 +67,9 @@ fn model_edges(g: &LockGraph) -> BTreeSet<(usize, Option<usize>)> {
         let holders: BTreeSet<ThreadRef> = g
             .acquisitions()
             .iter()
-            .filter(|a| a.claim == Claim::Holds && a.lock == wait.lock)
+            .filter(|a| {
+                matches!(a.claim, Claim::Holds | Claim::ProbablyHolds) && a.lock == wait.lock
+            })
             .map(|a| a.thread)
             .collect();
         let mut any = false;
@@ -129,7 +131,9 @@ pub(crate) fn check(g: &LockGraph) -> Result<(), TestCaseError> {
         if let Some(hold) = e.hold {
             let hold = &g.acquisitions()[hold];
             prop_assert!(
-                hold.claim == Claim::Holds && Some(hold.thread) == e.holder && hold.lock == e.lock
+                matches!(hold.claim, Claim::Holds | Claim::ProbablyHolds)
+                    && Some(hold.thread) == e.holder
+                    && hold.lock == e.lock
             );
         }
     }
