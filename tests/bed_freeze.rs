@@ -308,3 +308,90 @@ fn an_idle_pbx_is_not_called_frozen() {
     assert_eq!(json["symptoms"][1]["verdict"], "idle", "{json:#}");
     assert_eq!(json["graph"]["cycles"], serde_json::json!([]), "{json:#}");
 }
+
+#[test]
+fn no_attach_names_the_cycle_from_proc_without_stopping_asterisk() {
+    require_testbed!();
+    let bed = Bed::start(Module::Stripped);
+    bed.break_it("abba 4");
+    let output = bed.tool(&["-o", "/tmp/out", "--json", "freeze", "--no-attach"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let said = text(&output);
+    assert!(!said.contains("+ gdb"), "{said}");
+    assert!(!said.contains("asterisk -rx"), "{said}");
+    assert!(said.contains("without stopping"), "{said}");
+    check_abba(&bed, &json_of(&output));
+    assert_eq!(crate::common::testbed::tracer_of(bed.pid), None);
+    assert!(bed.running());
+    assert!(bed.path("/tmp/out/proc-locks.txt").is_file());
+}
+
+#[test]
+fn proc_and_gdb_are_reconciled_and_the_proc_answer_comes_first() {
+    require_testbed!();
+    let bed = Bed::start(Module::Stripped);
+    bed.break_it("abba 2");
+    let output = bed.tool(&["-o", "/tmp/out", "--json", "freeze", "--timeout", "3"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let proc_at = stderr.find("Seen in /proc").expect("the /proc answer");
+    let gdb_at = stderr.find("+ gdb").expect("gdb ran");
+    assert!(proc_at < gdb_at, "{stderr}");
+    assert!(
+        stderr.contains("The /proc reading and gdb's agree"),
+        "{stderr}"
+    );
+    let json = json_of(&output);
+    let proc_graph = &json["proc_graph"];
+    let cycle = lwps(proc_graph, &proc_graph["cycles"][0]);
+    let truth: BTreeSet<u32> = set(bed.lwps("first"))
+        .union(&set(bed.lwps("second")))
+        .copied()
+        .collect();
+    assert_eq!(cycle, truth);
+}
+
+#[test]
+fn no_attach_sees_a_possible_deadlock_through_a_reader_held_rwlock() {
+    require_testbed!();
+    let bed = Bed::start(Module::Stripped);
+    bed.break_it("rwcycle");
+    let output = bed.tool(&["-o", "/tmp/out", "freeze", "--no-attach"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let said = text(&output);
+    assert!(said.contains("POSSIBLE DEADLOCK"), "{said}");
+    assert!(!said.contains("No deadlock"), "{said}");
+}
+
+#[test]
+fn gcore_keeps_the_evidence_for_after_the_restart() {
+    require_testbed!();
+    let bed = Bed::start(Module::Stripped);
+    bed.break_it("abba 2");
+    let output = bed.tool(&["-o", "/tmp/out", "freeze", "--gcore", "--timeout", "3"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let core = format!("/tmp/out/core.{}", bed.pid);
+    assert!(bed.path(&core).is_file(), "{}", text(&output));
+    assert_eq!(crate::common::file_mode(&bed.path(&core)), 0o600);
+    assert!(text(&output).contains("was stopped"), "{}", text(&output));
+    assert!(bed.running());
+    let output = bed.tool(&["-o", "/tmp/out-core", "--json", "freeze", "--core", &core]);
+    assert!(output.status.success(), "{}", text(&output));
+    check_abba(&bed, &json_of(&output));
+    // Too small a disk: refused before gcore runs.
+    let small =
+        bed.sh("mkdir -p /tmp/small && mount -t tmpfs -o size=2m tmpfs /tmp/small && echo ok");
+    assert!(text(&small).contains("ok"), "{}", text(&small));
+    let output = bed.tool(&[
+        "-o",
+        "/tmp/small/out",
+        "freeze",
+        "--gcore",
+        "--timeout",
+        "3",
+    ]);
+    let said = text(&output);
+    assert!(said.contains("no core taken"), "{said}");
+    assert!(said.contains("MB free"), "{said}");
+    assert!(!said.contains("+ gcore"), "{said}");
+}

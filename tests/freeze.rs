@@ -293,3 +293,53 @@ fn dry_run_and_bad_input() {
     let _ = asterisk.kill();
     let _ = asterisk.wait();
 }
+
+#[test]
+fn no_attach_reads_the_cycle_and_the_rwlock_wait_from_proc_alone() {
+    require_root!();
+    let sandbox = Sandbox::new(&["systemctl", "asterisk"]);
+    let frozen = freeze_a_program(&sandbox.path(""));
+    let pid = frozen.child.id();
+    let output = sandbox
+        .command()
+        .args(["--json", "freeze", "--no-attach", "--pid", &pid.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let graph = &json["graph"];
+    let cycles = graph["cycles"].as_array().unwrap();
+    assert_eq!(cycles.len(), 1, "{graph:#}");
+    assert_eq!(
+        lwps_of(graph, &cycles[0]),
+        HashSet::from([frozen.lwps[0], frozen.lwps[1]])
+    );
+    assert!(lwps_of(graph, &graph["blocked_on_cycles"]).contains(&frozen.lwps[2]));
+    // The rwlock reader waits for its writer: seen in memory, no gdb.
+    let edges = graph["edges"].as_array().unwrap();
+    let ids: Vec<(&str, u64)> = graph["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap(), t["lwp"].as_u64().unwrap()))
+        .collect();
+    let lwp = |id: &serde_json::Value| {
+        ids.iter()
+            .find(|(known, _)| Some(*known) == id.as_str())
+            .map(|(_, lwp)| *lwp)
+    };
+    assert!(
+        edges
+            .iter()
+            .any(|edge| lwp(&edge["waiter"]) == Some(frozen.lwps[4])
+                && lwp(&edge["holder"]) == Some(frozen.lwps[3])),
+        "{edges:#?}"
+    );
+    // Nothing ran: no gdb, no CLI question.
+    assert!(sandbox.calls().is_empty(), "{:?}", sandbox.calls());
+    assert_eq!(process_state(pid).map(|s| s != 'T'), Some(true));
+}

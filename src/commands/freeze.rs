@@ -36,6 +36,8 @@ use crate::locks::graph::{Analysis, LockGraph};
 use crate::locks::render;
 use crate::output::Warnings;
 
+mod live;
+
 /// Stack groups shown in the text summary.
 const GROUPS_SHOWN: usize = 5;
 /// Frames named per group.
@@ -68,6 +70,15 @@ pub struct FreezeArgs {
     /// Minutes of /var/log/asterisk/full to keep, up to the freeze
     #[arg(long, value_name = "MINUTES", default_value_t = 10)]
     pub log_minutes: u64,
+
+    /// Only read the wait-for graph from /proc: Asterisk is never stopped (no gdb, no CLI checks)
+    #[arg(long, conflicts_with = "core")]
+    pub no_attach: bool,
+
+    /// Also save a core of the live process (gcore) in the run directory, so the evidence
+    /// survives a restart; refused when the disk is too small for it
+    #[arg(long, conflicts_with_all = ["core", "no_attach"])]
+    pub gcore: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -78,6 +89,8 @@ struct FreezeJson<'a> {
     artefacts: &'a [PathBuf],
     graph: serde_json::Value,
     graph_source: &'a str,
+    /// What /proc showed before gdb attached (null for a core).
+    proc_graph: Option<&'a serde_json::Value>,
     stack_groups: &'a [StackGroup],
     warnings: &'a Warnings,
 }
@@ -90,6 +103,10 @@ struct Evidence {
     warnings: Warnings,
     /// `core show locks`, when this build has it.
     locks_dump: Option<PathBuf>,
+    /// The core `--gcore` took: never an attachment, it stays on the server.
+    core: Option<PathBuf>,
+    /// The /proc reading's graph, as JSON.
+    proc_graph: Option<serde_json::Value>,
 }
 
 /// What the evidence means.
@@ -102,12 +119,24 @@ struct Findings {
 }
 
 pub fn run(context: &Context, args: &FreezeArgs) -> Result<()> {
-    let binary = asterisk::binary(&context.host, &args.asterisk_bin)?;
     let target = match &args.core {
         Some(core) => Target::Core(cores::require_core(core)?.path),
         None => Target::Pid(find_pid(context, args.pid)?),
     };
     let timeout = Duration::from_secs(args.timeout.max(1));
+    if context.dry_run() && args.no_attach {
+        outln!("#!/bin/sh");
+        outln!(
+            "# wazo-astdebug freeze --no-attach reads /proc only: no command runs, Asterisk is not stopped."
+        );
+        return Ok(());
+    }
+    // Only gdb needs the binary: --no-attach works without it.
+    let binary = if args.no_attach {
+        PathBuf::new()
+    } else {
+        asterisk::binary(&context.host, &args.asterisk_bin)?
+    };
     if context.dry_run() {
         print_script(&target, &binary, context.output_path(), timeout);
         return Ok(());
@@ -132,11 +161,23 @@ fn collect(
     out: &Path,
     evidence: &mut Evidence,
 ) -> Result<()> {
+    // First, the answer that costs Asterisk nothing: even if gdb is
+    // interrupted or cannot attach, it stands.
+    let seen = match target {
+        Target::Pid(pid) => look_without_stopping(*pid, out, evidence),
+        Target::Core(_) => None,
+    };
+    if args.no_attach {
+        return report_look_only(context, args, target, seen, out, evidence);
+    }
     if let Target::Pid(_) = target {
         check_symptoms(context, timeout, out, evidence)?;
     }
     context.interrupt.check()?;
     let gdb_analysis = take_backtrace(context, binary, target, out, evidence)?;
+    if let (Target::Pid(pid), true) = (target, args.gcore) {
+        take_core(context, *pid, out, evidence);
+    }
     if let Target::Pid(_) = target {
         match last_minutes(context, args.log_minutes, out) {
             Ok(Some(path)) => evidence.artefacts.push(path),
@@ -144,12 +185,20 @@ fn collect(
             Err(error) => evidence.warnings.raise(error.to_string()),
         }
     }
-    let findings = analyse(evidence, gdb_analysis.as_ref(), target);
+    let mut findings = analyse(evidence, gdb_analysis.as_ref(), target);
+    if let Some(seen) = &seen {
+        let agreement = live::compare(
+            &live::cycles(&seen.graph, &seen.analysis),
+            &live::cycles(&findings.graph, &findings.analysis),
+        );
+        findings.summary = format!("{}\n\n{agreement}", findings.summary.trim_end());
+    }
     print_findings(&findings);
     if args.graph {
         draw_graph(&findings, out, evidence)?;
     }
-    let report_path = write_bug_report(context, &findings, evidence, args.core.as_deref(), out)?;
+    let core = args.core.clone().or_else(|| evidence.core.clone());
+    let report_path = write_bug_report(context, &findings, evidence, core.as_deref(), out)?;
     errln!("Bug report: {}", report_path.display());
     errln!(
         "Pack it all, secrets redacted, with: wazo-astdebug report {}",
@@ -159,6 +208,88 @@ fn collect(
         print_json(target, args, &findings, evidence)?;
     }
     Ok(())
+}
+
+/// The /proc reading, printed at once and saved as proc-locks.txt; a
+/// failure is a warning: gdb may still see what /proc could not.
+fn look_without_stopping(pid: u32, out: &Path, evidence: &mut Evidence) -> Option<live::Look> {
+    match live::look(pid) {
+        Ok(seen) => {
+            errln!(
+                "\nSeen in /proc, without stopping Asterisk:\n{}",
+                seen.text
+                    .replace("DEADLOCK:", &crate::output::alarm("DEADLOCK:"))
+                    .trim_end()
+            );
+            let path = out.join("proc-locks.txt");
+            match create_private(&path).and_then(|mut file| {
+                file.write_all(seen.text.as_bytes())
+                    .map_err(|error| Error::write(&path, error))
+            }) {
+                Ok(()) => evidence.artefacts.push(path),
+                Err(error) => evidence.warnings.raise(error.to_string()),
+            }
+            let mut json = Vec::new();
+            if render::json(&seen.graph, &seen.analysis, &mut json).is_ok() {
+                evidence.proc_graph = serde_json::from_slice(&json).ok();
+            }
+            Some(seen)
+        }
+        Err(error) => {
+            evidence.warnings.raise(format!(
+                "the /proc reading failed: {error}; gdb will look instead"
+            ));
+            None
+        }
+    }
+}
+
+/// `--no-attach`: the /proc answer is the whole answer.
+fn report_look_only(
+    context: &Context,
+    args: &FreezeArgs,
+    target: &Target,
+    seen: Option<live::Look>,
+    out: &Path,
+    evidence: &mut Evidence,
+) -> Result<()> {
+    let Some(seen) = seen else {
+        return Err(Error::bad_input(
+            "--no-attach needs the /proc reading, which failed (see the warning above); \
+             without --no-attach, gdb can look instead",
+        ));
+    };
+    let findings = Findings {
+        summary: seen.text,
+        graph: seen.graph,
+        analysis: seen.analysis,
+        graph_source: "/proc".to_string(),
+        stack_groups: Vec::new(),
+    };
+    let report_path = write_bug_report(context, &findings, evidence, None, out)?;
+    errln!("\nAsterisk was not stopped (--no-attach): no gdb, no CLI check.");
+    errln!("Bug report: {}", report_path.display());
+    if context.opts.json {
+        print_json(target, args, &findings, evidence)?;
+    }
+    Ok(())
+}
+
+/// `--gcore`: a core of the live process, so the evidence outlives a restart.
+fn take_core(context: &Context, pid: u32, out: &Path, evidence: &mut Evidence) {
+    match live::gcore(pid, out, &context.interrupt) {
+        Ok((core, stopped)) => {
+            errln!(
+                "Core of the live process: {} (Asterisk was stopped {:.1} s for it); read it \
+                 later with `wazo-astdebug freeze --core {}`",
+                core.display(),
+                stopped.as_secs_f64(),
+                shell::quote(&core.display().to_string())
+            );
+            evidence.core = Some(core);
+        }
+        Err(error) => evidence.warnings.raise(format!("no core taken: {error}")),
+    }
 }
 
 /// After Ctrl-C: what was saved, and that Asterisk was left running.
@@ -372,6 +503,7 @@ fn print_json(
         artefacts: &evidence.artefacts,
         graph: serde_json::from_slice(&graph_json).unwrap_or(serde_json::Value::Null),
         graph_source: &findings.graph_source,
+        proc_graph: evidence.proc_graph.as_ref(),
         stack_groups: &findings.stack_groups,
         warnings: &evidence.warnings,
     };

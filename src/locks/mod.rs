@@ -8,6 +8,7 @@ pub mod draw;
 pub mod dump;
 pub mod file;
 pub mod from_gdb;
+pub mod from_proc;
 pub mod graph;
 mod hash;
 pub mod render;

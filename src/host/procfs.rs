@@ -1,0 +1,275 @@
+//! Looking at a live process without stopping it: what the kernel shows in
+//! /proc.
+//!
+//! gdb stops every thread of Asterisk while it reads them (seconds on a
+//! busy PBX), so the first look at a freeze is taken here instead: for each
+//! thread, `/proc/PID/task/TID/syscall` says whether it sleeps in `futex`
+//! and on which word, and `/proc/PID/mem` holds the lock around that word
+//! (a glibc mutex keeps its owner's LWP 8 bytes after it). Reading either
+//! needs the right to ptrace-read the process (root), and never stops it:
+//! the process's `TracerPid` stays 0 and no thread is ever `t` or `T`.
+
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+/// `futex` on x86-64.
+pub const SYS_FUTEX: i64 = 202;
+
+/// One thread, as /proc shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub tid: u32,
+    /// The thread's name (`comm`), which Asterisk leaves as `asterisk`.
+    pub name: String,
+    /// The state letter: R running, S sleeping, D disk, T/t stopped, Z zombie.
+    pub state: char,
+    pub syscall: Syscall,
+}
+
+/// What `/proc/PID/task/TID/syscall` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Syscall {
+    /// On a CPU, or between system calls.
+    Running,
+    /// Blocked in system call `number` with these arguments.
+    Blocked { number: i64, args: Vec<u64> },
+    /// The file could not be read or parsed (the thread exited, or no right).
+    Unknown,
+}
+
+impl Syscall {
+    /// Parses the file's one line: `202 0x7f... 0x80 0x2 0x0 ...`, or `running`,
+    /// or `-1 sp pc` (not in a system call).
+    pub fn parse(text: &str) -> Syscall {
+        let mut words = text.split_whitespace();
+        let Some(first) = words.next() else {
+            return Syscall::Unknown;
+        };
+        if first == "running" {
+            return Syscall::Running;
+        }
+        let Ok(number) = first.parse::<i64>() else {
+            return Syscall::Unknown;
+        };
+        if number < 0 {
+            return Syscall::Running;
+        }
+        let args = words
+            .take(6)
+            .filter_map(|word| u64::from_str_radix(word.trim_start_matches("0x"), 16).ok())
+            .collect();
+        Syscall::Blocked { number, args }
+    }
+
+    /// The futex word and operation of a thread sleeping in `futex`.
+    pub fn futex(&self) -> Option<(u64, u64)> {
+        match self {
+            Syscall::Blocked { number, args } if *number == SYS_FUTEX => {
+                Some((*args.first()?, *args.get(1)?))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A live process's threads, read without stopping it.
+pub struct Process {
+    pub pid: u32,
+    mem: File,
+}
+
+impl Process {
+    /// Opens `/proc/PID/mem`; refuses clearly when the kernel does not let us.
+    pub fn open(pid: u32) -> Result<Process> {
+        let path = PathBuf::from(format!("/proc/{pid}/mem"));
+        let mem = File::open(&path).map_err(|error| match error.raw_os_error() {
+            Some(libc::EACCES) | Some(libc::EPERM) => Error::bad_input(format!(
+                "cannot read the memory of pid {pid} ({error}): reading another process's \
+                 threads needs root (and a Yama ptrace_scope that allows it, see \
+                 /proc/sys/kernel/yama/ptrace_scope)"
+            )),
+            Some(libc::ENOENT) | Some(libc::ESRCH) => {
+                Error::bad_input(format!("no process with pid {pid} on this machine"))
+            }
+            _ => Error::read(&path, error),
+        })?;
+        Ok(Process { pid, mem })
+    }
+
+    /// Every thread, in tid order.
+    pub fn tasks(&self) -> Result<Vec<Task>> {
+        let dir = PathBuf::from(format!("/proc/{}/task", self.pid));
+        let entries = fs::read_dir(&dir).map_err(|error| Error::read(&dir, error))?;
+        let mut tasks = Vec::new();
+        for entry in entries.flatten() {
+            let Ok(tid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let path = entry.path();
+            let syscall = read_small(&path.join("syscall"))
+                .map(|text| Syscall::parse(&text))
+                .unwrap_or(Syscall::Unknown);
+            let name = read_small(&path.join("comm"))
+                .map(|name| name.trim().to_string())
+                .unwrap_or_default();
+            let state = read_small(&path.join("stat"))
+                .and_then(|stat| stat.rsplit_once(')')?.1.trim_start().chars().next())
+                .unwrap_or('?');
+            tasks.push(Task {
+                tid,
+                name,
+                state,
+                syscall,
+            });
+        }
+        tasks.sort_by_key(|task| task.tid);
+        Ok(tasks)
+    }
+
+    /// A little-endian 32-bit word of the process's memory.
+    pub fn read_u32(&self, address: u64) -> Option<u32> {
+        let mut bytes = [0u8; 4];
+        self.mem.read_exact_at(&mut bytes, address).ok()?;
+        Some(u32::from_le_bytes(bytes))
+    }
+
+    /// The process's mappings, for naming addresses.
+    pub fn maps(&self) -> Vec<Mapping> {
+        read_small(&PathBuf::from(format!("/proc/{}/maps", self.pid)))
+            .map(|text| text.lines().filter_map(Mapping::parse).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// One line of /proc/PID/maps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    /// `rw-p` and the like.
+    pub perms: String,
+    pub offset: u64,
+    /// The file, `[heap]`, `[stack]`, or empty for anonymous memory.
+    pub path: String,
+}
+
+impl Mapping {
+    fn parse(line: &str) -> Option<Mapping> {
+        let mut words = line.split_whitespace();
+        let (start, end) = words.next()?.split_once('-')?;
+        let perms = words.next()?.to_string();
+        let offset = words.next()?;
+        let _device = words.next()?;
+        let _inode = words.next()?;
+        let path = words.collect::<Vec<_>>().join(" ");
+        Some(Mapping {
+            start: u64::from_str_radix(start, 16).ok()?,
+            end: u64::from_str_radix(end, 16).ok()?,
+            perms,
+            offset: u64::from_str_radix(offset, 16).ok()?,
+            path,
+        })
+    }
+}
+
+/// About how many bytes a core of the process takes: its writable and
+/// anonymous memory (what gcore writes; code is read from the files).
+pub fn core_size_estimate(maps: &[Mapping]) -> u64 {
+    maps.iter()
+        .filter(|m| m.perms.contains('w') || !m.path.starts_with('/'))
+        .filter(|m| m.path != "[vsyscall]" && m.path != "[vvar]")
+        .map(|m| m.end.saturating_sub(m.start))
+        .sum()
+}
+
+/// Bytes free on the file system of `path` (what a non-root writer gets; root may use a little more).
+pub fn free_space(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs(3) writes into the struct we own; the path is NUL-terminated.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    let result = unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) };
+    (result == 0).then(|| u64::from(stat.f_bavail) * u64::from(stat.f_frsize))
+}
+
+/// Where `address` is, in words: `res_foo.so+0x4340`, `heap`, or None.
+pub fn place(maps: &[Mapping], address: u64) -> Option<String> {
+    let mapping = maps
+        .iter()
+        .find(|m| m.start <= address && address < m.end)?;
+    if mapping.path.starts_with('/') {
+        // The file's load base: its lowest mapping minus that mapping's offset.
+        let base = maps
+            .iter()
+            .filter(|m| m.path == mapping.path)
+            .map(|m| m.start.saturating_sub(m.offset))
+            .min()
+            .unwrap_or(mapping.start);
+        let name = mapping.path.rsplit('/').next().unwrap_or(&mapping.path);
+        return Some(format!("{name}+0x{:x}", address - base));
+    }
+    match mapping.path.as_str() {
+        "[heap]" => Some("heap".to_string()),
+        "" => Some("anonymous memory".to_string()),
+        other => Some(other.trim_matches(['[', ']']).to_string()),
+    }
+}
+
+/// A /proc file of a few lines, read with a bound.
+fn read_small(path: &std::path::Path) -> Option<String> {
+    let mut text = String::new();
+    File::open(path)
+        .ok()?
+        .take(64 * 1024)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_syscall_file() {
+        assert_eq!(
+            Syscall::parse(
+                "202 0x7f1c2a0c2340 0x80 0x2 0x0 0x0 0x0 0x7f1c29ffe9e0 0x7f1c2a1a1ecc\n"
+            )
+            .futex(),
+            Some((0x7f1c2a0c2340, 0x80))
+        );
+        assert_eq!(Syscall::parse("running\n"), Syscall::Running);
+        assert_eq!(Syscall::parse("-1 0x7ffd 0x5555\n"), Syscall::Running);
+        assert_eq!(Syscall::parse(""), Syscall::Unknown);
+        assert_eq!(Syscall::parse("7 0x1 0x2").futex(), None);
+    }
+
+    #[test]
+    fn names_places_by_mapping() {
+        let maps: Vec<Mapping> = [
+            "5555000-5556000 r--p 00000000 08:01 1 /usr/sbin/asterisk",
+            "5556000-5558000 r-xp 00001000 08:01 1 /usr/sbin/asterisk",
+            "7f00000-7f10000 rw-p 00000000 00:00 0 [heap]",
+            "7f20000-7f21000 rw-p 00000000 00:00 0 ",
+        ]
+        .iter()
+        .filter_map(|line| Mapping::parse(line))
+        .collect();
+        assert_eq!(place(&maps, 0x5557010).as_deref(), Some("asterisk+0x2010"));
+        assert_eq!(place(&maps, 0x7f00010).as_deref(), Some("heap"));
+        assert_eq!(place(&maps, 0x7f20010).as_deref(), Some("anonymous memory"));
+        assert_eq!(place(&maps, 0x10), None);
+    }
+
+    #[test]
+    fn reads_our_own_threads_without_stopping_us() {
+        let process = Process::open(std::process::id()).unwrap();
+        let tasks = process.tasks().unwrap();
+        assert!(tasks.iter().any(|task| task.tid == std::process::id()));
+    }
+}
