@@ -193,7 +193,7 @@ pub fn free_space(path: &std::path::Path) -> Option<u64> {
     // SAFETY: statvfs(3) writes into the struct we own; the path is NUL-terminated.
     let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
     let result = unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) };
-    (result == 0).then(|| u64::from(stat.f_bavail) * u64::from(stat.f_frsize))
+    (result == 0).then(|| stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 /// Where `address` is, in words: `res_foo.so+0x4340`, `heap`, or None.
