@@ -8,6 +8,7 @@ mod common;
 
 mod completions;
 mod crash;
+mod fleet;
 mod freeze;
 mod graph;
 mod layout;
