@@ -173,6 +173,16 @@ fn the_core_is_found_in_the_spool_and_dry_run_writes_nothing() {
         .assert()
         .success()
         .stderr(predicate::str::contains("Crashing thread"));
+
+    // `info --json` lists the same core (what the fleet's segfaults table
+    // shows), and not the text file named like one.
+    let output = sandbox.command().args(["--json", "info"]).output().unwrap();
+    assert!(output.status.success());
+    let info: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let cores = info["cores"].as_array().expect("info --json has cores");
+    assert_eq!(cores.len(), 1, "{cores:?}");
+    assert_eq!(cores[0]["path"], core.display().to_string());
+    assert_eq!(cores[0]["pid"], 4242);
 }
 
 #[test]

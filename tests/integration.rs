@@ -10,6 +10,7 @@ mod bed_crash;
 mod bed_freeze;
 mod completions;
 mod crash;
+mod fleet;
 mod freeze;
 mod graph;
 mod layout;

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::context::Context;
 use crate::error::Result;
+use crate::evidence::cores::{self, CoreFile};
 use crate::host::apt_sources::{self, AptSource};
 use crate::host::asterisk::{self, ASTERISK_BIN, PidLookup};
 use crate::host::runbook::{EraPlan, Runbooks};
@@ -45,6 +46,8 @@ pub struct Info {
     asterisk_version: Option<String>,
     /// The installed asterisk-vanilla version, if any (from dpkg's status file).
     asterisk_vanilla: Option<String>,
+    /// The core files in the spool and in core_pattern's directory, newest first.
+    cores: Vec<CoreFile>,
     tools: Vec<Tool>,
 }
 
@@ -103,6 +106,7 @@ fn gather(context: &Context) -> Result<Info> {
         asterisk: asterisk::find(&context.host),
         asterisk_version: asterisk::installed_version(&context.host),
         asterisk_vanilla: crate::host::dpkg::installed_version(&context.host, "asterisk-vanilla"),
+        cores: cores::search(&context.host).cores,
         tools,
     })
 }
@@ -203,6 +207,18 @@ fn render(info: &Info) -> String {
                 "asterisk-vanilla {version} is installed (no Wazo patches; `wazo-astdebug vanilla revert` puts asterisk back)"
             ),
             None => "not installed".to_string(),
+        },
+    );
+    line(
+        "Core files",
+        match info.cores.first() {
+            Some(newest) => format!(
+                "{} (newest: {}, {} bytes)",
+                info.cores.len(),
+                newest.path.display(),
+                newest.size
+            ),
+            None => "none".to_string(),
         },
     );
     for tool in &info.tools {
