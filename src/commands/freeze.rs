@@ -191,7 +191,7 @@ fn collect(
             &live::cycles(&seen.graph, &seen.analysis),
             &live::cycles(&findings.graph, &findings.analysis),
         );
-        findings.summary = format!("{}\n\n{agreement}", findings.summary.trim_end());
+        findings.summary = format!("{}\n\n{agreement}\n", findings.summary.trim_end());
     }
     print_findings(&findings);
     if args.graph {

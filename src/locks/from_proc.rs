@@ -64,9 +64,15 @@ pub fn build(tasks: &[Task], read: &dyn Fn(u64) -> Option<u32>, maps: &[Mapping]
     };
     let mut refs: HashMap<u32, ThreadRef> = HashMap::new();
     for task in tasks {
-        let handle =
-            out.graph
-                .add_thread(&task.tid.to_string(), Some(u64::from(task.tid)), &task.name);
+        // Asterisk leaves its threads' names as its own: no information.
+        let name = if task.name == "asterisk" {
+            ""
+        } else {
+            task.name.as_str()
+        };
+        let handle = out
+            .graph
+            .add_thread(&task.tid.to_string(), Some(u64::from(task.tid)), name);
         refs.insert(task.tid, handle);
         if matches!(task.state, 'T' | 't') {
             out.stopped.push(task.tid);

@@ -35,6 +35,14 @@ fn thread_label(graph: &LockGraph, thread: ThreadRef) -> String {
     match graph.thread(thread) {
         Some(t) => {
             let name = t.short_name();
+            // A source that names threads by their LWP (/proc) says it once.
+            if t.lwp.is_some_and(|lwp| *t.id == *lwp.to_string()) {
+                return if name.is_empty() {
+                    format!("LWP {}", t.id)
+                } else {
+                    format!("LWP {} ({name})", t.id)
+                };
+            }
             let lwp = t.lwp.map(|lwp| format!(" LWP {lwp}")).unwrap_or_default();
             if name.is_empty() {
                 format!("thread {}{lwp}", t.id)
