@@ -343,3 +343,69 @@ fn no_attach_reads_the_cycle_and_the_rwlock_wait_from_proc_alone() {
     assert!(sandbox.calls().is_empty(), "{:?}", sandbox.calls());
     assert_eq!(process_state(pid).map(|s| s != 'T'), Some(true));
 }
+
+/// `tests/fixtures/c/stuck.c` in `mode`, named asterisk; its LWPs.
+fn stuck_program(dir: &Path, mode: &str) -> (std::process::Child, Vec<u64>) {
+    let program = compile_c_as("stuck", "asterisk", dir);
+    let mut child = Process::new(&program)
+        .arg(mode)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let lwps = line
+        .strip_prefix("ready ")
+        .unwrap_or_else(|| panic!("unexpected: {line:?}"))
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    (child, lwps)
+}
+
+#[test]
+fn a_holder_that_waits_on_something_else_is_a_freeze_not_no_deadlock() {
+    require_root!();
+    for (mode, words) in [
+        ("cond", "waits on a condition variable while holding it"),
+        ("sleep", "sleeps while holding it"),
+    ] {
+        let sandbox = Sandbox::new(&["systemctl", "asterisk"]);
+        sandbox.prints("systemctl", "active\n");
+        sandbox.fails("asterisk", 1);
+        let (mut child, lwps) = stuck_program(&sandbox.path(""), mode);
+        let pid = child.id().to_string();
+        let holder = format!("LWP {}", lwps[0]);
+        // From /proc alone, then with gdb's frames.
+        for extra in [
+            &["--no-attach"][..],
+            &[
+                "--asterisk-bin",
+                &sandbox.path("asterisk").display().to_string(),
+            ][..],
+        ] {
+            let output = sandbox
+                .command()
+                .args(["--yes", "freeze", "--timeout", "2", "--pid", &pid])
+                .args(extra)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(output.status.success(), "{mode} {extra:?}: {stderr}");
+            assert!(
+                stderr.contains("STUCK: 3 threads wait for"),
+                "{mode} {extra:?}: {stderr}"
+            );
+            assert!(stderr.contains(&holder), "{mode} {extra:?}: {stderr}");
+            assert!(stderr.contains(words), "{mode} {extra:?}: {stderr}");
+            assert!(
+                !stderr.contains("No deadlock"),
+                "{mode} {extra:?}: {stderr}"
+            );
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

@@ -33,6 +33,7 @@ use crate::locks::draw::{self, GraphFormat};
 use crate::locks::file as lockfile;
 use crate::locks::from_gdb;
 use crate::locks::graph::{Analysis, LockGraph};
+use crate::locks::holders;
 use crate::locks::render;
 use crate::output::Warnings;
 
@@ -584,6 +585,10 @@ fn choose_graph(
     match built {
         Some(built) => {
             info.notes.extend(built.notes);
+            let analysis = built.graph.analyze();
+            info.stuck = holders::stuck(&built.graph, &analysis, &built.doing, &|thread| {
+                render::thread_label(&built.graph, thread)
+            });
             if !built.unaddressed.is_empty() {
                 info.notes.push(format!(
                     "{} threads are blocked in a lock call whose address gdb could not read \

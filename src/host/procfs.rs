@@ -137,6 +137,21 @@ impl Process {
         Some(u32::from_le_bytes(bytes))
     }
 
+    /// What file descriptor `fd` is, in words: `a socket`, `a pipe`, a path.
+    pub fn fd_kind(&self, fd: u64) -> Option<String> {
+        let target = fs::read_link(format!("/proc/{}/fd/{fd}", self.pid)).ok()?;
+        let target = target.to_string_lossy();
+        Some(if target.starts_with("socket:") {
+            "a socket".to_string()
+        } else if target.starts_with("pipe:") {
+            "a pipe".to_string()
+        } else if let Some(kind) = target.strip_prefix("anon_inode:") {
+            format!("an {}", kind.trim_matches(['[', ']']))
+        } else {
+            target.to_string()
+        })
+    }
+
     /// The process's mappings, for naming addresses.
     pub fn maps(&self) -> Vec<Mapping> {
         read_small(&PathBuf::from(format!("/proc/{}/maps", self.pid)))

@@ -123,6 +123,7 @@ pub fn source_info(path: &Path, info: &DumpInfo) -> SourceInfo {
         taken_at: info.taken_at.clone(),
         notes,
         unlisted_why: None,
+        stuck: Vec::new(),
     }
 }
 

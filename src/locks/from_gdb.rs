@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::gdb::threads::{Analysis, Wait};
 use crate::locks::graph::{LockGraph, LockKind, ThreadRef};
+use crate::locks::holders::Doing;
 
 /// The graph, and how many blocked threads gdb could not place in it.
 pub struct GdbGraph {
@@ -18,6 +19,8 @@ pub struct GdbGraph {
     pub unaddressed: Vec<i64>,
     /// What the graph rests on that is inferred, for the reader.
     pub notes: Vec<String>,
+    /// What each thread is doing, from its innermost frames.
+    pub doing: HashMap<ThreadRef, Doing>,
 }
 
 /// Why a lock's holder can be missing from gdb's reading.
@@ -74,10 +77,29 @@ pub fn build(analysis: &Analysis) -> GdbGraph {
         }
     }
     let notes = infer_readers(analysis, &mut graph, &by_lwp);
+    let doing = analysis
+        .threads
+        .iter()
+        .filter_map(|thread| {
+            let handle = *by_lwp.get(&thread.lwp)?;
+            let state = if thread.waits.is_some() {
+                Doing::OnLock
+            } else {
+                let functions: Vec<&str> = thread
+                    .frames
+                    .iter()
+                    .map(|frame| frame.function.as_str())
+                    .collect();
+                Doing::from_frames(&functions)
+            };
+            Some((handle, state))
+        })
+        .collect();
     GdbGraph {
         graph,
         unaddressed,
         notes,
+        doing,
     }
 }
 

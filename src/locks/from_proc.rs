@@ -15,8 +15,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::host::procfs::{Mapping, Task, place};
+use crate::host::procfs::{Mapping, Syscall, Task, place};
 use crate::locks::graph::{LockGraph, LockKind, ThreadRef};
+use crate::locks::holders::Doing;
 
 /// `FUTEX_WAIT`, with or without `FUTEX_PRIVATE_FLAG`: what `lll_lock_wait`
 /// (a contended mutex) uses. Condition variables and rwlocks use
@@ -42,6 +43,8 @@ pub struct ProcGraph {
     pub stopped: Vec<u32>,
     /// What is inferred, for the reader.
     pub notes: Vec<String>,
+    /// What each thread is doing, from its system call.
+    pub doing: HashMap<ThreadRef, Doing>,
 }
 
 /// What one blocked thread waits for.
@@ -55,8 +58,14 @@ struct LockWait {
 }
 
 /// Builds the graph from the threads of one process; `read` reads a 32-bit
-/// word of its memory, `maps` names addresses.
-pub fn build(tasks: &[Task], read: &dyn Fn(u64) -> Option<u32>, maps: &[Mapping]) -> ProcGraph {
+/// word of its memory, `maps` names addresses, `fd_kind` says what a file
+/// descriptor is (`a socket`).
+pub fn build(
+    tasks: &[Task],
+    read: &dyn Fn(u64) -> Option<u32>,
+    maps: &[Mapping],
+    fd_kind: &dyn Fn(u64) -> Option<String>,
+) -> ProcGraph {
     let tids: HashSet<u32> = tasks.iter().map(|task| task.tid).collect();
     let mut out = ProcGraph {
         threads: tasks.len(),
@@ -87,6 +96,25 @@ pub fn build(tasks: &[Task], read: &dyn Fn(u64) -> Option<u32>, maps: &[Mapping]
             Some(wait) => waits.push((task.tid, wait)),
             None => out.other_futex += 1,
         }
+    }
+    let on_lock: HashSet<u32> = waits.iter().map(|(tid, _)| *tid).collect();
+    for task in tasks {
+        let doing = match &task.syscall {
+            Syscall::Blocked { number, args } => {
+                // Most I/O calls take the file descriptor first (poll and
+                // select take arrays: no kind then).
+                let fd = match number {
+                    0 | 1 | 17 | 18 | 19 | 20 | 43 | 44 | 45 | 46 | 47 | 288 | 295 | 299 => {
+                        args.first().and_then(|fd| fd_kind(*fd))
+                    }
+                    _ => None,
+                };
+                Doing::from_syscall(Some(*number), on_lock.contains(&task.tid), fd.as_deref())
+            }
+            Syscall::Running => Doing::Running,
+            Syscall::Unknown => continue,
+        };
+        out.doing.insert(refs[&task.tid], doing);
     }
     let mut held: HashSet<(u32, u64)> = HashSet::new();
     for (tid, wait) in &waits {
@@ -195,6 +223,9 @@ fn rwlock_wait(
         let Some(base) = word.checked_sub(offset) else {
             continue;
         };
+        if !looks_like_rwlock(base, read) {
+            continue;
+        }
         if let Some(writer) = owner_of(base + 24) {
             return Some(LockWait {
                 lock: base,
@@ -205,6 +236,9 @@ fn rwlock_wait(
         }
     }
     let base = word.checked_sub(8)?;
+    if !looks_like_rwlock(base, read) {
+        return None;
+    }
     let readers = read(base)?;
     let count = readers >> RWLOCK_READER_SHIFT;
     let writer = read(base + 24)?;
@@ -217,6 +251,21 @@ fn rwlock_wait(
         });
     }
     None
+}
+
+/// Whether the 56 bytes at `base` have the shape of a glibc (2.25+) rwlock:
+/// its padding words are zero, `__shared` is 0 or 1 and `__flags` a known
+/// preference. A condition variable's futex sits inside other data, and a
+/// thread id that happens to lie 24 bytes further must not pass for a
+/// writer.
+fn looks_like_rwlock(base: u64, read: &dyn Fn(u64) -> Option<u32>) -> bool {
+    let zero = |offset: u64| read(base + offset) == Some(0);
+    zero(16)
+        && zero(20)
+        && zero(40)
+        && zero(44)
+        && matches!(read(base + 28), Some(0 | 1))
+        && matches!(read(base + 48), Some(0..=2))
 }
 
 #[cfg(test)]
@@ -256,7 +305,7 @@ mod tests {
             task(14, None),
         ];
         let read = memory(&mem);
-        let built = build(&tasks, &read, &[]);
+        let built = build(&tasks, &read, &[], &|_| None);
         let analysis = built.graph.analyze();
         assert_eq!(analysis.deadlocks.len(), 1);
         assert_eq!(analysis.deadlocks[0].members.len(), 2);
@@ -269,7 +318,7 @@ mod tests {
         let mem = [(0x100, 2), (0x108, 999)];
         let tasks = [task(10, Some((0x100, 0x80)))];
         let read = memory(&mem);
-        let built = build(&tasks, &read, &[]);
+        let built = build(&tasks, &read, &[], &|_| None);
         assert!(
             built
                 .graph
@@ -285,13 +334,24 @@ mod tests {
         // rwlock R at 0x400: 1 reader, WRLOCKED, no writer; the writer (20)
         // sleeps on R+8. Mutex M at 0x500 is owned by the writer; the reader
         // (21) waits for M.
-        let mem = [(0x400, (1 << 3) | 2), (0x418, 0), (0x500, 2), (0x508, 20)];
+        let mem = [
+            (0x400, (1 << 3) | 2),
+            (0x410, 0),
+            (0x414, 0),
+            (0x418, 0),
+            (0x41c, 0),
+            (0x428, 0),
+            (0x42c, 0),
+            (0x430, 0),
+            (0x500, 2),
+            (0x508, 20),
+        ];
         let tasks = [
             task(20, Some((0x408, 0x189))),
             task(21, Some((0x500, 0x80))),
         ];
         let read = memory(&mem);
-        let built = build(&tasks, &read, &[]);
+        let built = build(&tasks, &read, &[], &|_| None);
         let analysis = built.graph.analyze();
         assert_eq!(analysis.deadlocks.len(), 1);
         assert!(analysis.deadlocks[0].possible);

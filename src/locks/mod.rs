@@ -11,5 +11,6 @@ pub mod from_gdb;
 pub mod from_proc;
 pub mod graph;
 mod hash;
+pub mod holders;
 pub mod render;
 mod scc;

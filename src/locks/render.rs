@@ -29,9 +29,13 @@ pub struct SourceInfo {
     /// Why a lock's holder can be missing from this source (default: a
     /// `core show locks` paste's reasons).
     pub unlisted_why: Option<String>,
+    /// Holders that keep others waiting while doing something else (see
+    /// `locks::holders`): they lead the explanation.
+    pub stuck: Vec<String>,
 }
 
-fn thread_label(graph: &LockGraph, thread: ThreadRef) -> String {
+/// `thread 5 LWP 1234 (name)`, or `LWP 1234 (name)` where the id is the LWP.
+pub fn thread_label(graph: &LockGraph, thread: ThreadRef) -> String {
     match graph.thread(thread) {
         Some(t) => {
             let name = t.short_name();
@@ -133,6 +137,12 @@ pub fn text(graph: &LockGraph, analysis: &Analysis, info: &SourceInfo) -> String
         );
     }
     let _ = writeln!(out);
+    for line in &info.stuck {
+        let _ = writeln!(out, "{line}");
+    }
+    if !info.stuck.is_empty() {
+        let _ = writeln!(out);
+    }
 
     let acquisitions = graph.acquisitions();
     for deadlock in &analysis.deadlocks {
@@ -224,10 +234,19 @@ pub fn text(graph: &LockGraph, analysis: &Analysis, info: &SourceInfo) -> String
         }
         let _ = writeln!(out);
     }
-    if analysis.deadlocks.is_empty() {
+    if analysis.deadlocks.is_empty() && info.stuck.is_empty() {
         let _ = writeln!(
             out,
             "No deadlock: no cycle in the wait-for graph ({}).",
+            plural(analysis.edges.len(), "wait edge", "wait edges")
+        );
+        let _ = writeln!(out);
+    } else if analysis.deadlocks.is_empty() {
+        // Threads are stuck behind a holder that is not running: a freeze
+        // all the same, so never "No deadlock".
+        let _ = writeln!(
+            out,
+            "No cycle in the wait-for graph ({}): the threads above are stuck all the same.",
             plural(analysis.edges.len(), "wait edge", "wait edges")
         );
         let _ = writeln!(out);

@@ -52,6 +52,9 @@ pub struct Bed {
     holder: u32,
     pub pid: u32,
     _turn: MutexGuard<'static, ()>,
+    /// flock on the bed: other test processes (a second checkout's
+    /// `cargo test`) wait their turn too.
+    _lock: fs::File,
 }
 
 fn repo() -> PathBuf {
@@ -105,6 +108,17 @@ impl Bed {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let root = root();
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(root.join(".testbed-lock"))
+            .expect("the bed's lock file");
+        // SAFETY: flock(2) on a descriptor we own; it blocks until the bed is free.
+        unsafe {
+            use std::os::fd::AsRawFd;
+            libc::flock(lock.as_raw_fd(), libc::LOCK_EX);
+        }
         // Whatever an earlier, killed test left.
         let _ = Command::new("pkill")
             .args(["-9", "-x", "asterisk"])
@@ -146,6 +160,7 @@ impl Bed {
             holder,
             pid: 0,
             _turn: turn,
+            _lock: lock,
         };
         let started = bed.sh(
             "mkdir -p /run/asterisk && chown asterisk: /run/asterisk && ulimit -c unlimited && \

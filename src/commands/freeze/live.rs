@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::host::procfs::{self, Process};
 use crate::locks::from_proc;
 use crate::locks::graph::{Analysis, LockGraph};
+use crate::locks::holders;
 use crate::locks::render::{self, SourceInfo};
 
 /// What /proc showed, analysed.
@@ -28,7 +29,8 @@ pub fn look(pid: u32) -> Result<Look> {
     let tasks = process.tasks()?;
     let maps = process.maps();
     let read = |address: u64| process.read_u32(address);
-    let built = from_proc::build(&tasks, &read, &maps);
+    let fd_kind = |fd: u64| process.fd_kind(fd);
+    let built = from_proc::build(&tasks, &read, &maps, &fd_kind);
     let took = started.elapsed();
     let analysis = built.graph.analyze();
     let mut info = SourceInfo {
@@ -44,6 +46,9 @@ pub fn look(pid: u32) -> Result<Look> {
         ..SourceInfo::default()
     };
     info.notes = built.notes;
+    info.stuck = holders::stuck(&built.graph, &analysis, &built.doing, &|thread| {
+        render::thread_label(&built.graph, thread)
+    });
     if built.other_futex > 0 {
         info.notes.push(format!(
             "{} of {} threads sleep on a condition variable or another futex (idle workers, \
