@@ -151,6 +151,7 @@ pub fn run(context: &Context, args: &RebuildArgs) -> Result<()> {
         return Ok(());
     }
     require_root("rebuild")?;
+    context.claim()?;
     fail_on_missing(&plan, "rebuild")?;
     err!("{}", plan.script(&header.join("\n")));
     context.confirm(

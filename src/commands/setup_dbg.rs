@@ -41,6 +41,7 @@ pub fn run(context: &Context) -> Result<()> {
         return Ok(());
     }
     require_root("setup-dbg")?;
+    context.claim()?;
     if let Some(program) = missing.first() {
         return Err(Error::MissingTool {
             program: program.clone(),

@@ -141,6 +141,7 @@ pub fn run(context: &Context, args: &ValgrindArgs) -> Result<()> {
         return Ok(());
     }
     require_root("valgrind")?;
+    context.claim()?;
     fail_on_missing(&plan, "valgrind")?;
     err!("{}", plan.script(&header.join("\n")));
     errln!("Then, in the foreground until Ctrl-C:\n  {command}");

@@ -62,6 +62,7 @@ pub fn run(context: &Context, args: &VanillaArgs) -> Result<()> {
         return Ok(());
     }
     require_root(what)?;
+    context.claim()?;
     fail_on_missing(&plan, what)?;
     err!("{}", plan.script(&header));
     let question = match action {

@@ -65,7 +65,7 @@ pub fn guard(plan: &mut Plan, path: &Path) -> Result<()> {
     let mode = format!("{:o}", metadata.permissions().mode() & 0o7777);
     let file = path.to_string_lossy().to_string();
     let saved = backup.to_string_lossy().to_string();
-    plan.guarded(
+    plan.guarded_while(
         Cmd::new(["install", "-p", "-m", "600", &file, &saved]),
         vec![
             // Into the existing file: same inode, so owner and links stay.
@@ -73,6 +73,7 @@ pub fn guard(plan: &mut Plan, path: &Path) -> Result<()> {
             Cmd::new(["chmod", &mode, &file]),
             Cmd::new(["rm", "-f", &saved]),
         ],
+        backup,
     );
     Ok(())
 }
