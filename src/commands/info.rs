@@ -2,13 +2,15 @@
 //!
 //! The first thing a support engineer needs on an unknown box: which
 //! version, which era (so which commands), whether apt was left pointing at
-//! an archive by an earlier interrupted run, and which tools are missing.
+//! an archive by an earlier interrupted run, what a killed run left to put
+//! back (the journal `recover` runs), and which tools are missing.
 
 use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::context::Context;
+use crate::engine::journal::{self, Journal, Orphan};
 use crate::error::Result;
 use crate::host::apt_sources::{self, AptSource};
 use crate::host::asterisk::{self, ASTERISK_BIN, PidLookup};
@@ -45,6 +47,11 @@ pub struct Info {
     asterisk: PidLookup,
     /// The installed asterisk-vanilla version, if any (from dpkg's status file).
     asterisk_vanilla: Option<String>,
+    /// The undo steps a killed run left, for `recover`.
+    leftovers: Option<Journal>,
+    leftovers_error: Option<String>,
+    /// The processes that killed run left running.
+    orphans: Vec<Orphan>,
     tools: Vec<Tool>,
 }
 
@@ -83,6 +90,14 @@ fn gather(context: &Context) -> Result<Info> {
         Err(error) => (None, Some(error.to_string())),
     };
     let root = crate::host::sys::is_root();
+    let (leftovers, leftovers_error) = match context.state_dir().leftovers() {
+        Ok(leftovers) => (leftovers, None),
+        Err(error) => (None, Some(error.to_string())),
+    };
+    let orphans = leftovers
+        .as_ref()
+        .map(|left| journal::orphans(&left.run))
+        .unwrap_or_default();
     let tools = TOOLS
         .iter()
         .map(|name| Tool {
@@ -102,6 +117,9 @@ fn gather(context: &Context) -> Result<Info> {
         root,
         asterisk: asterisk::find(&context.host),
         asterisk_vanilla: crate::host::dpkg::installed_version(&context.host, "asterisk-vanilla"),
+        leftovers,
+        leftovers_error,
+        orphans,
         tools,
     })
 }
@@ -198,6 +216,36 @@ fn render(info: &Info) -> String {
             None => "not installed".to_string(),
         },
     );
+    match (&info.leftovers, &info.leftovers_error) {
+        (Some(left), _) => {
+            line(
+                "LEFT BEHIND",
+                format!(
+                    "a run was killed before it put {} change(s) back: `{}`, pid {}, started {}; \
+                     `wazo-astdebug recover` puts them back (changing commands refuse until then)",
+                    left.pending.len(),
+                    left.command,
+                    left.pid,
+                    left.started
+                ),
+            );
+            for entry in left.pending.iter().rev() {
+                let undo: Vec<String> = entry.commands().iter().map(ToString::to_string).collect();
+                line(
+                    "  to undo",
+                    format!("`{}`: {}", entry.after, undo.join(" && ")),
+                );
+            }
+            for orphan in &info.orphans {
+                line(
+                    "  still running",
+                    format!("pid {}: {}", orphan.pid, orphan.command),
+                );
+            }
+        }
+        (None, Some(error)) => line("Left behind", format!("unknown: {error}")),
+        (None, None) => line("Left behind", "nothing (no run left changes to put back)".to_string()),
+    }
     for tool in &info.tools {
         let value = match &tool.path {
             Some(path) => path.display().to_string(),

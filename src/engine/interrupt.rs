@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::host::sys;
 
 /// How long after a signal the watchdog lets the code notice it by itself.
-const WATCHDOG_GRACE: Duration = Duration::from_secs(1);
+const WATCHDOG_GRACE: Duration = Duration::from_millis(700);
 
 #[derive(Clone)]
 pub struct Interrupt {

@@ -145,8 +145,11 @@ impl StateDir {
     /// What an earlier run left, if anything.
     pub fn leftovers(&self) -> Result<Option<Journal>> {
         let path = self.path.join(JOURNAL);
-        if !path.exists() && !path.is_symlink() {
-            return Ok(None);
+        match fs::symlink_metadata(&path) {
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            // Not root: the directory is closed to us, which is not "nothing left".
+            Err(source) => return Err(Error::read(&path, source)),
         }
         files::check_private_dir(&self.path)?;
         let file = files::open_untrusted(&path)?;

@@ -206,6 +206,41 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// A reader that fails once SIGINT, SIGTERM or SIGHUP has arrived, so that a
+/// parser fed from it ends within a read of the signal whatever it does.
+pub struct Interruptible<R>(pub R);
+
+impl<R: Read> Read for Interruptible<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        if crate::host::sys::interrupted() {
+            return Err(std::io::Error::other("interrupted by a signal"));
+        }
+        self.0.read(buffer)
+    }
+}
+
+impl<R: std::io::BufRead> std::io::BufRead for Interruptible<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if crate::host::sys::interrupted() {
+            return Err(std::io::Error::other("interrupted by a signal"));
+        }
+        self.0.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.0.consume(amount);
+    }
+}
+
+/// The error for a read that failed: the signal, when one arrived.
+pub fn read_error(path: &Path, source: std::io::Error) -> Error {
+    if crate::host::sys::interrupted() {
+        Error::Interrupted
+    } else {
+        Error::read(path, source)
+    }
+}
+
 /// A fresh directory only we can use, for files a program we start reads
 /// or writes by name (valgrind's log and suppressions): never a shared
 /// `/tmp` name another account could have planted.
