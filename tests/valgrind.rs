@@ -129,7 +129,7 @@ fn dry_run_shows_the_docs_command_and_changes_nothing() {
     assert!(server.sandbox.calls().is_empty());
     server.assert_files_restored();
     let commands = script_commands(&script);
-    let run_dir = server.sandbox.path("root/tmp");
+    let run_dir = server.sandbox.path("root/tmp/wazo-astdebug-valgrind.XXXXXX");
     let run = format!(
         "(cd {} && env -u LD_PRELOAD valgrind --leak-check=full --log-file=valgrind.txt --vgdb=no {})",
         run_dir.display(),
@@ -170,7 +170,7 @@ fn the_default_command_is_the_docs() {
         .output()
         .unwrap();
     let script = String::from_utf8(output.stdout).unwrap();
-    let run_dir = sandbox.path("root/tmp");
+    let run_dir = sandbox.path("root/tmp/wazo-astdebug-valgrind.XXXXXX");
     assert!(
         script.contains(&format!(
             "cp {} {}/valgrind.supp\n",
@@ -366,7 +366,7 @@ fn edit_modules_edits_a_copy_first_in_the_dry_run() {
     assert!(sh_accepts(&script), "{script}");
     let copy = server
         .sandbox
-        .path("root/tmp/modules.conf.wazo-astdebug-edit");
+        .path("root/tmp/wazo-astdebug-valgrind.XXXXXX/modules.conf.wazo-astdebug-edit");
     let commands = script_commands(&script);
     let modules = server.modules.display().to_string();
     assert_eq!(

@@ -27,15 +27,6 @@ pub fn interrupted() -> bool {
     SIGNAL.load(Ordering::SeqCst) != 0
 }
 
-/// `Err(Interrupted)` once a signal has arrived: for long loops over outside data.
-pub fn check_interrupted() -> Result<()> {
-    if interrupted() {
-        Err(Error::Interrupted)
-    } else {
-        Ok(())
-    }
-}
-
 /// While one lives, the tool is stopping a child or undoing a change, and
 /// must not be ended from outside the code doing it (the watchdog waits).
 pub struct Hold(());
