@@ -111,7 +111,8 @@ pub enum Error {
     #[error(
         "{backup} already exists: an earlier run was probably stopped before it could put \
          {file} back. Nothing was changed. Compare them, then either restore it \
-         (`cp {backup} {file} && rm {backup}`) or remove it, and run this again"
+         (`cp {backup} {file} && rm {backup}`) or remove it, and run this again \
+         (when `wazo-astdebug info` lists it as left behind, `wazo-astdebug recover` does it)"
     )]
     LeftoverBackup { backup: String, file: String },
 

@@ -7,7 +7,12 @@ use std::time::Duration;
 
 use crate::common::{Sandbox, alive, state_dir};
 
-const STANDINS: &[&str] = &["wazo-dist", "apt-get", "dpkg-query", "xivo-fix-paths-rights"];
+const STANDINS: &[&str] = &[
+    "wazo-dist",
+    "apt-get",
+    "dpkg-query",
+    "xivo-fix-paths-rights",
+];
 
 fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -34,7 +39,11 @@ fn killed_then_recovered(args: &[&str], hang: &str, undo: &[&str]) {
     let refused = sandbox.command().args(args).output().unwrap();
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
     assert!(stderr(&refused).contains("wazo-astdebug recover"));
-    assert_eq!(sandbox.calls(), calls_at_kill, "the refused run called something");
+    assert_eq!(
+        sandbox.calls(),
+        calls_at_kill,
+        "the refused run called something"
+    );
 
     let dry = sandbox
         .command()
@@ -48,7 +57,11 @@ fn killed_then_recovered(args: &[&str], hang: &str, undo: &[&str]) {
     }
     assert_eq!(sandbox.calls(), calls_at_kill, "--dry-run ran something");
 
-    let output = sandbox.command().args(["--yes", "recover"]).output().unwrap();
+    let output = sandbox
+        .command()
+        .args(["--yes", "recover"])
+        .output()
+        .unwrap();
     let text = stderr(&output);
     assert!(output.status.success(), "{text}");
     assert!(text.contains(&format!("pid {orphan}")), "{text}");
@@ -57,9 +70,17 @@ fn killed_then_recovered(args: &[&str], hang: &str, undo: &[&str]) {
     assert_eq!(&calls[calls_at_kill.len()..], undo, "{text}");
     assert!(!state_dir(&sandbox).join("journal.json").exists());
 
-    let again = sandbox.command().args(["--yes", "recover"]).output().unwrap();
+    let again = sandbox
+        .command()
+        .args(["--yes", "recover"])
+        .output()
+        .unwrap();
     assert!(again.status.success());
-    assert!(stderr(&again).contains("Nothing to recover"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("Nothing to recover"),
+        "{}",
+        stderr(&again)
+    );
     assert_eq!(sandbox.calls(), calls);
 }
 
@@ -99,7 +120,11 @@ fn a_recover_that_fails_says_what_is_left_and_keeps_it() {
     sandbox.wait_hanging("apt-get.install");
     run.sigkill();
     sandbox.fails("wazo-dist.-m", 2);
-    let output = sandbox.command().args(["--yes", "recover"]).output().unwrap();
+    let output = sandbox
+        .command()
+        .args(["--yes", "recover"])
+        .output()
+        .unwrap();
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(text.contains("CLEANUP FAILED"), "{text}");
@@ -119,7 +144,11 @@ fn a_recover_that_fails_says_what_is_left_and_keeps_it() {
 fn recover_with_nothing_left_changes_nothing() {
     require_root!();
     let sandbox = Sandbox::new(STANDINS);
-    let output = sandbox.command().args(["--yes", "recover"]).output().unwrap();
+    let output = sandbox
+        .command()
+        .args(["--yes", "recover"])
+        .output()
+        .unwrap();
     assert!(output.status.success());
     assert!(stderr(&output).contains("Nothing to recover"));
     assert!(sandbox.calls().is_empty());

@@ -9,7 +9,12 @@ use std::time::{Duration, Instant};
 
 use crate::common::{Sandbox, Tmpfs, as_nobody, file_mode, mkfifo, state_dir};
 
-const STANDINS: &[&str] = &["wazo-dist", "apt-get", "dpkg-query", "xivo-fix-paths-rights"];
+const STANDINS: &[&str] = &[
+    "wazo-dist",
+    "apt-get",
+    "dpkg-query",
+    "xivo-fix-paths-rights",
+];
 const SETUP_DBG: &[&str] = &["--yes", "--wazo-version", "25.15", "setup-dbg"];
 const INTERRUPTED_25_15: &[&str] = &[
     "wazo-dist -a wazo-25.15",
@@ -95,10 +100,15 @@ fn a_cleanup_that_fails_wins_over_the_interrupt_with_the_commands_by_hand() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("CLEANUP FAILED"), "{stderr}");
     assert!(
-        stderr.contains("Run by hand, as root:\n    wazo-dist -m pelican-bookworm\n    apt-get update"),
+        stderr.contains(
+            "Run by hand, as root:\n    wazo-dist -m pelican-bookworm\n    apt-get update"
+        ),
         "{stderr}"
     );
-    assert!(!stderr.contains("whatever had been changed is put back"), "{stderr}");
+    assert!(
+        !stderr.contains("whatever had been changed is put back"),
+        "{stderr}"
+    );
     // The undo that failed stays in the journal, for `recover`.
     let journal = fs::read_to_string(state_dir(&sandbox).join("journal.json")).unwrap();
     assert!(journal.contains("pelican-bookworm"), "{journal}");
@@ -165,7 +175,10 @@ fn a_disk_that_fills_midway_is_a_loud_warning_and_exit_1_after_the_restore() {
     let sandbox = Sandbox::new(STANDINS);
     matching_symbols(&sandbox);
     // Enough output that the log needs pages the full disk no longer has.
-    sandbox.prints("apt-get.update", &"Hit: a mirror line of apt\n".repeat(4000));
+    sandbox.prints(
+        "apt-get.update",
+        &"Hit: a mirror line of apt\n".repeat(4000),
+    );
     sandbox.hangs("apt-get.install", 3);
     let disk = Tmpfs::mount(sandbox.path("full"), "size=4m");
     let run = sandbox.start_in_group_in(&disk.path.join("run"), SETUP_DBG);
@@ -178,7 +191,9 @@ fn a_disk_that_fills_midway_is_a_loud_warning_and_exit_1_after_the_restore() {
     assert!(text.contains("not logged"), "{text}");
     let calls = sandbox.calls();
     assert!(
-        calls.iter().any(|call| call == "wazo-dist -m pelican-bookworm"),
+        calls
+            .iter()
+            .any(|call| call == "wazo-dist -m pelican-bookworm"),
         "{calls:?}"
     );
 }
@@ -200,7 +215,11 @@ fn an_output_directory_of_another_account_is_refused_naming_it() {
         hostile.display(),
         hostile.display()
     ));
-    let output = sandbox.command_in(&hostile).args(SETUP_DBG).output().unwrap();
+    let output = sandbox
+        .command_in(&hostile)
+        .args(SETUP_DBG)
+        .output()
+        .unwrap();
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(2), "{text}");
     assert!(text.contains("belongs to nobody"), "{text}");
@@ -208,7 +227,10 @@ fn an_output_directory_of_another_account_is_refused_naming_it() {
     assert_eq!(fs::read_to_string(&target).unwrap(), "root's file\n");
 
     // A symlink planted where the tool would make its directory is not followed.
-    as_nobody(&format!("mkdir {0}/elsewhere && ln -s {0}/elsewhere {0}/run", hostile.display()));
+    as_nobody(&format!(
+        "mkdir {0}/elsewhere && ln -s {0}/elsewhere {0}/run",
+        hostile.display()
+    ));
     let output = sandbox
         .command_in(&hostile.join("run"))
         .args(SETUP_DBG)
@@ -217,7 +239,12 @@ fn an_output_directory_of_another_account_is_refused_naming_it() {
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(2), "{text}");
     assert!(text.contains("a symbolic link"), "{text}");
-    assert!(fs::read_dir(hostile.join("elsewhere")).unwrap().next().is_none());
+    assert!(
+        fs::read_dir(hostile.join("elsewhere"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
 
     // Writable by others, even if root's: refused too.
     let open = sandbox.path("open");
@@ -257,7 +284,11 @@ fn refused_in_time(sandbox: &Sandbox, args: &[&str], path: &std::path::Path, kin
     command.args(&args).timeout(Duration::from_secs(10));
     let output = command.output().unwrap();
     let text = stderr(&output);
-    assert!(started.elapsed() < Duration::from_secs(2), "{args:?} took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{args:?} took {:?}",
+        started.elapsed()
+    );
     assert_eq!(output.status.code(), Some(2), "{args:?}: {text}");
     assert!(text.contains(kind), "{args:?}: {text}");
 }
@@ -281,14 +312,29 @@ fn a_fifo_or_a_device_given_as_any_input_is_refused_within_2_s() {
     // A version file under --root, and the runbook under --runbooks.
     fs::create_dir_all(sandbox.path("root/usr/share/wazo")).unwrap();
     mkfifo(&sandbox.path("root/usr/share/wazo/WAZO-VERSION"));
-    refused_in_time(&sandbox, &["--dry-run", "setup-dbg"], &fifo, "a FIFO (named pipe)");
+    refused_in_time(
+        &sandbox,
+        &["--dry-run", "setup-dbg"],
+        &fifo,
+        "a FIFO (named pipe)",
+    );
     let runbooks = sandbox.path("runbooks");
     fs::create_dir(&runbooks).unwrap();
     mkfifo(&runbooks.join("eras.toml"));
-    refused_in_time(&sandbox, &["--runbooks", "{}", "runbooks"], &runbooks, "a FIFO (named pipe)");
+    refused_in_time(
+        &sandbox,
+        &["--runbooks", "{}", "runbooks"],
+        &runbooks,
+        "a FIFO (named pipe)",
+    );
     fs::remove_file(runbooks.join("eras.toml")).unwrap();
     std::os::unix::fs::symlink(zero, runbooks.join("eras.toml")).unwrap();
-    refused_in_time(&sandbox, &["--runbooks", "{}", "runbooks"], &runbooks, "a character device");
+    refused_in_time(
+        &sandbox,
+        &["--runbooks", "{}", "runbooks"],
+        &runbooks,
+        "a character device",
+    );
 }
 
 #[test]
@@ -319,7 +365,10 @@ fn standard_input_that_never_ends_is_ended_by_sigterm_within_1_s() {
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(500));
-        assert!(child.try_wait().unwrap().is_none(), "{input}: ended by itself");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{input}: ended by itself"
+        );
         // SAFETY: kill(2) on our own child.
         unsafe {
             libc::kill(child.id() as i32, libc::SIGTERM);

@@ -244,7 +244,10 @@ fn render(info: &Info) -> String {
             }
         }
         (None, Some(error)) => line("Left behind", format!("unknown: {error}")),
-        (None, None) => line("Left behind", "nothing (no run left changes to put back)".to_string()),
+        (None, None) => line(
+            "Left behind",
+            "nothing (no run left changes to put back)".to_string(),
+        ),
     }
     for tool in &info.tools {
         let value = match &tool.path {

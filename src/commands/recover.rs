@@ -60,7 +60,10 @@ pub fn run(context: &Context, _args: &RecoverArgs) -> Result<()> {
             if orphans.is_empty() {
                 String::new()
             } else {
-                format!(", after stopping {} process(es) it left running", orphans.len())
+                format!(
+                    ", after stopping {} process(es) it left running",
+                    orphans.len()
+                )
             }
         ),
     )?;

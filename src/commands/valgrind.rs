@@ -31,10 +31,10 @@ use crate::engine::backup;
 use crate::engine::command::Cmd;
 use crate::engine::edit::FileEdit;
 use crate::engine::interrupt::Interrupt;
+use crate::engine::journal::{RUN_ENV, run_id};
 use crate::engine::plan::{Plan, fail_on_missing, with_missing};
 use crate::error::{Error, Result};
 use crate::evidence::valgrind_report;
-use crate::engine::journal::{RUN_ENV, run_id};
 use crate::host::files::fresh_private_dir;
 use crate::host::sys::{create_private, require_root};
 use crate::host::valgrind_conf::{
@@ -103,7 +103,11 @@ struct RunDir(PathBuf);
 
 impl Drop for RunDir {
     fn drop(&mut self) {
-        if self.0.file_name().is_some_and(|name| name != RUN_DIR_PLACEHOLDER) {
+        if self
+            .0
+            .file_name()
+            .is_some_and(|name| name != RUN_DIR_PLACEHOLDER)
+        {
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
@@ -620,8 +624,11 @@ fn summarise(context: &Context, run_dir: &Path) -> Result<()> {
     let log = run_dir.join(LOG);
     let read = crate::host::files::open_untrusted(&log).and_then(|file| {
         let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::Read::take(file, VALGRIND_LOG_LIMIT), &mut bytes)
-            .map_err(|error| Error::read(&log, error))?;
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(file, VALGRIND_LOG_LIMIT),
+            &mut bytes,
+        )
+        .map_err(|error| Error::read(&log, error))?;
         Ok(bytes)
     });
     let text = match read {

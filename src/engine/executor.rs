@@ -284,7 +284,10 @@ impl<'a> Executor<'a> {
                     crate::output::alarm("CLEANUP FAILED:"),
                     left.join("\n    ")
                 );
-                self.log_line(&format!("# CLEANUP FAILED; left to run by hand: {}", left.join("; ")));
+                self.log_line(&format!(
+                    "# CLEANUP FAILED; left to run by hand: {}",
+                    left.join("; ")
+                ));
                 let (_, all_left) = self
                     .failed
                     .get_or_insert_with(|| (error.to_string(), Vec::new()));

@@ -90,7 +90,10 @@ impl Entry {
     }
 
     pub fn commands(&self) -> Vec<Cmd> {
-        self.undo.iter().map(|argv| Cmd::new(argv.clone())).collect()
+        self.undo
+            .iter()
+            .map(|argv| Cmd::new(argv.clone()))
+            .collect()
     }
 
     /// False when [`Entry::needs`] names a path that is gone.
@@ -264,7 +267,10 @@ pub fn orphans(run: &str) -> Vec<Orphan> {
             continue;
         };
         let environ = read_proc(&entry.path().join("environ"));
-        if !environ.split(|&b| b == 0).any(|var| var == marker.as_bytes()) {
+        if !environ
+            .split(|&b| b == 0)
+            .any(|var| var == marker.as_bytes())
+        {
             continue;
         }
         let stat = String::from_utf8_lossy(&read_proc(&entry.path().join("stat"))).into_owned();
@@ -312,7 +318,10 @@ mod tests {
             .push(Entry::new(&Cmd::new(["wazo-dist", "-a", "x"]), &undo, None))
             .unwrap();
         let left = state.leftovers().unwrap().unwrap();
-        assert_eq!(left.pending[0].undo[0], ["wazo-dist", "-m", "pelican-bookworm"]);
+        assert_eq!(
+            left.pending[0].undo[0],
+            ["wazo-dist", "-m", "pelican-bookworm"]
+        );
         assert_eq!(left.pid, std::process::id());
         journal.remove(0).unwrap();
         assert!(state.leftovers().unwrap().is_none());

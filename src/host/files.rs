@@ -72,9 +72,18 @@ pub fn create_private(path: &Path) -> Result<File> {
 /// one is a real directory of ours that no group or other account can write:
 /// otherwise its owner could swap an artefact for a symlink between two runs.
 pub fn private_dir(dir: &Path) -> Result<()> {
-    match fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+    match fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
         Ok(()) => {}
-        Err(source) => return Err(Error::OutputUnusable { path: dir.to_path_buf(), source }),
+        Err(source) => {
+            return Err(Error::OutputUnusable {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
     }
     check_private_dir(dir)
 }
@@ -165,7 +174,9 @@ fn open_checked(path: &Path, flags: i32, hint: &str) -> Result<File> {
             },
             _ => Error::read(path, source),
         })?;
-    let metadata = file.metadata().map_err(|source| Error::read(path, source))?;
+    let metadata = file
+        .metadata()
+        .map_err(|source| Error::read(path, source))?;
     if !metadata.is_file() {
         return Err(not_regular(path, &metadata, hint));
     }
@@ -293,7 +304,10 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
         drop(create_private(&path).unwrap());
         assert_eq!(fs::read(&path).unwrap(), b"");
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]
@@ -308,6 +322,19 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
         let error = open_untrusted(&fifo).unwrap_err();
         assert!(error.to_string().contains("FIFO"), "{error}");
+    }
+
+    #[test]
+    fn a_symlink_where_others_write_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("shadow");
+        fs::write(&secret, "root only").unwrap();
+        let full = dir.path().join("full");
+        std::os::unix::fs::symlink(&secret, &full).unwrap();
+        let error = open_untrusted(&full).unwrap_err();
+        assert!(error.to_string().contains("a symbolic link"), "{error}");
+        // A path the user typed may be a symlink: that is followed.
+        assert!(open_input(&full, "").is_ok());
     }
 
     #[test]

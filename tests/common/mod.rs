@@ -382,8 +382,11 @@ impl GroupRun {
 
 /// Whether process `pid` still exists (and is not a zombie).
 pub fn alive(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
 }
 
 /// The state directory of a sandbox run: the journal and the lock.
@@ -431,7 +434,14 @@ impl Drop for Tmpfs {
 /// attacker would plant files.
 pub fn as_nobody(script: &str) {
     let status = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", script])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+            script,
+        ])
         .status()
         .unwrap();
     assert!(status.success(), "as nobody: {script}");
