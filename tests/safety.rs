@@ -129,6 +129,11 @@ fn a_second_changing_run_refuses_at_once_naming_the_first() {
     assert_eq!(second.status.code(), Some(2), "{text}");
     assert!(text.contains(&format!("pid {}", first.pgid)), "{text}");
     assert_eq!(sandbox.calls(), before, "the second run reached apt");
+    // info tells a run going on from one that was killed.
+    let info = sandbox.command().arg("info").output().unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(text.contains("Run going on"), "{text}");
+    assert!(!text.contains("LEFT BEHIND"), "{text}");
     first.signal_group("INT");
     let output = first.finish(Duration::from_secs(30));
     assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));

@@ -536,3 +536,25 @@ fn names_planted_in_tmp_by_another_account_are_neither_followed_nor_used() {
         "{left:?}"
     );
 }
+
+#[test]
+fn killed_while_asterisk_stops_then_recover_starts_everything_again() {
+    require_root!();
+    let server = server();
+    server.sandbox.hangs("service.asterisk.stop", 60);
+    let mut run = start_in_group(&server, "");
+    let orphan = server.sandbox.wait_hanging("service.asterisk.stop");
+    run.sigkill();
+    let output = server
+        .sandbox
+        .command()
+        .args(["--yes", "recover"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!crate::common::alive(orphan), "{stderr}");
+    server.assert_files_restored();
+    server.assert_services_back();
+}

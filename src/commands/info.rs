@@ -217,6 +217,16 @@ fn render(info: &Info) -> String {
         },
     );
     match (&info.leftovers, &info.leftovers_error) {
+        (Some(left), _) if left.is_live() => line(
+            "Run going on",
+            format!(
+                "`{}`, pid {}, started {}: {} change(s) it will put back itself",
+                left.command,
+                left.pid,
+                left.started,
+                left.pending.len()
+            ),
+        ),
         (Some(left), _) => {
             line(
                 "LEFT BEHIND",

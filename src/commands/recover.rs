@@ -108,13 +108,12 @@ fn describe(left: &Journal, orphans: &[Orphan]) -> String {
 /// The undo steps, innermost first, as the script `--dry-run` prints.
 fn build_plan(left: &Journal, orphans: &[Orphan]) -> Plan {
     let mut plan = Plan::new();
-    let mut groups: Vec<i32> = orphans.iter().map(|orphan| orphan.group).collect();
-    groups.sort_unstable();
-    groups.dedup();
-    if !groups.is_empty() {
+    let mut targets: Vec<String> = orphans.iter().map(target).collect();
+    targets.dedup();
+    if !targets.is_empty() {
         plan.note("Stop what the killed run left running (SIGKILL after 10 s if need be).");
-        for group in groups {
-            plan.run(Cmd::new(["kill", "-TERM", "--", &format!("-{group}")]));
+        for target in targets {
+            plan.run(Cmd::new(["kill", "-TERM", "--", &target]));
         }
     }
     for entry in left.pending.iter().rev() {
@@ -133,29 +132,42 @@ fn build_plan(left: &Journal, orphans: &[Orphan]) -> Plan {
     plan
 }
 
-/// SIGTERM to each orphan's group, then SIGKILL to what is left.
-fn stop_orphans(orphans: &[Orphan]) {
-    if orphans.is_empty() {
-        return;
+/// What a signal goes to: the group of a child that leads its own (what it
+/// started goes with it), else the process alone (valgrind shares the group
+/// of the killed tool, which may hold the rest of the user's shell job).
+fn target(orphan: &Orphan) -> String {
+    if orphan.pid == orphan.group {
+        format!("-{}", orphan.group)
+    } else {
+        orphan.pid.to_string()
     }
+}
+
+/// SIGTERM to each orphan, then SIGKILL to what is left.
+fn stop_orphans(orphans: &[Orphan]) {
     let alive = |orphan: &Orphan| std::path::Path::new(&format!("/proc/{}", orphan.pid)).exists();
-    for orphan in orphans {
-        errln!("+ kill -TERM -- -{}  ({})", orphan.group, orphan.command);
+    let signal = |orphan: &Orphan, signal: i32| {
+        let target = if orphan.pid == orphan.group {
+            -orphan.group
+        } else {
+            orphan.pid
+        };
         // SAFETY: kill(2) has no memory-safety preconditions.
         unsafe {
-            libc::kill(-orphan.group, libc::SIGTERM);
+            libc::kill(target, signal);
         }
+    };
+    for orphan in orphans {
+        errln!("+ kill -TERM -- {}  ({})", target(orphan), orphan.command);
+        signal(orphan, libc::SIGTERM);
     }
     let deadline = Instant::now() + ORPHAN_GRACE;
     while orphans.iter().any(alive) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
     for orphan in orphans.iter().filter(|orphan| alive(orphan)) {
-        errln!("+ kill -KILL -- -{}  (it did not stop)", orphan.group);
-        // SAFETY: as above.
-        unsafe {
-            libc::kill(-orphan.group, libc::SIGKILL);
-        }
+        errln!("+ kill -KILL -- {}  (it did not stop)", target(orphan));
+        signal(orphan, libc::SIGKILL);
     }
 }
 

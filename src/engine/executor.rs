@@ -170,7 +170,7 @@ impl<'a> Executor<'a> {
     fn execute_steps(&mut self, plan: &Plan) -> Result<()> {
         for step in plan.steps() {
             self.interrupt.check()?;
-            if !matches!(step, Step::Note(_) | Step::Undo) {
+            if matches!(step, Step::Run(_) | Step::Edit(_)) {
                 CHANGED.store(true, Ordering::SeqCst);
             }
             match step {
@@ -184,6 +184,7 @@ impl<'a> Executor<'a> {
                 Step::Guarded { run, undo, needs } => {
                     let entry = Entry::new(run, undo, needs.as_deref());
                     let slot = self.record(&entry)?;
+                    CHANGED.store(true, Ordering::SeqCst);
                     if let Err(error) = self.run(run) {
                         // Its undo does not run; nor may `recover` run it.
                         self.forget(slot);

@@ -104,6 +104,19 @@ impl Entry {
     }
 }
 
+impl Journal {
+    /// Whether the run that wrote it is still going (then it puts its
+    /// steps back itself, and holds the lock meanwhile).
+    pub fn is_live(&self) -> bool {
+        let Ok(pid) = i32::try_from(self.pid) else {
+            return false;
+        };
+        pid as u32 != std::process::id()
+            && fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim_end() == "wazo-astdebug")
+    }
+}
+
 impl StateDir {
     pub fn of(host: &Host) -> StateDir {
         StateDir {
