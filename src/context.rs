@@ -1,8 +1,7 @@
 //! What every command gets: the global options, the host, the interrupt
-//! flag, and the output directory where artefacts and the run log go.
+//! flag, the output directory where artefacts and the run log go, and the
+//! one-run-at-a-time lock of the commands that change the system.
 
-use std::fs;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -10,9 +9,11 @@ use clap::Args;
 
 use crate::engine::executor::Executor;
 use crate::engine::interrupt::Interrupt;
+use crate::engine::journal::{Entry, JournalFile, RunLock, StateDir};
 use crate::engine::prompt;
 use crate::error::{Error, Result};
 use crate::host::Host;
+use crate::host::files::private_dir;
 use crate::host::sys::hostname;
 
 /// Where runs go when `--output-dir` is not given.
@@ -62,6 +63,7 @@ pub struct Context {
     pub host: Host,
     pub interrupt: Interrupt,
     output_dir: OnceLock<PathBuf>,
+    lock: OnceLock<RunLock>,
 }
 
 impl Context {
@@ -72,6 +74,7 @@ impl Context {
             host,
             interrupt,
             output_dir: OnceLock::new(),
+            lock: OnceLock::new(),
         }
     }
 
@@ -92,20 +95,60 @@ impl Context {
     }
 
     /// The run's output directory, created (mode 0700) on first use: artefacts
-    /// may hold backtraces with passwords in them.
+    /// may hold backtraces with passwords in them. One that exists must be
+    /// ours and closed to other accounts (see [`private_dir`]); so must the
+    /// default base.
     pub fn output_dir(&self) -> Result<&Path> {
         let dir = self.output_path();
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|source| Error::write(dir, source))?;
+        if self.opts.output_dir.is_none() {
+            private_dir(Path::new(DEFAULT_OUTPUT_BASE))?;
+        }
+        private_dir(dir)?;
         Ok(dir)
     }
 
-    /// An executor logging to `run.log` in this run's output directory.
+    /// Where the journal and the lock live.
+    pub fn state_dir(&self) -> StateDir {
+        StateDir::of(&self.host)
+    }
+
+    /// Takes the one-run-at-a-time lock (kept until the process ends).
+    pub fn lock(&self) -> Result<StateDir> {
+        let state = self.state_dir();
+        if self.lock.get().is_none() {
+            let _ = self.lock.set(state.lock()?);
+        }
+        Ok(state)
+    }
+
+    /// Before a command changes the system: the lock, and no undo steps
+    /// left by a killed run (those are `recover`'s to run first).
+    pub fn claim(&self) -> Result<()> {
+        let state = self.lock()?;
+        if let Some(left) = state.leftovers()? {
+            return Err(Error::PendingRecovery {
+                command: left.command,
+                pid: left.pid,
+                started: left.started,
+                count: left.pending.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// An executor logging to `run.log` in this run's output directory,
+    /// journalling each undo before its step.
     pub fn executor(&self) -> Result<Executor<'_>> {
-        Executor::new(self.output_dir()?, &self.interrupt)
+        self.claim()?;
+        let journal = JournalFile::new(&self.state_dir());
+        Ok(Executor::new(self.output_dir()?, &self.interrupt)?.with_journal(journal))
+    }
+
+    /// An executor that takes over the undo steps a killed run left.
+    pub fn recovery_executor(&self, pending: Vec<Entry>) -> Result<Executor<'_>> {
+        let state = self.lock()?;
+        let journal = JournalFile::adopt(&state, pending);
+        Ok(Executor::new(self.output_dir()?, &self.interrupt)?.with_journal(journal))
     }
 
     /// Asks `question`, or answers it with `--yes` (see [`prompt::confirm`]).

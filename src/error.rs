@@ -111,7 +111,8 @@ pub enum Error {
     #[error(
         "{backup} already exists: an earlier run was probably stopped before it could put \
          {file} back. Nothing was changed. Compare them, then either restore it \
-         (`cp {backup} {file} && rm {backup}`) or remove it, and run this again"
+         (`cp {backup} {file} && rm {backup}`) or remove it, and run this again \
+         (when `wazo-astdebug info` lists it as left behind, `wazo-astdebug recover` does it)"
     )]
     LeftoverBackup { backup: String, file: String },
 
@@ -121,6 +122,59 @@ pub enum Error {
          was written"
     )]
     AttachFailed { pid: u32, reason: String },
+
+    /// A path the tool would write to, or read from as root, is not safe to use.
+    #[error("{}: {reason}; nothing was changed", path.display())]
+    UnsafeFile { path: PathBuf, reason: String },
+
+    /// The output directory or the run log cannot be made or written, found
+    /// before anything ran.
+    #[error("cannot write {}: {source}; nothing was run", path.display())]
+    OutputUnusable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The run log stopped being writable midway: the run went on, unlogged.
+    #[error(
+        "the run log {} could not be written from some point on ({error}): what ran after \
+         that is not in it",
+        path.display()
+    )]
+    LogLost { path: PathBuf, error: String },
+
+    /// Putting something back failed: the server is not as it was.
+    #[error(
+        "{error}\n  CLEANUP FAILED: the server is NOT back to how it was. Run by hand, as root:\n    {}",
+        left.join("\n    ")
+    )]
+    CleanupFailed { error: String, left: Vec<String> },
+
+    /// An error of the kind "bad input" that came after steps changing the
+    /// system had run: it is a failed run, not an untouched server.
+    #[error("{0} (after steps that change the system had run: see the run log)")]
+    AfterChanges(Box<Error>),
+
+    /// Another run that changes the system holds the lock.
+    #[error(
+        "another wazo-astdebug run is changing this server (pid {pid}); one at a time. \
+         Nothing was changed. Wait for it to end, then run this again"
+    )]
+    Busy { pid: String },
+
+    /// An earlier run was killed before it could put everything back.
+    #[error(
+        "an earlier run ({command}, pid {pid}, started {started}) was stopped before it could \
+         put {count} change(s) back; nothing was changed. `wazo-astdebug info` lists them, \
+         `wazo-astdebug recover` puts them back"
+    )]
+    PendingRecovery {
+        command: String,
+        pid: u32,
+        started: String,
+        count: usize,
+    },
 
     /// Ctrl-C, SIGTERM or SIGHUP.
     #[error("interrupted; whatever had been changed is put back")]
@@ -138,7 +192,11 @@ impl Error {
             | Error::NotRoot { .. }
             | Error::NotALockDump { .. }
             | Error::NotARegularFile { .. }
-            | Error::LeftoverBackup { .. } => 2,
+            | Error::LeftoverBackup { .. }
+            | Error::UnsafeFile { .. }
+            | Error::OutputUnusable { .. }
+            | Error::Busy { .. }
+            | Error::PendingRecovery { .. } => 2,
             Error::Interrupted => 130,
             Error::Declined => 0,
             Error::Write { .. }
@@ -148,7 +206,10 @@ impl Error {
             | Error::Timeout { .. }
             | Error::SymbolsMismatch(_)
             | Error::Encode(_)
-            | Error::AttachFailed { .. } => 1,
+            | Error::AttachFailed { .. }
+            | Error::LogLost { .. }
+            | Error::CleanupFailed { .. }
+            | Error::AfterChanges(_) => 1,
         }
     }
 

@@ -54,10 +54,14 @@ pub fn main() -> ExitCode {
         Command::Vanilla(args) => commands::vanilla::run(&context, &args),
         Command::Rebuild(args) => commands::rebuild::run(&context, &args),
         Command::Valgrind(args) => commands::valgrind::run(&context, &args),
+        Command::Recover(args) => commands::recover::run(&context, &args),
         Command::Completions(args) => cli::completions::run(&args),
     };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+    match outcome.map_err(engine::executor::exit_class) {
+        Ok(()) => match engine::executor::log_lost() {
+            Some(error) => exit_with(&error),
+            None => ExitCode::SUCCESS,
+        },
         Err(error) => exit_with(&error),
     }
 }

@@ -1,5 +1,6 @@
 //! The integration tests: one test binary (so cargo links once and runs them
-//! all in one process), one module per subcommand, sharing the harness in
+//! all in one process), one module per subcommand (and `safety` for what
+//! crosses them: group signals, two runs, disks, hostile files), sharing the harness in
 //! `common/` (the sandbox with its stand-ins, the C fixture compiler, the
 //! signal helpers) and the real-Asterisk test bed in `testbed/`.
 
@@ -16,7 +17,9 @@ mod graph;
 mod layout;
 mod man;
 mod rebuild;
+mod recover;
 mod report;
+mod safety;
 mod segfaults;
 mod setup_dbg;
 mod valgrind;

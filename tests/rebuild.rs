@@ -516,8 +516,12 @@ fn an_archive_without_deb_src_fails_and_puts_everything_back() {
         .args(["--yes", "--wazo-version", "25.15", "rebuild", "--workdir"])
         .arg(workdir(&sandbox))
         .assert()
-        .code(2)
-        .stderr(predicate::str::contains("it has no deb-src line"));
+        // The archive switch ran: a failed run, not "nothing was changed".
+        .code(1)
+        .stderr(predicate::str::contains("it has no deb-src line"))
+        .stderr(predicate::str::contains(
+            "after steps that change the system had run",
+        ));
     assert_eq!(
         sandbox.calls(),
         [
@@ -527,4 +531,80 @@ fn an_archive_without_deb_src_fails_and_puts_everything_back() {
         ]
     );
     assert_sources_untouched(&sandbox);
+}
+
+const REBUILD: &[&str] = &["--yes", "--wazo-version", "25.15", "rebuild", "--workdir"];
+
+fn rebuild_args(sandbox: &Sandbox) -> Vec<String> {
+    REBUILD
+        .iter()
+        .map(|arg| arg.to_string())
+        .chain([workdir(sandbox).display().to_string()])
+        .collect()
+}
+
+#[test]
+fn signals_to_the_group_during_build_dep_and_during_the_restore() {
+    require_root!();
+    for first in ["INT", "HUP"] {
+        let sandbox = sandbox();
+        sandbox.hangs("apt-get.build-dep", 60);
+        sandbox.hangs("wazo-dist.-m", 2);
+        let args = rebuild_args(&sandbox);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = sandbox.start_in_group(&args);
+        sandbox.wait_hanging("apt-get.build-dep");
+        run.signal_group(first);
+        sandbox.wait_hanging("wazo-dist.-m");
+        run.signal_group("INT");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        run.signal_group("HUP");
+        let output = run.finish(std::time::Duration::from_secs(30));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(130), "{stderr}");
+        assert!(
+            stderr.contains("still putting things back: wazo-dist -m pelican-bookworm"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("CLEANUP FAILED"), "{stderr}");
+        assert_sources_untouched(&sandbox);
+    }
+}
+
+#[test]
+fn killed_during_build_dep_then_recover_puts_the_source_back_byte_for_byte() {
+    require_root!();
+    let sandbox = sandbox();
+    sandbox.hangs("apt-get.build-dep", 60);
+    let args = rebuild_args(&sandbox);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut run = sandbox.start_in_group(&args);
+    sandbox.wait_hanging("apt-get.build-dep");
+    run.sigkill();
+    let sources = sandbox.path("root").join(SOURCES.trim_start_matches('/'));
+    assert_ne!(
+        fs::read(&sources).unwrap(),
+        SOURCES_TEXT,
+        "deb-src not enabled?"
+    );
+    // Until recovered, the next rebuild refuses, naming recover, and calls nothing.
+    let calls = sandbox.calls();
+    command(&sandbox)
+        .args(REBUILD)
+        .arg(sandbox.path("another-work"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("wazo-astdebug recover"));
+    assert_eq!(sandbox.calls(), calls);
+    command(&sandbox)
+        .args(["--yes", "recover"])
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .success();
+    assert_sources_untouched(&sandbox);
+    let calls = sandbox.calls();
+    assert_eq!(
+        calls[calls.len() - 2..],
+        ["wazo-dist -m pelican-bookworm", "apt-get update"]
+    );
 }

@@ -12,8 +12,9 @@ pub use crate::context::GlobalOpts;
 const EXIT_CODES: &str = "\
 Exit codes:
   0    done
-  1    a step failed (cleanup has run: the apt mirror and edited files are restored)
-  2    bad usage or bad input (nothing was changed)
+  1    a step failed (cleanup has run: the apt mirror and edited files are restored),
+       or the cleanup itself failed (CLEANUP FAILED: the commands to run by hand are printed)
+  2    bad usage or bad input, or another run holds the lock (nothing was changed)
   130  interrupted by Ctrl-C, SIGTERM or SIGHUP (cleanup has run)";
 
 #[derive(Debug, Parser)]
@@ -162,6 +163,20 @@ pub enum Command {
             wazo-astdebug --dry-run valgrind --noload chan_sip > valgrind.sh"
     )]
     Valgrind(crate::commands::valgrind::ValgrindArgs),
+
+    /// Put back what a killed run left half-changed (apt mirror, edited files, stopped services)
+    #[command(
+        long_about = "Put back what a killed run left half-changed (apt mirror, edited files, stopped services).\n\n\
+            Every change a run makes is preceded by its undo, written (fsynced) to a journal in \
+            /var/lib/wazo-astdebug (under --root), and taken out once it has run. A run killed with \
+            SIGKILL, by the OOM killer or by a power cut leaves those steps behind; until they are \
+            run, the commands that change the system refuse to start. recover names the processes \
+            the killed run left running (an apt-get still installing), shows the undo steps, asks, \
+            stops those processes and runs the steps, innermost first, without being interrupted. \
+            With --dry-run it only prints them.",
+        after_help = "Examples:\n  wazo-astdebug info\n  wazo-astdebug --dry-run recover\n  wazo-astdebug recover"
+    )]
+    Recover(crate::commands::recover::RecoverArgs),
 
     /// List the version eras and procedures loaded (built-in or from --runbooks)
     #[command(

@@ -2,13 +2,15 @@
 //!
 //! The first thing a support engineer needs on an unknown box: which
 //! version, which era (so which commands), whether apt was left pointing at
-//! an archive by an earlier interrupted run, and which tools are missing.
+//! an archive by an earlier interrupted run, what a killed run left to put
+//! back (the journal `recover` runs), and which tools are missing.
 
 use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::context::Context;
+use crate::engine::journal::{self, Journal, Orphan};
 use crate::error::Result;
 use crate::evidence::cores::{self, CoreFile};
 use crate::host::apt_sources::{self, AptSource};
@@ -48,6 +50,11 @@ pub struct Info {
     asterisk_vanilla: Option<String>,
     /// The core files in the spool and in core_pattern's directory, newest first.
     cores: Vec<CoreFile>,
+    /// The undo steps a killed run left, for `recover`.
+    leftovers: Option<Journal>,
+    leftovers_error: Option<String>,
+    /// The processes that killed run left running.
+    orphans: Vec<Orphan>,
     tools: Vec<Tool>,
 }
 
@@ -86,6 +93,14 @@ fn gather(context: &Context) -> Result<Info> {
         Err(error) => (None, Some(error.to_string())),
     };
     let root = crate::host::sys::is_root();
+    let (leftovers, leftovers_error) = match context.state_dir().leftovers() {
+        Ok(leftovers) => (leftovers, None),
+        Err(error) => (None, Some(error.to_string())),
+    };
+    let orphans = leftovers
+        .as_ref()
+        .map(|left| journal::orphans(&left.run))
+        .unwrap_or_default();
     let tools = TOOLS
         .iter()
         .map(|name| Tool {
@@ -107,6 +122,9 @@ fn gather(context: &Context) -> Result<Info> {
         asterisk_version: asterisk::installed_version(&context.host),
         asterisk_vanilla: crate::host::dpkg::installed_version(&context.host, "asterisk-vanilla"),
         cores: cores::search(&context.host).cores,
+        leftovers,
+        leftovers_error,
+        orphans,
         tools,
     })
 }
@@ -221,6 +239,49 @@ fn render(info: &Info) -> String {
             None => "none".to_string(),
         },
     );
+    match (&info.leftovers, &info.leftovers_error) {
+        (Some(left), _) if left.is_live() => line(
+            "Run going on",
+            format!(
+                "`{}`, pid {}, started {}: {} change(s) it will put back itself",
+                left.command,
+                left.pid,
+                left.started,
+                left.pending.len()
+            ),
+        ),
+        (Some(left), _) => {
+            line(
+                "LEFT BEHIND",
+                format!(
+                    "a run was killed before it put {} change(s) back: `{}`, pid {}, started {}; \
+                     `wazo-astdebug recover` puts them back (changing commands refuse until then)",
+                    left.pending.len(),
+                    left.command,
+                    left.pid,
+                    left.started
+                ),
+            );
+            for entry in left.pending.iter().rev() {
+                let undo: Vec<String> = entry.commands().iter().map(ToString::to_string).collect();
+                line(
+                    "  to undo",
+                    format!("`{}`: {}", entry.after, undo.join(" && ")),
+                );
+            }
+            for orphan in &info.orphans {
+                line(
+                    "  still running",
+                    format!("pid {}: {}", orphan.pid, orphan.command),
+                );
+            }
+        }
+        (None, Some(error)) => line("Left behind", format!("unknown: {error}")),
+        (None, None) => line(
+            "Left behind",
+            "nothing (no run left changes to put back)".to_string(),
+        ),
+    }
     for tool in &info.tools {
         let value = match &tool.path {
             Some(path) => path.display().to_string(),

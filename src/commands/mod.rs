@@ -7,6 +7,7 @@ pub mod freeze;
 pub mod graph;
 pub mod info;
 pub mod rebuild;
+pub mod recover;
 pub mod report;
 pub mod runbooks;
 pub mod segfaults;

@@ -83,6 +83,11 @@ pub struct RebuildArgs {
 }
 
 pub fn run(context: &Context, args: &RebuildArgs) -> Result<()> {
+    // First the lock and the journal: a killed run's leftovers are recover's.
+    if !context.dry_run() {
+        require_root("rebuild")?;
+        context.claim()?;
+    }
     let runbooks = Runbooks::load(context.opts.runbooks.as_deref())?;
     let detected = version::detect(&context.host, context.opts.wazo_version.as_deref())?;
     let era = runbooks.plan_for(&detected.version)?;
@@ -150,7 +155,6 @@ pub fn run(context: &Context, args: &RebuildArgs) -> Result<()> {
         out!("{script}");
         return Ok(());
     }
-    require_root("rebuild")?;
     fail_on_missing(&plan, "rebuild")?;
     err!("{}", plan.script(&header.join("\n")));
     context.confirm(

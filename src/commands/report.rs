@@ -16,7 +16,7 @@
 //!   `DIR.tar.gz` that someone could attach by mistake.
 
 use std::fmt::Write as _;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, BufReader, Cursor, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
@@ -473,7 +473,8 @@ fn pack_file<W: Write>(
     context: &Context,
 ) -> Result<Outcome> {
     let interrupt = &context.interrupt;
-    let file = match File::open(path) {
+    // The run directory may be another account's: no symlink swapped in after the walk.
+    let file = match crate::host::files::open_untrusted(path) {
         Ok(file) => file,
         Err(error) => return Ok(Outcome::LeftOut(format!("cannot read: {error}"))),
     };

@@ -17,6 +17,11 @@ use crate::host::sys::require_root;
 use crate::host::version::{self, Detected};
 
 pub fn run(context: &Context) -> Result<()> {
+    // First the lock and the journal: a killed run's leftovers are recover's.
+    if !context.dry_run() {
+        require_root("setup-dbg")?;
+        context.claim()?;
+    }
     let runbooks = Runbooks::load(context.opts.runbooks.as_deref())?;
     let detected = version::detect(&context.host, context.opts.wazo_version.as_deref())?;
     let era = runbooks.plan_for(&detected.version)?;
@@ -40,7 +45,6 @@ pub fn run(context: &Context) -> Result<()> {
         out!("{}", plan.script(&header));
         return Ok(());
     }
-    require_root("setup-dbg")?;
     if let Some(program) = missing.first() {
         return Err(Error::MissingTool {
             program: program.clone(),

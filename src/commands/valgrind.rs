@@ -20,7 +20,6 @@
 //! Asterisk. `--leave-stopped` is the way to keep them stopped.
 
 use std::io::IsTerminal;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -32,9 +31,11 @@ use crate::engine::backup;
 use crate::engine::command::Cmd;
 use crate::engine::edit::FileEdit;
 use crate::engine::interrupt::Interrupt;
+use crate::engine::journal::{RUN_ENV, run_id};
 use crate::engine::plan::{Plan, fail_on_missing, with_missing};
 use crate::error::{Error, Result};
 use crate::evidence::valgrind_report;
+use crate::host::files::fresh_private_dir;
 use crate::host::sys::{create_private, require_root};
 use crate::host::valgrind_conf::{
     add_noload, check_modules, comment_highpriority, has_highpriority,
@@ -45,6 +46,8 @@ const ASTERISK_CONF: &str = "/etc/asterisk/asterisk.conf";
 const DEFAULT_ARGS: &str = "-G asterisk -U asterisk -fnc";
 const LOG: &str = "valgrind.txt";
 const SUPP: &str = "valgrind.supp";
+/// Valgrind's log of a long run is big, but not unbounded in memory here.
+const VALGRIND_LOG_LIMIT: u64 = 512 << 20;
 /// How long valgrind may take to write its leak report after Ctrl-C
 /// before it is stopped harder: a big Asterisk takes minutes.
 const REPORT_GRACE: Duration = Duration::from_secs(300);
@@ -90,9 +93,36 @@ pub struct ValgrindArgs {
     pub leave_stopped: bool,
 }
 
+/// Where the run's files go, shown in `--dry-run` before it exists.
+const RUN_DIR_PLACEHOLDER: &str = "wazo-astdebug-valgrind.XXXXXX";
+
+/// The run directory: fresh, 0700, in /tmp (valgrind's log, the suppressions
+/// and the edited copy of modules.conf are read and written there by name,
+/// so no name another account planted in /tmp is ever used). Removed at the end.
+struct RunDir(PathBuf);
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        if self
+            .0
+            .file_name()
+            .is_some_and(|name| name != RUN_DIR_PLACEHOLDER)
+        {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 pub fn run(context: &Context, args: &ValgrindArgs) -> Result<()> {
     let host = &context.host;
-    let run_dir = host.path("/tmp");
+    let run_dir = RunDir(if context.dry_run() {
+        host.path("/tmp").join(RUN_DIR_PLACEHOLDER)
+    } else {
+        require_root("valgrind")?;
+        context.claim()?;
+        fresh_private_dir(&host.path("/tmp"), "wazo-astdebug-valgrind.")?
+    });
+    let run_dir = &run_dir.0;
     let modules = host.path(MODULES_CONF);
     let asterisk_conf = host.path(ASTERISK_CONF);
     if args.edit_modules && !context.dry_run() && !std::io::stdin().is_terminal() {
@@ -101,7 +131,7 @@ pub fn run(context: &Context, args: &ValgrindArgs) -> Result<()> {
         ));
     }
     let noload = check_modules(&args.noload)?;
-    let (supp_source, supp_note) = suppressions(args, &run_dir)?;
+    let (supp_source, supp_note) = suppressions(args)?;
     let mut header = vec![
         "wazo-astdebug valgrind: run Asterisk under valgrind memcheck until Ctrl-C".to_string(),
         format!(
@@ -125,11 +155,11 @@ pub fn run(context: &Context, args: &ValgrindArgs) -> Result<()> {
         noload: &noload,
         modules: &modules,
         asterisk_conf: &asterisk_conf,
-        run_dir: &run_dir,
+        run_dir,
         supp_source: supp_source.as_deref(),
         install_valgrind: valgrind_missing,
     })?;
-    let command = valgrind_command(args, &run_dir, supp_source.is_some());
+    let command = valgrind_command(args, run_dir, supp_source.is_some());
     if context.dry_run() {
         let mut script = plan.script(&with_missing(header.join("\n"), &plan));
         // The run sits between setting up and putting back: show it there.
@@ -140,7 +170,6 @@ pub fn run(context: &Context, args: &ValgrindArgs) -> Result<()> {
         out!("{script}");
         return Ok(());
     }
-    require_root("valgrind")?;
     fail_on_missing(&plan, "valgrind")?;
     err!("{}", plan.script(&header.join("\n")));
     errln!("Then, in the foreground until Ctrl-C:\n  {command}");
@@ -157,7 +186,7 @@ pub fn run(context: &Context, args: &ValgrindArgs) -> Result<()> {
     executor.begin(&plan)?;
     let outcome = run_foreground(&command, &context.interrupt);
     let cleanup = executor.finish();
-    let summary = summarise(context, &run_dir);
+    let summary = summarise(context, run_dir);
     if args.leave_stopped {
         errln!(
             "\nAsterisk is still stopped (--leave-stopped): `service asterisk start` and \
@@ -180,7 +209,7 @@ pub fn run(context: &Context, args: &ValgrindArgs) -> Result<()> {
 }
 
 /// Where valgrind.supp comes from, and a line saying so.
-fn suppressions(args: &ValgrindArgs, run_dir: &Path) -> Result<(Option<PathBuf>, String)> {
+fn suppressions(args: &ValgrindArgs) -> Result<(Option<PathBuf>, String)> {
     if let Some(file) = &args.suppressions {
         if !file.is_file() {
             return Err(Error::bad_input(format!(
@@ -211,13 +240,6 @@ fn suppressions(args: &ValgrindArgs, run_dir: &Path) -> Result<(Option<PathBuf>,
         return Ok((
             Some(file.clone()),
             format!("Suppressions: {}", file.display()),
-        ));
-    }
-    let there = run_dir.join(SUPP);
-    if there.is_file() {
-        return Ok((
-            None,
-            format!("Suppressions: {} (already there)", there.display()),
         ));
     }
     Ok((
@@ -490,7 +512,7 @@ fn valgrind_command(args: &ValgrindArgs, run_dir: &Path, suppressions: bool) -> 
         .map(String::from)
         .to_vec();
     argv.push(format!("--log-file={LOG}"));
-    if suppressions || run_dir.join(SUPP).is_file() {
+    if suppressions {
         argv.push(format!("--suppressions={SUPP}"));
     }
     argv.push("--vgdb=no".to_string());
@@ -541,7 +563,8 @@ fn run_foreground(cmd: &Cmd, interrupt: &Interrupt) -> Result<Ended> {
         .args(cmd.args())
         .stdin(Stdio::inherit())
         .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit());
+        .stderr(Stdio::inherit())
+        .env(RUN_ENV, run_id());
     if let Some(dir) = cmd.dir() {
         command.current_dir(dir);
     }
@@ -599,7 +622,16 @@ fn wait_report(child: &mut Child) {
 /// Copies the log into the output directory (0600) and prints its summary.
 fn summarise(context: &Context, run_dir: &Path) -> Result<()> {
     let log = run_dir.join(LOG);
-    let text = match std::fs::read(&log) {
+    let read = crate::host::files::open_untrusted(&log).and_then(|file| {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(file, VALGRIND_LOG_LIMIT),
+            &mut bytes,
+        )
+        .map_err(|error| Error::read(&log, error))?;
+        Ok(bytes)
+    });
+    let text = match read {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(error) => {
             errln!("\nNo valgrind log: cannot read {}: {error}", log.display());
@@ -610,7 +642,6 @@ fn summarise(context: &Context, run_dir: &Path) -> Result<()> {
     let mut file = create_private(&saved)?;
     std::io::Write::write_all(&mut file, text.as_bytes())
         .map_err(|error| Error::write(&saved, error))?;
-    let _ = std::fs::set_permissions(&saved, std::fs::Permissions::from_mode(0o600));
     let report = valgrind_report::parse(&text);
     if context.opts.json {
         crate::output::print_json(&report)?;

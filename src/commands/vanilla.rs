@@ -46,6 +46,15 @@ pub enum VanillaAction {
 }
 
 pub fn run(context: &Context, args: &VanillaArgs) -> Result<()> {
+    let what = match args.action {
+        VanillaAction::Install => "vanilla install",
+        VanillaAction::Revert => "vanilla revert",
+    };
+    // First the lock and the journal: a killed run's leftovers are recover's.
+    if !context.dry_run() {
+        require_root(what)?;
+        context.claim()?;
+    }
     let runbooks = Runbooks::load(context.opts.runbooks.as_deref())?;
     let detected = version::detect(&context.host, context.opts.wazo_version.as_deref())?;
     let era = runbooks.plan_for(&detected.version)?;
@@ -53,15 +62,10 @@ pub fn run(context: &Context, args: &VanillaArgs) -> Result<()> {
     let action = args.action;
     let plan = build_plan(&detected, &era, action, context.opts.yes);
     let header = describe(&detected, &era, action, &context.host);
-    let what = match action {
-        VanillaAction::Install => "vanilla install",
-        VanillaAction::Revert => "vanilla revert",
-    };
     if context.dry_run() {
         out!("{}", plan.script(&with_missing(header, &plan)));
         return Ok(());
     }
-    require_root(what)?;
     fail_on_missing(&plan, what)?;
     err!("{}", plan.script(&header));
     let question = match action {

@@ -13,8 +13,8 @@
 //! executor's guaranteed unwind (failure, Ctrl-C, panic) puts the file back
 //! like any other undo. The backup sits beside the file, mode 0600, with a
 //! name apt and Asterisk both ignore: if the tool is killed with SIGKILL, the
-//! engineer finds it next to the file it belongs to, and the next run
-//! refuses to go on until it is dealt with rather than back up an edited file.
+//! journal holds its restore for `recover`, the engineer finds it next to the
+//! file it belongs to, and no run backs up the edited file over it.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -65,7 +65,7 @@ pub fn guard(plan: &mut Plan, path: &Path) -> Result<()> {
     let mode = format!("{:o}", metadata.permissions().mode() & 0o7777);
     let file = path.to_string_lossy().to_string();
     let saved = backup.to_string_lossy().to_string();
-    plan.guarded(
+    plan.guarded_while(
         Cmd::new(["install", "-p", "-m", "600", &file, &saved]),
         vec![
             // Into the existing file: same inode, so owner and links stay.
@@ -73,6 +73,7 @@ pub fn guard(plan: &mut Plan, path: &Path) -> Result<()> {
             Cmd::new(["chmod", &mode, &file]),
             Cmd::new(["rm", "-f", &saved]),
         ],
+        backup,
     );
     Ok(())
 }

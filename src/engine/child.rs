@@ -16,6 +16,10 @@
 //! the tool alone receives the terminal's signals, and decides. A child that
 //! needs the terminal (an `apt-get` asking a question) stays in the
 //! foreground group, and is never part of a cleanup.
+//!
+//! Every child carries the run's id in its environment
+//! ([`crate::engine::journal::RUN_ENV`]): after a SIGKILL of the tool, that is
+//! how `recover` finds what it left running.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -25,7 +29,9 @@ use std::time::{Duration, Instant};
 
 use crate::engine::command::Cmd;
 use crate::engine::interrupt::Interrupt;
+use crate::engine::journal::{RUN_ENV, run_id};
 use crate::error::{Error, Result};
+use crate::host::sys::Hold;
 
 /// How long a child gets to exit after each signal before the next, harder one.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -63,6 +69,7 @@ pub fn run_lines(
     command
         .args(cmd.args())
         .stdin(Stdio::null())
+        .env(RUN_ENV, run_id())
         .process_group(0);
     if let Some(dir) = cmd.dir() {
         command.current_dir(dir);
@@ -109,7 +116,8 @@ pub fn run_on_terminal(cmd: &Cmd, interrupt: Option<&Interrupt>) -> Result<ExitS
         .args(cmd.args())
         .stdin(Stdio::inherit())
         .stdout(std::io::stderr())
-        .stderr(Stdio::inherit());
+        .stderr(Stdio::inherit())
+        .env(RUN_ENV, run_id());
     if let Some(dir) = cmd.dir() {
         command.current_dir(dir);
     }
@@ -136,6 +144,7 @@ fn wait(
     interrupt: Option<&Interrupt>,
     on_tick: &mut dyn FnMut(),
 ) -> Result<ExitStatus> {
+    let _hold = Hold::new();
     let started = Instant::now();
     loop {
         on_tick();

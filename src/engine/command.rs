@@ -69,6 +69,11 @@ impl Cmd {
         self.argv.first().map(String::as_str).unwrap_or_default()
     }
 
+    /// The whole argv, as the journal keeps it.
+    pub fn argv(&self) -> Vec<String> {
+        self.argv.clone()
+    }
+
     pub fn args(&self) -> &[String] {
         self.argv.get(1..).unwrap_or_default()
     }

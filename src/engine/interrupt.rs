@@ -6,32 +6,61 @@
 //! executor polls the record while a child runs: it stops the child, then
 //! every pending undo step runs to completion, and only then do we exit
 //! with 130. A lost SSH session (SIGHUP) at 3 a.m. is treated the same way.
+//!
+//! Recording a signal is not enough when the tool sits in a read that never
+//! returns (a FIFO, a pipe that stays silent): a watchdog thread ends the
+//! process with 130 one second after a signal, unless something holds it
+//! ([`crate::host::sys::Hold`]: a child being stopped, a change being put
+//! back), in which case that code decides.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use crate::error::{Error, Result};
+use crate::host::sys;
+
+/// How long after a signal the watchdog lets the code notice it by itself.
+const WATCHDOG_GRACE: Duration = Duration::from_millis(700);
 
 #[derive(Clone)]
 pub struct Interrupt {
     signal: Arc<AtomicUsize>,
+    count: Arc<AtomicUsize>,
 }
 
 impl Interrupt {
-    /// Replaces the default action of SIGINT, SIGTERM and SIGHUP with a flag.
+    /// Replaces the default action of SIGINT, SIGTERM and SIGHUP with a
+    /// flag, and starts the watchdog.
     pub fn install() -> Result<Interrupt> {
-        let signal = Arc::new(AtomicUsize::new(0));
+        let interrupt = Interrupt {
+            signal: Arc::new(AtomicUsize::new(0)),
+            count: Arc::new(AtomicUsize::new(0)),
+        };
         for number in [SIGINT, SIGTERM, SIGHUP] {
-            signal_hook::flag::register_usize(number, Arc::clone(&signal), number as usize)
-                .map_err(|error| {
-                    Error::bad_input(format!(
-                        "cannot install the handler for signal {number}: {error}"
-                    ))
-                })?;
+            let (signal, count) = (Arc::clone(&interrupt.signal), Arc::clone(&interrupt.count));
+            let action = move || {
+                signal.store(number as usize, Ordering::SeqCst);
+                count.fetch_add(1, Ordering::SeqCst);
+                sys::note_signal(number);
+            };
+            // SAFETY: the action only does atomic stores and adds, which are
+            // async-signal-safe; it allocates nothing and takes no lock.
+            unsafe { signal_hook::low_level::register(number, action) }.map_err(|error| {
+                Error::bad_input(format!(
+                    "cannot install the handler for signal {number}: {error}"
+                ))
+            })?;
         }
-        Ok(Interrupt { signal })
+        std::thread::spawn(watchdog);
+        Ok(interrupt)
+    }
+
+    /// How many signals arrived so far: a second Ctrl-C is told apart from the first.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
     }
 
     /// An interrupt that has already fired, without touching the process's
@@ -40,6 +69,7 @@ impl Interrupt {
     pub fn fired(signal: i32) -> Interrupt {
         Interrupt {
             signal: Arc::new(AtomicUsize::new(signal as usize)),
+            count: Arc::new(AtomicUsize::new(1)),
         }
     }
 
@@ -57,6 +87,25 @@ impl Interrupt {
         match self.received() {
             Some(_) => Err(Error::Interrupted),
             None => Ok(()),
+        }
+    }
+}
+
+/// Ends the process with 130 when a signal has gone unanswered for
+/// [`WATCHDOG_GRACE`] while nothing holds it: the main thread is then stuck
+/// in a read, and nothing of the server's is half-changed.
+fn watchdog() {
+    let mut free_since: Option<Instant> = None;
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if !sys::interrupted() || sys::held() {
+            free_since = None;
+            continue;
+        }
+        let since = *free_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= WATCHDOG_GRACE {
+            errln!("wazo-astdebug: error: interrupted; nothing was being changed");
+            std::process::exit(130);
         }
     }
 }

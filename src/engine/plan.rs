@@ -5,6 +5,8 @@
 //! by `--dry-run` as a POSIX sh script, and walked by the executor. Showing,
 //! dry-running and doing cannot drift apart because they read one list.
 
+use std::path::PathBuf;
+
 use crate::engine::command::Cmd;
 use crate::engine::edit::FileEdit;
 use crate::engine::shell;
@@ -19,7 +21,13 @@ pub enum Step {
     /// A command that changes the system, and the commands that undo it.
     /// Once `run` succeeds, `undo` is guaranteed to run: at the matching
     /// [`Step::Undo`], or when a later step fails or is interrupted.
-    Guarded { run: Cmd, undo: Vec<Cmd> },
+    /// `needs`: a path that exists only between `run` and the end of
+    /// `undo` (a backup), telling `recover` whether there is anything to undo.
+    Guarded {
+        run: Cmd,
+        undo: Vec<Cmd>,
+        needs: Option<PathBuf>,
+    },
     /// Runs the undo of the most recent [`Step::Guarded`] now (the success path).
     Undo,
     /// Rewrites a file in place, without an editor. Guard it with a backup
@@ -48,7 +56,21 @@ impl Plan {
     }
 
     pub fn guarded(&mut self, run: Cmd, undo: Vec<Cmd>) -> &mut Plan {
-        self.steps.push(Step::Guarded { run, undo });
+        self.steps.push(Step::Guarded {
+            run,
+            undo,
+            needs: None,
+        });
+        self
+    }
+
+    /// A guarded step whose undo only applies while `needs` exists.
+    pub fn guarded_while(&mut self, run: Cmd, undo: Vec<Cmd>, needs: PathBuf) -> &mut Plan {
+        self.steps.push(Step::Guarded {
+            run,
+            undo,
+            needs: Some(needs),
+        });
         self
     }
 
@@ -72,7 +94,7 @@ impl Plan {
         for step in &self.steps {
             match step {
                 Step::Run(cmd) => commands.push(cmd),
-                Step::Guarded { run, undo } => {
+                Step::Guarded { run, undo, .. } => {
                     commands.push(run);
                     commands.extend(undo);
                 }
@@ -118,7 +140,7 @@ impl Plan {
                     edit.description()
                 ))),
                 Step::Run(cmd) => lines.push(cmd.to_string()),
-                Step::Guarded { run, undo } => {
+                Step::Guarded { run, undo, .. } => {
                     lines.push(run.to_string());
                     let undo_text: Vec<String> =
                         undo.iter().map(|cmd| format!("`{cmd}`")).collect();

@@ -146,6 +146,8 @@ pub fn require_core(path: &Path) -> Result<CoreFile> {
             path.display()
         )));
     }
+    // A FIFO would block the open forever, /dev/zero never end.
+    crate::host::files::open_input(path, "--core takes a core file")?;
     match elf::classify_file(path) {
         Err(error) => Err(Error::read(path, error)),
         Ok(Some(ElfKind::Core)) => inspect(path)

@@ -16,7 +16,6 @@
 //! seconds of `dmesg`, turned into wall time with the boot time of
 //! `/proc/stat`. They are parsed in [`stamp`].
 
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -226,17 +225,9 @@ pub fn scan_file(
     interrupt: Option<&Interrupt>,
     on_line: &mut dyn FnMut(&[u8], &Clock),
 ) -> Result<Option<String>> {
-    let file = File::open(path).map_err(|error| Error::read(path, error))?;
+    // A FIFO or a device would block or never end: refused before a byte is read.
+    let file = crate::host::files::open_input(path, "give a log file, plain or gzip")?;
     let metadata = file.metadata().map_err(|error| Error::read(path, error))?;
-    if metadata.is_dir() {
-        return Err(Error::read(
-            path,
-            io::Error::new(
-                io::ErrorKind::IsADirectory,
-                "is a directory, not a log file",
-            ),
-        ));
-    }
     let clock = Clock {
         mtime: metadata.modified().ok().map(DateTime::<Local>::from),
         boot_time: None,

@@ -291,6 +291,8 @@ fn read_analysis(path: &Path, warnings: &mut Vec<String>) -> Option<Analysis> {
 /// A gdb stopped hard (Ctrl-C, SIGKILL) can leave its tracee stopped: a
 /// frozen PBX must not be turned into a stopped one by its debugger.
 fn resume_if_left_stopped(pid: u32, before: char) {
+    // Not to be cut short by the watchdog: a stopped PBX is worse than a late exit.
+    let _hold = crate::host::sys::Hold::new();
     let stopped = |state: Option<char>| matches!(state, Some('T') | Some('t'));
     if stopped(Some(before)) {
         return;

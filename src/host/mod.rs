@@ -9,6 +9,7 @@ pub mod asterisk;
 pub mod changelog;
 pub mod debian_rules;
 pub mod dpkg;
+pub mod files;
 pub mod procfs;
 pub mod runbook;
 pub mod sys;

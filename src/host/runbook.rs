@@ -122,7 +122,8 @@ impl Runbooks {
             }
             Some(dir) => {
                 let path = dir.join(ERAS_FILE);
-                let bytes = std::fs::read(&path).map_err(|source| Error::read(&path, source))?;
+                let bytes =
+                    crate::host::files::read_bounded(&path, crate::host::files::TEXT_LIMIT)?;
                 let text = String::from_utf8(bytes).map_err(|_| {
                     Error::bad_input(format!("runbook {} is not UTF-8 text", path.display()))
                 })?;

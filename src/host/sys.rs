@@ -1,11 +1,59 @@
 //! The few facts about the running process and machine that every layer
-//! needs: are we root, this host's name, and how a private artefact is made.
+//! needs: are we root, this host's name, whether a signal has arrived, and
+//! how a private artefact is made (in [`crate::host::files`]).
 
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::fs;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{Error, Result};
+
+pub use crate::host::files::create_private;
+
+/// The last of SIGINT, SIGTERM or SIGHUP received (0: none), set by the
+/// handler `engine::interrupt` installs. Global so that a parser or a scan
+/// in any layer can give up within a second without being handed a flag.
+static SIGNAL: AtomicUsize = AtomicUsize::new(0);
+/// How many parts of the tool are supervising a child or putting things back
+/// right now: while one is, a signal is theirs to act on (see [`Hold`]).
+static HOLDS: AtomicUsize = AtomicUsize::new(0);
+
+/// Records `signal`; async-signal-safe (an atomic store).
+pub fn note_signal(signal: i32) {
+    SIGNAL.store(signal as usize, Ordering::SeqCst);
+}
+
+/// Whether SIGINT, SIGTERM or SIGHUP has arrived.
+pub fn interrupted() -> bool {
+    SIGNAL.load(Ordering::SeqCst) != 0
+}
+
+/// While one lives, the tool is stopping a child or undoing a change, and
+/// must not be ended from outside the code doing it (the watchdog waits).
+pub struct Hold(());
+
+impl Hold {
+    pub fn new() -> Hold {
+        HOLDS.fetch_add(1, Ordering::SeqCst);
+        Hold(())
+    }
+}
+
+impl Default for Hold {
+    fn default() -> Hold {
+        Hold::new()
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        HOLDS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Whether any [`Hold`] is alive.
+pub fn held() -> bool {
+    HOLDS.load(Ordering::SeqCst) != 0
+}
 
 /// Whether we run as root, as every procedure that changes the server must.
 pub fn is_root() -> bool {
@@ -22,17 +70,6 @@ pub fn require_root(what: &str) -> Result<()> {
             what: what.to_string(),
         })
     }
-}
-
-/// Creates `path` for writing, readable by its owner only.
-pub fn create_private(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|source| Error::write(path, source))
 }
 
 /// This machine's host name, for artefact names as the doc makes them.

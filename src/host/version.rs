@@ -169,7 +169,7 @@ pub fn read_version_file(path: &Path) -> Result<WazoVersion> {
 /// wrong path may point at something huge.
 fn read_head(path: &Path, limit: u64) -> Result<Vec<u8>> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|source| Error::read(path, source))?;
+    let file = crate::host::files::open_input(path, "a version file is one line of text")?;
     let mut bytes = Vec::new();
     file.take(limit)
         .read_to_end(&mut bytes)

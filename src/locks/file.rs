@@ -2,7 +2,6 @@
 //! `-`, refused clearly when it is a directory, a core, a gzip file or not a
 //! lock dump at all, and streamed so that a dump of any size goes through.
 
-use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
@@ -21,16 +20,10 @@ pub fn read_dump(path: &Path) -> Result<(LockGraph, DumpInfo)> {
         let (graph, info) = parse_reader(stdin.lock(), path)?;
         return check(graph, info, "standard input");
     }
-    let metadata = std::fs::metadata(path).map_err(|source| Error::read(path, source))?;
-    if metadata.is_dir() {
-        return Err(Error::NotARegularFile {
-            path: path.to_path_buf(),
-            kind: "a directory".to_string(),
-            hint: "give the file holding the output of `asterisk -rx \"core show locks\"`"
-                .to_string(),
-        });
-    }
-    let file = File::open(path).map_err(|source| Error::read(path, source))?;
+    let file = crate::host::files::open_input(
+        path,
+        "give the file holding the output of `asterisk -rx \"core show locks\"`",
+    )?;
     let (graph, info) = parse_reader(file, path)?;
     check(graph, info, &path.display().to_string())
 }
@@ -61,7 +54,8 @@ fn parse_reader(input: impl Read, path: &Path) -> Result<(LockGraph, DumpInfo)> 
             "{name} is gzip-compressed; decompress it first (`zcat {name} | wazo-astdebug graph -`)"
         )));
     }
-    dump::parse(reader).map_err(|source| Error::read(path, source))
+    dump::parse(crate::host::files::Interruptible(reader))
+        .map_err(|source| crate::host::files::read_error(path, source))
 }
 
 fn check(graph: LockGraph, info: DumpInfo, name: &str) -> Result<(LockGraph, DumpInfo)> {

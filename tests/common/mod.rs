@@ -27,7 +27,7 @@ for key in "$name.$1.$2" "$name.$1" "$name"; do
 done
 for key in "$name.$1.$2" "$name.$1" "$name"; do
   # Read the time before saying "started": the test removes the file then.
-  if [ -f "$ctl/$key.sleep" ]; then secs=$(cat "$ctl/$key.sleep"); echo started > "$ctl/$key.started"; exec sleep "$secs"; fi
+  if [ -f "$ctl/$key.sleep" ]; then secs=$(cat "$ctl/$key.sleep"); echo $$ > "$ctl/$key.started"; exec sleep "$secs"; fi
 done
 for key in "$name.$1.$2" "$name.$1" "$name"; do
   if [ -f "$ctl/$key.fail" ]; then echo "$name: simulated failure" >&2; exit "$(cat "$ctl/$key.fail")"; fi
@@ -95,6 +95,69 @@ impl Sandbox {
         self.path("ctl").join(format!("{key}.started")).exists()
     }
 
+    /// Waits until the stand-in `key` hangs, lets its later calls go
+    /// through, and returns the pid of the hanging one.
+    pub fn wait_hanging(&self, key: &str) -> i32 {
+        let file = self.path("ctl").join(format!("{key}.started"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(pid) = fs::read_to_string(&file)
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+            {
+                let _ = fs::remove_file(self.path("ctl").join(format!("{key}.sleep")));
+                return pid;
+            }
+            assert!(std::time::Instant::now() < deadline, "{key} never started");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the binary as a terminal starts a job: in a session and
+    /// process group of its own (setsid), so that a signal can go to the
+    /// whole group as a terminal's Ctrl-C or an SSH hangup does.
+    pub fn start_in_group(&self, args: &[&str]) -> GroupRun {
+        self.start_in_group_in(&self.path("out"), args)
+    }
+
+    /// The same, with the output directory `out`.
+    pub fn start_in_group_in(&self, out: &Path, args: &[&str]) -> GroupRun {
+        use std::os::unix::process::CommandExt;
+        use std::process::Stdio;
+        let binary = assert_cmd::cargo::cargo_bin("wazo-astdebug");
+        let mut command = std::process::Command::new(binary);
+        command
+            .env("PATH", self.path_var())
+            .env("STANDIN_DIR", self.path("ctl"))
+            .arg("--root")
+            .arg(self.path("root"))
+            .arg("--output-dir")
+            .arg(out)
+            .args(args)
+            .stdin(Stdio::null());
+        // Files, not pipes: a full pipe nobody reads would block the binary.
+        let streams = tempfile::tempdir().unwrap();
+        let stdout = streams.path().join("stdout");
+        let stderr = streams.path().join("stderr");
+        command
+            .stdout(fs::File::create(&stdout).unwrap())
+            .stderr(fs::File::create(&stderr).unwrap());
+        // SAFETY: setsid(2) between fork and exec touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let child = command.spawn().unwrap();
+        let pgid = child.id() as i32;
+        GroupRun {
+            child,
+            pgid,
+            streams,
+        }
+    }
+
     /// Every stand-in call so far, one `program arg...` line each.
     pub fn calls(&self) -> Vec<String> {
         fs::read_to_string(self.path("ctl").join("calls.log"))
@@ -117,6 +180,21 @@ impl Sandbox {
             "{}:/usr/bin:/bin:/usr/sbin:/sbin",
             self.path("bin").display()
         )
+    }
+
+    /// The binary, with the stand-ins first on PATH, the fake root and the
+    /// output directory `out`.
+    pub fn command_in(&self, out: &Path) -> Command {
+        let mut command = Command::cargo_bin("wazo-astdebug").unwrap();
+        command
+            .env("PATH", self.path_var())
+            .env("STANDIN_DIR", self.path("ctl"))
+            .env_remove("NO_COLOR")
+            .arg("--root")
+            .arg(self.path("root"))
+            .arg("--output-dir")
+            .arg(out);
+        command
     }
 
     /// The binary, with the stand-ins first on PATH, the fake root and a
@@ -265,4 +343,122 @@ pub fn compile_c_as(name: &str, program: &str, dir: &Path) -> PathBuf {
         .expect("cc runs (apt-get install gcc)");
     assert!(status.success(), "cc failed on {}", source.display());
     program
+}
+
+/// A run of the binary leading its own process group (see [`Sandbox::start_in_group`]).
+pub struct GroupRun {
+    pub child: std::process::Child,
+    pub pgid: i32,
+    streams: tempfile::TempDir,
+}
+
+impl GroupRun {
+    /// `kill -s SIGNAL -- -PGID`: the whole group, as a terminal signals its job.
+    pub fn signal_group(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args(["-s", signal, "--", &format!("-{}", self.pgid)])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -s {signal} -- -{}", self.pgid);
+    }
+
+    /// SIGKILL to the binary alone, as the OOM killer does.
+    pub fn sigkill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Waits for the binary to exit, failing after `limit`.
+    pub fn finish(mut self, limit: std::time::Duration) -> std::process::Output {
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("the binary did not exit within {limit:?}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        std::process::Output {
+            status,
+            stdout: fs::read(self.streams.path().join("stdout")).unwrap(),
+            stderr: fs::read(self.streams.path().join("stderr")).unwrap(),
+        }
+    }
+}
+
+/// Whether process `pid` still exists (and is not a zombie).
+pub fn alive(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
+}
+
+/// The state directory of a sandbox run: the journal and the lock.
+pub fn state_dir(sandbox: &Sandbox) -> PathBuf {
+    sandbox.path("root/var/lib/wazo-astdebug")
+}
+
+/// A tmpfs mounted for one test (`options`: e.g. `size=1m` or `ro`), unmounted when dropped.
+pub struct Tmpfs {
+    pub path: PathBuf,
+}
+
+impl Tmpfs {
+    pub fn mount(path: PathBuf, options: &str) -> Tmpfs {
+        fs::create_dir_all(&path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount -t tmpfs -o {options}");
+        Tmpfs { path }
+    }
+
+    /// Writes zeros until the file system is full.
+    pub fn fill(&self) {
+        let _ = std::process::Command::new("dd")
+            .args(["if=/dev/zero", "bs=64k"])
+            .arg(format!("of={}", self.path.join("filler").display()))
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+/// Runs `sh -c script` as the account nobody (setpriv), as a local
+/// attacker would plant files.
+pub fn as_nobody(script: &str) {
+    let status = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+            script,
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "as nobody: {script}");
+}
+
+/// Makes a FIFO at `path`.
+pub fn mkfifo(path: &Path) {
+    let name = std::ffi::CString::new(path.to_string_lossy().as_bytes()).unwrap();
+    // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o644) }, 0, "mkfifo");
 }

@@ -30,7 +30,10 @@ fn newest_run_is_found_by_mtime() {
     fs::write(base.path().join("20300101-000000-file"), b"").unwrap();
     fs::create_dir(base.path().join("other")).unwrap();
     let past = SystemTime::now() - Duration::from_secs(3600);
-    File::open(&old).unwrap().set_modified(past).unwrap();
+    std::fs::File::open(&old)
+        .unwrap()
+        .set_modified(past)
+        .unwrap();
     assert_eq!(newest_run_dir(base.path()).unwrap(), new);
 }
 
