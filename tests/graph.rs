@@ -367,3 +367,22 @@ fn big_generated_dump_with_a_long_chain() {
             "19998 threads are stuck behind it",
         ));
 }
+
+#[test]
+fn output_and_o_take_a_directory_alike() {
+    for flag in ["--output", "-o"] {
+        let dir = tempfile::tempdir().unwrap();
+        let output = graph()
+            .arg(example())
+            .args(["-f", "dot", flag])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{flag}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(dir.path().join("graph-locks.dot").is_file(), "{flag}");
+    }
+}

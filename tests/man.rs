@@ -21,13 +21,27 @@ fn pages() -> Vec<(String, Vec<u8>)> {
         .unwrap();
     pages.push(("wazo-astdebug.1".to_string(), main));
     for sub in command.get_subcommands() {
-        let name = format!("wazo-astdebug-{}", sub.get_name());
-        let sub = sub.clone().name(name.clone());
-        let mut page = Vec::new();
-        clap_mangen::Man::new(sub).render(&mut page).unwrap();
-        pages.push((format!("{name}.1"), page));
+        add_pages(sub, "wazo-astdebug", &mut pages);
     }
     pages
+}
+
+/// The page of `sub` (`wazo-astdebug-vanilla.1`), and of its own
+/// subcommands (`wazo-astdebug-vanilla-install.1`), which its page lists.
+fn add_pages(sub: &clap::Command, parent: &str, pages: &mut Vec<(String, Vec<u8>)>) {
+    let name = format!("{}-{}", parent.replace(' ', "-"), sub.get_name());
+    // The page is wazo-astdebug-graph(1), git-style; its synopsis is what a
+    // user types: `wazo-astdebug graph ...`.
+    let typed = format!("{parent} {}", sub.get_name());
+    let page_command = sub.clone().name(name.clone()).bin_name(typed.clone());
+    let mut page = Vec::new();
+    clap_mangen::Man::new(page_command)
+        .render(&mut page)
+        .unwrap();
+    pages.push((format!("{name}.1"), page));
+    for nested in sub.get_subcommands() {
+        add_pages(nested, &typed, pages);
+    }
 }
 
 #[test]
@@ -71,5 +85,32 @@ fn exit_codes_are_documented() {
     let main = String::from_utf8_lossy(main);
     for code in ["130", "interrupted", "bad usage"] {
         assert!(main.contains(code), "the man page does not mention {code}");
+    }
+}
+
+#[test]
+fn pages_refer_only_to_pages_that_exist_and_show_what_users_type() {
+    let pages = pages();
+    let names: Vec<String> = pages.iter().map(|(name, _)| name.clone()).collect();
+    for (name, page) in &pages {
+        let text = String::from_utf8_lossy(page).replace("\\-", "-");
+        for word in text.split_whitespace() {
+            if let Some(page_ref) = word.strip_suffix("(1)") {
+                let referred = format!("{}.1", page_ref.trim_start_matches("\\fB"));
+                assert!(
+                    names.contains(&referred),
+                    "{name} refers to {referred}, which does not exist"
+                );
+            }
+        }
+        if name != "wazo-astdebug.1" {
+            let typed = name
+                .trim_end_matches(".1")
+                .replace('-', " ")
+                .replace("wazo astdebug", "wazo-astdebug")
+                .replace("setup dbg", "setup-dbg");
+            let synopsis = text.split(".SH DESCRIPTION").next().unwrap_or_default();
+            assert!(synopsis.contains(&typed), "{name}: synopsis {synopsis}");
+        }
     }
 }

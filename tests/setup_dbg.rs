@@ -489,3 +489,35 @@ fn an_interrupted_previous_run_is_spotted() {
             "apt already points at the archive `wazo-25.15`",
         ));
 }
+
+#[test]
+fn a_version_past_the_newest_known_gets_the_newest_era_with_a_warning() {
+    for version in ["26.08", "99.99"] {
+        let script = dry_run(version, true);
+        assert!(
+            script.contains(&format!("-t wazo-{version} asterisk-dbgsym")),
+            "{script}"
+        );
+        assert!(
+            script.contains(&format!(
+                "WARNING: Wazo {version} is newer than the newest version"
+            )),
+            "{script}"
+        );
+        assert!(script.contains("(26.07)"), "{script}");
+        assert!(script.contains("runbooks --export"), "{script}");
+    }
+    // The newest known version itself is no surprise.
+    assert!(!dry_run("26.07", true).contains("is newer than the newest version"));
+    let sandbox = Sandbox::new(STANDINS);
+    let output = sandbox
+        .command()
+        .args(["--wazo-version", "99.99", "info"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("is newer than the newest version these runbooks know"),
+        "{text}"
+    );
+}

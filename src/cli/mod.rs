@@ -29,7 +29,10 @@ Exit codes:
         as a shell script instead.",
     after_help = EXIT_CODES,
     after_long_help = EXIT_CODES,
-    propagate_version = true
+    propagate_version = true,
+    // `--help` on every command says it all; a `help` subcommand would be a
+    // man page that does not exist.
+    disable_help_subcommand = true
 )]
 pub struct Cli {
     #[command(flatten)]

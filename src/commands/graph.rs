@@ -70,10 +70,8 @@ pub fn run(context: &Context, args: &GraphArgs) -> Result<()> {
 /// anything else is taken as the file to write (so `graph x -o a.svg` works
 /// even though `-o` is the global output-directory option).
 fn output_path(args: &GraphArgs, format: GraphFormat, global: Option<&Path>) -> Option<PathBuf> {
-    if let Some(path) = &args.output {
-        return Some(path.clone());
-    }
-    let path = global?;
+    // --output and -o mean the same: a directory gets graph-locks.<ext>.
+    let path = args.output.as_deref().or(global)?;
     let as_dir = path.is_dir() || path.as_os_str().to_string_lossy().ends_with('/');
     Some(if as_dir {
         path.join(format!("graph-locks.{}", format.extension()))

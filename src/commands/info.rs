@@ -166,6 +166,9 @@ fn render(info: &Info) -> String {
         for hole in &era.holes {
             line("WARNING", hole.clone());
         }
+        if let Some(beyond) = &era.beyond {
+            line("WARNING", beyond.clone());
+        }
     }
     if let Some(error) = &info.era_error {
         line("Era", format!("none: {error}"));

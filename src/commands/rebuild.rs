@@ -126,6 +126,9 @@ pub fn run(context: &Context, args: &RebuildArgs) -> Result<()> {
         let sources = deb_src_sources(context)?;
         mirror_fetch_plan(&mut plan, &sources, args)?;
     } else {
+        if let Some(beyond) = &era.beyond {
+            header.push(format!("WARNING: {beyond}."));
+        }
         for hole in &era.holes {
             header.push(format!(
                 "WARNING: {hole}: `{}` is likely to fail (then try --current-mirror). \

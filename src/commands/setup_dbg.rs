@@ -131,6 +131,9 @@ fn describe(detected: &Detected, era: &EraPlan, current: Option<&AptSource>) -> 
     for note in &era.notes {
         lines.push(format!("Note: {note}"));
     }
+    if let Some(beyond) = &era.beyond {
+        lines.push(format!("WARNING: {beyond}."));
+    }
     for hole in &era.holes {
         lines.push(format!(
             "WARNING: {hole}: `{}` is likely to fail. The production mirror is restored either way.",

@@ -32,6 +32,7 @@ pub const LOST_FEATURES: [&str; 3] = [
 ];
 
 #[derive(Debug, Args)]
+#[command(disable_help_subcommand = true)]
 pub struct VanillaArgs {
     #[command(subcommand)]
     pub action: VanillaAction,
@@ -193,6 +194,9 @@ fn describe(detected: &Detected, era: &EraPlan, action: VanillaAction, host: &Ho
             "asterisk-vanilla is Asterisk without Wazo's patches. Lost until reverted:".to_string(),
         );
         lines.extend(LOST_FEATURES.iter().map(|feature| format!("  - {feature}")));
+    }
+    if let Some(beyond) = &era.beyond {
+        lines.push(format!("WARNING: {beyond}."));
     }
     for hole in &era.holes {
         lines.push(format!(

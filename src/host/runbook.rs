@@ -51,6 +51,8 @@ impl fmt::Display for RunbookSource {
 pub struct Runbooks {
     pub source: RunbookSource,
     pub minimum: WazoVersion,
+    /// The newest version the file was checked against, if it says.
+    pub newest: Option<WazoVersion>,
     pub eras: Vec<Era>,
     pub holes: Vec<Hole>,
 }
@@ -102,6 +104,9 @@ pub struct EraPlan {
     pub vanilla_packages: Vec<String>,
     pub notes: Vec<String>,
     pub holes: Vec<String>,
+    /// Set when the version is newer than the newest one the runbooks know:
+    /// the newest era's commands are used, and this says so.
+    pub beyond: Option<String>,
 }
 
 impl Runbooks {
@@ -187,6 +192,20 @@ impl Runbooks {
                 .filter(|hole| &hole.from <= version && version <= &hole.through)
                 .map(|hole| hole.reason.clone())
                 .collect(),
+            beyond: self
+                .newest
+                .as_ref()
+                .filter(|newest| version > *newest)
+                .map(|newest| {
+                    format!(
+                        "Wazo {version} is newer than the newest version these runbooks know \
+                     ({newest}): the commands of the newest era ({}) are used, and may be wrong \
+                     if Wazo has moved on (a new Debian, renamed packages). Check them first; to \
+                     add an era: `wazo-astdebug runbooks --export DIR`, edit DIR/eras.toml, then \
+                     run with `--runbooks DIR`",
+                        era.name
+                    )
+                }),
         })
     }
 }
@@ -219,6 +238,8 @@ impl Era {
 #[serde(deny_unknown_fields)]
 struct RawFile {
     minimum: Spanned<String>,
+    #[serde(default)]
+    newest: Option<Spanned<String>>,
     #[serde(rename = "era")]
     eras: Vec<RawEra>,
     #[serde(rename = "hole", default)]
@@ -270,6 +291,11 @@ pub fn parse(text: &str, file: &str, source: RunbookSource) -> Result<Runbooks> 
         )
     })?;
     let minimum = checker.version("minimum", &raw.minimum)?;
+    let newest = raw
+        .newest
+        .as_ref()
+        .map(|newest| checker.version("newest", newest))
+        .transpose()?;
     let mut eras = Vec::with_capacity(raw.eras.len());
     for era in raw.eras {
         eras.push(checker.era(era)?);
@@ -300,6 +326,7 @@ pub fn parse(text: &str, file: &str, source: RunbookSource) -> Result<Runbooks> 
     Ok(Runbooks {
         source,
         minimum,
+        newest,
         eras,
         holes,
     })
