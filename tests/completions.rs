@@ -19,16 +19,6 @@ fn script(shell: &str) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-fn has(program: &str) -> bool {
-    StdCommand::new(program)
-        .arg("-c")
-        .arg("exit 0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
-}
-
 /// `SHELL -n` on the script, read from stdin.
 fn syntax_check(shell: &str, script: &str) {
     let mut child = StdCommand::new(shell)
@@ -58,11 +48,8 @@ fn every_script_parses_and_names_every_subcommand() {
         for sub in ["setup-dbg", "crash", "freeze", "graph", "completions"] {
             assert!(script.contains(sub), "{shell} script lacks {sub}");
         }
-        if has(shell) {
-            syntax_check(shell, &script);
-        } else {
-            eprintln!("{shell} not installed: {shell} -n skipped");
-        }
+        crate::common::need(shell, shell);
+        syntax_check(shell, &script);
     }
 }
 
@@ -110,10 +97,7 @@ fn an_unknown_shell_is_bad_usage() {
 
 #[test]
 fn fish_completes_subcommands_options_and_shells() {
-    if !has("fish") {
-        eprintln!("fish not installed: skipped");
-        return;
-    }
+    crate::common::need("fish", "fish");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wazo-astdebug.fish");
     std::fs::write(&path, script("fish")).unwrap();

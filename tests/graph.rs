@@ -25,10 +25,6 @@ fn graph() -> Command {
     command
 }
 
-fn has(program: &str) -> bool {
-    which::which(program).is_ok()
-}
-
 #[test]
 fn text_names_the_deadlocked_pair_and_the_count_behind() {
     graph()
@@ -147,10 +143,7 @@ fn dot_is_accepted_by_graphviz() {
     assert!(dot.contains("color=red"));
     assert!(dot.contains("holder not listed"));
     for program in ["dot", "circo"] {
-        if !has(program) {
-            eprintln!("{program} not installed: skipped");
-            continue;
-        }
+        crate::common::need(program, "graphviz");
         let dir = tempfile::tempdir().unwrap();
         let source = dir.path().join("g.dot");
         fs::write(&source, &dot).unwrap();
@@ -169,10 +162,7 @@ fn dot_is_accepted_by_graphviz() {
 
 #[test]
 fn svg_is_drawn_and_private() {
-    if !has("circo") {
-        eprintln!("circo not installed: skipped");
-        return;
-    }
+    crate::common::need("circo", "graphviz");
     let dir = tempfile::tempdir().unwrap();
     let svg = dir.path().join("locks.svg");
     graph()
@@ -190,10 +180,7 @@ fn svg_is_drawn_and_private() {
 
 #[test]
 fn svg_default_name_and_global_o() {
-    if !has("circo") {
-        eprintln!("circo not installed: skipped");
-        return;
-    }
+    crate::common::need("circo", "graphviz");
     let dir = tempfile::tempdir().unwrap();
     graph()
         .current_dir(dir.path())

@@ -229,6 +229,16 @@ macro_rules! require_root {
     };
 }
 
+/// Fails the test, naming the package, when `program` is missing: a test
+/// of a tool never passes without it (`tests/run` installs them all).
+pub fn need(program: &str, package: &str) {
+    assert!(
+        which::which(program).is_ok(),
+        "`{program}` is not installed: apt-get install {package} (or run the tests with \
+         `tests/run`, which installs what they need)"
+    );
+}
+
 pub fn file_mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
