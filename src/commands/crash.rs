@@ -28,8 +28,10 @@ use crate::host::sys::hostname;
 use crate::host::version;
 use crate::output::Warnings;
 
-/// Segfault lines this close to the incident belong to it.
-const MATCH_WINDOW_SECONDS: i64 = 15 * 60;
+mod core_choice;
+
+use core_choice::{MATCH_WINDOW_SECONDS, choose_core, describe_core};
+
 const TOP_FRAMES: usize = 6;
 
 #[derive(Debug, Args)]
@@ -182,7 +184,7 @@ fn gather(
     )?;
     context.interrupt.check()?;
     list_found(&found, &args.process);
-    let time = incident_time(context, args, found.last())?;
+    let time = incident_time(context, args, &found)?;
     let mut matching = matching_segfaults(&found, time);
     let core = match core_given {
         Some(core) => Some(core),
@@ -292,26 +294,57 @@ fn copy_logs(
     Ok(logs)
 }
 
-/// `--at`, else the user's answer (default: the newest segfault), else the
-/// newest segfault.
+/// `--at`, else the user's pick among the segfault lines found (newest
+/// first) or a time they type, else the newest segfault.
 fn incident_time(
     context: &Context,
     args: &CrashArgs,
-    newest: Option<&Segfault>,
+    found: &[Segfault],
 ) -> Result<Option<DateTime<FixedOffset>>> {
     let now = Local::now();
     if let Some(at) = &args.at {
         return syslog::parse_time_spec(at, now).map(Some);
     }
-    let default = newest.and_then(|segfault| segfault.time);
+    let default = found.last().and_then(|segfault| segfault.time);
     if context.dry_run() || !context.can_ask() {
         return Ok(default);
+    }
+    let dated: Vec<&Segfault> = found
+        .iter()
+        .rev()
+        .filter(|segfault| segfault.time.is_some())
+        .take(9)
+        .collect();
+    if !dated.is_empty() {
+        let mut items: Vec<String> = dated
+            .iter()
+            .map(|segfault| {
+                let time = segfault
+                    .time
+                    .map(|time| time.format("%Y-%m-%d %H:%M:%S %:z").to_string())
+                    .unwrap_or_default();
+                format!(
+                    "the segfault of {}[{}] at {time}",
+                    segfault.kernel.process, segfault.kernel.pid
+                )
+            })
+            .collect();
+        items.push("another time (I will type it)".to_string());
+        let picked = dialoguer::Select::new()
+            .with_prompt("When did the incident happen? (ask the people who saw it)")
+            .items(&items)
+            .default(0)
+            .interact()
+            .map_err(|_| Error::Interrupted)?;
+        if let Some(segfault) = dated.get(picked) {
+            return Ok(segfault.time);
+        }
     }
     let suggestion = default
         .map(|time| time.format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_else(|| now.format("%Y-%m-%d %H:%M").to_string());
     let answer: String = dialoguer::Input::new()
-        .with_prompt("When did the incident happen? (ask the people who saw it; e.g. \"2026-11-28 04:00\" or -2h)")
+        .with_prompt("When did the incident happen? (e.g. \"2026-11-28 04:00\" or -2h)")
         .default(suggestion)
         .interact_text()
         .map_err(|_| Error::Interrupted)?;
@@ -406,122 +439,6 @@ fn reconcile(candidates: &[Segfault], reading: &CoreReading) -> Vec<Segfault> {
         );
     }
     mine.into_iter().cloned().collect()
-}
-
-/// The core to analyse: the one that fits the incident; the user picks when
-/// several do.
-fn choose_core(
-    context: &Context,
-    process: &str,
-    pid: Option<u32>,
-    incident: Option<DateTime<FixedOffset>>,
-) -> Result<Option<CoreFile>> {
-    let search = cores::search(&context.host);
-    let searched: Vec<String> = search
-        .searched
-        .iter()
-        .map(|dir| dir.display().to_string())
-        .collect();
-    if search.cores.is_empty() && search.coredumpctl {
-        if let Some(core) = from_coredumpctl(context, process, pid, incident)? {
-            return Ok(Some(core));
-        }
-    }
-    if search.cores.is_empty() {
-        let hint = if search.coredumpctl {
-            "; the kernel hands cores to systemd-coredump, and `coredumpctl list` shows none stored"
-        } else {
-            "; was Asterisk running with core dumps enabled (ulimit -c)?"
-        };
-        warn!(
-            "no core file in {}{hint}. Going on without a backtrace.",
-            searched.join(", ")
-        );
-        return Ok(None);
-    }
-    let mut fitting: Vec<(i64, &CoreFile)> = search
-        .cores
-        .iter()
-        .filter_map(|core| cores::fit(core, pid, incident).map(|score| (score, core)))
-        .collect();
-    fitting.sort_by_key(|(score, _)| *score);
-    let candidates: Vec<&CoreFile> = if fitting.is_empty() {
-        if pid.is_some() || incident.is_some() {
-            errln!(
-                "No core file matches the incident's pid or time; taking the cores found, newest first."
-            );
-        }
-        search.cores.iter().collect()
-    } else {
-        fitting.into_iter().map(|(_, core)| core).collect()
-    };
-    if candidates.len() == 1 || !context.can_ask() {
-        return Ok(candidates.first().map(|core| (*core).clone()));
-    }
-    let items: Vec<String> = candidates.iter().map(|core| describe_core(core)).collect();
-    let picked = dialoguer::Select::new()
-        .with_prompt("Several core files fit; which one?")
-        .items(&items)
-        .default(0)
-        .interact()
-        .map_err(|_| Error::Interrupted)?;
-    Ok(candidates.get(picked).map(|core| (*core).clone()))
-}
-
-/// Where core_pattern pipes to systemd-coredump, the core is in the journal's
-/// store: extract the one that fits into the output directory.
-fn from_coredumpctl(
-    context: &Context,
-    process: &str,
-    pid: Option<u32>,
-    incident: Option<DateTime<FixedOffset>>,
-) -> Result<Option<CoreFile>> {
-    let dumps: Vec<cores::Coredump> = cores::coredumps(&context.host, process, &context.interrupt)
-        .into_iter()
-        .filter(|dump| dump.state == "present")
-        .collect();
-    let fits = |dump: &cores::Coredump| {
-        pid == Some(dump.pid)
-            || incident.zip(dump.time).is_some_and(|(incident, time)| {
-                (time - incident).num_seconds().abs() <= MATCH_WINDOW_SECONDS
-            })
-    };
-    let Some(dump) = dumps.iter().find(|dump| fits(dump)).or(dumps.first()) else {
-        return Ok(None);
-    };
-    errln!(
-        "systemd-coredump holds the core of pid {} ({}): extracting it.",
-        dump.pid,
-        dump.signal
-    );
-    if context.dry_run() {
-        let dest = context.output_path().join(format!("core.{}", dump.pid));
-        outln!("{}", cores::dump_command(&context.host, dump.pid, &dest));
-        return Ok(None);
-    }
-    cores::extract(
-        &context.host,
-        dump,
-        context.output_dir()?,
-        &context.interrupt,
-    )
-    .map(Some)
-}
-
-fn describe_core(core: &CoreFile) -> String {
-    let time = core
-        .time
-        .map(|time| time.format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_else(|| "time unknown".to_string());
-    let pid = core
-        .pid
-        .map(|pid| format!(", pid {pid}"))
-        .unwrap_or_default();
-    format!(
-        "{} ({time}{pid}, {} MB)",
-        core.path.display(),
-        core.size / 1_000_000
-    )
 }
 
 /// The signal, the crashing thread and its top frames.
