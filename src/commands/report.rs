@@ -30,8 +30,9 @@ use serde::Serialize;
 use crate::context::{Context, DEFAULT_OUTPUT_BASE};
 use crate::engine::interrupt::Interrupt;
 use crate::error::{Error, Result};
+use crate::evidence::binary::{self, TextGuard, Verdict};
 use crate::evidence::elf::{self, ElfKind};
-use crate::evidence::redact;
+use crate::evidence::redact::{self, Counts};
 
 /// The doc's warning, repeated every time a bundle is made.
 pub const CORE_REMINDER: &str = "DO NOT attach the core file publicly! It may contain sensitive \
@@ -59,6 +60,10 @@ struct Included {
     kind: &'static str,
     bytes: u64,
     redactions: u64,
+    /// The redactions by kind (`credential`, `sip-digest`, ...).
+    redactions_by_kind: std::collections::BTreeMap<&'static str, u64>,
+    #[serde(skip)]
+    counts: Counts,
     #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<String>,
 }
@@ -287,12 +292,17 @@ enum Outcome {
     LeftOut(String),
 }
 
-fn packed(kind: &'static str, redactions: u64, note: Option<String>) -> Outcome {
+fn packed(kind: &'static str, counts: Counts, note: Option<String>) -> Outcome {
     Outcome::Packed(Included {
         path: String::new(),
         kind,
         bytes: 0,
-        redactions,
+        redactions: counts.total(),
+        redactions_by_kind: counts
+            .nonzero()
+            .map(|(kind, count)| (kind.name(), count))
+            .collect(),
+        counts,
         note,
     })
 }
@@ -453,10 +463,7 @@ fn sniff(head: &[u8]) -> Sniff {
             ));
         }
     }
-    let controls = head
-        .iter()
-        .filter(|&&byte| byte == 0 || (byte < 0x20 && !b"\t\n\r\x0c\x1b".contains(&byte)))
-        .count();
+    let controls = binary::controls(head);
     if head.contains(&0) || controls * 10 > head.len() {
         return Sniff::Binary("binary file (unknown format: could hold memory or secrets)".into());
     }
@@ -496,9 +503,8 @@ fn pack_file<W: Write>(
         }
         Sniff::Elf(kind) => return Ok(Outcome::LeftOut(format!("{}: binary", kind.describe()))),
         Sniff::Binary(why) => return Ok(Outcome::LeftOut(why)),
-        Sniff::Image(what) => {
-            io::copy(&mut Cursor::new(head).chain(file), &mut out).map(|_| packed(what, 0, None))
-        }
+        Sniff::Image(what) => io::copy(&mut Cursor::new(head).chain(file), &mut out)
+            .map(|_| packed(what, Counts::default(), None)),
         Sniff::Text => redact_text(Cursor::new(head).chain(file), &mut out, interrupt, "text"),
         Sniff::Gzip => pack_gzip(Cursor::new(head).chain(file), &mut out, interrupt),
     };
@@ -523,7 +529,9 @@ fn read_head(reader: &mut impl Read) -> io::Result<Vec<u8>> {
 }
 
 /// Redacts line by line, and gives up on a file that turns out to carry
-/// a core further on (a core appended to a log, an uncompressed tar).
+/// a core further on (a core appended to a log, an uncompressed tar); a
+/// file that turns binary (process memory after a backtrace, the NULs of a
+/// truncated write) goes in up to there only, with a note.
 fn redact_text(
     reader: impl Read,
     out: &mut impl Write,
@@ -531,20 +539,29 @@ fn redact_text(
     kind: &'static str,
 ) -> io::Result<Outcome> {
     let mut core_at = None;
+    let mut binary_at = None;
+    let mut guard = TextGuard::new();
     let mut seen = 0u64;
     let copied = redact::redact_stream_checked(
         BufReader::with_capacity(1 << 16, reader),
         &mut *out,
         |line, offset| {
-            if let Some(at) = elf::find_core_header(line) {
-                core_at = Some(offset + at as u64);
-                return Err(io::Error::other("an ELF core header inside"));
+            match guard.check(line, offset) {
+                Verdict::Text => {}
+                Verdict::Core(at) => {
+                    core_at = Some(at);
+                    return Err(io::Error::other("an ELF core header inside"));
+                }
+                Verdict::Binary(at, why) => {
+                    binary_at = Some((at, why));
+                    return Ok(false);
+                }
             }
             seen += 1;
             if seen % 65_536 == 0 && interrupt.received().is_some() {
                 return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
             }
-            Ok(())
+            Ok(true)
         },
     );
     if let Some(at) = core_at {
@@ -553,13 +570,21 @@ fn redact_text(
         )));
     }
     let stats = copied?;
-    let note = (stats.long_lines > 0).then(|| {
-        format!(
+    let mut notes = Vec::new();
+    if let Some((at, why)) = binary_at {
+        notes.push(format!(
+            "turns binary at byte {at} ({why}): only the text before it is in the bundle, \
+             the rest (process memory or a damaged write) was left out"
+        ));
+    }
+    if stats.long_lines > 0 {
+        notes.push(format!(
             "{} line(s) over 1 MiB were redacted in pieces: check them by hand",
             stats.long_lines
-        )
-    });
-    Ok(packed(kind, stats.redactions, note))
+        ));
+    }
+    let note = (!notes.is_empty()).then(|| notes.join("; "));
+    Ok(packed(kind, stats.counts, note))
 }
 
 /// A rotated log (`full.2.gz`) goes in redacted and recompressed, under

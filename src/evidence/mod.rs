@@ -4,6 +4,7 @@
 //! and valgrind's report.
 
 pub mod astlog;
+pub mod binary;
 pub mod bugreport;
 pub mod cores;
 pub mod elf;
