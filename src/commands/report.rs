@@ -84,6 +84,9 @@ struct Summary {
     included: Vec<Included>,
     left_out: Vec<LeftOut>,
     redactions: u64,
+    redactions_by_kind: std::collections::BTreeMap<&'static str, u64>,
+    #[serde(skip)]
+    counts: Counts,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     notes: Vec<String>,
     reminder: &'static str,
@@ -111,6 +114,16 @@ pub fn run(context: &Context, args: &ReportArgs) -> Result<()> {
     let mut left_out = Vec::new();
     let mut entries = Vec::new();
     walk(&dir, Path::new(""), &mut entries, &mut left_out);
+    entries.retain(|entry| match entry {
+        Entry::File { relative, .. } if relative == Path::new(REDACTIONS) => {
+            left_out.push(left(
+                relative,
+                format!("the bundle's own {REDACTIONS} (what was redacted) takes this name"),
+            ));
+            false
+        }
+        _ => true,
+    });
 
     let mut summary = Summary {
         dir: dir.display().to_string(),
@@ -120,6 +133,8 @@ pub fn run(context: &Context, args: &ReportArgs) -> Result<()> {
         included: Vec::new(),
         left_out,
         redactions: 0,
+        redactions_by_kind: Default::default(),
+        counts: Counts::default(),
         notes,
         reminder: CORE_REMINDER,
     };
@@ -131,6 +146,7 @@ pub fn run(context: &Context, args: &ReportArgs) -> Result<()> {
                 record(&mut summary, relative, outcome);
             }
         }
+        total(&mut summary);
     } else {
         let target = Target {
             dir: &dir,
@@ -142,11 +158,65 @@ pub fn run(context: &Context, args: &ReportArgs) -> Result<()> {
         let size = write_bundle(context, &entries, &target, &mut summary)?;
         summary.bundle_bytes = Some(size);
     }
-    summary.redactions = summary.included.iter().map(|file| file.redactions).sum();
+    print_summary(context, &summary)
+}
+
+/// The name of the list of redactions at the top of the bundle.
+const REDACTIONS: &str = "REDACTIONS.txt";
+
+/// Totals by kind, and the left-out files in name order.
+fn total(summary: &mut Summary) {
+    let mut counts = Counts::default();
+    for file in &summary.included {
+        counts.merge(&file.counts);
+    }
+    summary.redactions = counts.total();
+    summary.counts = counts;
+    summary.redactions_by_kind = counts
+        .nonzero()
+        .map(|(kind, count)| (kind.name(), count))
+        .collect();
     summary
         .left_out
         .sort_by(|left, right| left.path.cmp(&right.path));
-    print_summary(context, &summary)
+}
+
+/// `REDACTIONS.txt`: what was hidden, per file and kind, and what was left
+/// out; counts only, never a value.
+fn redactions_text(summary: &Summary) -> String {
+    let mut text = String::from(
+        "What `wazo-astdebug report` hid in this bundle. Counts only: no hidden value was \
+         ever written anywhere.\nEach value was replaced by [REDACTED]; its key and the \
+         structure around it were kept.\n\n",
+    );
+    let _ = writeln!(
+        text,
+        "Total: {} value(s) redacted ({}).\n",
+        summary.redactions,
+        summary.counts.describe()
+    );
+    let _ = writeln!(text, "Files ({}):", summary.included.len());
+    for file in &summary.included {
+        let _ = writeln!(
+            text,
+            "  {}: {} ({})",
+            file.path,
+            file.redactions,
+            file.counts.describe()
+        );
+        if let Some(note) = &file.note {
+            let _ = writeln!(text, "      note: {note}");
+        }
+    }
+    let _ = writeln!(text, "\nLeft out ({}):", summary.left_out.len());
+    for file in &summary.left_out {
+        let _ = writeln!(text, "  {}: {}", file.path, file.reason);
+    }
+    text.push_str(
+        "\nRedaction hides the secret patterns it knows (see README.md, `report`): read the \
+         bundle before attaching it.\n",
+    );
+    text
 }
 
 /// DIR as given, else `--output-dir`, else the newest run directory.
@@ -381,6 +451,19 @@ fn write_bundle(
             }
         }
     }
+    total(summary);
+    let list = redactions_text(summary);
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(list.len() as u64);
+    header.set_mode(0o600);
+    header.set_mtime(mtime(dir));
+    tar.append_data(
+        &mut header,
+        Path::new(name).join(REDACTIONS),
+        list.as_bytes(),
+    )
+    .map_err(write_error)?;
     let buffered = tar
         .into_inner()
         .and_then(GzEncoder::finish)
@@ -657,7 +740,11 @@ fn print_summary(context: &Context, summary: &Summary) -> Result<()> {
     for file in &summary.included {
         let count = match file.redactions {
             0 => "nothing redacted".to_string(),
-            count => format!("{} redacted", plural(count as usize, "secret")),
+            count => format!(
+                "{} redacted: {}",
+                plural(count as usize, "secret"),
+                file.counts.describe()
+            ),
         };
         let _ = writeln!(text, "  {}  ({}; {count})", file.path, file.kind);
         if let Some(note) = &file.note {
@@ -674,13 +761,14 @@ fn print_summary(context: &Context, summary: &Summary) -> Result<()> {
     let _ = match summary.bundle_bytes {
         Some(bytes) => writeln!(
             text,
-            "Bundle: {} ({}, mode 0600)",
+            "Bundle: {} ({}, mode 0600), with {REDACTIONS}: these counts, never the values",
             summary.bundle,
             human_size(bytes)
         ),
         None => writeln!(
             text,
-            "Dry run: nothing written; the bundle would be {}",
+            "Dry run: nothing written; the bundle would be {}, with {REDACTIONS}: these counts, \
+             never the values",
             summary.bundle
         ),
     };

@@ -465,6 +465,7 @@ impl Redactor {
 
     /// Redacts one line on its own (with or without its line ending, which
     /// is kept). Returns the line and the number of values replaced.
+    #[cfg(test)]
     pub fn redact_line<'a>(&self, line: &'a [u8]) -> (Cow<'a, [u8]>, usize) {
         let (out, counts) = self.redact(line, &mut LineContext::default());
         (out, counts.total() as usize)
