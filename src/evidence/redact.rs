@@ -154,9 +154,10 @@ impl Counts {
 /// `key%3Dvalue`. The key is then checked by [`credential`].
 const KEY_VALUE: &str = r#"(?i-u)([a-z0-9_.\-]*(?:pass|pwd|pin|key|cred|token|secret|jwt|communit|phrase|ha1)[a-z0-9_.\-]*)(\\*["']?)([ \t]*)(=>|=|:|%3d)([ \t]*)"#;
 /// A config line `KEY VALUE` (`passwd X`, `rocommunity X`, `requirepass X`).
-const SPACED_CONFIG: &str = r"(?i-u)^[ \t]*(?:-[ \t]+)?([a-z0-9_.\-]+)[ \t]+";
+const SPACED_CONFIG: &str = r#"(?i-u)(?:^|["']|\\[nr])[ \t]*(?:-[ \t]+)?([a-z0-9_.\-]+)[ \t]+"#;
 /// `com2sec NAME SOURCE COMMUNITY` (snmpd.conf).
-const COM2SEC: &str = r"(?i-u)^[ \t]*com2sec6?[ \t]+(?:-cn[ \t]+\S+[ \t]+)?\S+[ \t]+\S+[ \t]+(\S+)";
+const COM2SEC: &str =
+    r#"(?i-u)(?:^|["']|\\[nr])[ \t]*com2sec6?[ \t]+(?:-cn[ \t]+\S+[ \t]+)?\S+[ \t]+\S+[ \t]+(\S+)"#;
 /// `--password X`, `access_token X`.
 const SPACED_FLAG: &str = r#"(?i-u)(?:^|[\s"'(;|&,])(--?[a-z][a-z0-9_\-]*|[a-z0-9_\-]*(?:access|refresh|auth|api)[_\-]?token)[ \t]+([^\s\-=:])"#;
 const MYSQL: &str = r"(?i-u)\b(?:mysql|mysqldump|mysqladmin|mariadb)\b";
@@ -187,15 +188,15 @@ const URL_PASSWORD: &str = r#"(?i-u)\b[a-z][a-z0-9+.\-]*://[^/\s:@"'\\]*:([^/\s@
 /// `sip:1001:PASSWORD@host`.
 const SIP_URI: &str = r#"(?i-u)\bsips?:[^:@\s;>"'\\/<]+:([^@\s;>"'\\/<]+)@"#;
 /// chan_sip `register => [peer?][transport://]user[@domain]:SECRET[:authuser]@host`.
-const SIP_REGISTER: &str = r"(?i-u)^\s*register\s*=>?\s*(?:[^\s?]*\?)?(?:[a-z]+://)?[^:@/\s]+(?:@[^:@/\s]+)?:([^:@/\s]+)(?::[^@/\s]*)?@";
+const SIP_REGISTER: &str = r#"(?i-u)(?:^|["']|\\[nr])\s*register\s*=>?\s*(?:[^\s?]*\?)?(?:[a-z]+://)?[^:@/\s]+(?:@[^:@/\s]+)?:([^:@/\s]+)(?::[^@/\s]*)?@"#;
 /// chan_sip `auth = user:SECRET@realm` (`#` for an MD5 hash).
-const SIP_AUTH: &str = r"(?i-u)^\s*auth\s*=>?\s*[^:#@\s]+[:#]([^@\s]+)@";
+const SIP_AUTH: &str = r#"(?i-u)(?:^|["']|\\[nr])\s*auth\s*=>?\s*[^:#@\s"'\\]+[:#]([^@\s"'\\]+)@"#;
 /// voicemail.conf: `1001 => PIN,Full Name,email,...`.
-const VOICEMAIL: &str = r"(?-u)^[ \t]*[0-9*#+]+[ \t]*=>[ \t]*";
+const VOICEMAIL: &str = r#"(?-u)(?:^|["']|\\[nr])[ \t]*[0-9*#+]+[ \t]*=>[ \t]*"#;
 /// Dialplan `Set(DB(secret/1001)=...)`.
 const ASTDB_SET: &str = r"(?i-u)\bdb\(([^)\s]*)\)[ \t]*=[ \t]*";
 /// `database show`: `/secret/1001    : value`.
-const ASTDB_SHOW: &str = r"(?-u)^[ \t]*(/[^\s:]+)[ \t]*:[ \t]*";
+const ASTDB_SHOW: &str = r#"(?-u)(?:^|["']|\\[nr])[ \t]*(/[^\s:"'\\]+)[ \t]*:[ \t]*"#;
 /// A gdb command that prints a value: `(gdb) p peer->secret`.
 const GDB_PRINT: &str = r"(?i-u)^[ \t]*(?:\(gdb\)[ \t]*)?(?:p|print|output|call|inspect|x|display)(?:/[a-z0-9]+)?[ \t]+(.+)";
 /// What gdb prints for it: `$1 = ...`, or `0x55... <sym>:  "..."` for `x/s`.
@@ -204,7 +205,7 @@ const GDB_VALUE: &str =
 /// Lines that may hold a secret: everything else is copied untouched
 /// without running the other patterns (most log lines). Every pattern's
 /// trigger is here.
-const PREFILTER: &str = r"(?i-u)pass|pwd|pin|key|cred|token|secret|jwt|communit|phrase|ha1|com2sec|bearer|basic|nonce|response|rspauth|://|sip|register|auth|cookie|eyj|=>|-p|-u|--user";
+const PREFILTER: &str = r"(?i-u)mysql|mariadb|pass|pwd|pin|key|cred|token|secret|jwt|communit|phrase|ha1|com2sec|bearer|basic|nonce|response|rspauth|://|sip|register|auth|cookie|eyj|[0-9*#+][ \t]*=>|-p|-u|--user";
 
 /// Identifier parts that name a credential (`auth_pass`, `md5_creds`,
 /// `db.password`, `X-Auth-Token`).
@@ -607,13 +608,25 @@ impl Redactor {
             };
             push(key.start(), whole.end(), mode, Kind::Credential);
         }
-        if let Some(found) = self.spaced_config.captures(line) {
+        // At a line start the value runs to the line end (`passwd my pass`);
+        // at the start of a quoted line (`"...\nrequirepass X\n..."`), to a
+        // delimiter.
+        let mode_at = |start: usize| match line[start] {
+            b'"' | b'\'' | b'\\' => Mode::Token,
+            _ => Mode::ToLineEnd,
+        };
+        for found in self.spaced_config.captures_iter(line) {
             if let (Some(whole), Some(key)) = (found.get(0), found.get(1)) {
                 let next = line.get(whole.end()).copied();
                 if !matches!(next, Some(b'=' | b':' | b'>'))
                     && credential(key.as_bytes()) == Some(Strength::Strong)
                 {
-                    push(key.start(), whole.end(), Mode::ToLineEnd, Kind::Credential);
+                    push(
+                        key.start(),
+                        whole.end(),
+                        mode_at(whole.start()),
+                        Kind::Credential,
+                    );
                 }
             }
         }
@@ -681,7 +694,7 @@ impl Redactor {
         groups(&self.sip_uri, Kind::UriPassword, &mut push);
         groups(&self.sip_register, Kind::UriPassword, &mut push);
         groups(&self.sip_auth, Kind::UriPassword, &mut push);
-        if let Some(found) = self.voicemail.find(line) {
+        for found in self.voicemail.find_iter(line) {
             push(found.start(), found.end(), Mode::Token, Kind::VoicemailPin);
         }
         for found in self.astdb_set.captures_iter(line) {
@@ -691,13 +704,13 @@ impl Redactor {
                 }
             }
         }
-        if let Some(found) = self.astdb_show.captures(line) {
+        for found in self.astdb_show.captures_iter(line) {
             if let (Some(whole), Some(path)) = (found.get(0), found.get(1)) {
                 if path_names_credential(path.as_bytes()) {
                     push(
                         whole.start(),
                         whole.end(),
-                        Mode::ToLineEnd,
+                        mode_at(whole.start()),
                         Kind::Credential,
                     );
                 }
@@ -1050,6 +1063,32 @@ fn bracketed(line: &[u8], open: usize, end: usize, hide: &mut dyn FnMut(usize, u
                     continue;
                 }
             }
+            b'\\' => {
+                // `\"...\"`: a string inside a C string.
+                let slashes = line[at..end].iter().take_while(|&&b| b == b'\\').count();
+                if at + slashes >= end || !matches!(line[at + slashes], b'"' | b'\'') {
+                    at += slashes;
+                    continue;
+                }
+                let opener = &line[at..=at + slashes];
+                let from = at + opener.len();
+                let stop =
+                    memchr::memmem::find(&line[from..end], opener).map_or(end, |to| from + to);
+                let after = line[(stop + opener.len()).min(end)..end]
+                    .iter()
+                    .position(|b| !matches!(b, b' ' | b'\t'))
+                    .map(|skip| stop + opener.len() + skip);
+                if after.is_some_and(|after| line[after] == b':') {
+                    word = Some((from, stop));
+                } else if stop > from
+                    && !line[from..].starts_with(MARK)
+                    && !kept(&stack, credentials, field)
+                {
+                    values.push((from, stop));
+                }
+                at = stop + opener.len();
+                continue;
+            }
             quote @ (b'"' | b'\'') => {
                 let stop = closing_quote(line, at, end).unwrap_or(end);
                 let after = line[(stop + 1).min(end)..end]
@@ -1107,7 +1146,13 @@ fn skip_gdb_pointer(line: &[u8], start: usize) -> Option<usize> {
         at += close + 1;
         at += spaces(at);
     }
-    matches!(line.get(at), Some(b'"' | b'\'')).then_some(at)
+    // `\"` after the address: the local is printed inside a C string.
+    let slashes = line[at..]
+        .iter()
+        .take(8)
+        .take_while(|&&b| b == b'\\')
+        .count();
+    matches!(line.get(at + slashes), Some(b'"' | b'\'')).then_some(at)
 }
 
 /// The longest `<symbol+offset>` gdb prints between a pointer and its string.
@@ -1276,30 +1321,63 @@ impl<R: BufRead> LineReader<R> {
     }
 }
 
-/// Where to cut an over-long line: after the last separator of its last
-/// 4 KiB that is not inside a secret's key and value, else before the
-/// first key whose value may go on, else at the end.
+/// How close two secret triggers (a key, a header name, an auth scheme)
+/// must be to belong together (a gdb `<symbol>` may sit between a key and
+/// its string).
+const TRIGGER_GAP: usize = MAX_GDB_SYMBOL + 88;
+
+/// Where to cut an over-long line: at a separator (blank, `,`, `&`, `;`) of
+/// its last 4 KiB, before the run of secret triggers that reaches its end
+/// (the word of a trigger moves whole: `--password X`, `1001 => PIN`),
+/// never inside a key and value; else before the first key whose value
+/// may go on; else at the end.
 fn cut_point(line: &[u8]) -> usize {
     let floor = line.len().saturating_sub(4096).max(1);
-    // Never between a key and the end of its value: the next piece would
-    // start with a value and no key, and go out unredacted (`password |=
-    // x`, `secret = 0x55 |"x"`, `Bearer |x`). A value that may go on past
-    // the limit keeps its key with it in the next piece.
     let window = &line[floor..];
+    let redactor = Redactor::shared();
+    // A key at the end of this piece would lose its value to the next one
+    // (`password |= x`, `ha1 | = "x"`, `Bearer |x`, `secret = 0x55 |"x"`):
+    // what may belong to a secret moves to the next piece whole.
+    let mut limit = line.len();
+    let triggers: Vec<(usize, usize)> = redactor
+        .prefilter
+        .find_iter(window)
+        .map(|found| (floor + found.start(), floor + found.end()))
+        .collect();
+    for &(start, end) in triggers.iter().rev() {
+        if end + TRIGGER_GAP < limit {
+            break;
+        }
+        limit = start;
+    }
+    // The last word moves too: what follows it is not read yet (`1001 |=>
+    // PIN`).
+    let is_separator = |b: &u8| matches!(b, b' ' | b'\t' | b',' | b'&' | b';');
+    let words_end = window
+        .iter()
+        .rposition(|b| !is_separator(b))
+        .map_or(floor, |at| floor + at);
+    let last_word = line[floor..words_end]
+        .iter()
+        .rposition(is_separator)
+        .map_or(floor, |at| floor + at + 1);
+    limit = limit.min(last_word.max(floor));
     let mut regions = Vec::new();
-    Redactor::shared().find(window, &mut LineContext::default(), &mut regions);
+    redactor.find(window, &mut LineContext::default(), &mut regions);
     let regions: Vec<(usize, usize)> = regions
         .into_iter()
         .map(|(key, end)| (floor + key, end.saturating_add(floor)))
         .collect();
     let splits = |cut: usize| regions.iter().any(|&(key, end)| key < cut && cut < end);
-    let cut = (floor..line.len())
+    let separator = |at: usize| {
+        matches!(line[at], b' ' | b'\t' | b',' | b'&' | b';')
+            && !matches!(line[at - 1], b'=' | b':' | b' ' | b'\t')
+            && !splits(at + 1)
+    };
+    let cut = (floor..limit.min(line.len()))
         .rev()
-        .find(|&at| {
-            matches!(line[at], b' ' | b'\t' | b',' | b'&' | b';')
-                && !matches!(line[at - 1], b'=' | b':' | b' ')
-                && !splits(at + 1)
-        })
+        .find(|&at| separator(at))
+        .or_else(|| (floor..line.len()).rev().find(|&at| separator(at)))
         .map_or(line.len(), |at| at + 1);
     regions
         .iter()

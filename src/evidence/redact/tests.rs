@@ -286,6 +286,8 @@ fn corpus_has_no_marker_left() {
     assert!(leaks.is_empty(), "leaked:\n{}", leaks.join("\n"));
 }
 
+/// What the corpus looks like once redacted, for a developer adding a
+/// pattern: `cargo test --lib show_corpus -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn show_corpus() {
