@@ -45,19 +45,30 @@ impl TextGuard {
     /// Judges the next piece, which starts at byte `offset` of the file.
     pub fn check(&mut self, piece: &[u8], offset: u64) -> Verdict {
         let keep = elf::HEADER_LEN - 1;
-        // A header that starts in the tail and ends in this piece.
-        let mut joined = std::mem::take(&mut self.tail);
-        let tail_len = joined.len();
-        joined.extend_from_slice(&piece[..piece.len().min(keep)]);
-        let straddling = elf::find_core_header(&joined)
-            .filter(|&at| at < tail_len)
-            .map(|at| offset - (tail_len - at) as u64);
-        let start = joined.len().saturating_sub(keep);
-        self.tail = if piece.len() >= keep {
-            piece[piece.len() - keep..].to_vec()
+        let tail_len = self.tail.len();
+        // A header that starts in the tail and ends in this piece (the
+        // tail is only joined to the piece when it holds the magic's 0x7f).
+        let mut straddling = None;
+        let mut tail_magic = None;
+        if memchr::memchr(elf::MAGIC[0], &self.tail).is_some() {
+            let mut joined = self.tail.clone();
+            joined.extend_from_slice(&piece[..piece.len().min(keep)]);
+            let back = |at: usize| offset - (tail_len - at) as u64;
+            straddling = elf::find_core_header(&joined)
+                .filter(|&at| at < tail_len)
+                .map(back);
+            tail_magic = memchr::memmem::find(&joined, &elf::MAGIC[..])
+                .filter(|&at| at < tail_len)
+                .map(back);
+        }
+        if piece.len() >= keep {
+            self.tail.clear();
+            self.tail.extend_from_slice(&piece[piece.len() - keep..]);
         } else {
-            joined[start..].to_vec()
-        };
+            self.tail.extend_from_slice(piece);
+            let extra = self.tail.len().saturating_sub(keep);
+            self.tail.drain(..extra);
+        }
         if let Some(at) = straddling {
             return Verdict::Core(at);
         }
@@ -69,11 +80,9 @@ impl TextGuard {
         if nul || dense {
             // Binary from here: an ELF file starting here is a core
             // until proven otherwise (its header may be damaged or cut).
-            let magic = memchr::memmem::find(&joined[..tail_len], &elf::MAGIC[..])
-                .map(|at| offset - (tail_len - at) as u64)
-                .or_else(|| {
-                    memchr::memmem::find(piece, &elf::MAGIC[..]).map(|at| offset + at as u64)
-                });
+            let magic = tail_magic.or_else(|| {
+                memchr::memmem::find(piece, &elf::MAGIC[..]).map(|at| offset + at as u64)
+            });
             if let Some(at) = magic {
                 return Verdict::Core(at);
             }

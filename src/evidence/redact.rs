@@ -205,7 +205,59 @@ const GDB_VALUE: &str =
 /// Lines that may hold a secret: everything else is copied untouched
 /// without running the other patterns (most log lines). Every pattern's
 /// trigger is here.
-const PREFILTER: &str = r"(?i-u)mysql|mariadb|pass|pwd|pin|key|cred|token|secret|jwt|communit|phrase|ha1|com2sec|bearer|basic|nonce|response|rspauth|://|sip|register|auth|cookie|eyj|[0-9*#+][ \t]*=>|-p|-u|--user";
+const PREFILTER: &str = r"(?i-u)mysql|mariadb|pass|pwd|pin|key|cred|token|secret|jwt|communit|phrase|ha1|com2sec|bearer|basic|digest|nonce|response|rspauth|://|sip|register|auth|cookie|eyj|[0-9*#+][ \t]*=>|-p|-u|--user";
+
+/// What the prefilter found, as the rules it lets run.
+const T_CRED: u32 = 1;
+const T_COM2SEC: u32 = 1 << 1;
+const T_MYSQL: u32 = 1 << 2;
+const T_USER: u32 = 1 << 3;
+const T_DIGEST: u32 = 1 << 4;
+const T_BEARER: u32 = 1 << 5;
+const T_COOKIE: u32 = 1 << 6;
+const T_JWT: u32 = 1 << 7;
+const T_URL: u32 = 1 << 8;
+const T_SIP: u32 = 1 << 9;
+const T_REGISTER: u32 = 1 << 10;
+const T_VOICEMAIL: u32 = 1 << 11;
+
+/// The rules a prefilter match lets run.
+fn trigger(found: &[u8]) -> u32 {
+    let is = |word: &[u8]| found.eq_ignore_ascii_case(word);
+    if found.ends_with(b"=>") {
+        T_VOICEMAIL
+    } else if is(b"://") {
+        T_URL
+    } else if is(b"-p") {
+        T_MYSQL
+    } else if is(b"-u") || is(b"--user") {
+        T_USER
+    } else if is(b"com2sec") {
+        T_COM2SEC
+    } else if is(b"mysql") || is(b"mariadb") {
+        T_MYSQL
+    } else if is(b"nonce")
+        || is(b"response")
+        || is(b"rspauth")
+        || is(b"auth")
+        || is(b"digest")
+        || is(b"basic")
+    {
+        T_DIGEST
+    } else if is(b"bearer") {
+        T_BEARER
+    } else if is(b"cookie") {
+        T_COOKIE
+    } else if is(b"eyj") {
+        T_JWT
+    } else if is(b"sip") {
+        T_SIP
+    } else if is(b"register") {
+        T_REGISTER
+    } else {
+        T_CRED
+    }
+}
 
 /// Identifier parts that name a credential (`auth_pass`, `md5_creds`,
 /// `db.password`, `X-Auth-Token`).
@@ -519,9 +571,19 @@ impl Redactor {
             context.gdb_secret = false;
         }
         let gdb_value = continued.gdb_secret && self.gdb_value.is_match(line);
-        if !continued.cookie && !gdb_value && !self.prefilter.is_match(line) {
+        // Which rules can match, from one pass of the prefilter: most lines
+        // run none, and a SIP header line only the SIP rules.
+        let mut mask = 0;
+        for found in self.prefilter.find_iter(line) {
+            mask |= trigger(found.as_bytes());
+        }
+        if continued.cookie || gdb_value {
+            mask = u32::MAX;
+        }
+        if mask == 0 {
             return Vec::new();
         }
+        let has = |bits: u32| mask & bits != 0;
         let end = trim_end(line);
         let indent = line[..end]
             .iter()
@@ -550,63 +612,65 @@ impl Redactor {
                 push(0, found.end(), Mode::ToLineEnd, Kind::GdbValue);
             }
         }
-        if let Some(found) = self.gdb_print.captures(line) {
+        if let Some(found) = has(T_CRED).then(|| self.gdb_print.captures(line)).flatten() {
             if let Some(expression) = found.get(1) {
                 context.gdb_secret = path_names_credential(expression.as_bytes());
             }
         }
-        for found in self.key_value.captures_iter(line) {
-            let (Some(whole), Some(key), Some(quote), Some(_before), Some(sep), Some(_after)) = (
-                found.get(0),
-                found.get(1),
-                found.get(2),
-                found.get(3),
-                found.get(4),
-                found.get(5),
-            ) else {
-                continue;
-            };
-            let separator = sep.as_bytes();
-            let next = line.get(sep.end()).copied();
-            // `password == NULL` is a comparison, `token://` no key, `key::`
-            // a C++ scope.
-            if (separator == b"=" && next == Some(b'='))
-                || (separator == b":" && matches!(next, Some(b'/' | b':')))
-            {
-                continue;
-            }
-            let Some(strength) = credential(key.as_bytes()) else {
-                continue;
-            };
-            let quoted_key = !quote.is_empty()
-                || (key.start() > 0 && matches!(line[key.start() - 1], b'"' | b'\''));
-            let at_line_start = !quoted_key && key.start() <= indent
-                || line[indent..key.start()].starts_with(b"- ")
-                    && line[indent + 2..key.start()]
-                        .iter()
-                        .all(|b| b.is_ascii_whitespace());
-            if separator == b":" && at_line_start {
-                // YAML: the value is on the next lines.
-                let rest = &line[whole.end().min(end)..end];
-                if rest.is_empty() || is_block_indicator(rest) {
-                    context.block = Some(Block {
-                        indent: key.start(),
-                        literal: !rest.is_empty(),
-                    });
-                    regions.push((key.start(), usize::MAX));
+        if has(T_CRED) {
+            for found in self.key_value.captures_iter(line) {
+                let (Some(whole), Some(key), Some(quote), Some(_before), Some(sep), Some(_after)) = (
+                    found.get(0),
+                    found.get(1),
+                    found.get(2),
+                    found.get(3),
+                    found.get(4),
+                    found.get(5),
+                ) else {
+                    continue;
+                };
+                let separator = sep.as_bytes();
+                let next = line.get(sep.end()).copied();
+                // `password == NULL` is a comparison, `token://` no key, `key::`
+                // a C++ scope.
+                if (separator == b"=" && next == Some(b'='))
+                    || (separator == b":" && matches!(next, Some(b'/' | b':')))
+                {
                     continue;
                 }
-            }
-            if separator == b":" && !quoted_key && strength == Strength::Weak {
-                continue;
-            }
+                let Some(strength) = credential(key.as_bytes()) else {
+                    continue;
+                };
+                let quoted_key = !quote.is_empty()
+                    || (key.start() > 0 && matches!(line[key.start() - 1], b'"' | b'\''));
+                let at_line_start = !quoted_key && key.start() <= indent
+                    || line[indent..key.start()].starts_with(b"- ")
+                        && line[indent + 2..key.start()]
+                            .iter()
+                            .all(|b| b.is_ascii_whitespace());
+                if separator == b":" && at_line_start {
+                    // YAML: the value is on the next lines.
+                    let rest = &line[whole.end().min(end)..end];
+                    if rest.is_empty() || is_block_indicator(rest) {
+                        context.block = Some(Block {
+                            indent: key.start(),
+                            literal: !rest.is_empty(),
+                        });
+                        regions.push((key.start(), usize::MAX));
+                        continue;
+                    }
+                }
+                if separator == b":" && !quoted_key && strength == Strength::Weak {
+                    continue;
+                }
 
-            let mode = if at_line_start {
-                Mode::ToLineEnd
-            } else {
-                Mode::Token
-            };
-            push(key.start(), whole.end(), mode, Kind::Credential);
+                let mode = if at_line_start {
+                    Mode::ToLineEnd
+                } else {
+                    Mode::Token
+                };
+                push(key.start(), whole.end(), mode, Kind::Credential);
+            }
         }
         // At a line start the value runs to the line end (`passwd my pass`);
         // at the start of a quoted line (`"...\nrequirepass X\n..."`), to a
@@ -615,55 +679,69 @@ impl Redactor {
             b'"' | b'\'' | b'\\' => Mode::Token,
             _ => Mode::ToLineEnd,
         };
-        for found in self.spaced_config.captures_iter(line) {
-            if let (Some(whole), Some(key)) = (found.get(0), found.get(1)) {
-                let next = line.get(whole.end()).copied();
-                if !matches!(next, Some(b'=' | b':' | b'>'))
-                    && credential(key.as_bytes()) == Some(Strength::Strong)
-                {
-                    push(
-                        key.start(),
-                        whole.end(),
-                        mode_at(whole.start()),
-                        Kind::Credential,
-                    );
+        if has(T_CRED) {
+            for found in self.spaced_config.captures_iter(line) {
+                if let (Some(whole), Some(key)) = (found.get(0), found.get(1)) {
+                    let next = line.get(whole.end()).copied();
+                    if !matches!(next, Some(b'=' | b':' | b'>'))
+                        && credential(key.as_bytes()) == Some(Strength::Strong)
+                    {
+                        push(
+                            key.start(),
+                            whole.end(),
+                            mode_at(whole.start()),
+                            Kind::Credential,
+                        );
+                    }
                 }
             }
         }
-        groups(&self.com2sec, Kind::Credential, &mut push);
-        for found in self.spaced_flag.captures_iter(line) {
-            if let (Some(flag), Some(value)) = (found.get(1), found.get(2)) {
-                if credential(flag.as_bytes()) == Some(Strength::Strong) {
-                    push(flag.start(), value.start(), Mode::Token, Kind::CommandLine);
+        if has(T_COM2SEC) {
+            groups(&self.com2sec, Kind::Credential, &mut push);
+        }
+        if has(T_CRED) {
+            for found in self.spaced_flag.captures_iter(line) {
+                if let (Some(flag), Some(value)) = (found.get(1), found.get(2)) {
+                    if credential(flag.as_bytes()) == Some(Strength::Strong) {
+                        push(flag.start(), value.start(), Mode::Token, Kind::CommandLine);
+                    }
                 }
             }
         }
-        if self.mysql.is_match(line) {
+        if has(T_MYSQL) && self.mysql.is_match(line) {
             for found in self.mysql_p.captures_iter(line) {
                 if let (Some(whole), Some(value)) = (found.get(0), found.get(1)) {
                     push(whole.start(), value.start(), Mode::Token, Kind::CommandLine);
                 }
             }
         }
-        for found in self.user_colon.find_iter(line) {
-            push(found.start(), found.end(), Mode::Token, Kind::UriPassword);
+        if has(T_USER) {
+            for found in self.user_colon.find_iter(line) {
+                push(found.start(), found.end(), Mode::Token, Kind::UriPassword);
+            }
         }
-        if continued.digest || self.digest_context.is_match(line) {
+        if continued.digest || (has(T_DIGEST) && self.digest_context.is_match(line)) {
             context.digest = true;
             for found in self.digest_param.find_iter(line) {
                 push(found.start(), found.end(), Mode::Token, Kind::SipDigest);
             }
         }
-        for found in self.auth_header.captures_iter(line) {
-            if let (Some(whole), Some(scheme)) = (found.get(0), found.get(1)) {
-                if !scheme.as_bytes().eq_ignore_ascii_case(b"digest") {
-                    push(whole.start(), whole.end(), Mode::Token, Kind::HttpAuth);
+        if has(T_DIGEST) {
+            for found in self.auth_header.captures_iter(line) {
+                if let (Some(whole), Some(scheme)) = (found.get(0), found.get(1)) {
+                    if !scheme.as_bytes().eq_ignore_ascii_case(b"digest") {
+                        push(whole.start(), whole.end(), Mode::Token, Kind::HttpAuth);
+                    }
                 }
             }
         }
-        groups(&self.bearer, Kind::HttpAuth, &mut push);
+        if has(T_BEARER) {
+            groups(&self.bearer, Kind::HttpAuth, &mut push);
+        }
         let mut cookie = if continued.cookie {
             Some((0, 0))
+        } else if !has(T_COOKIE) {
+            None
         } else {
             self.cookie
                 .find(line)
@@ -681,38 +759,56 @@ impl Redactor {
                 .find_at(line, stop)
                 .map(|found| (found.start(), found.end()));
         }
-        groups(&self.token_route, Kind::Token, &mut push);
-        for found in self.jwt.find_iter(line) {
-            push(
-                found.start(),
-                found.start(),
-                Mode::Fixed(found.end()),
-                Kind::Token,
-            );
+        if has(T_CRED) {
+            groups(&self.token_route, Kind::Token, &mut push);
         }
-        groups(&self.url_password, Kind::UriPassword, &mut push);
-        groups(&self.sip_uri, Kind::UriPassword, &mut push);
-        groups(&self.sip_register, Kind::UriPassword, &mut push);
-        groups(&self.sip_auth, Kind::UriPassword, &mut push);
-        for found in self.voicemail.find_iter(line) {
-            push(found.start(), found.end(), Mode::Token, Kind::VoicemailPin);
+        if has(T_JWT) {
+            for found in self.jwt.find_iter(line) {
+                push(
+                    found.start(),
+                    found.start(),
+                    Mode::Fixed(found.end()),
+                    Kind::Token,
+                );
+            }
         }
-        for found in self.astdb_set.captures_iter(line) {
-            if let (Some(whole), Some(path)) = (found.get(0), found.get(1)) {
-                if path_names_credential(path.as_bytes()) {
-                    push(whole.start(), whole.end(), Mode::Token, Kind::Credential);
+        if has(T_URL) {
+            groups(&self.url_password, Kind::UriPassword, &mut push);
+        }
+        if has(T_SIP) {
+            groups(&self.sip_uri, Kind::UriPassword, &mut push);
+        }
+        if has(T_REGISTER) {
+            groups(&self.sip_register, Kind::UriPassword, &mut push);
+        }
+        if has(T_DIGEST) {
+            groups(&self.sip_auth, Kind::UriPassword, &mut push);
+        }
+        if has(T_VOICEMAIL) {
+            for found in self.voicemail.find_iter(line) {
+                push(found.start(), found.end(), Mode::Token, Kind::VoicemailPin);
+            }
+        }
+        if has(T_CRED) {
+            for found in self.astdb_set.captures_iter(line) {
+                if let (Some(whole), Some(path)) = (found.get(0), found.get(1)) {
+                    if path_names_credential(path.as_bytes()) {
+                        push(whole.start(), whole.end(), Mode::Token, Kind::Credential);
+                    }
                 }
             }
         }
-        for found in self.astdb_show.captures_iter(line) {
-            if let (Some(whole), Some(path)) = (found.get(0), found.get(1)) {
-                if path_names_credential(path.as_bytes()) {
-                    push(
-                        whole.start(),
-                        whole.end(),
-                        mode_at(whole.start()),
-                        Kind::Credential,
-                    );
+        if has(T_CRED) {
+            for found in self.astdb_show.captures_iter(line) {
+                if let (Some(whole), Some(path)) = (found.get(0), found.get(1)) {
+                    if path_names_credential(path.as_bytes()) {
+                        push(
+                            whole.start(),
+                            whole.end(),
+                            mode_at(whole.start()),
+                            Kind::Credential,
+                        );
+                    }
                 }
             }
         }
@@ -1461,8 +1557,12 @@ impl StreamRedactor {
                 self.context.digest = false;
                 self.context.cookie = false;
             }
+            // `-----` is rare: look for it before building two searchers.
+            let dashes = memchr::memchr(b'-', line).is_some()
+                && memchr::memmem::find(line, b"-----").is_some();
             let is_pem = |marker: &[u8]| {
-                memchr::memmem::find(line, marker).is_some()
+                dashes
+                    && memchr::memmem::find(line, marker).is_some()
                     && memchr::memmem::find(line, b"PRIVATE KEY-----").is_some()
             };
             if is_pem(b"-----BEGIN ") {
