@@ -185,8 +185,8 @@ fn total(summary: &mut Summary) {
 /// out; counts only, never a value.
 fn redactions_text(summary: &Summary) -> String {
     let mut text = String::from(
-        "What `wazo-astdebug report` hid in this bundle. Counts only: no hidden value was \
-         ever written anywhere.\nEach value was replaced by [REDACTED]; its key and the \
+        "What `wazo-astdebug report` hid in this bundle. Counts only: no hidden value is \
+         in this bundle.\nEach value was replaced by [REDACTED]; its key and the \
          structure around it were kept.\n\n",
     );
     let _ = writeln!(
