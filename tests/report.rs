@@ -746,3 +746,95 @@ fn cores_never_reach_the_bundle_whatever_their_wrapping() {
         }
     }
 }
+
+#[test]
+fn mask_ids_gives_each_identifier_one_placeholder_and_keeps_the_map_on_the_server() {
+    let (base, run, _) = corpus_run();
+    fs::write(
+        run.join("logs/syslog"),
+        "Dec  1 08:04:34 testpbx kernel: asterisk[5353]: segfault, peer 10.0.0.5 called +33612345678\n",
+    )
+    .unwrap();
+    // Without the flag, nothing is masked.
+    bin().arg("report").arg(&run).assert().success();
+    let bundle = base.path().join(format!("{RUN}.tar.gz"));
+    let plain = read_bundle(&bundle);
+    assert!(
+        plain
+            .iter()
+            .any(|(_, _, content)| contains(content, "10.0.0.5"))
+    );
+    let output = bin()
+        .args(["report", "--force", "--mask-ids"])
+        .arg(&run)
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&output.get_output().stdout).into_owned();
+    let map_path = base.path().join(format!("{RUN}.mask-map.txt"));
+    assert!(
+        stdout.contains(&format!(
+            "the map stays on this server: {}",
+            map_path.display()
+        )),
+        "{stdout}"
+    );
+    assert_eq!(
+        fs::metadata(&map_path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let map = fs::read_to_string(&map_path).unwrap();
+    let placeholder = |value: &str| -> String {
+        map.lines()
+            .find(|line| line.ends_with(&format!("\t{value}")))
+            .unwrap_or_else(|| panic!("{value} not in the map:\n{map}"))
+            .split('\t')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let ip = placeholder("10.0.0.5");
+    let host = placeholder("testpbx");
+    let provider = placeholder("sip.provider.example");
+    let phone = placeholder("+33612345678");
+    let entries = read_bundle(&bundle);
+    let masked_top = format!("20261128-045500-{host}");
+    let file = |name: &str| -> String {
+        let wanted = format!("{masked_top}/{name}");
+        entries
+            .iter()
+            .find(|(path, ..)| *path == wanted)
+            .map(|(_, _, content)| String::from_utf8_lossy(content).into_owned())
+            .unwrap_or_else(|| panic!("{wanted} not in the bundle"))
+    };
+    // The same value, the same placeholder, in every file.
+    assert!(file("logs/full").contains(&format!("from UDP:{ip}:5060")));
+    assert!(file("logs/syslog").contains(&format!(
+        "{host} kernel: asterisk[5353]: segfault, peer {ip} called {phone}"
+    )));
+    assert!(file("etc/pjsip.conf").contains("client_uri = sip:user-"));
+    assert!(file("etc/pjsip.conf").contains(&format!("[REDACTED]@{provider}")));
+    assert!(file("logs/full").contains(&format!(
+        "INVITE sip:{}@{provider}",
+        placeholder("0611223344")
+    )));
+    for (name, _, content) in &entries {
+        assert!(name.starts_with(&masked_top), "{name}");
+        let content = &if name.ends_with(".gz") {
+            gunzip(content)
+        } else {
+            content.clone()
+        };
+        for value in [
+            "10.0.0.5",
+            "testpbx",
+            "sip.provider.example",
+            "+33612345678",
+            "trunkuser@",
+        ] {
+            assert!(!contains(content, value), "{name} still holds {value}");
+        }
+        assert!(markers_in(content).is_empty(), "{name}");
+    }
+    assert!(!entries.iter().any(|(name, ..)| name.contains("mask-map")));
+    assert!(file("REDACTIONS.txt").contains("Identifiers masked (--mask-ids)"));
+}

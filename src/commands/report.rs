@@ -32,6 +32,7 @@ use crate::engine::interrupt::Interrupt;
 use crate::error::{Error, Result};
 use crate::evidence::binary::{self, TextGuard, Verdict};
 use crate::evidence::elf::{self, ElfKind};
+use crate::evidence::mask::{Masker, MaskingWriter};
 use crate::evidence::redact::{self, Counts};
 
 /// The doc's warning, repeated every time a bundle is made.
@@ -52,6 +53,13 @@ pub struct ReportArgs {
     /// the one already attached to the ticket, and nothing is written)
     #[arg(long)]
     pub force: bool,
+
+    /// Also replace IP addresses, host names, phone numbers and SIP URIs' user parts with
+    /// placeholders (ip-1, host-1, phone-1, user-1), the same value getting the same one in
+    /// every file; the map is written beside the bundle (DIR.mask-map.txt, mode 0600), never
+    /// into it
+    #[arg(long)]
+    pub mask_ids: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -64,6 +72,9 @@ struct Included {
     redactions_by_kind: std::collections::BTreeMap<&'static str, u64>,
     #[serde(skip)]
     counts: Counts,
+    /// With `--mask-ids`: how many identifiers became placeholders.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    masked_ids: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<String>,
 }
@@ -87,6 +98,11 @@ struct Summary {
     redactions_by_kind: std::collections::BTreeMap<&'static str, u64>,
     #[serde(skip)]
     counts: Counts,
+    /// With `--mask-ids`: identifiers masked, and where the map is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    masked_ids: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mask_map: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     notes: Vec<String>,
     reminder: &'static str,
@@ -135,30 +151,72 @@ pub fn run(context: &Context, args: &ReportArgs) -> Result<()> {
         redactions: 0,
         redactions_by_kind: Default::default(),
         counts: Counts::default(),
+        masked_ids: None,
+        mask_map: None,
         notes,
         reminder: CORE_REMINDER,
+    };
+    let mut masker = args.mask_ids.then(Masker::new);
+    // The run directory's name ends with the host name: masked inside the
+    // files and as the bundle's top directory.
+    let top = match masker.as_mut() {
+        Some(masker) if is_run_name(&name) => {
+            let host = masker.host(&name.as_bytes()[16..]);
+            format!("{}{}", &name[..16], String::from_utf8_lossy(&host))
+        }
+        _ => name.clone(),
     };
     if context.opts.dry_run {
         for entry in &entries {
             if let Entry::File { path, relative } = entry {
                 context.interrupt.check()?;
-                let outcome = pack_file(path, &mut io::sink(), Path::new("/dev/null"), context)?;
+                let outcome = pack_file(
+                    path,
+                    &mut io::sink(),
+                    Path::new("/dev/null"),
+                    context,
+                    &mut masker,
+                )?;
                 record(&mut summary, relative, outcome);
             }
         }
+        summary.masked_ids = masker.as_ref().map(Masker::masked);
         total(&mut summary);
     } else {
         let target = Target {
             dir: &dir,
-            name: &name,
+            name: &top,
             parent: &parent,
             bundle: &bundle,
             force: args.force,
         };
-        let size = write_bundle(context, &entries, &target, &mut summary)?;
+        let size = write_bundle(context, &entries, &target, &mut summary, &mut masker)?;
         summary.bundle_bytes = Some(size);
+        if let Some(masker) = &masker {
+            let map = parent.join(format!("{name}.mask-map.txt"));
+            write_private(&map, masker.map_text().as_bytes())?;
+            summary.mask_map = Some(map.display().to_string());
+        }
     }
     print_summary(context, &summary)
+}
+
+/// Writes a file only root reads (the mask map: it undoes the masking).
+fn write_private(path: &Path, content: &[u8]) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let write = || -> io::Result<()> {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
+        // An older map may have had another mode.
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        file.write_all(content)?;
+        file.sync_all()
+    };
+    write().map_err(|error| Error::write(path, error))
 }
 
 /// The name of the list of redactions at the top of the bundle.
@@ -207,6 +265,13 @@ fn redactions_text(summary: &Summary) -> String {
         if let Some(note) = &file.note {
             let _ = writeln!(text, "      note: {note}");
         }
+    }
+    if let Some(masked) = summary.masked_ids {
+        let _ = writeln!(
+            text,
+            "\nIdentifiers masked (--mask-ids): {masked} IP addresses, host names, phone numbers \
+             and SIP users became placeholders; the map is not in this bundle."
+        );
     }
     let _ = writeln!(text, "\nLeft out ({}):", summary.left_out.len());
     for file in &summary.left_out {
@@ -373,6 +438,7 @@ fn packed(kind: &'static str, counts: Counts, note: Option<String>) -> Outcome {
             .map(|(kind, count)| (kind.name(), count))
             .collect(),
         counts,
+        masked_ids: None,
         note,
     })
 }
@@ -399,6 +465,7 @@ fn write_bundle(
     entries: &[Entry],
     target: &Target,
     summary: &mut Summary,
+    masker: &mut Option<Masker>,
 ) -> Result<u64> {
     let Target {
         dir,
@@ -432,7 +499,7 @@ fn write_bundle(
             Entry::File { path, relative } => {
                 scratch.set_len(0).map_err(write_error)?;
                 scratch.seek(SeekFrom::Start(0)).map_err(write_error)?;
-                let outcome = pack_file(path, &mut scratch, &temp_path, context)?;
+                let outcome = pack_file(path, &mut scratch, &temp_path, context, masker)?;
                 if let Outcome::Packed(Included { bytes, .. }) = &outcome {
                     scratch.seek(SeekFrom::Start(0)).map_err(write_error)?;
                     let mut header = tar::Header::new_gnu();
@@ -451,6 +518,7 @@ fn write_bundle(
             }
         }
     }
+    summary.masked_ids = masker.as_ref().map(Masker::masked);
     total(summary);
     let list = redactions_text(summary);
     let mut header = tar::Header::new_gnu();
@@ -561,7 +629,9 @@ fn pack_file<W: Write>(
     out: &mut W,
     out_path: &Path,
     context: &Context,
+    masker: &mut Option<Masker>,
 ) -> Result<Outcome> {
+    let masked_before = masker.as_ref().map(Masker::masked);
     let interrupt = &context.interrupt;
     let file = match File::open(path) {
         Ok(file) => file,
@@ -588,8 +658,14 @@ fn pack_file<W: Write>(
         Sniff::Binary(why) => return Ok(Outcome::LeftOut(why)),
         Sniff::Image(what) => io::copy(&mut Cursor::new(head).chain(file), &mut out)
             .map(|_| packed(what, Counts::default(), None)),
-        Sniff::Text => redact_text(Cursor::new(head).chain(file), &mut out, interrupt, "text"),
-        Sniff::Gzip => pack_gzip(Cursor::new(head).chain(file), &mut out, interrupt),
+        Sniff::Text => redact_text(
+            Cursor::new(head).chain(file),
+            &mut out,
+            interrupt,
+            "text",
+            masker,
+        ),
+        Sniff::Gzip => pack_gzip(Cursor::new(head).chain(file), &mut out, interrupt, masker),
     };
     if interrupt.received().is_some() {
         return Err(Error::Interrupted);
@@ -597,6 +673,9 @@ fn pack_file<W: Write>(
     match result {
         Ok(Outcome::Packed(included)) => Ok(Outcome::Packed(Included {
             bytes: out.bytes,
+            masked_ids: masked_before
+                .zip(masker.as_ref().map(Masker::masked))
+                .map(|(before, after)| after - before),
             ..included
         })),
         Ok(left_out) => Ok(left_out),
@@ -620,14 +699,24 @@ fn redact_text(
     out: &mut impl Write,
     interrupt: &Interrupt,
     kind: &'static str,
+    masker: &mut Option<Masker>,
 ) -> io::Result<Outcome> {
     let mut core_at = None;
     let mut binary_at = None;
     let mut guard = TextGuard::new();
     let mut seen = 0u64;
+    let mut masking;
+    let writer: &mut dyn Write = match masker {
+        Some(masker) => {
+            // After redaction: a secret never becomes a placeholder.
+            masking = MaskingWriter::new(&mut *out, masker, redact::MAX_LINE);
+            &mut masking
+        }
+        None => &mut *out,
+    };
     let copied = redact::redact_stream_checked(
         BufReader::with_capacity(1 << 16, reader),
-        &mut *out,
+        writer,
         |line, offset| {
             match guard.check(line, offset) {
                 Verdict::Text => {}
@@ -676,13 +765,14 @@ fn pack_gzip(
     reader: impl Read,
     out: &mut impl Write,
     interrupt: &Interrupt,
+    masker: &mut Option<Masker>,
 ) -> io::Result<Outcome> {
     let mut decoder = MultiGzDecoder::new(reader);
     let head = read_head(&mut decoder)?;
     match sniff(&head) {
         Sniff::Text => {
             let mut encoder = GzEncoder::new(out, Compression::default());
-            let outcome = redact_text(Cursor::new(head).chain(decoder), &mut encoder, interrupt, "gzip text")?;
+            let outcome = redact_text(Cursor::new(head).chain(decoder), &mut encoder, interrupt, "gzip text", masker)?;
             encoder.finish()?;
             Ok(match outcome {
                 Outcome::LeftOut(why) => Outcome::LeftOut(format!("gzip-compressed {why}")),
@@ -746,7 +836,13 @@ fn print_summary(context: &Context, summary: &Summary) -> Result<()> {
                 file.counts.describe()
             ),
         };
-        let _ = writeln!(text, "  {}  ({}; {count})", file.path, file.kind);
+        let masked = match file.masked_ids {
+            Some(masked) if masked > 0 => {
+                format!("; {} masked", plural(masked as usize, "identifier"))
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(text, "  {}  ({}; {count}{masked})", file.path, file.kind);
         if let Some(note) = &file.note {
             let _ = writeln!(text, "      warning: {note}");
         }
@@ -757,6 +853,19 @@ fn print_summary(context: &Context, summary: &Summary) -> Result<()> {
     }
     for note in &summary.notes {
         let _ = writeln!(text, "Note: {note}");
+    }
+    if let Some(masked) = summary.masked_ids {
+        let map = match &summary.mask_map {
+            Some(map) => {
+                format!("the map stays on this server: {map} (mode 0600), not in the bundle")
+            }
+            None => "the map would stay on this server, not in the bundle".to_string(),
+        };
+        let _ = writeln!(
+            text,
+            "Masked {} (IP addresses, host names, phone numbers, SIP users); {map}",
+            plural(masked as usize, "identifier")
+        );
     }
     let _ = match summary.bundle_bytes {
         Some(bytes) => writeln!(

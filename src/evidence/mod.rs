@@ -8,6 +8,7 @@ pub mod binary;
 pub mod bugreport;
 pub mod cores;
 pub mod elf;
+pub mod mask;
 pub mod redact;
 pub mod segfault_line;
 pub mod segfault_scan;
