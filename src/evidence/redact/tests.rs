@@ -301,3 +301,126 @@ fn show_corpus() {
         );
     }
 }
+
+/// Redacts a whole text as a stream (for what spans lines).
+fn stream_text(text: &str) -> (String, Stats) {
+    let mut out = Vec::new();
+    let stats = redact_stream(text.as_bytes(), &mut out).unwrap();
+    (String::from_utf8(out).unwrap(), stats)
+}
+
+#[test]
+fn gdb_locals_and_fields_named_like_credentials() {
+    check(
+        r#"
+        auth_pass = 0x55d5c0a3b2f0 "pw1" ==> auth_pass = 0x55d5c0a3b2f0 "[REDACTED]" #1
+        md5_creds = 0x55d5c0a3b300 "pw2" ==> md5_creds = 0x55d5c0a3b300 "[REDACTED]" #1
+        pwd = "pw3\000\000" ==> pwd = "[REDACTED]" #1
+        pin = 0x55 "4242" ==> pin = 0x55 "[REDACTED]" #1
+        key = 0x55d5c0a3b320 "k" ==> key = 0x55d5c0a3b320 "[REDACTED]" #1
+        ha1 = "d41d8cd98f00b204" ==> ha1 = "[REDACTED]" #1
+        peer_secret = 0x55 <static_secret> "s" ==> peer_secret = 0x55 <static_secret> "[REDACTED]" #1
+        cred = {realm = {ptr = 0x55 "wazo", slen = 4}, data_type = 0, data = {ptr = 0x56 "pw", slen = 2}} ==> cred = {realm = {ptr = 0x55 "wazo", slen = 4}, data_type = 0, data = {ptr = 0x56 "[REDACTED]", slen = 2}} #1
+        key = {18, 52, 86} ==> key = {[REDACTED]} #1
+        $2 = {realm = 0x55 "wazo", auth_pass = 0x56 "pw", md5_creds = 0x57 ""} ==> $2 = {realm = 0x55 "wazo", auth_pass = 0x56 "[REDACTED]", md5_creds = 0x57 ""} #1
+        cred = 0x55d5c0a40e80 ==> SAME #0
+        "#,
+    );
+}
+
+#[test]
+fn gdb_frame_arguments_keep_their_addresses() {
+    check(
+        r#"
+        #1  0x00007f3a in pjsip_auth_create_digest (result=0x7f3a, nonce=0x55d5c0a41c10, cred_info=0x55d5c0a40e80) at sip_auth_client.c:196 ==> SAME #0
+        #2  0x00007f3a in check (secret=0x55d5c0a3b2f0 "pw", len=2) at x.c:1 ==> #2  0x00007f3a in check (secret=0x55d5c0a3b2f0 "[REDACTED]", len=2) at x.c:1 #1
+        "#,
+    );
+}
+
+#[test]
+fn gdb_value_history_after_a_command_that_names_a_credential() {
+    let (out, stats) = stream_text(
+        "(gdb) p peer->secret\n$1 = 0x55 \"pw1\"\n(gdb) p chan->name\n$2 = 0x56 \"PJSIP/1001-00000001\"\n\
+         (gdb) x/s auth->auth_pass\n0x55d5c0a3b2f0:\t\"pw2\"\n(gdb) p pin\n$3 = 4242\n",
+    );
+    assert_eq!(
+        out,
+        "(gdb) p peer->secret\n$1 = 0x55 \"[REDACTED]\"\n(gdb) p chan->name\n$2 = 0x56 \"PJSIP/1001-00000001\"\n\
+         (gdb) x/s auth->auth_pass\n0x55d5c0a3b2f0:\t\"[REDACTED]\"\n(gdb) p pin\n$3 = [REDACTED]\n"
+    );
+    assert_eq!(stats.counts.get(Kind::GdbValue), 3);
+}
+
+#[test]
+fn sip_digests_inside_c_strings() {
+    check(
+        r#"
+        buf = "Authorization: Digest username=\"1001\", nonce=\"n1\", response=\"00112233\"" ==> buf = "Authorization: Digest username=\"1001\", nonce=\"[REDACTED]\", response=\"[REDACTED]\"" #2
+        $1 = "{\"msg\": \"Authorization: Digest response=\\\"r1\\\", cnonce=\\\"c1\\\"\"}" ==> $1 = "{\"msg\": \"Authorization: Digest response=\\\"[REDACTED]\\\", cnonce=\\\"[REDACTED]\\\"\"}" #2
+        Authentication-Info: nextnonce="n2", rspauth="r2" ==> Authentication-Info: nextnonce="[REDACTED]", rspauth="[REDACTED]" #2
+        Proxy-Authorization: Digest username="trunk", response="r3" ==> Proxy-Authorization: Digest username="trunk", response="[REDACTED]" #1
+        Invalid URI 'sip:1001:pass1@host' ==> Invalid URI 'sip:1001:[REDACTED]@host' #1
+        From: <sip:1001@wazo.example.com>;tag=8f7e6d ==> SAME #0
+        "#,
+    );
+}
+
+#[test]
+fn http_tokens_in_paths_queries_headers_cookies_and_jwts() {
+    check(
+        r#"
+        GET /1.0/token/9f1c2e4a-0000-4d3c HTTP/1.1 ==> GET /1.0/token/[REDACTED] HTTP/1.1 #1
+        HEAD /0.1/token/9f1c2e4a-0000/scopes/check ==> HEAD /0.1/token/[REDACTED]/scopes/check #1
+        redirect to https://idp/sso?jwt=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln ==> redirect to https://idp/sso?jwt=[REDACTED] #1
+        verified eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln for 1001 ==> verified [REDACTED] for 1001 #1
+        GET /users?pass=p1&recurse=true ==> GET /users?pass=[REDACTED]&recurse=true #1
+        body username%3Dadmin%26password%3Dp2 ==> body username%3Dadmin%26password%3D[REDACTED] #1
+        Authorization: Token t1 ==> Authorization: Token [REDACTED] #1
+        Cookie: session=c1; csrftoken=c2 ==> Cookie: session=[REDACTED]; csrftoken=[REDACTED] #2
+        Set-Cookie: sid=c3; Path=/; HttpOnly ==> Set-Cookie: sid=[REDACTED]; Path=/; HttpOnly #1
+        GET /ari/events?api_key=wazo:k1&app=x ==> GET /ari/events?api_key=[REDACTED]&app=x #1
+        "#,
+    );
+}
+
+#[test]
+fn shell_cli_and_dialplan_forms() {
+    check(
+        r#"
+        curl -k -u admin:p1 https://localhost:9497/0.1/token ==> curl -k -u admin:[REDACTED] https://localhost:9497/0.1/token #1
+        mysql -u root -pp2 asterisk ==> mysql -u root -p[REDACTED] asterisk #1
+        wazo-auth-cli --password p3 token create ==> wazo-auth-cli --password [REDACTED] token create #1
+        refreshing with access_token t1 expires in 3600 ==> refreshing with access_token [REDACTED] expires in 3600 #1
+        export PGPASSWORD=p4 ==> export PGPASSWORD=[REDACTED] #1
+        same => n,Set(DB(secret/1001)=p5) ==> same => n,Set(DB(secret/1001)=[REDACTED]) #1
+        asterisk -g -p -U asterisk ==> SAME #0
+        ssh -p 2222 root@host ==> SAME #0
+        "#,
+    );
+}
+
+#[test]
+fn config_forms_without_a_key_or_on_the_next_line() {
+    check(
+        r#"
+        1001 => 4242,Alice Martin,alice@example.com ==> 1001 => [REDACTED],Alice Martin,alice@example.com #1
+        1002 => -4343,Bob ==> 1002 => [REDACTED],Bob #1
+        pass: p1 ==> pass: [REDACTED] #1
+        passwd p2 ==> passwd [REDACTED] #1
+        pincode: "p3" ==> pincode: "[REDACTED]" #1
+        rocommunity c1 default ==> rocommunity [REDACTED] #1
+        com2sec notConfigUser default c2 ==> com2sec notConfigUser default [REDACTED] #1
+        key_file: /var/lib/wazo-auth-keys/wazo-calld-key.yml ==> SAME #0
+        exten => s,1,NoOp(voicemail) ==> SAME #0
+        "#,
+    );
+    let (out, stats) = stream_text(
+        "secret: |\n  line1\n\n  line2\nport: 9500\ncredentials:\n  - item1\n  username: kept\nnext: x\n",
+    );
+    assert_eq!(
+        out,
+        "secret: |\n  [REDACTED]\n\n  [REDACTED]\nport: 9500\ncredentials:\n  - [REDACTED]\n  username: kept\nnext: x\n"
+    );
+    assert_eq!(stats.counts.get(Kind::YamlBlock), 2);
+}
