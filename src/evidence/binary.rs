@@ -175,3 +175,6 @@ mod tests {
         assert!(matches!(guard.check(&dense, 9), Verdict::Binary(9, _)));
     }
 }
+
+#[cfg(test)]
+mod fuzz_tests;
