@@ -20,9 +20,9 @@ fn core_header() -> Vec<u8> {
 fn text(max: usize) -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(
         prop_oneof![
-            8 => (0x20u8..0x7f),
+            8 => 0x20u8..0x7f,
             1 => proptest::sample::select(&b"\t\n\r\x1b\x0c"[..]),
-            1 => (0x80u8..=0xff),
+            1 => 0x80u8..=0xff,
         ],
         0..max,
     )
