@@ -1,7 +1,9 @@
 //! `wazo-astdebug report` run as a support engineer would: on a run
 //! directory holding a real core (made by gcore), the same core under an
-//! innocent name, and text files full of secrets. The bundle is read back
-//! with the tar and flate2 crates, byte by byte.
+//! innocent name, and text files full of secrets; on the corpus of
+//! `tests/fixtures/secrets/` (what a Wazo server really holds, each secret
+//! a marker); on cores in every wrapping. The bundle is read back with the
+//! tar and flate2 crates, byte by byte.
 
 use std::fs;
 use std::io::{Read, Write};
