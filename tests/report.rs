@@ -1,7 +1,9 @@
 //! `wazo-astdebug report` run as a support engineer would: on a run
 //! directory holding a real core (made by gcore), the same core under an
-//! innocent name, and text files full of secrets. The bundle is read back
-//! with the tar and flate2 crates, byte by byte.
+//! innocent name, and text files full of secrets; on the corpus of
+//! `tests/fixtures/secrets/` (what a Wazo server really holds, each secret
+//! a marker); on cores in every wrapping. The bundle is read back with the
+//! tar and flate2 crates, byte by byte.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -311,7 +313,7 @@ fn bundle_has_no_core_and_no_secret() {
         b"[Nov 27] manager.c: Secret: [REDACTED]\n"
     );
     assert!(
-        stdout.contains("bt-threads.txt  (text; 3 secrets redacted)"),
+        stdout.contains("bt-threads.txt  (text; 3 secrets redacted: 3 credential)"),
         "{stdout}"
     );
 }
@@ -327,7 +329,7 @@ fn dry_run_writes_nothing() {
         .success()
         .stdout(predicate::str::contains("Dry run: nothing written"))
         .stdout(predicate::str::contains(
-            "sip.conf  (text; 2 secrets redacted)",
+            "sip.conf  (text; 2 secrets redacted: 2 credential)",
         ))
         .stdout(predicate::str::contains("notes.txt  (ELF core file"));
     assert_eq!(fixture.listing(), before);
@@ -423,4 +425,418 @@ fn an_unreadable_file_is_left_out_with_a_reason() {
         .assert()
         .success()
         .stdout(predicate::str::contains("locked.log  (cannot read"));
+}
+
+/// Every planted secret of `tests/fixtures/secrets/`: `Zq` and two digits,
+/// and the voicemail PINs (digits, as real ones are).
+const PINS: &[&str] = &["80417293", "61529048", "74392015"];
+
+fn markers_in(text: &[u8]) -> Vec<String> {
+    let mut found: Vec<String> = text
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| w.starts_with(b"Zq") && w[2].is_ascii_digit() && w[3].is_ascii_digit())
+        .map(|(at, _)| {
+            let len = text[at..]
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric())
+                .count();
+            String::from_utf8_lossy(&text[at..at + len]).into_owned()
+        })
+        .collect();
+    found.extend(
+        PINS.iter()
+            .filter(|pin| contains(text, pin))
+            .map(|pin| pin.to_string()),
+    );
+    found
+}
+
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/secrets");
+
+/// Where each corpus file goes in the run directory, as on a server.
+fn corpus_place(name: &str) -> String {
+    match name {
+        "full" | "wazo-auth.log" | "wazo-calld.log" => format!("logs/{name}"),
+        name if name.ends_with(".conf") || name.ends_with(".yml") => format!("etc/{name}"),
+        name => name.to_string(),
+    }
+}
+
+/// A run directory with the whole corpus, plus a rotated, gzipped copy of
+/// the `full` log.
+fn corpus_run() -> (tempfile::TempDir, PathBuf, usize) {
+    let base = tempfile::tempdir().unwrap();
+    let run = base.path().join(RUN);
+    let mut planted = 0;
+    for entry in fs::read_dir(CORPUS).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = fs::read(&path).unwrap();
+        planted += markers_in(&text).len();
+        let target = run.join(corpus_place(&name));
+        fs::create_dir_all(target.parent().unwrap()).unwrap();
+        fs::write(&target, &text).unwrap();
+        if name == "full" {
+            fs::write(run.join("logs/full.1.gz"), gzip(&text)).unwrap();
+        }
+    }
+    (base, run, planted)
+}
+
+#[test]
+fn corpus_bundle_has_no_marker_and_keeps_the_structure() {
+    let (base, run, planted) = corpus_run();
+    assert!(planted >= 80, "only {planted} markers planted");
+    let output = bin().arg("report").arg(&run).assert().success();
+    let stdout = String::from_utf8_lossy(&output.get_output().stdout).into_owned();
+    let entries = read_bundle(&base.path().join(format!("{RUN}.tar.gz")));
+    let mut everything = Vec::new();
+    let mut leaks = Vec::new();
+    for (name, _, content) in &entries {
+        let plain = if name.ends_with(".gz") {
+            gunzip(content)
+        } else {
+            content.clone()
+        };
+        for marker in markers_in(&plain) {
+            leaks.push(format!("{name}: {marker}"));
+        }
+        everything.extend_from_slice(&plain);
+        everything.push(b'\n');
+    }
+    assert!(leaks.is_empty(), "leaked: {leaks:?}");
+    // What a developer still reads: frames, keys, header names, structure.
+    for kept in [
+        "#1  0x00007f3a3a2b1c3d in pjsip_auth_create_digest (result=0x7f3a2b7fd2a0, nonce=0x55d5c0a41c10,",
+        "        auth_pass = 0x55d5c0a3b2f0 \"[REDACTED]\"",
+        "        md5_creds = 0x55d5c0a3b300 \"[REDACTED]\"",
+        "cred = {realm = {ptr = 0x55d5c0a41c00 \"wazo\", slen = 4}",
+        "data = {ptr = 0x55d5c0a41c40 \"[REDACTED]\", slen = 12}",
+        "buf = \"Authorization: Digest username=\\\"1001\\\", realm=\\\"wazo\\\", nonce=\\\"[REDACTED]\\\"",
+        "$1 = 0x55d5c0a3b2f0 \"[REDACTED]\"",
+        "$3 = 0x55d5c0a3c100 \"PJSIP/1001-00000001\"",
+        "0x55d5c0a3b2f0:\t\"[REDACTED]\"",
+        "REGISTER sip:wazo.example.com SIP/2.0",
+        "WWW-Authenticate: Digest realm=\"wazo\",nonce=\"[REDACTED]\",opaque=\"3f1a2b\"",
+        "Authorization: Digest username=\"1001\", realm=\"wazo\", nonce=\"[REDACTED]\"",
+        "Authentication-Info: nextnonce=\"[REDACTED]\", rspauth=\"[REDACTED]\"",
+        "Proxy-Authorization: Digest username=\"trunkuser\"",
+        "'sip:trunkuser:[REDACTED]@sip.provider.example'",
+        "GET /0.1/token/[REDACTED] HTTP/1.1",
+        "{'X-Auth-Token': '[REDACTED]', 'Content-Type': 'application/json'}",
+        "Cookie: session=[REDACTED]; csrftoken=[REDACTED]",
+        "password reset requested for user 1001",
+        "curl -k -u admin:[REDACTED] https://localhost:9497/0.1/token",
+        "mysql -u root -p[REDACTED] asterisk",
+        "1001 => [REDACTED],Alice Martin,alice@example.com",
+        "password = [REDACTED]\n",
+        "  username: wazo-calld\n  password: [REDACTED]\n  key_file: /var/lib/wazo-auth-keys/wazo-calld-key.yml",
+        "secret: |\n  [REDACTED]\n  [REDACTED]\ncertificate_key: >-",
+        "register => trunkuser:[REDACTED]@sip.provider.example/1000",
+        "same => n,Set(DB(secret/1001)=[REDACTED])",
+        "rocommunity [REDACTED]",
+        "-----BEGIN PRIVATE KEY-----\n[REDACTED]\n-----END PRIVATE KEY-----",
+    ] {
+        assert!(contains(&everything, kept), "{kept:?} is gone");
+    }
+    // REDACTIONS.txt: the same counts as the summary, and no value.
+    let list = entries
+        .iter()
+        .find(|(name, ..)| *name == format!("{RUN}/REDACTIONS.txt"))
+        .map(|(_, mode, content)| (*mode, String::from_utf8_lossy(content).into_owned()))
+        .expect("REDACTIONS.txt in the bundle");
+    assert_eq!(list.0 & 0o077, 0);
+    assert!(markers_in(list.1.as_bytes()).is_empty());
+    assert!(
+        list.1
+            .contains("  etc/voicemail.conf: 3 (3 voicemail-pin)\n"),
+        "{}",
+        list.1
+    );
+    assert!(
+        list.1
+            .contains("  logs/full.1.gz: 13 (3 credential, 9 sip-digest, 1 uri-password)\n"),
+        "{}",
+        list.1
+    );
+    assert!(
+        stdout.contains("etc/voicemail.conf  (text; 3 secrets redacted: 3 voicemail-pin)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("logs/full.1.gz  (gzip text; 13 secrets redacted: 3 credential, 9 sip-digest, 1 uri-password)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("with REDACTIONS.txt"), "{stdout}");
+}
+
+#[test]
+fn dry_run_and_json_count_each_kind_per_file() {
+    let (base, run, _) = corpus_run();
+    bin()
+        .args(["--dry-run", "report"])
+        .arg(&run)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "bt-full-pjsip.txt  (text; 16 secrets redacted: 11 credential, 3 sip-digest, 2 gdb-value)",
+        ))
+        .stdout(predicate::str::contains(
+            "etc/config.yml  (text; 8 secrets redacted: 4 credential, 1 uri-password, 3 yaml-block)",
+        ))
+        .stdout(predicate::str::contains("Dry run: nothing written"));
+    assert_eq!(
+        fs::read_dir(base.path()).unwrap().count(),
+        1,
+        "dry run wrote"
+    );
+    let output = bin()
+        .args(["--json", "--dry-run", "report"])
+        .arg(&run)
+        .assert()
+        .success();
+    let summary: serde_json::Value = serde_json::from_slice(&output.get_output().stdout).unwrap();
+    let file = summary["included"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|file| file["path"] == "logs/wazo-auth.log")
+        .unwrap()
+        .clone();
+    assert_eq!(file["redactions_by_kind"]["token"], 3, "{file}");
+    assert_eq!(file["redactions_by_kind"]["http-auth"], 3, "{file}");
+    let total: u64 = summary["redactions_by_kind"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|count| count.as_u64().unwrap())
+        .sum();
+    assert_eq!(summary["redactions"].as_u64().unwrap(), total);
+    assert!(markers_in(&output.get_output().stdout).is_empty());
+}
+
+#[test]
+fn a_redactions_txt_of_the_run_directory_is_left_out() {
+    let base = tempfile::tempdir().unwrap();
+    let run = base.path().join(RUN);
+    fs::create_dir(&run).unwrap();
+    fs::write(run.join("REDACTIONS.txt"), "mine: secret=Zq99mine\n").unwrap();
+    bin()
+        .arg("report")
+        .arg(&run)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "REDACTIONS.txt  (the bundle's own",
+        ));
+    let entries = read_bundle(&base.path().join(format!("{RUN}.tar.gz")));
+    let lists: Vec<_> = entries
+        .iter()
+        .filter(|(name, ..)| name.ends_with("REDACTIONS.txt"))
+        .collect();
+    assert_eq!(lists.len(), 1);
+    assert!(!contains(&lists[0].2, "mine"));
+}
+
+/// A core's memory, with a marker that must never reach the bundle.
+fn core_with_memory() -> Vec<u8> {
+    let mut core = synthetic_core();
+    core.extend_from_slice(b"\x00\x00COREMEMORYMARK sip secret in memory\x00\x00");
+    core
+}
+
+#[test]
+fn cores_never_reach_the_bundle_whatever_their_wrapping() {
+    const MAX_LINE: usize = 1 << 20;
+    let base = tempfile::tempdir().unwrap();
+    let run = base.path().join(RUN);
+    fs::create_dir(&run).unwrap();
+    let core = core_with_memory();
+    fs::write(run.join("renamed.txt"), &core).unwrap();
+    fs::write(run.join("gzipped.log.gz"), gzip(&core)).unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(core.len() as u64);
+    header.set_mode(0o600);
+    header.set_cksum();
+    tar.append_data(&mut header, "core.1255", &core[..])
+        .unwrap();
+    let tarball = tar.into_inner().unwrap();
+    fs::write(run.join("cores.tar"), &tarball).unwrap();
+    fs::write(run.join("cores.tar.gz"), gzip(&tarball)).unwrap();
+    let mut appended = b"[Dec  1 08:04:34] VERBOSE[5353] a log line\n".repeat(400);
+    appended.extend_from_slice(&core);
+    fs::write(run.join("appended.log"), &appended).unwrap();
+    // A line over 1 MiB is read in pieces of MAX_LINE bytes: the header cut
+    // at every one of its 18 bytes, and once just before and after it.
+    for cut in 0..=18 {
+        let mut text = b"[Dec  1 08:04:34] VERBOSE[5353] long: ".to_vec();
+        text.resize(MAX_LINE - cut, b'a');
+        text.extend_from_slice(&core);
+        fs::write(run.join(format!("long-{cut:02}.log")), &text).unwrap();
+    }
+    // Raw memory (no ELF header) after 10 KiB of text.
+    let mut memory = b"(gdb) x/64xg $sp\n".repeat(600);
+    let text_len = memory.len();
+    memory.extend_from_slice(b"\x10\xe0\x7f\x3a\x00\x00\x00\x00RAWMEMORYMARK\x01\x02\x00\xff\n");
+    memory.extend_from_slice(b"more text after the memory\n");
+    fs::write(run.join("memory.txt"), &memory).unwrap();
+
+    let output = bin()
+        .args(["--json", "report"])
+        .arg(&run)
+        .assert()
+        .success();
+    let summary: serde_json::Value = serde_json::from_slice(&output.get_output().stdout).unwrap();
+    let reason = |path: &str| -> String {
+        summary["left_out"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|file| file["path"] == path)
+            .unwrap_or_else(|| panic!("{path} not left out: {summary}"))["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(reason("renamed.txt").contains("ELF core file"));
+    assert!(reason("gzipped.log.gz").contains("ELF core file"));
+    assert!(reason("cores.tar").contains("binary"));
+    assert!(reason("cores.tar.gz").contains("binary"));
+    assert!(reason("appended.log").contains("ELF core header inside"));
+    for cut in 0..=18 {
+        let path = format!("long-{cut:02}.log");
+        assert!(
+            reason(&path).contains("ELF core header inside"),
+            "{path}: {}",
+            reason(&path)
+        );
+    }
+    let memory_entry = summary["included"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|file| file["path"] == "memory.txt")
+        .expect("the text part of memory.txt is in")
+        .clone();
+    assert!(
+        memory_entry["note"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("turns binary at byte {text_len}")),
+        "{memory_entry}"
+    );
+    for (name, _, content) in read_bundle(&base.path().join(format!("{RUN}.tar.gz"))) {
+        let plain = if name.ends_with(".gz") {
+            gunzip(&content)
+        } else {
+            content
+        };
+        assert!(!contains(&plain, "\x7fELF"), "{name} holds ELF bytes");
+        assert!(
+            !contains(&plain, "COREMEMORYMARK"),
+            "{name} holds core memory"
+        );
+        assert!(
+            !contains(&plain, "RAWMEMORYMARK"),
+            "{name} holds raw memory"
+        );
+        assert!(!plain.contains(&0), "{name} holds a NUL byte");
+        if name.ends_with("memory.txt") {
+            assert_eq!(plain.len(), text_len);
+        }
+    }
+}
+
+#[test]
+fn mask_ids_gives_each_identifier_one_placeholder_and_keeps_the_map_on_the_server() {
+    let (base, run, _) = corpus_run();
+    fs::write(
+        run.join("logs/syslog"),
+        "Dec  1 08:04:34 testpbx kernel: asterisk[5353]: segfault, peer 10.0.0.5 called +33612345678\n",
+    )
+    .unwrap();
+    // Without the flag, nothing is masked.
+    bin().arg("report").arg(&run).assert().success();
+    let bundle = base.path().join(format!("{RUN}.tar.gz"));
+    let plain = read_bundle(&bundle);
+    assert!(
+        plain
+            .iter()
+            .any(|(_, _, content)| contains(content, "10.0.0.5"))
+    );
+    let output = bin()
+        .args(["report", "--force", "--mask-ids"])
+        .arg(&run)
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&output.get_output().stdout).into_owned();
+    let map_path = base.path().join(format!("{RUN}.mask-map.txt"));
+    assert!(
+        stdout.contains(&format!(
+            "the map stays on this server: {}",
+            map_path.display()
+        )),
+        "{stdout}"
+    );
+    assert_eq!(
+        fs::metadata(&map_path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let map = fs::read_to_string(&map_path).unwrap();
+    let placeholder = |value: &str| -> String {
+        map.lines()
+            .find(|line| line.ends_with(&format!("\t{value}")))
+            .unwrap_or_else(|| panic!("{value} not in the map:\n{map}"))
+            .split('\t')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let ip = placeholder("10.0.0.5");
+    let host = placeholder("testpbx");
+    let provider = placeholder("sip.provider.example");
+    let phone = placeholder("+33612345678");
+    let entries = read_bundle(&bundle);
+    let masked_top = format!("20261128-045500-{host}");
+    let file = |name: &str| -> String {
+        let wanted = format!("{masked_top}/{name}");
+        entries
+            .iter()
+            .find(|(path, ..)| *path == wanted)
+            .map(|(_, _, content)| String::from_utf8_lossy(content).into_owned())
+            .unwrap_or_else(|| panic!("{wanted} not in the bundle"))
+    };
+    // The same value, the same placeholder, in every file.
+    assert!(file("logs/full").contains(&format!("from UDP:{ip}:5060")));
+    assert!(file("logs/syslog").contains(&format!(
+        "{host} kernel: asterisk[5353]: segfault, peer {ip} called {phone}"
+    )));
+    assert!(file("etc/pjsip.conf").contains("client_uri = sip:user-"));
+    assert!(file("etc/pjsip.conf").contains(&format!("[REDACTED]@{provider}")));
+    assert!(file("logs/full").contains(&format!(
+        "INVITE sip:{}@{provider}",
+        placeholder("0611223344")
+    )));
+    for (name, _, content) in &entries {
+        assert!(name.starts_with(&masked_top), "{name}");
+        let content = &if name.ends_with(".gz") {
+            gunzip(content)
+        } else {
+            content.clone()
+        };
+        for value in [
+            "10.0.0.5",
+            "testpbx",
+            "sip.provider.example",
+            "+33612345678",
+            "trunkuser@",
+        ] {
+            assert!(!contains(content, value), "{name} still holds {value}");
+        }
+        assert!(markers_in(content).is_empty(), "{name}");
+    }
+    assert!(!entries.iter().any(|(name, ..)| name.contains("mask-map")));
+    assert!(file("REDACTIONS.txt").contains("Identifiers masked (--mask-ids)"));
 }

@@ -30,8 +30,10 @@ use serde::Serialize;
 use crate::context::{Context, DEFAULT_OUTPUT_BASE};
 use crate::engine::interrupt::Interrupt;
 use crate::error::{Error, Result};
+use crate::evidence::binary::{self, TextGuard, Verdict};
 use crate::evidence::elf::{self, ElfKind};
-use crate::evidence::redact;
+use crate::evidence::mask::{Masker, MaskingWriter};
+use crate::evidence::redact::{self, Counts};
 
 /// The doc's warning, repeated every time a bundle is made.
 pub const CORE_REMINDER: &str = "DO NOT attach the core file publicly! It may contain sensitive \
@@ -51,6 +53,13 @@ pub struct ReportArgs {
     /// the one already attached to the ticket, and nothing is written)
     #[arg(long)]
     pub force: bool,
+
+    /// Also replace IP addresses, host names, phone numbers and SIP URIs' user parts with
+    /// placeholders (ip-1, host-1, phone-1, user-1), the same value getting the same one in
+    /// every file; the map is written beside the bundle (DIR.mask-map.txt, mode 0600), never
+    /// into it
+    #[arg(long)]
+    pub mask_ids: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -59,6 +68,13 @@ struct Included {
     kind: &'static str,
     bytes: u64,
     redactions: u64,
+    /// The redactions by kind (`credential`, `sip-digest`, ...).
+    redactions_by_kind: std::collections::BTreeMap<&'static str, u64>,
+    #[serde(skip)]
+    counts: Counts,
+    /// With `--mask-ids`: how many identifiers became placeholders.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    masked_ids: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<String>,
 }
@@ -79,6 +95,14 @@ struct Summary {
     included: Vec<Included>,
     left_out: Vec<LeftOut>,
     redactions: u64,
+    redactions_by_kind: std::collections::BTreeMap<&'static str, u64>,
+    #[serde(skip)]
+    counts: Counts,
+    /// With `--mask-ids`: identifiers masked, and where the map is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    masked_ids: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mask_map: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     notes: Vec<String>,
     reminder: &'static str,
@@ -106,6 +130,16 @@ pub fn run(context: &Context, args: &ReportArgs) -> Result<()> {
     let mut left_out = Vec::new();
     let mut entries = Vec::new();
     walk(&dir, Path::new(""), &mut entries, &mut left_out);
+    entries.retain(|entry| match entry {
+        Entry::File { relative, .. } if relative == Path::new(REDACTIONS) => {
+            left_out.push(left(
+                relative,
+                format!("the bundle's own {REDACTIONS} (what was redacted) takes this name"),
+            ));
+            false
+        }
+        _ => true,
+    });
 
     let mut summary = Summary {
         dir: dir.display().to_string(),
@@ -115,33 +149,139 @@ pub fn run(context: &Context, args: &ReportArgs) -> Result<()> {
         included: Vec::new(),
         left_out,
         redactions: 0,
+        redactions_by_kind: Default::default(),
+        counts: Counts::default(),
+        masked_ids: None,
+        mask_map: None,
         notes,
         reminder: CORE_REMINDER,
+    };
+    let mut masker = args.mask_ids.then(Masker::new);
+    // The run directory's name ends with the host name: masked inside the
+    // files and as the bundle's top directory.
+    let top = match masker.as_mut() {
+        Some(masker) if is_run_name(&name) => {
+            let host = masker.host(&name.as_bytes()[16..]);
+            format!("{}{}", &name[..16], String::from_utf8_lossy(&host))
+        }
+        _ => name.clone(),
     };
     if context.opts.dry_run {
         for entry in &entries {
             if let Entry::File { path, relative } = entry {
                 context.interrupt.check()?;
-                let outcome = pack_file(path, &mut io::sink(), Path::new("/dev/null"), context)?;
+                let outcome = pack_file(
+                    path,
+                    &mut io::sink(),
+                    Path::new("/dev/null"),
+                    context,
+                    &mut masker,
+                )?;
                 record(&mut summary, relative, outcome);
             }
         }
+        summary.masked_ids = masker.as_ref().map(Masker::masked);
+        total(&mut summary);
     } else {
         let target = Target {
             dir: &dir,
-            name: &name,
+            name: &top,
             parent: &parent,
             bundle: &bundle,
             force: args.force,
         };
-        let size = write_bundle(context, &entries, &target, &mut summary)?;
+        let size = write_bundle(context, &entries, &target, &mut summary, &mut masker)?;
         summary.bundle_bytes = Some(size);
+        if let Some(masker) = &masker {
+            let map = parent.join(format!("{name}.mask-map.txt"));
+            write_private(&map, masker.map_text().as_bytes())?;
+            summary.mask_map = Some(map.display().to_string());
+        }
     }
-    summary.redactions = summary.included.iter().map(|file| file.redactions).sum();
+    print_summary(context, &summary)
+}
+
+/// Writes a file only root reads (the mask map: it undoes the masking).
+fn write_private(path: &Path, content: &[u8]) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let write = || -> io::Result<()> {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
+        // An older map may have had another mode.
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        file.write_all(content)?;
+        file.sync_all()
+    };
+    write().map_err(|error| Error::write(path, error))
+}
+
+/// The name of the list of redactions at the top of the bundle.
+const REDACTIONS: &str = "REDACTIONS.txt";
+
+/// Totals by kind, and the left-out files in name order.
+fn total(summary: &mut Summary) {
+    let mut counts = Counts::default();
+    for file in &summary.included {
+        counts.merge(&file.counts);
+    }
+    summary.redactions = counts.total();
+    summary.counts = counts;
+    summary.redactions_by_kind = counts
+        .nonzero()
+        .map(|(kind, count)| (kind.name(), count))
+        .collect();
     summary
         .left_out
         .sort_by(|left, right| left.path.cmp(&right.path));
-    print_summary(context, &summary)
+}
+
+/// `REDACTIONS.txt`: what was hidden, per file and kind, and what was left
+/// out; counts only, never a value.
+fn redactions_text(summary: &Summary) -> String {
+    let mut text = String::from(
+        "What `wazo-astdebug report` hid in this bundle. Counts only: no hidden value is \
+         in this bundle.\nEach value was replaced by [REDACTED]; its key and the \
+         structure around it were kept.\n\n",
+    );
+    let _ = writeln!(
+        text,
+        "Total: {} value(s) redacted ({}).\n",
+        summary.redactions,
+        summary.counts.describe()
+    );
+    let _ = writeln!(text, "Files ({}):", summary.included.len());
+    for file in &summary.included {
+        let _ = writeln!(
+            text,
+            "  {}: {} ({})",
+            file.path,
+            file.redactions,
+            file.counts.describe()
+        );
+        if let Some(note) = &file.note {
+            let _ = writeln!(text, "      note: {note}");
+        }
+    }
+    if let Some(masked) = summary.masked_ids {
+        let _ = writeln!(
+            text,
+            "\nIdentifiers masked (--mask-ids): {masked} IP addresses, host names, phone numbers \
+             and SIP users became placeholders; the map is not in this bundle."
+        );
+    }
+    let _ = writeln!(text, "\nLeft out ({}):", summary.left_out.len());
+    for file in &summary.left_out {
+        let _ = writeln!(text, "  {}: {}", file.path, file.reason);
+    }
+    text.push_str(
+        "\nRedaction hides the secret patterns it knows (see README.md, `report`): read the \
+         bundle before attaching it.\n",
+    );
+    text
 }
 
 /// DIR as given, else `--output-dir`, else the newest run directory.
@@ -287,12 +427,18 @@ enum Outcome {
     LeftOut(String),
 }
 
-fn packed(kind: &'static str, redactions: u64, note: Option<String>) -> Outcome {
+fn packed(kind: &'static str, counts: Counts, note: Option<String>) -> Outcome {
     Outcome::Packed(Included {
         path: String::new(),
         kind,
         bytes: 0,
-        redactions,
+        redactions: counts.total(),
+        redactions_by_kind: counts
+            .nonzero()
+            .map(|(kind, count)| (kind.name(), count))
+            .collect(),
+        counts,
+        masked_ids: None,
         note,
     })
 }
@@ -319,6 +465,7 @@ fn write_bundle(
     entries: &[Entry],
     target: &Target,
     summary: &mut Summary,
+    masker: &mut Option<Masker>,
 ) -> Result<u64> {
     let Target {
         dir,
@@ -352,7 +499,7 @@ fn write_bundle(
             Entry::File { path, relative } => {
                 scratch.set_len(0).map_err(write_error)?;
                 scratch.seek(SeekFrom::Start(0)).map_err(write_error)?;
-                let outcome = pack_file(path, &mut scratch, &temp_path, context)?;
+                let outcome = pack_file(path, &mut scratch, &temp_path, context, masker)?;
                 if let Outcome::Packed(Included { bytes, .. }) = &outcome {
                     scratch.seek(SeekFrom::Start(0)).map_err(write_error)?;
                     let mut header = tar::Header::new_gnu();
@@ -371,6 +518,20 @@ fn write_bundle(
             }
         }
     }
+    summary.masked_ids = masker.as_ref().map(Masker::masked);
+    total(summary);
+    let list = redactions_text(summary);
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(list.len() as u64);
+    header.set_mode(0o600);
+    header.set_mtime(mtime(dir));
+    tar.append_data(
+        &mut header,
+        Path::new(name).join(REDACTIONS),
+        list.as_bytes(),
+    )
+    .map_err(write_error)?;
     let buffered = tar
         .into_inner()
         .and_then(GzEncoder::finish)
@@ -453,10 +614,7 @@ fn sniff(head: &[u8]) -> Sniff {
             ));
         }
     }
-    let controls = head
-        .iter()
-        .filter(|&&byte| byte == 0 || (byte < 0x20 && !b"\t\n\r\x0c\x1b".contains(&byte)))
-        .count();
+    let controls = binary::controls(head);
     if head.contains(&0) || controls * 10 > head.len() {
         return Sniff::Binary("binary file (unknown format: could hold memory or secrets)".into());
     }
@@ -471,7 +629,9 @@ fn pack_file<W: Write>(
     out: &mut W,
     out_path: &Path,
     context: &Context,
+    masker: &mut Option<Masker>,
 ) -> Result<Outcome> {
+    let masked_before = masker.as_ref().map(Masker::masked);
     let interrupt = &context.interrupt;
     // The run directory may be another account's: no symlink swapped in after the walk.
     let file = match crate::host::files::open_untrusted(path) {
@@ -497,11 +657,16 @@ fn pack_file<W: Write>(
         }
         Sniff::Elf(kind) => return Ok(Outcome::LeftOut(format!("{}: binary", kind.describe()))),
         Sniff::Binary(why) => return Ok(Outcome::LeftOut(why)),
-        Sniff::Image(what) => {
-            io::copy(&mut Cursor::new(head).chain(file), &mut out).map(|_| packed(what, 0, None))
-        }
-        Sniff::Text => redact_text(Cursor::new(head).chain(file), &mut out, interrupt, "text"),
-        Sniff::Gzip => pack_gzip(Cursor::new(head).chain(file), &mut out, interrupt),
+        Sniff::Image(what) => io::copy(&mut Cursor::new(head).chain(file), &mut out)
+            .map(|_| packed(what, Counts::default(), None)),
+        Sniff::Text => redact_text(
+            Cursor::new(head).chain(file),
+            &mut out,
+            interrupt,
+            "text",
+            masker,
+        ),
+        Sniff::Gzip => pack_gzip(Cursor::new(head).chain(file), &mut out, interrupt, masker),
     };
     if interrupt.received().is_some() {
         return Err(Error::Interrupted);
@@ -509,6 +674,9 @@ fn pack_file<W: Write>(
     match result {
         Ok(Outcome::Packed(included)) => Ok(Outcome::Packed(Included {
             bytes: out.bytes,
+            masked_ids: masked_before
+                .zip(masker.as_ref().map(Masker::masked))
+                .map(|(before, after)| after - before),
             ..included
         })),
         Ok(left_out) => Ok(left_out),
@@ -524,28 +692,49 @@ fn read_head(reader: &mut impl Read) -> io::Result<Vec<u8>> {
 }
 
 /// Redacts line by line, and gives up on a file that turns out to carry
-/// a core further on (a core appended to a log, an uncompressed tar).
+/// a core further on (a core appended to a log, an uncompressed tar); a
+/// file that turns binary (process memory after a backtrace, the NULs of a
+/// truncated write) goes in up to there only, with a note.
 fn redact_text(
     reader: impl Read,
     out: &mut impl Write,
     interrupt: &Interrupt,
     kind: &'static str,
+    masker: &mut Option<Masker>,
 ) -> io::Result<Outcome> {
     let mut core_at = None;
+    let mut binary_at = None;
+    let mut guard = TextGuard::new();
     let mut seen = 0u64;
+    let mut masking;
+    let writer: &mut dyn Write = match masker {
+        Some(masker) => {
+            // After redaction: a secret never becomes a placeholder.
+            masking = MaskingWriter::new(&mut *out, masker, redact::MAX_LINE);
+            &mut masking
+        }
+        None => &mut *out,
+    };
     let copied = redact::redact_stream_checked(
         BufReader::with_capacity(1 << 16, reader),
-        &mut *out,
+        writer,
         |line, offset| {
-            if let Some(at) = elf::find_core_header(line) {
-                core_at = Some(offset + at as u64);
-                return Err(io::Error::other("an ELF core header inside"));
+            match guard.check(line, offset) {
+                Verdict::Text => {}
+                Verdict::Core(at) => {
+                    core_at = Some(at);
+                    return Err(io::Error::other("an ELF core header inside"));
+                }
+                Verdict::Binary(at, why) => {
+                    binary_at = Some((at, why));
+                    return Ok(false);
+                }
             }
             seen += 1;
             if seen % 65_536 == 0 && interrupt.received().is_some() {
                 return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
             }
-            Ok(())
+            Ok(true)
         },
     );
     if let Some(at) = core_at {
@@ -554,13 +743,21 @@ fn redact_text(
         )));
     }
     let stats = copied?;
-    let note = (stats.long_lines > 0).then(|| {
-        format!(
+    let mut notes = Vec::new();
+    if let Some((at, why)) = binary_at {
+        notes.push(format!(
+            "turns binary at byte {at} ({why}): only the text before it is in the bundle, \
+             the rest (process memory or a damaged write) was left out"
+        ));
+    }
+    if stats.long_lines > 0 {
+        notes.push(format!(
             "{} line(s) over 1 MiB were redacted in pieces: check them by hand",
             stats.long_lines
-        )
-    });
-    Ok(packed(kind, stats.redactions, note))
+        ));
+    }
+    let note = (!notes.is_empty()).then(|| notes.join("; "));
+    Ok(packed(kind, stats.counts, note))
 }
 
 /// A rotated log (`full.2.gz`) goes in redacted and recompressed, under
@@ -569,13 +766,14 @@ fn pack_gzip(
     reader: impl Read,
     out: &mut impl Write,
     interrupt: &Interrupt,
+    masker: &mut Option<Masker>,
 ) -> io::Result<Outcome> {
     let mut decoder = MultiGzDecoder::new(reader);
     let head = read_head(&mut decoder)?;
     match sniff(&head) {
         Sniff::Text => {
             let mut encoder = GzEncoder::new(out, Compression::default());
-            let outcome = redact_text(Cursor::new(head).chain(decoder), &mut encoder, interrupt, "gzip text")?;
+            let outcome = redact_text(Cursor::new(head).chain(decoder), &mut encoder, interrupt, "gzip text", masker)?;
             encoder.finish()?;
             Ok(match outcome {
                 Outcome::LeftOut(why) => Outcome::LeftOut(format!("gzip-compressed {why}")),
@@ -633,9 +831,19 @@ fn print_summary(context: &Context, summary: &Summary) -> Result<()> {
     for file in &summary.included {
         let count = match file.redactions {
             0 => "nothing redacted".to_string(),
-            count => format!("{} redacted", plural(count as usize, "secret")),
+            count => format!(
+                "{} redacted: {}",
+                plural(count as usize, "secret"),
+                file.counts.describe()
+            ),
         };
-        let _ = writeln!(text, "  {}  ({}; {count})", file.path, file.kind);
+        let masked = match file.masked_ids {
+            Some(masked) if masked > 0 => {
+                format!("; {} masked", plural(masked as usize, "identifier"))
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(text, "  {}  ({}; {count}{masked})", file.path, file.kind);
         if let Some(note) = &file.note {
             let _ = writeln!(text, "      warning: {note}");
         }
@@ -647,16 +855,30 @@ fn print_summary(context: &Context, summary: &Summary) -> Result<()> {
     for note in &summary.notes {
         let _ = writeln!(text, "Note: {note}");
     }
+    if let Some(masked) = summary.masked_ids {
+        let map = match &summary.mask_map {
+            Some(map) => {
+                format!("the map stays on this server: {map} (mode 0600), not in the bundle")
+            }
+            None => "the map would stay on this server, not in the bundle".to_string(),
+        };
+        let _ = writeln!(
+            text,
+            "Masked {} (IP addresses, host names, phone numbers, SIP users); {map}",
+            plural(masked as usize, "identifier")
+        );
+    }
     let _ = match summary.bundle_bytes {
         Some(bytes) => writeln!(
             text,
-            "Bundle: {} ({}, mode 0600)",
+            "Bundle: {} ({}, mode 0600), with {REDACTIONS}: these counts, never the values",
             summary.bundle,
             human_size(bytes)
         ),
         None => writeln!(
             text,
-            "Dry run: nothing written; the bundle would be {}",
+            "Dry run: nothing written; the bundle would be {}, with {REDACTIONS}: these counts, \
+             never the values",
             summary.bundle
         ),
     };

@@ -4,9 +4,11 @@
 //! and valgrind's report.
 
 pub mod astlog;
+pub mod binary;
 pub mod bugreport;
 pub mod cores;
 pub mod elf;
+pub mod mask;
 pub mod redact;
 pub mod segfault_line;
 pub mod segfault_scan;

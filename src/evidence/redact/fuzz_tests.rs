@@ -6,6 +6,7 @@ use std::io::BufReader;
 use crate::test_support::*;
 use proptest::prelude::*;
 
+use super::tests::markers_in;
 use super::*;
 
 const SEEDS: &[&[u8]] = &[
@@ -70,6 +71,99 @@ const WORDS: &[&str] = &[
     "x",
     "é",
 ];
+
+/// `tests/fixtures/secrets/`, built in: what a Wazo server really holds,
+/// each planted secret a marker (`Zq` and two digits, or a PIN).
+const CORPUS: &[&[u8]] = &[
+    include_bytes!("../../../tests/fixtures/secrets/bt-full-pjsip.txt"),
+    include_bytes!("../../../tests/fixtures/secrets/config.yml"),
+    include_bytes!("../../../tests/fixtures/secrets/database-show.txt"),
+    include_bytes!("../../../tests/fixtures/secrets/extensions.conf"),
+    include_bytes!("../../../tests/fixtures/secrets/full"),
+    include_bytes!("../../../tests/fixtures/secrets/pjsip.conf"),
+    include_bytes!("../../../tests/fixtures/secrets/services.conf"),
+    include_bytes!("../../../tests/fixtures/secrets/shell-commands.txt"),
+    include_bytes!("../../../tests/fixtures/secrets/sip.conf"),
+    include_bytes!("../../../tests/fixtures/secrets/snmpd.conf"),
+    include_bytes!("../../../tests/fixtures/secrets/voicemail.conf"),
+    include_bytes!("../../../tests/fixtures/secrets/wazo-auth.log"),
+    include_bytes!("../../../tests/fixtures/secrets/wazo-calld.log"),
+];
+
+/// The lines of the corpus.
+fn corpus_lines() -> &'static [&'static [u8]] {
+    static LINES: std::sync::OnceLock<Vec<&'static [u8]>> = std::sync::OnceLock::new();
+    LINES.get_or_init(|| {
+        CORPUS
+            .iter()
+            .flat_map(|file| file.split(|&b| b == b'\n'))
+            .filter(|line| !line.is_empty())
+            .collect()
+    })
+}
+
+/// The corpus lines with a marker that redaction hides on the line alone
+/// (the others depend on the lines before them: a YAML block, a PEM body,
+/// gdb's `$1 = ...` after `p peer->secret`).
+fn self_contained() -> &'static [&'static [u8]] {
+    static LINES: std::sync::OnceLock<Vec<&'static [u8]>> = std::sync::OnceLock::new();
+    LINES.get_or_init(|| {
+        corpus_lines()
+            .iter()
+            .copied()
+            .filter(|line| {
+                !markers_in(line).is_empty()
+                    && markers_in(&Redactor::shared().redact_line(line).0).is_empty()
+            })
+            .collect()
+    })
+}
+
+/// C's escaping of a string's inside (what gdb prints in `"..."`).
+fn c_escape(line: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len() + 8);
+    for &byte in line {
+        match byte {
+            b'"' | b'\\' => out.extend_from_slice(&[b'\\', byte]),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => out.push(byte),
+        }
+    }
+    out
+}
+
+/// The ways a line reaches a file: as is, quoted, inside a C string as gdb
+/// prints a local (once or twice escaped), inside a JSON string, with a
+/// CRLF ending.
+fn wrappings(line: &[u8]) -> Vec<Vec<u8>> {
+    let mut wrapped = vec![
+        line.to_vec(),
+        [b"\"", line, b"\""].concat(),
+        [b"'", line, b"'"].concat(),
+        [
+            b"        buf = \"",
+            &c_escape(line)[..],
+            b"\\r\\n\", '\\000' <repeats 200 times>",
+        ]
+        .concat(),
+        [
+            b"$2 = 0x55d5c0a3b2f0 \"",
+            &c_escape(&c_escape(line))[..],
+            b"\"",
+        ]
+        .concat(),
+        [
+            b"{\"message\": \"",
+            &c_escape(line)[..],
+            b"\", \"level\": \"debug\"}",
+        ]
+        .concat(),
+    ];
+    let crlf: Vec<Vec<u8>> = wrapped.iter().map(|w| [&w[..], b"\r\n"].concat()).collect();
+    wrapped.extend(crlf);
+    wrapped
+}
 
 fn redact(line: &[u8]) -> Vec<u8> {
     timed("redact_line", CASE_BUDGET, || {
@@ -144,7 +238,12 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 fn input() -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![mutated(SEEDS), words(WORDS, 40), bytes(256)]
+    prop_oneof![
+        mutated(SEEDS),
+        mutated(corpus_lines()),
+        words(WORDS, 40),
+        bytes(256)
+    ]
 }
 
 proptest! {
@@ -188,6 +287,29 @@ proptest! {
             pem.line(piece, &mut expected).unwrap();
         }
         prop_assert_eq!(out, expected);
+    }
+
+    /// A corpus line, wrapped any way, redacted twice is redacted once.
+    #[test]
+    fn fuzz_redact_corpus_is_idempotent_in_any_wrapping(
+        line in proptest::sample::select(corpus_lines()),
+        wrapping in 0usize..12,
+    ) {
+        let wrapped = wrappings(line).swap_remove(wrapping);
+        let once = redact(&wrapped);
+        let twice = redact(&once);
+        prop_assert_eq!(String::from_utf8_lossy(&twice), String::from_utf8_lossy(&once));
+    }
+
+    /// A whole corpus file gives the same bundle whatever the read sizes.
+    #[test]
+    fn fuzz_redact_corpus_stream_ignores_read_sizes(
+        file in proptest::sample::select(CORPUS),
+        capacity in 1usize..97,
+    ) {
+        let out = stream(file, capacity);
+        prop_assert!(markers_in(&out).is_empty());
+        prop_assert_eq!(out, stream(file, 1 << 16));
     }
 
     /// Lines cut for length, at any limit: nothing lost, nothing added.
@@ -261,6 +383,61 @@ fn fuzz_redact_large_inputs_are_linear() {
         ),
         ("url", Box::new(|n| b"a://b:c".repeat(n / 7))),
         (
+            "many pairs then blanks",
+            Box::new(|n| {
+                let mut d = b"secret=ab ".repeat(n / 20);
+                d.resize(n, b' ');
+                d
+            }),
+        ),
+        ("many quotes", Box::new(|n| vec![b'"'; n])),
+        (
+            "many quoted keys",
+            Box::new(|n| b"\"secret\": \"".repeat(n / 12)),
+        ),
+        ("many escaped quotes", Box::new(|n| b"\\\"".repeat(n / 2))),
+        (
+            "many escaped values",
+            Box::new(|n| b"password=\\\"a ".repeat(n / 13)),
+        ),
+        (
+            "digest with escaped quotes",
+            Box::new(|n| {
+                let mut d = b"Authorization: Digest ".to_vec();
+                d.extend(b"response=\\\"".repeat(n / 12));
+                d
+            }),
+        ),
+        (
+            "nested credential structs",
+            Box::new(|n| b"cred = {".repeat(n / 8)),
+        ),
+        (
+            "struct fields",
+            Box::new(|n| [&b"cred = {"[..], &b"a = 1, ".repeat(n / 7)].concat()),
+        ),
+        (
+            "cookies",
+            Box::new(|n| [&b"Cookie: "[..], &b"a=b; ".repeat(n / 5)].concat()),
+        ),
+        ("cookie headers", Box::new(|n| b"cookie: ".repeat(n / 8))),
+        (
+            "token routes",
+            Box::new(|n| b"/token/abcdefgh".repeat(n / 15)),
+        ),
+        ("jwt pieces", Box::new(|n| b"eyJab.cd.".repeat(n / 9))),
+        ("sip uris", Box::new(|n| b"sip:a:".repeat(n / 6))),
+        ("user colon", Box::new(|n| b" -u a:".repeat(n / 6))),
+        (
+            "voicemail in quotes",
+            Box::new(|n| b"\"1 => ".repeat(n / 7)),
+        ),
+        ("spaced flags", Box::new(|n| b" --password ".repeat(n / 12))),
+        (
+            "gdb print",
+            Box::new(|n| [&b"(gdb) p "[..], &b"a->secret".repeat(n / 9)].concat()),
+        ),
+        (
             "register",
             Box::new(|n| {
                 let mut d = b"register => ".to_vec();
@@ -318,6 +495,12 @@ fn regression_redact_quadratic_lines() {
         (
             "leading blanks",
             [vec![b' '; big / 2], b"secret=x ".repeat(big / 18)].concat(),
+        ),
+        // Keys then blanks: the line end was trimmed again per key (1 MB
+        // took 28 s).
+        (
+            "many pairs then blanks",
+            [b"secret=ab ".repeat(big / 20), vec![b' '; big / 2]].concat(),
         ),
     ] {
         let (out, _) = timed(what, BIG_BUDGET, || r.redact_line(&line));
@@ -379,4 +562,57 @@ fn regression_redact_long_line_cut_never_splits_key_and_value() {
         }
     }
     assert!(leaks.is_empty(), "leaked: {leaks:?}");
+}
+
+/// Every self-contained corpus line, in every wrapping: no marker left.
+#[test]
+fn fuzz_redact_no_marker_survives_any_wrapping_of_the_corpus() {
+    assert!(self_contained().len() >= 60, "{}", self_contained().len());
+    let mut leaks = Vec::new();
+    for line in self_contained() {
+        for wrapped in wrappings(line) {
+            let out = redact(&wrapped);
+            if !markers_in(&out).is_empty() {
+                leaks.push(String::from_utf8_lossy(&out).into_owned());
+            }
+        }
+    }
+    assert!(leaks.is_empty(), "leaked:\n{}", leaks.join("\n"));
+}
+
+/// Every self-contained corpus line (as is, quoted and inside a C string)
+/// at the end of an over-long line, the cut falling at every offset around
+/// it: no marker left in either piece. Lines whose secret is known by its
+/// place at a line start (`1001 => PIN`, `passwd X`) mean nothing after
+/// other text, and are left out here.
+#[test]
+fn fuzz_redact_no_marker_survives_a_cut_at_any_offset() {
+    const MAX: usize = 512;
+    let mut leaks = Vec::new();
+    let mut tried = 0;
+    for line in self_contained() {
+        for wrapped in &wrappings(line)[..4] {
+            let after_text = [&b"x "[..], wrapped].concat();
+            if !markers_in(&redact(&after_text)).is_empty() {
+                continue;
+            }
+            tried += 1;
+            for shift in 0..wrapped.len().min(MAX - 8) + 2 {
+                let mut data = b"x ".repeat(MAX.saturating_sub(shift) / 2);
+                data.extend_from_slice(wrapped);
+                data.push(b'\n');
+                let mut out = Vec::new();
+                redact_stream_max(&data[..], &mut out, MAX).unwrap();
+                if !markers_in(&out).is_empty() {
+                    leaks.push(format!(
+                        "shift {shift}: {}",
+                        String::from_utf8_lossy(wrapped)
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    assert!(tried >= 150, "{tried}");
+    assert!(leaks.is_empty(), "leaked:\n{}", leaks.join("\n"));
 }

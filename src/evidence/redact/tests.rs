@@ -39,7 +39,11 @@ fn config_keys_keep_the_key() {
 
 #[test]
 fn every_key_passes_the_prefilter() {
-    for key in STRONG_KEYS {
+    for key in CREDENTIAL_PARTS.iter().chain(CREDENTIAL_ENDINGS) {
+        if WEAK.contains(key) {
+            assert_eq!(redact(&format!("{key}= x")).1, 1, "{key}");
+            continue;
+        }
         assert_eq!(redact(&format!("{key}: x")).1, 1, "{key}");
         assert_eq!(redact(&format!("{}=x", key.to_uppercase())).1, 1, "{key}");
     }
@@ -211,4 +215,212 @@ fn long_lines_are_bounded_and_lose_nothing() {
     // Cut after a separator, never inside `key=value`.
     let mut reader = LineReader::with_max(&b"aaaa secret=bbbbbbbb cccc"[..], 16);
     assert_eq!(reader.next_line().unwrap(), Some(&b"aaaa "[..]));
+}
+
+/// The secrets planted in `tests/fixtures/secrets/`: every `Zq` + two
+/// digits marker, and the voicemail PINs (digits only, as real ones are).
+pub(super) const PINS: &[&str] = &["80417293", "61529048", "74392015"];
+
+pub(super) fn markers_in(text: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (at, _) in text
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| w.starts_with(b"Zq") && w[2].is_ascii_digit() && w[3].is_ascii_digit())
+    {
+        let len = text[at..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric())
+            .count();
+        found.push(String::from_utf8_lossy(&text[at..at + len]).into_owned());
+    }
+    for pin in PINS {
+        if memchr::memmem::find(text, pin.as_bytes()).is_some() {
+            found.push(pin.to_string());
+        }
+    }
+    found
+}
+
+pub(super) fn corpus() -> Vec<(String, Vec<u8>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/secrets");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&path).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn corpus_has_no_marker_left() {
+    let mut planted = 0;
+    let mut leaks = Vec::new();
+    for (name, text) in corpus() {
+        planted += markers_in(&text).len();
+        let mut out = Vec::new();
+        redact_stream(&text[..], &mut out).unwrap();
+        for marker in markers_in(&out) {
+            let line = String::from_utf8_lossy(&out)
+                .lines()
+                .find(|line| line.contains(&marker))
+                .unwrap_or_default()
+                .to_string();
+            leaks.push(format!("{name}: {marker} in {line:?}"));
+        }
+        let mut again = Vec::new();
+        redact_stream(&out[..], &mut again).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&again),
+            String::from_utf8_lossy(&out),
+            "{name}: not idempotent"
+        );
+    }
+    assert!(planted >= 80, "only {planted} markers planted");
+    assert!(leaks.is_empty(), "leaked:\n{}", leaks.join("\n"));
+}
+
+/// What the corpus looks like once redacted, for a developer adding a
+/// pattern: `cargo test --lib show_corpus -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn show_corpus() {
+    for (name, text) in corpus() {
+        let mut out = Vec::new();
+        let stats = redact_stream(&text[..], &mut out).unwrap();
+        println!(
+            "==== {name}: {}\n{}",
+            stats.counts.describe(),
+            String::from_utf8_lossy(&out)
+        );
+    }
+}
+
+/// Redacts a whole text as a stream (for what spans lines).
+fn stream_text(text: &str) -> (String, Stats) {
+    let mut out = Vec::new();
+    let stats = redact_stream(text.as_bytes(), &mut out).unwrap();
+    (String::from_utf8(out).unwrap(), stats)
+}
+
+#[test]
+fn gdb_locals_and_fields_named_like_credentials() {
+    check(
+        r#"
+        auth_pass = 0x55d5c0a3b2f0 "pw1" ==> auth_pass = 0x55d5c0a3b2f0 "[REDACTED]" #1
+        md5_creds = 0x55d5c0a3b300 "pw2" ==> md5_creds = 0x55d5c0a3b300 "[REDACTED]" #1
+        pwd = "pw3\000\000" ==> pwd = "[REDACTED]" #1
+        pin = 0x55 "4242" ==> pin = 0x55 "[REDACTED]" #1
+        key = 0x55d5c0a3b320 "k" ==> key = 0x55d5c0a3b320 "[REDACTED]" #1
+        ha1 = "d41d8cd98f00b204" ==> ha1 = "[REDACTED]" #1
+        peer_secret = 0x55 <static_secret> "s" ==> peer_secret = 0x55 <static_secret> "[REDACTED]" #1
+        cred = {realm = {ptr = 0x55 "wazo", slen = 4}, data_type = 0, data = {ptr = 0x56 "pw", slen = 2}} ==> cred = {realm = {ptr = 0x55 "wazo", slen = 4}, data_type = 0, data = {ptr = 0x56 "[REDACTED]", slen = 2}} #1
+        key = {18, 52, 86} ==> key = {[REDACTED]} #1
+        $2 = {realm = 0x55 "wazo", auth_pass = 0x56 "pw", md5_creds = 0x57 ""} ==> $2 = {realm = 0x55 "wazo", auth_pass = 0x56 "[REDACTED]", md5_creds = 0x57 ""} #1
+        cred = 0x55d5c0a40e80 ==> SAME #0
+        "#,
+    );
+}
+
+#[test]
+fn gdb_frame_arguments_keep_their_addresses() {
+    check(
+        r#"
+        #1  0x00007f3a in pjsip_auth_create_digest (result=0x7f3a, nonce=0x55d5c0a41c10, cred_info=0x55d5c0a40e80) at sip_auth_client.c:196 ==> SAME #0
+        #2  0x00007f3a in check (secret=0x55d5c0a3b2f0 "pw", len=2) at x.c:1 ==> #2  0x00007f3a in check (secret=0x55d5c0a3b2f0 "[REDACTED]", len=2) at x.c:1 #1
+        "#,
+    );
+}
+
+#[test]
+fn gdb_value_history_after_a_command_that_names_a_credential() {
+    let (out, stats) = stream_text(
+        "(gdb) p peer->secret\n$1 = 0x55 \"pw1\"\n(gdb) p chan->name\n$2 = 0x56 \"PJSIP/1001-00000001\"\n\
+         (gdb) x/s auth->auth_pass\n0x55d5c0a3b2f0:\t\"pw2\"\n(gdb) p pin\n$3 = 4242\n",
+    );
+    assert_eq!(
+        out,
+        "(gdb) p peer->secret\n$1 = 0x55 \"[REDACTED]\"\n(gdb) p chan->name\n$2 = 0x56 \"PJSIP/1001-00000001\"\n\
+         (gdb) x/s auth->auth_pass\n0x55d5c0a3b2f0:\t\"[REDACTED]\"\n(gdb) p pin\n$3 = [REDACTED]\n"
+    );
+    assert_eq!(stats.counts.get(Kind::GdbValue), 3);
+}
+
+#[test]
+fn sip_digests_inside_c_strings() {
+    check(
+        r#"
+        buf = "Authorization: Digest username=\"1001\", nonce=\"n1\", response=\"00112233\"" ==> buf = "Authorization: Digest username=\"1001\", nonce=\"[REDACTED]\", response=\"[REDACTED]\"" #2
+        $1 = "{\"msg\": \"Authorization: Digest response=\\\"r1\\\", cnonce=\\\"c1\\\"\"}" ==> $1 = "{\"msg\": \"Authorization: Digest response=\\\"[REDACTED]\\\", cnonce=\\\"[REDACTED]\\\"\"}" #2
+        Authentication-Info: nextnonce="n2", rspauth="r2" ==> Authentication-Info: nextnonce="[REDACTED]", rspauth="[REDACTED]" #2
+        Proxy-Authorization: Digest username="trunk", response="r3" ==> Proxy-Authorization: Digest username="trunk", response="[REDACTED]" #1
+        Invalid URI 'sip:1001:pass1@host' ==> Invalid URI 'sip:1001:[REDACTED]@host' #1
+        From: <sip:1001@wazo.example.com>;tag=8f7e6d ==> SAME #0
+        "#,
+    );
+}
+
+#[test]
+fn http_tokens_in_paths_queries_headers_cookies_and_jwts() {
+    check(
+        r#"
+        GET /1.0/token/9f1c2e4a-0000-4d3c HTTP/1.1 ==> GET /1.0/token/[REDACTED] HTTP/1.1 #1
+        HEAD /0.1/token/9f1c2e4a-0000/scopes/check ==> HEAD /0.1/token/[REDACTED]/scopes/check #1
+        redirect to https://idp/sso?jwt=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln ==> redirect to https://idp/sso?jwt=[REDACTED] #1
+        verified eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln for 1001 ==> verified [REDACTED] for 1001 #1
+        GET /users?pass=p1&recurse=true ==> GET /users?pass=[REDACTED]&recurse=true #1
+        body username%3Dadmin%26password%3Dp2 ==> body username%3Dadmin%26password%3D[REDACTED] #1
+        Authorization: Token t1 ==> Authorization: Token [REDACTED] #1
+        Cookie: session=c1; csrftoken=c2 ==> Cookie: session=[REDACTED]; csrftoken=[REDACTED] #2
+        Set-Cookie: sid=c3; Path=/; HttpOnly ==> Set-Cookie: sid=[REDACTED]; Path=/; HttpOnly #1
+        GET /ari/events?api_key=wazo:k1&app=x ==> GET /ari/events?api_key=[REDACTED]&app=x #1
+        "#,
+    );
+}
+
+#[test]
+fn shell_cli_and_dialplan_forms() {
+    check(
+        r#"
+        curl -k -u admin:p1 https://localhost:9497/0.1/token ==> curl -k -u admin:[REDACTED] https://localhost:9497/0.1/token #1
+        mysql -u root -pp2 asterisk ==> mysql -u root -p[REDACTED] asterisk #1
+        wazo-auth-cli --password p3 token create ==> wazo-auth-cli --password [REDACTED] token create #1
+        refreshing with access_token t1 expires in 3600 ==> refreshing with access_token [REDACTED] expires in 3600 #1
+        export PGPASSWORD=p4 ==> export PGPASSWORD=[REDACTED] #1
+        same => n,Set(DB(secret/1001)=p5) ==> same => n,Set(DB(secret/1001)=[REDACTED]) #1
+        asterisk -g -p -U asterisk ==> SAME #0
+        ssh -p 2222 root@host ==> SAME #0
+        "#,
+    );
+}
+
+#[test]
+fn config_forms_without_a_key_or_on_the_next_line() {
+    check(
+        r#"
+        1001 => 4242,Alice Martin,alice@example.com ==> 1001 => [REDACTED],Alice Martin,alice@example.com #1
+        1002 => -4343,Bob ==> 1002 => [REDACTED],Bob #1
+        pass: p1 ==> pass: [REDACTED] #1
+        passwd p2 ==> passwd [REDACTED] #1
+        pincode: "p3" ==> pincode: "[REDACTED]" #1
+        rocommunity c1 default ==> rocommunity [REDACTED] #1
+        com2sec notConfigUser default c2 ==> com2sec notConfigUser default [REDACTED] #1
+        key_file: /var/lib/wazo-auth-keys/wazo-calld-key.yml ==> SAME #0
+        exten => s,1,NoOp(voicemail) ==> SAME #0
+        "#,
+    );
+    let (out, stats) = stream_text(
+        "secret: |\n  line1\n\n  line2\nport: 9500\ncredentials:\n  - item1\n  username: kept\nnext: x\n",
+    );
+    assert_eq!(
+        out,
+        "secret: |\n  [REDACTED]\n\n  [REDACTED]\nport: 9500\ncredentials:\n  - [REDACTED]\n  username: kept\nnext: x\n"
+    );
+    assert_eq!(stats.counts.get(Kind::YamlBlock), 2);
 }
