@@ -253,6 +253,12 @@ fn attach_failures_are_errors_never_no_deadlock() {
     let output = bed.tool(&["-o", "/tmp/out-traced", "freeze", "--timeout", "2"]);
     let _ = tracer.kill();
     let _ = tracer.wait();
+    // A debugger killed hard can leave its tracee stopped: this test's own
+    // tracer, so this test resumes it.
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe {
+        libc::kill(bed.pid as i32, libc::SIGCONT);
+    }
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     let said = text(&output);
     assert!(
