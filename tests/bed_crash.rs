@@ -140,3 +140,37 @@ fn an_abort_core_never_inherits_a_segfault_line() {
         text(&output)
     );
 }
+
+#[test]
+fn a_freeze_check_abort_leads_with_the_lock_and_its_holder_not_the_checker() {
+    require_testbed!();
+    let bed = Bed::start(Module::Stripped);
+    bed.break_it("abba 2");
+    let core = crash_it(&bed, "freezecheck");
+    let output = bed.tool(&["--yes", "--json", "-o", "/tmp/out", "crash"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let json = json_of(&output);
+    assert_eq!(json["core"]["path"], core, "{json:#}");
+    let summary: Vec<String> = json["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| line.as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        summary[0].contains("Wazo's freeze check stopped Asterisk: it could not take the global queues container lock"),
+        "{summary:#?}"
+    );
+    assert!(summary[0].contains("not the culprit"), "{summary:#?}");
+    let all = summary.join("\n");
+    for role in ["first", "second"] {
+        let lwp = bed.lwps(role)[0];
+        assert!(all.contains(&format!("LWP {lwp}")), "{role} {lwp}: {all}");
+    }
+    assert!(all.contains("DEADLOCK:"), "{all}");
+    let report = std::fs::read_to_string(bed.path("/tmp/out/bug-report.md")).unwrap();
+    assert!(
+        report.contains("Wazo's freeze check stopped Asterisk"),
+        "{report}"
+    );
+}

@@ -107,6 +107,13 @@ fn backtrace_summary_logs_and_report_from_a_real_core() {
         );
     }
     assert!(backtrace.contains("handle_frame"), "{backtrace}");
+    // Every thread's locals, as ast_coredumper writes them, 0600.
+    let full = fs::read_to_string(out.join("bt-full.txt")).unwrap();
+    assert!(
+        full.contains("Thread 4 ") && full.contains("handle_frame"),
+        "{full}"
+    );
+    assert_eq!(file_mode(&out.join("bt-full.txt")), 0o600);
     assert!(
         backtrace.contains("hunter2-secret"),
         "bt full shows locals: {backtrace}"

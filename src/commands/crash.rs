@@ -26,6 +26,7 @@ use crate::gdb::{self, Target};
 use crate::host::asterisk::{self, ASTERISK_BIN};
 use crate::host::sys::hostname;
 use crate::host::version;
+use crate::locks::from_gdb;
 use crate::output::Warnings;
 
 mod core_choice;
@@ -85,6 +86,8 @@ struct CoreReading {
     signal: Option<i32>,
     /// The LWPs of the core's threads: the numbers kernel segfault lines print.
     lwps: Vec<i64>,
+    /// For an abort() core: who waits for whom in it, in words.
+    locks: Option<String>,
 }
 
 pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
@@ -120,6 +123,26 @@ pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
         errln!("{line}");
     }
     let logs = copy_logs(context, &incident, &out, &mut warnings)?;
+    let mut reading = reading;
+    if let Some(locks) = reading.locks.take() {
+        let checked = logs
+            .iter()
+            .find_map(|copied| astlog::freeze_check_lock(&copied.to));
+        if let Some(lock) = checked {
+            let story = format!(
+                "Wazo's freeze check stopped Asterisk: it could not take {lock} for 30 s, \
+                     logged that Asterisk is most likely deadlocked, and called abort(). The \
+                     aborting thread is the checker, not the culprit: the culprit holds that \
+                     lock (see the locks below)."
+            );
+            errln!("\n{story}");
+            reading.summary.insert(0, story);
+        }
+        reading.summary.push(String::new());
+        reading.summary.push("Locks in the core:".to_string());
+        reading.summary.extend(locks.lines().map(str::to_string));
+        errln!("\n{}", locks.trim_end());
+    }
     let report_path = out.join("bug-report.md");
     bug_report(
         &incident.version,
@@ -234,13 +257,28 @@ fn read_core(
     warnings: &mut Warnings,
 ) -> Result<CoreReading> {
     let request = gdb::Request {
-        binary,
+        binary: binary.clone(),
         target: Target::Core(core.path.clone()),
         commands: vec!["bt full".to_string(), "thread apply all bt".to_string()],
         text_out: out.join("bt-threads.txt"),
         analysis_out: Some(out.join("gdb-threads.json")),
     };
     let outcome = gdb::run(&request, &context.interrupt)?;
+    // Every thread's locals too, as Asterisk's ast_coredumper writes them:
+    // a core costs nothing to read twice (redacted in the bundle like the rest).
+    let full = gdb::Request {
+        binary,
+        target: Target::Core(core.path.clone()),
+        commands: vec!["thread apply all bt full".to_string()],
+        text_out: out.join("bt-full.txt"),
+        analysis_out: None,
+    };
+    if let Err(error) = gdb::run(&full, &context.interrupt) {
+        if let Error::Interrupted = error {
+            return Err(error);
+        }
+        warnings.raise(format!("no bt-full.txt: {error}"));
+    }
     for warning in outcome.warnings {
         warnings.raise(warning);
     }
@@ -259,6 +297,11 @@ fn read_core(
         lwps: analysis
             .map(|a| a.threads.iter().map(|thread| thread.lwp).collect())
             .unwrap_or_default(),
+        // An abort() is often a watchdog's (Wazo's freeze check): the
+        // culprit is a lock holder, not the aborting thread.
+        locks: analysis
+            .filter(|a| a.signal.as_ref().is_some_and(|signal| signal.number == 6))
+            .map(|a| from_gdb::explain(a, &format!("gdb, on {}", core.path.display()))),
     })
 }
 
@@ -526,6 +569,10 @@ fn bug_report(
         attachments.push((
             backtrace.to_string_lossy().to_string(),
             "gdb `bt full` of the crashing thread and `thread apply all bt`".to_string(),
+        ));
+        attachments.push((
+            "bt-full.txt".to_string(),
+            "gdb `thread apply all bt full`: every thread's locals".to_string(),
         ));
     }
     for log in logs {

@@ -138,6 +138,37 @@ fn first_stamp(path: &Path) -> Option<DateTime<FixedOffset>> {
         .find_map(|line| line_stamp(&line, mtime))
 }
 
+/// What Wazo's freeze check (xivo-res-freeze-check) logged before it
+/// abort()ed Asterisk: the lock it could not take in 30 s (`the global
+/// queues container lock`), or `None` when the log holds no such abort.
+/// Streams the file (plain or gzip) in bounded memory.
+pub fn freeze_check_lock(path: &Path) -> Option<String> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).ok()?;
+    let reader: Box<dyn std::io::Read> = if path.extension().is_some_and(|ext| ext == "gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut lock = None;
+    let mut aborted = false;
+    for line in std::io::BufReader::new(reader)
+        .split(b'\n')
+        .map_while(|line| line.ok())
+    {
+        let line = String::from_utf8_lossy(&line);
+        if let Some(rest) = line.split("failed to acquire ").nth(1) {
+            if let Some(name) = rest.split(" in under").next() {
+                lock = Some(name.trim().to_string());
+            }
+        }
+        if line.contains("is most likely deadlocked: aborting") {
+            aborted = true;
+        }
+    }
+    aborted.then(|| lock.unwrap_or_else(|| "a lock it names in the log".to_string()))
+}
+
 /// `[2026-11-28 04:12:43.123] VERBOSE[...]` or `[Nov 28 04:12:43] ...`
 /// (Asterisk's `dateformat`, ISO on Wazo, traditional by default).
 pub fn line_stamp(line: &[u8], mtime: Option<DateTime<Local>>) -> Option<DateTime<FixedOffset>> {

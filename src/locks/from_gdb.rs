@@ -10,7 +10,8 @@ use std::collections::{HashMap, HashSet};
 
 use crate::gdb::threads::{Analysis, Wait};
 use crate::locks::graph::{LockGraph, LockKind, ThreadRef};
-use crate::locks::holders::Doing;
+use crate::locks::holders::{self, Doing};
+use crate::locks::render::{self, SourceInfo};
 
 /// The graph, and how many blocked threads gdb could not place in it.
 pub struct GdbGraph {
@@ -101,6 +102,23 @@ pub fn build(analysis: &Analysis) -> GdbGraph {
         notes,
         doing,
     }
+}
+
+/// The graph of `analysis`, analysed and explained in words (what
+/// `freeze` prints after gdb, and `crash` for an abort() core).
+pub fn explain(analysis: &Analysis, source: &str) -> String {
+    let built = build(analysis);
+    let result = built.graph.analyze();
+    let mut info = SourceInfo {
+        source: source.to_string(),
+        unlisted_why: Some(UNLISTED_WHY.to_string()),
+        notes: built.notes,
+        ..SourceInfo::default()
+    };
+    info.stuck = holders::stuck(&built.graph, &result, &built.doing, &|thread| {
+        render::thread_label(&built.graph, thread)
+    });
+    render::text(&built.graph, &result, &info)
 }
 
 /// A writer blocked on an rwlock with no writer recorded waits for readers,

@@ -20,6 +20,7 @@
 #include "asterisk/astobj2.h"
 #include "asterisk/cli.h"
 #include "asterisk/lock.h"
+#include "asterisk/logger.h"
 #include "asterisk/module.h"
 #include "asterisk/stasis_channels.h"
 #include "asterisk/utils.h"
@@ -126,6 +127,18 @@ static void *abort_thread(void *unused)
 	return NULL;
 }
 
+/* Wazo's xivo-res-freeze-check, as it ends: the ERROR naming the lock it
+ * could not take, then abort() from the checker thread. */
+static void *freeze_check_thread(void *unused)
+{
+	role("freezecheck", "checker", NULL);
+	ast_log(LOG_ERROR, "failed to acquire the global queues container lock in under 30 seconds\n");
+	ast_log(LOG_ERROR, "asterisk is most likely deadlocked: aborting...\n");
+	usleep(200000);
+	abort();
+	return NULL;
+}
+
 static int start(void *(*fn)(void *))
 {
 	pthread_t id;
@@ -141,7 +154,7 @@ static char *cli_scenario(struct ast_cli_entry *e, int cmd, struct ast_cli_args 
 	switch (cmd) {
 	case CLI_INIT:
 		e->command = "astdebug test";
-		e->usage = "Usage: astdebug test {abba [N]|rwcycle|channels|segfault|abort}\n"
+		e->usage = "Usage: astdebug test {abba [N]|rwcycle|channels|segfault|abort|freezecheck}\n"
 			"       Puts Asterisk in a broken state, on purpose (wazo-astdebug's test bed).\n";
 		return NULL;
 	case CLI_GENERATE:
@@ -174,6 +187,9 @@ static char *cli_scenario(struct ast_cli_entry *e, int cmd, struct ast_cli_args 
 		usleep(50000);
 	} else if (!strcmp(what, "abort")) {
 		start(abort_thread);
+		usleep(50000);
+	} else if (!strcmp(what, "freezecheck")) {
+		start(freeze_check_thread);
 		usleep(50000);
 	} else {
 		return CLI_SHOWUSAGE;
