@@ -401,3 +401,21 @@ fn gcore_keeps_the_evidence_for_after_the_restart() {
     assert!(said.contains("MB free"), "{said}");
     assert!(!said.contains("+ gcore"), "{said}");
 }
+
+#[test]
+fn a_cli_stuck_behind_the_channel_cache_names_its_sleeping_holder_from_proc() {
+    require_testbed!();
+    let bed = Bed::start(Module::Stripped);
+    bed.break_it("channels");
+    // The command 22.x answers from the channel cache: it hangs behind the holder.
+    let cli = bed.sh("(timeout -s KILL 3 asterisk -rx 'core show channels' >/dev/null 2>&1 &) ; sleep 1; echo started");
+    assert!(text(&cli).contains("started"));
+    let output = bed.tool(&["-o", "/tmp/out", "freeze", "--no-attach"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let said = text(&output);
+    let holder = bed.lwps("holder")[0];
+    assert!(said.contains("STUCK:"), "{said}");
+    assert!(said.contains(&format!("held by LWP {holder}")), "{said}");
+    assert!(said.contains("sleeps while holding it"), "{said}");
+    assert!(!said.contains("No deadlock"), "{said}");
+}
