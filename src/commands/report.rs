@@ -14,33 +14,33 @@
 //! - the bundle is written mode 0600 to a temporary file beside DIR and
 //!   renamed at the end, so a failure or Ctrl-C never leaves a partial
 //!   `DIR.tar.gz` that someone could attach by mistake.
+//!
+//! The pieces: `run_dir` finds the run directory and walks it, `pack`
+//! turns each file into what goes in (or the reason it stays out),
+//! `tar_gz` writes the archive; this file decides and prints the summary.
+
+mod pack;
+mod run_dir;
+mod tar_gz;
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, BufReader, Cursor, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileTypeExt;
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
 
-use flate2::Compression;
-use flate2::read::MultiGzDecoder;
-use flate2::write::GzEncoder;
 use serde::Serialize;
 
 use crate::context::{Context, DEFAULT_OUTPUT_BASE};
-use crate::engine::interrupt::Interrupt;
 use crate::error::{Error, Result};
-use crate::evidence::binary::{self, TextGuard, Verdict};
-use crate::evidence::elf::{self, ElfKind};
-use crate::evidence::mask::{Masker, MaskingWriter};
-use crate::evidence::redact::{self, Counts};
+use crate::evidence::mask::Masker;
+use crate::evidence::redact::Counts;
+use pack::{Included, Outcome, pack_file};
+pub use run_dir::newest_run_dir;
+use run_dir::{Entry, LeftOut, is_run_name, left, walk};
 
 /// The doc's warning, repeated every time a bundle is made.
 pub const CORE_REMINDER: &str = "DO NOT attach the core file publicly! It may contain sensitive \
     information like passwords and should only be shared with people you trust.";
-
-/// How much of a file is looked at to tell text from binary.
-const SNIFF_LEN: u64 = 8192;
 
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
@@ -60,29 +60,6 @@ pub struct ReportArgs {
     /// into it
     #[arg(long)]
     pub mask_ids: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct Included {
-    path: String,
-    kind: &'static str,
-    bytes: u64,
-    redactions: u64,
-    /// The redactions by kind (`credential`, `sip-digest`, ...).
-    redactions_by_kind: std::collections::BTreeMap<&'static str, u64>,
-    #[serde(skip)]
-    counts: Counts,
-    /// With `--mask-ids`: how many identifiers became placeholders.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    masked_ids: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    note: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct LeftOut {
-    path: String,
-    reason: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -174,7 +151,7 @@ pub fn run(context: &Context, args: &ReportArgs) -> Result<()> {
                     path,
                     &mut io::sink(),
                     Path::new("/dev/null"),
-                    context,
+                    &context.interrupt,
                     &mut masker,
                 )?;
                 record(&mut summary, relative, outcome);
@@ -306,49 +283,6 @@ fn resolve_dir(context: &Context, args: &ReportArgs) -> Result<PathBuf> {
     }
 }
 
-/// The newest `<YYYYMMDD-HHMMSS>-<hostname>` directory under `base`, by
-/// modification time (a run touched later, e.g. by a second `crash` into
-/// the same directory, is the one the engineer is working on).
-pub fn newest_run_dir(base: &Path) -> Result<PathBuf> {
-    let read = fs::read_dir(base).map_err(|error| {
-        if error.kind() == io::ErrorKind::NotFound {
-            Error::bad_input(format!(
-                "no run directory: {} does not exist. Name the directory to pack \
-                 (`wazo-astdebug report DIR`), or run a command that collects data first",
-                base.display()
-            ))
-        } else {
-            Error::read(base, error)
-        }
-    })?;
-    let newest = read
-        .filter_map(|entry| entry.ok())
-        .filter(|entry| is_run_name(&entry.file_name().to_string_lossy()))
-        .filter_map(|entry| {
-            let meta = entry.path().symlink_metadata().ok()?;
-            meta.is_dir()
-                .then(|| (meta.modified().unwrap_or(UNIX_EPOCH), entry.file_name()))
-        })
-        .max();
-    match newest {
-        Some((_, name)) => Ok(base.join(name)),
-        None => Err(Error::bad_input(format!(
-            "no run directory (named YYYYMMDD-HHMMSS-HOSTNAME) under {}. Name the directory \
-             to pack: `wazo-astdebug report DIR`",
-            base.display()
-        ))),
-    }
-}
-
-fn is_run_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    bytes.len() > 16
-        && bytes[..8].iter().all(u8::is_ascii_digit)
-        && bytes[8] == b'-'
-        && bytes[9..15].iter().all(u8::is_ascii_digit)
-        && bytes[15] == b'-'
-}
-
 fn name_and_parent(dir: &Path) -> Result<(String, PathBuf)> {
     match (dir.file_name(), dir.parent()) {
         (Some(name), Some(parent)) => {
@@ -359,88 +293,6 @@ fn name_and_parent(dir: &Path) -> Result<(String, PathBuf)> {
             dir.display()
         ))),
     }
-}
-
-enum Entry {
-    Dir { path: PathBuf, relative: PathBuf },
-    File { path: PathBuf, relative: PathBuf },
-}
-
-/// Lists what can go in, sorted by name so that bundles are reproducible.
-/// Symlinks are never followed: one could point at /etc/shadow.
-fn walk(dir: &Path, relative: &Path, entries: &mut Vec<Entry>, left_out: &mut Vec<LeftOut>) {
-    let mut children: Vec<_> = match fs::read_dir(dir) {
-        Ok(read) => read.filter_map(|entry| entry.ok()).collect(),
-        Err(error) => {
-            left_out.push(left(
-                relative,
-                format!("cannot read this directory: {error}"),
-            ));
-            return;
-        }
-    };
-    children.sort_by_key(|entry| entry.file_name());
-    for child in children {
-        let path = child.path();
-        let child_relative = relative.join(child.file_name());
-        let file_type = match path.symlink_metadata() {
-            Ok(meta) => meta.file_type(),
-            Err(error) => {
-                left_out.push(left(&child_relative, format!("cannot read: {error}")));
-                continue;
-            }
-        };
-        if file_type.is_dir() {
-            entries.push(Entry::Dir {
-                path: path.clone(),
-                relative: child_relative.clone(),
-            });
-            walk(&path, &child_relative, entries, left_out);
-        } else if file_type.is_file() {
-            entries.push(Entry::File {
-                path,
-                relative: child_relative,
-            });
-        } else {
-            let what = match () {
-                _ if file_type.is_symlink() => "symbolic link, not followed (it may point outside)",
-                _ if file_type.is_fifo() => "not a regular file (named pipe)",
-                _ if file_type.is_socket() => "not a regular file (socket)",
-                _ => "not a regular file (device)",
-            };
-            left_out.push(left(&child_relative, what.to_string()));
-        }
-    }
-}
-
-fn left(relative: &Path, reason: String) -> LeftOut {
-    LeftOut {
-        path: relative.display().to_string(),
-        reason,
-    }
-}
-
-/// What happened to one file.
-enum Outcome {
-    /// Its path and size are filled in by the caller.
-    Packed(Included),
-    LeftOut(String),
-}
-
-fn packed(kind: &'static str, counts: Counts, note: Option<String>) -> Outcome {
-    Outcome::Packed(Included {
-        path: String::new(),
-        kind,
-        bytes: 0,
-        redactions: counts.total(),
-        redactions_by_kind: counts
-            .nonzero()
-            .map(|(kind, count)| (kind.name(), count))
-            .collect(),
-        counts,
-        masked_ids: None,
-        note,
-    })
 }
 
 fn record(summary: &mut Summary, relative: &Path, outcome: Outcome) {
@@ -474,42 +326,31 @@ fn write_bundle(
         bundle,
         force,
     } = *target;
-    // Same directory as the bundle, so the final rename is atomic; 0600 and
-    // removed on drop, so an error or Ctrl-C leaves nothing behind.
-    let temp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.tar.gz."))
-        .suffix(".tmp")
-        .tempfile_in(parent)
-        .map_err(|error| Error::write(parent, error))?;
+    let (temp, mut scratch) = tar_gz::create(parent, name)?;
     let temp_path = temp.path().to_path_buf();
     let write_error = |error: io::Error| Error::write(&temp_path, error);
-    // Redacted copies are staged here (unnamed, 0600) because a tar header
-    // needs the size before the content, and redaction changes the size.
-    let mut scratch = tempfile::tempfile_in(parent).map_err(|error| Error::write(parent, error))?;
 
-    let encoder = GzEncoder::new(io::BufWriter::new(temp.as_file()), Compression::default());
-    let mut tar = tar::Builder::new(encoder);
-    append_dir(&mut tar, Path::new(name), dir).map_err(write_error)?;
+    let mut tar = tar_gz::builder(&temp);
+    tar_gz::append_dir(&mut tar, Path::new(name), dir).map_err(write_error)?;
     for entry in entries {
         context.interrupt.check()?;
         match entry {
             Entry::Dir { path, relative } => {
-                append_dir(&mut tar, &Path::new(name).join(relative), path).map_err(write_error)?;
+                tar_gz::append_dir(&mut tar, &Path::new(name).join(relative), path)
+                    .map_err(write_error)?;
             }
             Entry::File { path, relative } => {
                 scratch.set_len(0).map_err(write_error)?;
                 scratch.seek(SeekFrom::Start(0)).map_err(write_error)?;
-                let outcome = pack_file(path, &mut scratch, &temp_path, context, masker)?;
+                let outcome =
+                    pack_file(path, &mut scratch, &temp_path, &context.interrupt, masker)?;
                 if let Outcome::Packed(Included { bytes, .. }) = &outcome {
                     scratch.seek(SeekFrom::Start(0)).map_err(write_error)?;
-                    let mut header = tar::Header::new_gnu();
-                    header.set_entry_type(tar::EntryType::Regular);
-                    header.set_size(*bytes);
-                    header.set_mode(0o600);
-                    header.set_mtime(mtime(path));
-                    tar.append_data(
-                        &mut header,
-                        Path::new(name).join(relative),
+                    tar_gz::append_file(
+                        &mut tar,
+                        &Path::new(name).join(relative),
+                        *bytes,
+                        path,
                         (&scratch).take(*bytes),
                     )
                     .map_err(write_error)?;
@@ -521,295 +362,17 @@ fn write_bundle(
     summary.masked_ids = masker.as_ref().map(Masker::masked);
     total(summary);
     let list = redactions_text(summary);
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(tar::EntryType::Regular);
-    header.set_size(list.len() as u64);
-    header.set_mode(0o600);
-    header.set_mtime(mtime(dir));
-    tar.append_data(
-        &mut header,
-        Path::new(name).join(REDACTIONS),
+    tar_gz::append_file(
+        &mut tar,
+        &Path::new(name).join(REDACTIONS),
+        list.len() as u64,
+        dir,
         list.as_bytes(),
     )
     .map_err(write_error)?;
-    let buffered = tar
-        .into_inner()
-        .and_then(GzEncoder::finish)
-        .map_err(write_error)?;
-    let file = buffered
-        .into_inner()
-        .map_err(|error| write_error(error.into_error()))?;
-    file.sync_all().map_err(write_error)?;
-    let size = file.metadata().map_err(write_error)?.len();
-    let persisted = if force {
-        temp.persist(bundle)
-    } else {
-        // Refuse to clobber a bundle that appeared while we were packing.
-        temp.persist_noclobber(bundle)
-    };
-    persisted.map_err(|error| Error::write(bundle, error.error))?;
+    let size = tar_gz::finish(tar).map_err(write_error)?;
+    tar_gz::persist(temp, bundle, force)?;
     Ok(size)
-}
-
-fn append_dir<W: Write>(tar: &mut tar::Builder<W>, path: &Path, source: &Path) -> io::Result<()> {
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(tar::EntryType::Directory);
-    header.set_size(0);
-    header.set_mode(0o700);
-    header.set_mtime(mtime(source));
-    tar.append_data(&mut header, path, io::empty())
-}
-
-fn mtime(path: &Path) -> u64 {
-    fs::metadata(path)
-        .and_then(|meta| meta.modified())
-        .ok()
-        .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |since| since.as_secs())
-}
-
-/// What the first bytes of a file say about it. Images (a lock graph drawn
-/// by graphviz, a screenshot) are the only binaries let in: someone put
-/// them there to be seen, and they cannot carry process memory. Anything
-/// compressed other than gzip cannot be checked, so it stays out.
-enum Sniff {
-    Elf(ElfKind),
-    Gzip,
-    Image(&'static str),
-    Text,
-    Binary(String),
-}
-
-fn sniff(head: &[u8]) -> Sniff {
-    if let Some(kind) = elf::classify(head) {
-        return Sniff::Elf(kind);
-    }
-    if head.starts_with(elf::MAGIC) {
-        return Sniff::Binary("ELF-like binary with a damaged header (may be a core)".into());
-    }
-    if head.starts_with(b"\x1f\x8b") {
-        return Sniff::Gzip;
-    }
-    for (magic, what) in [
-        (&b"\x89PNG\r\n\x1a\n"[..], "PNG image"),
-        (b"\xff\xd8\xff", "JPEG image"),
-        (b"GIF87a", "GIF image"),
-        (b"GIF89a", "GIF image"),
-    ] {
-        if head.starts_with(magic) {
-            return Sniff::Image(what);
-        }
-    }
-    for (magic, what) in [
-        (&b"\x28\xb5\x2f\xfd"[..], "zstd"),
-        (b"\xfd7zXZ\x00", "xz"),
-        (b"BZh", "bzip2"),
-        (b"PK\x03\x04", "zip"),
-        (b"7z\xbc\xaf\x27\x1c", "7-zip"),
-    ] {
-        if head.starts_with(magic) {
-            return Sniff::Binary(format!(
-                "{what}-compressed: cannot be checked for a core or for secrets; \
-                 decompress it into the run directory and run report again"
-            ));
-        }
-    }
-    let controls = binary::controls(head);
-    if head.contains(&0) || controls * 10 > head.len() {
-        return Sniff::Binary("binary file (unknown format: could hold memory or secrets)".into());
-    }
-    Sniff::Text
-}
-
-/// Writes what goes in the bundle for the file at `path` into `out`
-/// (`out_path` names it in errors). A file that cannot be read is left
-/// out; a failure to write (a full disk) or Ctrl-C stops the bundle.
-fn pack_file<W: Write>(
-    path: &Path,
-    out: &mut W,
-    out_path: &Path,
-    context: &Context,
-    masker: &mut Option<Masker>,
-) -> Result<Outcome> {
-    let masked_before = masker.as_ref().map(Masker::masked);
-    let interrupt = &context.interrupt;
-    // The run directory may be another account's: no symlink swapped in after the walk.
-    let file = match crate::host::files::open_untrusted(path) {
-        Ok(file) => file,
-        Err(error) => return Ok(Outcome::LeftOut(format!("cannot read: {error}"))),
-    };
-    let mut file = BufReader::with_capacity(1 << 16, file);
-    let head = match read_head(&mut file) {
-        Ok(head) => head,
-        Err(error) => return Ok(Outcome::LeftOut(format!("cannot read: {error}"))),
-    };
-    let mut out = Counted {
-        inner: out,
-        bytes: 0,
-        failed: false,
-    };
-    let result = match sniff(&head) {
-        Sniff::Elf(ElfKind::Core) => {
-            return Ok(Outcome::LeftOut(format!(
-                "{} (found by its header, whatever its name): share it only with people you trust",
-                ElfKind::Core.describe()
-            )));
-        }
-        Sniff::Elf(kind) => return Ok(Outcome::LeftOut(format!("{}: binary", kind.describe()))),
-        Sniff::Binary(why) => return Ok(Outcome::LeftOut(why)),
-        Sniff::Image(what) => io::copy(&mut Cursor::new(head).chain(file), &mut out)
-            .map(|_| packed(what, Counts::default(), None)),
-        Sniff::Text => redact_text(
-            Cursor::new(head).chain(file),
-            &mut out,
-            interrupt,
-            "text",
-            masker,
-        ),
-        Sniff::Gzip => pack_gzip(Cursor::new(head).chain(file), &mut out, interrupt, masker),
-    };
-    if interrupt.received().is_some() {
-        return Err(Error::Interrupted);
-    }
-    match result {
-        Ok(Outcome::Packed(included)) => Ok(Outcome::Packed(Included {
-            bytes: out.bytes,
-            masked_ids: masked_before
-                .zip(masker.as_ref().map(Masker::masked))
-                .map(|(before, after)| after - before),
-            ..included
-        })),
-        Ok(left_out) => Ok(left_out),
-        Err(error) if out.failed => Err(Error::write(out_path, error)),
-        Err(error) => Ok(Outcome::LeftOut(format!("cannot read: {error}"))),
-    }
-}
-
-fn read_head(reader: &mut impl Read) -> io::Result<Vec<u8>> {
-    let mut head = Vec::with_capacity(SNIFF_LEN as usize);
-    reader.take(SNIFF_LEN).read_to_end(&mut head)?;
-    Ok(head)
-}
-
-/// Redacts line by line, and gives up on a file that turns out to carry
-/// a core further on (a core appended to a log, an uncompressed tar); a
-/// file that turns binary (process memory after a backtrace, the NULs of a
-/// truncated write) goes in up to there only, with a note.
-fn redact_text(
-    reader: impl Read,
-    out: &mut impl Write,
-    interrupt: &Interrupt,
-    kind: &'static str,
-    masker: &mut Option<Masker>,
-) -> io::Result<Outcome> {
-    let mut core_at = None;
-    let mut binary_at = None;
-    let mut guard = TextGuard::new();
-    let mut seen = 0u64;
-    let mut masking;
-    let writer: &mut dyn Write = match masker {
-        Some(masker) => {
-            // After redaction: a secret never becomes a placeholder.
-            masking = MaskingWriter::new(&mut *out, masker, redact::MAX_LINE);
-            &mut masking
-        }
-        None => &mut *out,
-    };
-    let copied = redact::redact_stream_checked(
-        BufReader::with_capacity(1 << 16, reader),
-        writer,
-        |line, offset| {
-            match guard.check(line, offset) {
-                Verdict::Text => {}
-                Verdict::Core(at) => {
-                    core_at = Some(at);
-                    return Err(io::Error::other("an ELF core header inside"));
-                }
-                Verdict::Binary(at, why) => {
-                    binary_at = Some((at, why));
-                    return Ok(false);
-                }
-            }
-            seen += 1;
-            if seen % 65_536 == 0 && interrupt.received().is_some() {
-                return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
-            }
-            Ok(true)
-        },
-    );
-    if let Some(at) = core_at {
-        return Ok(Outcome::LeftOut(format!(
-            "text with an ELF core header inside (at byte {at}): share it only with people you trust"
-        )));
-    }
-    let stats = copied?;
-    let mut notes = Vec::new();
-    if let Some((at, why)) = binary_at {
-        notes.push(format!(
-            "turns binary at byte {at} ({why}): only the text before it is in the bundle, \
-             the rest (process memory or a damaged write) was left out"
-        ));
-    }
-    if stats.long_lines > 0 {
-        notes.push(format!(
-            "{} line(s) over 1 MiB were redacted in pieces: check them by hand",
-            stats.long_lines
-        ));
-    }
-    let note = (!notes.is_empty()).then(|| notes.join("; "));
-    Ok(packed(kind, stats.counts, note))
-}
-
-/// A rotated log (`full.2.gz`) goes in redacted and recompressed, under
-/// its own name; a compressed core is still a core.
-fn pack_gzip(
-    reader: impl Read,
-    out: &mut impl Write,
-    interrupt: &Interrupt,
-    masker: &mut Option<Masker>,
-) -> io::Result<Outcome> {
-    let mut decoder = MultiGzDecoder::new(reader);
-    let head = read_head(&mut decoder)?;
-    match sniff(&head) {
-        Sniff::Text => {
-            let mut encoder = GzEncoder::new(out, Compression::default());
-            let outcome = redact_text(Cursor::new(head).chain(decoder), &mut encoder, interrupt, "gzip text", masker)?;
-            encoder.finish()?;
-            Ok(match outcome {
-                Outcome::LeftOut(why) => Outcome::LeftOut(format!("gzip-compressed {why}")),
-                packed => packed,
-            })
-        }
-        Sniff::Elf(ElfKind::Core) => Ok(Outcome::LeftOut(
-            "gzip-compressed ELF core file (found by its header): share it only with people you trust".into(),
-        )),
-        Sniff::Elf(kind) => Ok(Outcome::LeftOut(format!("gzip-compressed {}: binary", kind.describe()))),
-        _ => Ok(Outcome::LeftOut(
-            "gzip-compressed binary (e.g. a tar): cannot be checked for a core or for secrets; \
-             unpack it into the run directory and run report again"
-                .into(),
-        )),
-    }
-}
-
-/// Counts what is written, and remembers whether the *writer* failed, to
-/// tell a full disk (fatal) from an unreadable input (one file left out).
-struct Counted<'a, W> {
-    inner: &'a mut W,
-    bytes: u64,
-    failed: bool,
-}
-
-impl<W: Write> Write for Counted<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let written = self.inner.write(buf).inspect_err(|_| self.failed = true)?;
-        self.bytes += written as u64;
-        Ok(written)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush().inspect_err(|_| self.failed = true)
-    }
 }
 
 fn print_summary(context: &Context, summary: &Summary) -> Result<()> {

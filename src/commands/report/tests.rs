@@ -1,5 +1,6 @@
 //! Unit tests of `report`, kept apart so the module reads as one concept.
 
+use super::pack::{Sniff, sniff};
 use super::*;
 use std::time::{Duration, SystemTime};
 

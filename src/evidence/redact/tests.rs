@@ -1,5 +1,8 @@
 //! Unit tests of `redact`, kept apart so the module reads as one concept.
 
+use std::borrow::Cow;
+
+use super::vocabulary::{CREDENTIAL_ENDINGS, CREDENTIAL_PARTS, WEAK};
 use super::*;
 
 fn redact(line: &str) -> (String, usize) {
