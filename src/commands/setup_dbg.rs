@@ -55,7 +55,7 @@ pub fn run(context: &Context) -> Result<()> {
             ),
         });
     }
-    err!("{}", plan.script(&header));
+    err!("{}", plan.listing(&header));
     context.confirm(
         "setup-dbg",
         &format!(

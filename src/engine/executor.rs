@@ -174,6 +174,8 @@ impl<'a> Executor<'a> {
                 CHANGED.store(true, Ordering::SeqCst);
             }
             match step {
+                // The tool knows the value the script's line sets by itself.
+                Step::Shell(_) => {}
                 Step::Note(text) => {
                     errln!("\n{text}");
                     self.log_line(&format!("# {text}"));
