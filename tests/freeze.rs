@@ -269,9 +269,12 @@ fn dry_run_and_bad_input() {
             "timeout 10 asterisk -rx 'core show locks' >",
         ))
         .stdout(predicate::str::contains(format!(
-            "gdb -batch -nx -ex 'thread apply all bt' {} -p",
+            "ASTERISK_BIN=${{ASTERISK_BIN:-{}}}",
             program.display()
-        )));
+        )))
+        .stdout(predicate::str::contains(
+            "gdb -batch -nx -ex 'thread apply all bt' \"$ASTERISK_BIN\" -p \"$ASTERISK_PID\"",
+        ));
     assert_eq!(fs::read_dir(sandbox.path("out")).unwrap().count(), 0);
 
     sandbox

@@ -11,6 +11,7 @@ mod bed_crash;
 mod bed_freeze;
 mod completions;
 mod crash;
+mod dry_run;
 mod fleet;
 mod freeze;
 mod graph;

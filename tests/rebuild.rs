@@ -134,25 +134,33 @@ fn dry_run_is_a_valid_script_that_changes_nothing() {
     let work = workdir(&sandbox).display().to_string();
     let sources = sandbox.path("root").join(SOURCES.trim_start_matches('/'));
     let s = sources.display();
+    let commands = script_commands(&script);
     assert_eq!(
-        script_commands(&script),
+        commands[..13],
         [
             format!("install -p -m 600 {s} {s}.wazo-astdebug.bak"),
             "wazo-dist -a wazo-25.15".to_string(),
-            format!("mkdir -p {work}"),
+            format!("sed -i -E 's/^#[[:blank:]]*deb-src([[:blank:]])/deb-src\\1/' {s}"),
+            "mkdir -p \"$WORKDIR\"".to_string(),
             "apt-get update".to_string(),
             "apt-get install -y build-essential".to_string(),
-            format!("(cd {work} && apt-get source asterisk)"),
-            format!("(cd {work} && apt-get build-dep -y asterisk)"),
+            "(cd \"$WORKDIR\" && apt-get source asterisk)".to_string(),
+            "(cd \"$WORKDIR\" && apt-get build-dep -y asterisk)".to_string(),
             "wazo-dist -m pelican-bookworm".to_string(),
             "apt-get update".to_string(),
             format!("cp --preserve=timestamps {s}.wazo-astdebug.bak {s}"),
             format!("chmod 644 {s}"),
             format!("rm -f {s}.wazo-astdebug.bak"),
-            format!(
-                "(cd '{work}/asterisk-<version>' && env DEB_BUILD_OPTIONS=noopt dpkg-buildpackage -us -uc)"
-            ),
         ],
+        "{script}"
+    );
+    assert!(
+        script.contains(&format!("WORKDIR=${{WORKDIR:-{work}}}\n")),
+        "{script}"
+    );
+    assert_eq!(
+        commands.last().map(String::as_str),
+        Some("(cd \"$SRC_DIR\" && env DEB_BUILD_OPTIONS=noopt dpkg-buildpackage -us -uc)"),
         "{script}"
     );
 }

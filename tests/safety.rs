@@ -31,8 +31,8 @@ fn stderr(output: &std::process::Output) -> String {
 fn matching_symbols(sandbox: &Sandbox) {
     sandbox.prints(
         "dpkg-query",
-        "libc6\tii \t2.36-9\nlibc6-dbg\tii \t2.36-9\nasterisk\tii \t8:20.5.0-1wazo1\n\
-         asterisk-dbgsym\tii \t8:20.5.0-1wazo1\nwazo-libsccp\tii \t2.3-1\nwazo-libsccp-dbg\tii \t2.3-1\n",
+        "libc6 2.36-9 ii \nlibc6-dbg 2.36-9 ii \nasterisk 8:20.5.0-1wazo1 ii \n\
+         asterisk-dbgsym 8:20.5.0-1wazo1 ii \nwazo-libsccp 2.3-1 ii \nwazo-libsccp-dbg 2.3-1 ii \n",
     );
 }
 

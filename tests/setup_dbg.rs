@@ -291,8 +291,8 @@ fn apt_cache_policy_is_the_fallback() {
 fn matching_symbols(sandbox: &Sandbox) {
     sandbox.prints(
         "dpkg-query",
-        "libc6\tii \t2.36-9\nlibc6-dbg\tii \t2.36-9\nasterisk\tii \t8:20.5.0-1wazo1\n\
-         asterisk-dbgsym\tii \t8:20.5.0-1wazo1\nwazo-libsccp\tii \t2.3-1\nwazo-libsccp-dbg\tii \t2.3-1\n",
+        "libc6 2.36-9 ii \nlibc6-dbg 2.36-9 ii \nasterisk 8:20.5.0-1wazo1 ii \n\
+         asterisk-dbgsym 8:20.5.0-1wazo1 ii \nwazo-libsccp 2.3-1 ii \nwazo-libsccp-dbg 2.3-1 ii \n",
     );
 }
 
@@ -459,7 +459,8 @@ fn mismatched_symbols_fail_loudly_after_the_restore() {
     let sandbox = Sandbox::new(STANDINS);
     sandbox.prints(
         "dpkg-query",
-        "asterisk\tii \t8:20.5.0-1wazo2\nasterisk-dbgsym\tii \t8:20.5.0-1wazo1\n",
+        "libc6 2.36-9 ii \nlibc6-dbg 2.36-9 ii \nwazo-libsccp-dbg 2.3-1 ii \n\
+         asterisk 8:20.5.0-1wazo2 ii \nasterisk-dbgsym 8:20.5.0-1wazo1 ii \n",
     );
     sandbox
         .command()
@@ -469,7 +470,7 @@ fn mismatched_symbols_fail_loudly_after_the_restore() {
         .stderr(predicate::str::contains(
             "MISMATCH  asterisk-dbgsym 8:20.5.0-1wazo1, but asterisk is 8:20.5.0-1wazo2",
         ))
-        .stderr(predicate::str::contains("THE DEBUG SYMBOLS DO NOT MATCH"));
+        .stderr(predicate::str::contains("DO NOT MATCH"));
     assert_eq!(&sandbox.calls()[..HAPPY_25_15.len()], HAPPY_25_15);
 }
 
@@ -520,4 +521,24 @@ fn a_version_past_the_newest_known_gets_the_newest_era_with_a_warning() {
         text.contains("is newer than the newest version these runbooks know"),
         "{text}"
     );
+}
+
+#[test]
+fn a_debug_package_dpkg_does_not_have_fails_and_is_named() {
+    require_root!();
+    let sandbox = Sandbox::new(STANDINS);
+    // apt-get said yes, but dpkg has no asterisk-dbgsym.
+    sandbox.prints(
+        "dpkg-query",
+        "libc6 2.36-9 ii \nlibc6-dbg 2.36-9 ii \nasterisk 8:20.5.0-1wazo1 ii \n\
+         asterisk-dbgsym  un \nwazo-libsccp 2.3-1 ii \nwazo-libsccp-dbg 2.3-1 ii \n",
+    );
+    sandbox
+        .command()
+        .args(["--yes", "--wazo-version", "25.15", "setup-dbg"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("asterisk-dbgsym is not installed"))
+        .stderr(predicate::str::contains("not installed: asterisk-dbgsym."))
+        .stderr(predicate::str::contains("Done:").not());
 }

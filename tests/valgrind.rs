@@ -129,25 +129,23 @@ fn dry_run_shows_the_docs_command_and_changes_nothing() {
     assert!(server.sandbox.calls().is_empty());
     server.assert_files_restored();
     let commands = script_commands(&script);
-    let run_dir = server
-        .sandbox
-        .path("root/tmp/wazo-astdebug-valgrind.XXXXXX");
     let run = format!(
-        "(cd {} && env -u LD_PRELOAD valgrind --leak-check=full --log-file=valgrind.txt --vgdb=no {})",
-        run_dir.display(),
+        "(cd \"$RUN_DIR\" && env -u LD_PRELOAD valgrind --leak-check=full --log-file=valgrind.txt --vgdb=no {})",
         server.leak.display()
     );
+    // After the run directory's mkdir and chmod.
     assert_eq!(
-        commands[..3],
+        commands[2..5],
         [
             "monit quit",
             "service wazo-calld stop",
             "service asterisk stop"
         ]
     );
-    assert!(commands.contains(&run.as_str()), "{run} not in:\n{script}");
+    assert!(commands.contains(&run), "{run} not in:\n{script}");
+    // Before the log is saved and the run directory removed.
     assert_eq!(
-        commands[commands.len() - 3..],
+        commands[commands.len() - 5..commands.len() - 2],
         [
             "service asterisk start",
             "service wazo-calld start",
@@ -172,13 +170,15 @@ fn the_default_command_is_the_docs() {
         .output()
         .unwrap();
     let script = String::from_utf8(output.stdout).unwrap();
-    let run_dir = sandbox.path("root/tmp/wazo-astdebug-valgrind.XXXXXX");
     assert!(
         script.contains(&format!(
-            "cp {} {}/valgrind.supp\n",
-            supp.display(),
-            run_dir.display()
+            "SUPPRESSIONS=${{SUPPRESSIONS:-{}}}\n",
+            supp.display()
         )),
+        "{script}"
+    );
+    assert!(
+        script.contains("cp \"$SUPPRESSIONS\" \"$RUN_DIR\"/valgrind.supp\n"),
         "{script}"
     );
     assert!(
@@ -366,22 +366,23 @@ fn edit_modules_edits_a_copy_first_in_the_dry_run() {
         .unwrap();
     let script = String::from_utf8(output.stdout).unwrap();
     assert!(sh_accepts(&script), "{script}");
-    let copy = server
-        .sandbox
-        .path("root/tmp/wazo-astdebug-valgrind.XXXXXX/modules.conf.wazo-astdebug-edit");
     let commands = script_commands(&script);
     let modules = server.modules.display().to_string();
+    let copy_word = "\"$RUN_DIR\"/modules.conf.wazo-astdebug-edit";
     assert_eq!(
-        commands[..2],
+        commands[2..4],
         [
-            format!("install -m 600 {modules} {}", copy.display()),
-            format!("nano -w {}", copy.display()),
+            format!("install -m 600 {modules} {copy_word}"),
+            format!("nano -w {copy_word}"),
         ],
         "{script}"
     );
-    assert!(commands[2..].contains(&"monit quit"), "{script}");
     assert!(
-        script.contains(&format!("rm -f {}\n", copy.display())),
+        commands[2..].contains(&"monit quit".to_string()),
+        "{script}"
+    );
+    assert!(
+        script.contains("if ! rm -f \"$RUN_DIR\"/modules.conf.wazo-astdebug-edit;"),
         "{script}"
     );
 }

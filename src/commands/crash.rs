@@ -14,6 +14,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::context::Context;
+use crate::engine::script::{Vars, preamble};
 use crate::engine::shell;
 use crate::error::{Error, Result};
 use crate::evidence::astlog::{self, Copied};
@@ -93,11 +94,15 @@ struct CoreReading {
 pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
     let mut warnings = Warnings::new();
     let core_given = args.core.as_deref().map(cores::require_core).transpose()?;
+    let binary = if context.dry_run() {
+        asterisk::binary_for_script(&context.host, &args.asterisk_bin)
+    } else {
+        asterisk::binary(&context.host, &args.asterisk_bin)?
+    };
     if context.dry_run() {
         // First, before any command a search may print into the script.
-        outln!("#!/bin/sh");
+        out!("{}", script_preamble(&binary, context.output_path()));
     }
-    let binary = asterisk::binary(&context.host, &args.asterisk_bin)?;
     let incident = gather(context, args, core_given, &mut warnings)?;
     if context.dry_run() {
         print_script(
@@ -607,7 +612,38 @@ fn incident_day(incident: Option<DateTime<FixedOffset>>) -> String {
         .unwrap_or_else(|| Local::now().format("%Y%m%d").to_string())
 }
 
-/// `--dry-run`: what would run, as sh.
+/// The top of the `--dry-run` script: the binary and the run directory as
+/// variables to fill in, the directory made.
+fn script_preamble(binary: &Path, out: &Path) -> String {
+    preamble(
+        &format!(
+            "wazo-astdebug crash: backtrace, logs and bug report into {}",
+            out.display()
+        ),
+        &script_vars(binary, out, None),
+        &[out.to_path_buf()],
+    )
+}
+
+fn script_vars(binary: &Path, out: &Path, core: Option<&Path>) -> Vars {
+    let mut vars = Vars::new();
+    vars.push(
+        "ASTERISK_BIN",
+        binary.to_string_lossy(),
+        "The Asterisk binary that crashed (--asterisk-bin).",
+    );
+    vars.push(
+        "OUT",
+        out.to_string_lossy(),
+        "Where the evidence goes (-o).",
+    );
+    if let Some(core) = core {
+        vars.push("CORE", core.to_string_lossy(), "");
+    }
+    vars
+}
+
+/// `--dry-run`: what would run, as sh (after [`script_preamble`]).
 fn print_script(
     core: Option<&CoreFile>,
     binary: &Path,
@@ -615,31 +651,39 @@ fn print_script(
     logs: &[astlog::LogCopy],
     incident: Option<DateTime<FixedOffset>>,
 ) {
-    outln!(
-        "# wazo-astdebug crash: backtrace, logs and bug report into {}",
-        out.display()
-    );
+    // A core found here is the default; none found, the script names where
+    // Wazo's would be and reads it only if it is there.
+    let core_path = core
+        .map(|core| core.path.clone())
+        .unwrap_or_else(|| PathBuf::from("/var/spool/asterisk/core.PID.TIME"));
+    let vars = script_vars(binary, out, Some(&core_path));
     match core {
-        Some(core) => {
-            let request = gdb::Request {
-                binary: binary.to_path_buf(),
-                target: Target::Core(core.path.clone()),
-                commands: vec!["bt full".to_string(), "thread apply all bt".to_string()],
-                text_out: out.join("bt-threads.txt"),
-                analysis_out: None,
-            };
-            outln!("# The core file: {}", describe_core(core));
-            outln!(
-                "{} > {}",
-                request.command(None),
-                shell::quote(&request.text_out.display().to_string())
-            );
-            outln!(
-                "# (also, in the same gdb run, the thread and signal analysis into gdb-threads.json)"
-            );
-        }
-        None => outln!("# No core file found: no backtrace."),
+        Some(core) => outln!("# The core file: {}", describe_core(core)),
+        None => outln!("# No core file found here: set CORE to the core to read (core.PID.TIME)."),
     }
+    outln!(
+        "CORE=${{CORE:-{}}}",
+        shell::quote(&core_path.to_string_lossy())
+    );
+    let request = gdb::Request {
+        binary: binary.to_path_buf(),
+        target: Target::Core(core_path.clone()),
+        commands: vec!["bt full".to_string(), "thread apply all bt".to_string()],
+        text_out: out.join("bt-threads.txt"),
+        analysis_out: None,
+    };
+    outln!("if [ -f \"$CORE\" ]; then");
+    outln!(
+        "    {} > {}",
+        vars.cmd(&request.command(None)),
+        vars.path(&request.text_out)
+    );
+    outln!("else");
+    outln!("    echo \"No core file $CORE: no backtrace (set CORE at the top).\" >&2");
+    outln!("fi");
+    outln!(
+        "# (wazo-astdebug also reads, in the same gdb run, the threads and the signal into gdb-threads.json)"
+    );
     let day = incident_day(incident);
     for log in logs {
         let name = log
@@ -649,14 +693,10 @@ fn print_script(
             .unwrap_or_default();
         let to = out.join(astlog::copy_name(log, &day, &hostname()));
         let reader = if name.ends_with(".gz") { "zcat" } else { "cat" };
-        outln!(
-            "{reader} {} > {}",
-            shell::quote(&log.path.display().to_string()),
-            shell::quote(&to.display().to_string())
-        );
+        outln!("{reader} {} > {}", vars.path(&log.path), vars.path(&to));
     }
     outln!(
-        "# Then write {} with the tracker fields.",
+        "# Then wazo-astdebug writes {} with the tracker fields.",
         out.join("bug-report.md").display()
     );
 }

@@ -18,6 +18,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::context::Context;
+use crate::engine::script::{Vars, preamble};
 use crate::engine::shell;
 use crate::error::{Error, Result};
 use crate::evidence::astlog;
@@ -120,28 +121,20 @@ struct Findings {
 }
 
 pub fn run(context: &Context, args: &FreezeArgs) -> Result<()> {
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    if context.dry_run() {
+        return dry_run(context, args, timeout);
+    }
     let target = match &args.core {
         Some(core) => Target::Core(cores::require_core(core)?.path),
         None => Target::Pid(find_pid(context, args.pid)?),
     };
-    let timeout = Duration::from_secs(args.timeout.max(1));
-    if context.dry_run() && args.no_attach {
-        outln!("#!/bin/sh");
-        outln!(
-            "# wazo-astdebug freeze --no-attach reads /proc only: no command runs, Asterisk is not stopped."
-        );
-        return Ok(());
-    }
     // Only gdb needs the binary: --no-attach works without it.
     let binary = if args.no_attach {
         PathBuf::new()
     } else {
         asterisk::binary(&context.host, &args.asterisk_bin)?
     };
-    if context.dry_run() {
-        print_script(&target, &binary, context.output_path(), timeout);
-        return Ok(());
-    }
     let out = context.output_dir()?.to_path_buf();
     let mut evidence = Evidence::default();
     let outcome = collect(context, args, binary, &target, timeout, &out, &mut evidence);
@@ -713,23 +706,79 @@ fn describe_artefact(name: &str) -> String {
     .to_string()
 }
 
+/// `--dry-run`, on any machine: no Asterisk running here, nor its binary,
+/// only makes them variables of the script.
+fn dry_run(context: &Context, args: &FreezeArgs, timeout: Duration) -> Result<()> {
+    if args.no_attach {
+        outln!("#!/bin/sh");
+        outln!(
+            "# wazo-astdebug freeze --no-attach reads /proc only: no command runs, Asterisk is not stopped."
+        );
+        return Ok(());
+    }
+    let target = match &args.core {
+        Some(core) => Target::Core(cores::require_core(core)?.path),
+        None => Target::Pid(
+            args.pid
+                .or_else(|| asterisk::find(&context.host).found.map(|found| found.pid))
+                .unwrap_or(0),
+        ),
+    };
+    let binary = asterisk::binary_for_script(&context.host, &args.asterisk_bin);
+    print_script(&target, &binary, context.output_path(), timeout);
+    Ok(())
+}
+
 fn print_script(target: &Target, binary: &Path, out: &Path, timeout: Duration) {
-    let quote = |path: &Path| shell::quote(&path.display().to_string());
-    outln!("#!/bin/sh");
-    outln!(
-        "# wazo-astdebug freeze: evidence of a frozen Asterisk into {}",
-        out.display()
+    let mut vars = Vars::new();
+    vars.push(
+        "ASTERISK_BIN",
+        binary.to_string_lossy(),
+        "The binary of the running Asterisk (--asterisk-bin).",
+    );
+    vars.push(
+        "OUT",
+        out.to_string_lossy(),
+        "Where the evidence goes (-o).",
+    );
+    match target {
+        Target::Pid(0) => vars.push_computed(
+            "ASTERISK_PID",
+            "0",
+            "$(cat /run/asterisk/asterisk.pid)",
+            "The pid of the frozen Asterisk (none runs here: read from its pid file).",
+        ),
+        Target::Pid(pid) => vars.push(
+            "ASTERISK_PID",
+            pid.to_string(),
+            "The pid of the frozen Asterisk (--pid).",
+        ),
+        Target::Core(core) => {
+            vars.push("CORE", core.to_string_lossy(), "The core to read (--core).")
+        }
+    }
+    out!(
+        "{}",
+        preamble(
+            &format!(
+                "wazo-astdebug freeze: evidence of a frozen Asterisk into {}",
+                out.display()
+            ),
+            &vars,
+            &[out.to_path_buf()],
+        )
     );
     if let Target::Pid(_) = target {
         let seconds = timeout.as_secs().to_string();
-        outln!("timeout {seconds} systemctl is-active asterisk");
+        // A frozen Asterisk does not answer: a timeout is a symptom, not a failure.
+        outln!("timeout {seconds} systemctl is-active asterisk || true");
         outln!(
-            "timeout {seconds} asterisk -rx 'core show channels' > {}",
-            quote(&out.join("core-show-channels.txt"))
+            "timeout {seconds} asterisk -rx 'core show channels' > {} || true",
+            vars.path(&out.join("core-show-channels.txt"))
         );
         outln!(
-            "timeout {seconds} asterisk -rx 'core show locks' > {}",
-            quote(&out.join("core-show-locks.txt"))
+            "timeout {seconds} asterisk -rx 'core show locks' > {} || true",
+            vars.path(&out.join("core-show-locks.txt"))
         );
     }
     let request = gdb::Request {
@@ -739,7 +788,11 @@ fn print_script(target: &Target, binary: &Path, out: &Path, timeout: Duration) {
         text_out: out.join("bt-threads.txt"),
         analysis_out: None,
     };
-    outln!("{} > {}", request.command(None), quote(&request.text_out));
+    outln!(
+        "{} > {}",
+        vars.cmd(&request.command(None)),
+        vars.path(&request.text_out)
+    );
     outln!(
         "# (in the same gdb run: who waits for which lock, read from memory, into gdb-threads.json)"
     );

@@ -39,6 +39,20 @@ pub fn run(context: &Context, args: &GraphArgs) -> Result<()> {
     });
     let output = output_path(args, format, context.opts.output_dir.as_deref());
     let (graph, info) = read_dump(&args.file)?;
+    if context.dry_run() {
+        // Standard output writes no file; a file is shown, not written.
+        let target =
+            match format {
+                GraphFormat::Svg | GraphFormat::Png => Some(output.clone().unwrap_or_else(|| {
+                    PathBuf::from(format!("graph-locks.{}", format.extension()))
+                })),
+                _ => output.clone(),
+            };
+        if let Some(target) = target {
+            print_script(&args.file, format, &target);
+            return Ok(());
+        }
+    }
     let analysis = graph.analyze();
 
     let result = match format {
@@ -64,6 +78,30 @@ pub fn run(context: &Context, args: &GraphArgs) -> Result<()> {
     std::mem::forget(graph);
     std::mem::forget(analysis);
     result
+}
+
+/// `--dry-run` with a file to write: the script that writes it.
+fn print_script(file: &Path, format: GraphFormat, target: &Path) {
+    use clap::ValueEnum;
+    let quote = |path: &Path| crate::engine::shell::quote(&path.to_string_lossy());
+    let name = format
+        .to_possible_value()
+        .map(|value| value.get_name().to_string())
+        .unwrap_or_default();
+    outln!("#!/bin/sh");
+    outln!("# wazo-astdebug graph --dry-run: this run wrote nothing; this writes the file.");
+    outln!("set -e");
+    if let Some(parent) = target
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        outln!("mkdir -p {}", quote(parent));
+    }
+    outln!(
+        "wazo-astdebug graph {} -f {name} --output {}",
+        quote(file),
+        quote(target)
+    );
 }
 
 /// `--output`, else the global `-o`: a directory gets `graph-locks.<ext>`,

@@ -139,27 +139,41 @@ pub fn run(context: &Context, args: &RebuildArgs) -> Result<()> {
         archive_fetch_plan(&mut plan, context, &era, &detected.version, args)?;
     }
     fetch_plan(&mut plan, &workdir, args);
-    let placeholder = workdir.join("asterisk-<version>");
-    let mut build = Plan::new();
-    build_plan(&mut build, &placeholder, true, &flags, args.vanilla);
     if context.dry_run() {
-        let mut script = plan.script(&with_missing(header.join("\n"), &plan));
-        let build_script = build.script(&format!(
-            "Then, in the directory apt-get source made ({}):",
-            placeholder.display()
-        ));
-        script.push_str(build_script.trim_start_matches("#!/bin/sh\n"));
-        script.push_str(&crate::engine::shell::comment(&format!(
-            "Finally, if you say yes: dpkg -i {}/asterisk_<version>+debug1_<arch>.deb (and the other \
+        // The tree apt-get source makes is named after a version known only
+        // then: the script finds it, as the tool does.
+        let placeholder = workdir.join("asterisk-VERSION");
+        let mut script_plan = plan.clone();
+        script_plan
+            .var(
+                "WORKDIR",
+                workdir.to_string_lossy(),
+                "Where the source is fetched and built (--workdir).",
+            )
+            .var_computed("SRC_DIR", placeholder.to_string_lossy(), "", "");
+        let workdir_word = script_plan.vars().path(&workdir);
+        script_plan
+            .note("The source tree apt-get source made:")
+            .shell(format!(
+                "SRC_DIR=$(find {} -mindepth 1 -maxdepth 1 -type d -name 'asterisk-*' | head -n 1)\n\
+                 test -n \"$SRC_DIR\"",
+                workdir_word
+            ));
+        let mut build = Plan::new();
+        build_plan(&mut build, &placeholder, true, &flags, args.vanilla);
+        script_plan.append(build).note(format!(
+            "Finally, if you say yes: dpkg -i {}/asterisk_VERSION+debug1_ARCH.deb (and the other \
              packages built that are installed now).",
             workdir.display()
-        )));
-        script.push('\n');
-        out!("{script}");
+        ));
+        out!(
+            "{}",
+            script_plan.script(&with_missing(header.join("\n"), &plan))
+        );
         return Ok(());
     }
     fail_on_missing(&plan, "rebuild")?;
-    err!("{}", plan.script(&header.join("\n")));
+    err!("{}", plan.listing(&header.join("\n")));
     context.confirm(
         "rebuild",
         &format!(
@@ -320,11 +334,13 @@ fn enable_deb_src(text: &str) -> std::result::Result<String, String> {
 }
 
 fn deb_src_edit(path: &Path) -> FileEdit {
-    FileEdit::new(
-        path,
-        "uncomment the deb-src line (sed 's/^# *deb-src/deb-src/')",
-        enable_deb_src,
-    )
+    FileEdit::new(path, "uncomment the deb-src line", enable_deb_src).with_shell(Cmd::new([
+        "sed".to_string(),
+        "-i".to_string(),
+        "-E".to_string(),
+        "s/^#[[:blank:]]*deb-src([[:blank:]])/deb-src\\1/".to_string(),
+        path.to_string_lossy().to_string(),
+    ]))
 }
 
 /// The source of the installed version: apt points at the version's
@@ -339,7 +355,9 @@ fn archive_fetch_plan(
     args: &RebuildArgs,
 ) -> Result<()> {
     let file = context.host.path(&era.sources_list);
-    if !file.is_file() {
+    // A dry run shows the server's procedure on any machine.
+    let assumed = context.dry_run() && !file.is_file();
+    if !file.is_file() && !assumed {
         return Err(Error::bad_input(format!(
             "{} not found, so the era's {} setup is not there; nothing was changed. \
              Use --current-mirror to fetch with the apt sources as they are",
@@ -351,8 +369,18 @@ fn archive_fetch_plan(
         "1. Point apt at the archive of Wazo {version} (the source of the installed version), \
          with its deb-src line enabled."
     ));
+    if assumed {
+        plan.note(format!(
+            "{} is not on this machine: the script backs it up and edits it as on a server.",
+            file.display()
+        ));
+    }
     if !args.keep_deb_src {
-        backup::guard(plan, &file)?;
+        if assumed {
+            backup::guard_assumed(plan, &file);
+        } else {
+            backup::guard(plan, &file)?;
+        }
     }
     plan.guarded(
         Cmd::new(era.archive.clone()),
@@ -432,6 +460,43 @@ fn fetch_plan(plan: &mut Plan, workdir: &Path, args: &RebuildArgs) {
     }
 }
 
+/// The flags as a script adds them: make reads the whole file before any
+/// recipe runs, so `+=` lines at the end reach menuselect's `$(MENUSELECT_EXTRA_ARGS)`
+/// whatever the file set above them (the tool edits the block in place instead).
+fn rules_shell(rules: &Path, flags: &[String]) -> Cmd {
+    let mut argv = vec![
+        "sh".to_string(),
+        "-c".to_string(),
+        format!(
+            "f=$1; shift; for flag; do printf '%s += --enable %s\\n' {} \"$flag\"; done >> \"$f\"",
+            debian_rules::VARIABLE
+        ),
+        "sh".to_string(),
+        rules.to_string_lossy().to_string(),
+    ];
+    argv.extend(flags.iter().cloned());
+    Cmd::new(argv)
+}
+
+/// The changelog entry as a script adds it: dpkg-parsechangelog reads the
+/// top entry, the new one goes above it, into the same file (same inode).
+fn changelog_shell(file: &Path, change: &str, name: &str, email: &str) -> Cmd {
+    let script = "f=$1; top() { dpkg-parsechangelog -l \"$f\" -S \"$1\"; }; \
+        { printf '%s (%s+debug1) %s; urgency=medium\\n\\n  * %s\\n\\n -- %s <%s>  %s\\n\\n' \
+        \"$(top Source)\" \"$(top Version)\" \"$(top Distribution)\" \"$2\" \"$3\" \"$4\" \"$(date -R)\"; \
+        cat \"$f\"; } > \"$f.new\" && cat \"$f.new\" > \"$f\" && rm -f \"$f.new\"";
+    Cmd::new([
+        "sh",
+        "-c",
+        script,
+        "sh",
+        &file.to_string_lossy(),
+        change,
+        name,
+        email,
+    ])
+}
+
 fn build_plan(plan: &mut Plan, source: &Path, applied: bool, flags: &[String], vanilla: bool) {
     let flags_owned = flags.to_vec();
     let step = |offset: usize| offset + if vanilla { 6 } else { 5 };
@@ -445,28 +510,31 @@ fn build_plan(plan: &mut Plan, source: &Path, applied: bool, flags: &[String], v
         } else {
             plan.note("No patch is applied in this tree (no .pc/applied-patches): nothing to pop.");
         }
-        plan.edit(FileEdit::new(
-            source.join("debian/patches/series"),
-            "remove every line (truncate -s0)",
-            |_: &str| Ok(String::new()),
-        ));
+        let series = source.join("debian/patches/series");
+        plan.edit(
+            FileEdit::new(&series, "remove every line", |_: &str| Ok(String::new()))
+                .with_shell(Cmd::new(["truncate", "-s", "0", &series.to_string_lossy()])),
+        );
     }
     plan.note(format!(
         "{}. Turn on {} in debian/rules, then check that menuselect gets each of them.",
         step(0),
         flags.join(", ")
     ))
-    .edit(FileEdit::new(
-        source.join("debian/rules"),
-        format!("enable {} in MENUSELECT_EXTRA_ARGS", flags.join(", ")),
-        move |text: &str| {
-            let (new, changes) = debian_rules::enable(text, &flags_owned)?;
-            for change in changes {
-                errln!("  {change}");
-            }
-            Ok(new)
-        },
-    ));
+    .edit(
+        FileEdit::new(
+            source.join("debian/rules"),
+            format!("enable {} in MENUSELECT_EXTRA_ARGS", flags.join(", ")),
+            move |text: &str| {
+                let (new, changes) = debian_rules::enable(text, &flags_owned)?;
+                for change in changes {
+                    errln!("  {change}");
+                }
+                Ok(new)
+            },
+        )
+        .with_shell(rules_shell(&source.join("debian/rules"), flags)),
+    );
     let change = format!(
         "Rebuild with {}{} (wazo-astdebug)",
         flags.join(", "),
@@ -482,13 +550,17 @@ fn build_plan(plan: &mut Plan, source: &Path, applied: bool, flags: &[String], v
         "{}. Add a +debugN changelog entry, so the package says what it is.",
         step(1)
     ))
-    .edit(FileEdit::new(
-        source.join("debian/changelog"),
-        format!("new entry VERSION+debugN: {change}"),
-        move |text: &str| {
-            changelog::add_entry(text, &change, &name, &email, &date).map(|(new, _)| new)
-        },
-    ));
+    .edit({
+        let shell = changelog_shell(&source.join("debian/changelog"), &change, &name, &email);
+        FileEdit::new(
+            source.join("debian/changelog"),
+            format!("new entry VERSION+debugN: {change}"),
+            move |text: &str| {
+                changelog::add_entry(text, &change, &name, &email, &date).map(|(new, _)| new)
+            },
+        )
+        .with_shell(shell)
+    });
     // DONT_OPTIMIZE only drops Asterisk's own -O3: dpkg-buildflags still adds -O2.
     let mut build = vec!["env".to_string()];
     if flags.iter().any(|flag| flag == "DONT_OPTIMIZE") {

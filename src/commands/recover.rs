@@ -50,7 +50,7 @@ pub fn run(context: &Context, _args: &RecoverArgs) -> Result<()> {
         out!("{}", plan.script(&header));
         return Ok(());
     }
-    err!("{}", plan.script(&header));
+    err!("{}", plan.listing(&header));
     context.confirm(
         "recover",
         &format!(

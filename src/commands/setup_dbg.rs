@@ -55,7 +55,7 @@ pub fn run(context: &Context) -> Result<()> {
             ),
         });
     }
-    err!("{}", plan.script(&header));
+    err!("{}", plan.listing(&header));
     context.confirm(
         "setup-dbg",
         &format!(
@@ -65,9 +65,15 @@ pub fn run(context: &Context) -> Result<()> {
     )?;
     let mut executor = context.executor()?;
     executor.execute(&plan)?;
+    // The claim rests on dpkg's word, not on apt-get's exit status.
     verify_symbols(&mut executor, &era)?;
     errln!(
-        "\nDone: gdb and the debug symbols of Wazo {} are installed.",
+        "\nDone: dpkg says {} installed, each at the version of its package (Wazo {}).",
+        symbol_pairs(&era)
+            .iter()
+            .map(|(debug, _)| debug.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         detected.version
     );
     Ok(())
@@ -191,7 +197,7 @@ fn symbols_query(era: &EraPlan) -> Cmd {
         "dpkg-query".to_string(),
         "-W".to_string(),
         "-f".to_string(),
-        "${Package}\\t${db:Status-Abbrev}\\t${Version}\\n".to_string(),
+        "${Package} ${Version} ${db:Status-Abbrev}\\n".to_string(),
     ];
     for (debug, base) in symbol_pairs(era) {
         argv.push(base);
@@ -207,13 +213,14 @@ fn verify_symbols(executor: &mut Executor, era: &EraPlan) -> Result<()> {
     let installed = parse_dpkg_query(&output.lines);
     let mut problems = Vec::new();
     errln!("\nDebug symbols:");
+    let version_of = |name: &str| {
+        installed
+            .iter()
+            .find(|(package, _)| package == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let mut missing = Vec::new();
     for (debug, base) in symbol_pairs(era) {
-        let version_of = |name: &str| {
-            installed
-                .iter()
-                .find(|(package, _)| package == name)
-                .map(|(_, v)| v.as_str())
-        };
         match (version_of(&debug), version_of(&base)) {
             (Some(debug_version), Some(base_version)) if debug_version == base_version => {
                 errln!("  ok        {debug} {debug_version} matches {base}");
@@ -227,48 +234,50 @@ fn verify_symbols(executor: &mut Executor, era: &EraPlan) -> Result<()> {
                     "{debug} is {debug_version} but {base} is {base_version}"
                 ));
             }
-            (None, Some(_)) => {
-                errln!("  MISSING   {debug} is not installed");
-                problems.push(format!("{debug} is not installed"));
+            (Some(debug_version), None) => errln!(
+                "  ok        {debug} {debug_version} is installed ({base} is not: nothing to match)"
+            ),
+            (None, _) => {
+                errln!(
+                    "  {}   {debug} is not installed",
+                    crate::output::alarm("MISSING")
+                );
+                missing.push(debug.clone());
             }
-            (_, None) => errln!("  -         {base} is not installed: nothing to match"),
         }
     }
-    let checked = symbol_pairs(era)
-        .iter()
-        .any(|(_, base)| installed.iter().any(|(package, _)| package == base));
-    if !checked {
-        warn!(
-            "none of the packages the symbols describe is installed \
-             (is this a Wazo server?): nothing could be checked"
-        );
+    if !missing.is_empty() {
+        problems.push(format!("not installed: {}", missing.join(", ")));
     }
     if problems.is_empty() {
         return Ok(());
     }
     Err(Error::SymbolsMismatch(format!(
-        "THE DEBUG SYMBOLS DO NOT MATCH: {}. Backtraces taken now would point at the wrong \
-         functions. Check `apt-cache policy {}` against your Wazo version, or run \
-         `wazo-astdebug info` to see the era used (the production mirror is back in place)",
+        "THE DEBUG SYMBOLS ARE NOT ALL THERE OR DO NOT MATCH: {}. Backtraces taken now would \
+         miss frames or point at the wrong functions. Check `apt-cache policy {}` against your \
+         Wazo version, or run `wazo-astdebug info` to see the era used (the production mirror \
+         is back in place)",
         problems.join("; "),
-        symbol_pairs(era)
+        missing
             .first()
-            .map(|(debug, _)| debug.as_str())
-            .unwrap_or("asterisk-dbg")
+            .cloned()
+            .or_else(|| symbol_pairs(era).first().map(|(debug, _)| debug.clone()))
+            .unwrap_or_else(|| "asterisk-dbg".to_string())
     )))
 }
 
-/// Installed packages and versions from `dpkg-query -W -f '${Package}\t${db:Status-Abbrev}\t${Version}\n'`.
+/// Installed packages and versions from `dpkg-query -W -f '${Package}
+/// ${Version} ${db:Status-Abbrev}\n'`: the status's second letter is `i`
+/// only when the package is installed (`ii`, not `un`, `rc` or `iU`).
 fn parse_dpkg_query(lines: &[String]) -> Vec<(String, String)> {
     lines
         .iter()
         .filter_map(|line| {
-            let mut fields = line.split('\t');
-            let package = fields.next()?.trim();
-            let status = fields.next()?.trim();
-            let version = fields.next()?.trim();
-            (status.starts_with('i') && !version.is_empty() && !package.is_empty())
-                .then(|| (package.to_string(), version.to_string()))
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [package, version, status] = fields[..] else {
+                return None;
+            };
+            (status.chars().nth(1) == Some('i')).then(|| (package.to_string(), version.to_string()))
         })
         .collect()
 }
@@ -280,8 +289,9 @@ mod tests {
     #[test]
     fn dpkg_query_lines_keep_installed_packages_only() {
         let lines = vec![
-            "asterisk\tii \t8:20.5.0-1".to_string(),
-            "asterisk-dbgsym\tun \t".to_string(),
+            "asterisk 8:20.5.0-1 ii ".to_string(),
+            "asterisk-dbgsym  un ".to_string(),
+            "wazo-libsccp-dbg 2.3-1 iU ".to_string(),
             "garbage".to_string(),
         ];
         assert_eq!(

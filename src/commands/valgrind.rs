@@ -131,7 +131,7 @@ pub fn run(context: &Context, args: &ValgrindArgs) -> Result<()> {
         ));
     }
     let noload = check_modules(&args.noload)?;
-    let (supp_source, supp_note) = suppressions(args)?;
+    let (supp_source, supp_note) = suppressions(args, context.dry_run())?;
     let mut header = vec![
         "wazo-astdebug valgrind: run Asterisk under valgrind memcheck until Ctrl-C".to_string(),
         format!(
@@ -161,17 +161,14 @@ pub fn run(context: &Context, args: &ValgrindArgs) -> Result<()> {
     })?;
     let command = valgrind_command(args, run_dir, supp_source.is_some());
     if context.dry_run() {
-        let mut script = plan.script(&with_missing(header.join("\n"), &plan));
-        // The run sits between setting up and putting back: show it there.
-        let run_line = format!(
-            "# Runs in the foreground until Ctrl-C; then everything above is put back:\n{command}\n"
+        out!(
+            "{}",
+            dry_run_script(context, &plan, &command, run_dir, &header)
         );
-        script = insert_before_cleanup(&script, &plan, &run_line);
-        out!("{script}");
         return Ok(());
     }
     fail_on_missing(&plan, "valgrind")?;
-    err!("{}", plan.script(&header.join("\n")));
+    err!("{}", plan.listing(&header.join("\n")));
     errln!("Then, in the foreground until Ctrl-C:\n  {command}");
     let restart = if args.leave_stopped {
         "Asterisk stays stopped afterwards (--leave-stopped)".to_string()
@@ -209,8 +206,17 @@ pub fn run(context: &Context, args: &ValgrindArgs) -> Result<()> {
 }
 
 /// Where valgrind.supp comes from, and a line saying so.
-fn suppressions(args: &ValgrindArgs) -> Result<(Option<PathBuf>, String)> {
+fn suppressions(args: &ValgrindArgs, dry_run: bool) -> Result<(Option<PathBuf>, String)> {
     if let Some(file) = &args.suppressions {
+        if dry_run && !file.is_file() {
+            return Ok((
+                Some(file.clone()),
+                format!(
+                    "Suppressions: {} (not on this machine: set SUPPRESSIONS below to the file on the server)",
+                    file.display()
+                ),
+            ));
+        }
         if !file.is_file() {
             return Err(Error::bad_input(format!(
                 "--suppressions {}: no such file",
@@ -371,7 +377,15 @@ fn prepare_plan(input: PlanInput) -> Result<Plan> {
                     asterisk_conf,
                     "comment out highpriority",
                     comment_highpriority,
-                ),
+                )
+                .with_shell(Cmd::new([
+                    "sed".to_string(),
+                    "-i".to_string(),
+                    "-E".to_string(),
+                    "s/^([[:blank:]]*highpriority[[:blank:]]*[=>].*)$/;\\1 ; wazo-astdebug valgrind/"
+                        .to_string(),
+                    asterisk_conf.to_string_lossy().to_string(),
+                ])),
             )?,
             Ok(_) => {
                 plan.note(format!(
@@ -389,6 +403,11 @@ fn prepare_plan(input: PlanInput) -> Result<Plan> {
     }
     if let Some(source) = supp_source {
         plan.note(format!("3. Put {SUPP} beside the log."))
+            .var(
+                "SUPPRESSIONS",
+                source.to_string_lossy(),
+                "valgrind.supp on the server (contrib/valgrind.supp of Asterisk's source).",
+            )
             .run(Cmd::new([
                 "cp".to_string(),
                 source.to_string_lossy().to_string(),
@@ -490,6 +509,7 @@ fn modules_edit(
     } else {
         format!("add noload => for {}", noload.join(", "))
     };
+    let shell = noload_shell(modules, copy.as_deref(), noload);
     let edit = match copy {
         None => FileEdit::new(modules, adds, move |text: &str| add_noload(text, &wanted)),
         Some(copy) => FileEdit::new(
@@ -501,8 +521,35 @@ fn modules_edit(
                 add_noload(&edited, &wanted)
             },
         ),
-    };
+    }
+    .with_shell(shell);
     backup::guarded_edit(plan, edit)
+}
+
+/// The same edit as a script makes it: the edited copy into the file (same
+/// inode), `load =>` lines of the modules commented out, and a `noload =>`
+/// line for each right under `[modules]` (Asterisk reads them anywhere in it).
+fn noload_shell(modules: &Path, copy: Option<&Path>, noload: &[String]) -> Cmd {
+    let mut script = String::from("f=$1; shift; ");
+    if copy.is_some() {
+        script.push_str("cat \"$1\" > \"$f\"; shift; ");
+    }
+    script.push_str(
+        "for m; do sed -i -E \"s/^([[:blank:]]*load[[:blank:]]*=>?[[:blank:]]*$m[[:blank:]]*(;.*)?)$/;\\\\1 ; wazo-astdebug valgrind: noload instead/; \
+         /^\\\\[modules\\\\]/a noload => $m ; wazo-astdebug valgrind\" \"$f\"; done",
+    );
+    let mut argv = vec![
+        "sh".to_string(),
+        "-c".to_string(),
+        script,
+        "sh".to_string(),
+        modules.to_string_lossy().to_string(),
+    ];
+    if let Some(copy) = copy {
+        argv.push(copy.to_string_lossy().to_string());
+    }
+    argv.extend(noload.iter().cloned());
+    Cmd::new(argv)
 }
 
 /// The doc's command, without Wazo's tcmalloc preload (valgrind must see
@@ -524,25 +571,56 @@ fn valgrind_command(args: &ValgrindArgs, run_dir: &Path, suppressions: bool) -> 
 
 /// The script with `run` just before the cleanup lines (the undo of the
 /// guarded steps, which come last).
-fn insert_before_cleanup(script: &str, plan: &Plan, run: &str) -> String {
-    let cleanup: usize = plan
-        .steps()
-        .iter()
-        .map(|step| match step {
-            crate::engine::plan::Step::Guarded { undo, .. } => undo.len(),
-            _ => 0,
-        })
-        .sum();
-    let lines: Vec<&str> = script.lines().collect();
-    let at = lines.len().saturating_sub(cleanup);
-    let mut out = lines[..at].join("\n");
-    out.push('\n');
-    out.push_str(run);
-    for line in &lines[at..] {
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
+/// The plan as the script a dry run prints: the run directory made with
+/// mktemp (the tool makes its own), valgrind between setting up and putting
+/// back, and its log saved into the output directory whatever happens.
+fn dry_run_script(
+    context: &Context,
+    plan: &Plan,
+    command: &Cmd,
+    run_dir: &Path,
+    header: &[String],
+) -> String {
+    let out = context.output_path();
+    let mut script = Plan::new();
+    script
+        .var(
+            "OUT",
+            out.to_string_lossy(),
+            "Where valgrind's log is saved (-o).",
+        )
+        .creates(out)
+        .var_computed("RUN_DIR", run_dir.to_string_lossy(), "", "")
+        .note("A private run directory, removed at the end; valgrind's log is saved first.")
+        .shell(format!(
+            "RUN_DIR=$(mktemp -d {})",
+            crate::engine::shell::quote(
+                &context
+                    .host
+                    .path("/tmp")
+                    .join(RUN_DIR_PLACEHOLDER)
+                    .to_string_lossy()
+            )
+        ))
+        .guarded(
+            Cmd::new(["chmod", "700", &run_dir.to_string_lossy()]),
+            vec![
+                Cmd::new([
+                    "sh",
+                    "-c",
+                    "test ! -f \"$1/valgrind.txt\" || cp \"$1/valgrind.txt\" \"$2/\"",
+                    "sh",
+                    &run_dir.to_string_lossy(),
+                    &out.to_string_lossy(),
+                ]),
+                Cmd::new(["rm", "-rf", &run_dir.to_string_lossy()]),
+            ],
+        );
+    script.append(plan.clone());
+    script
+        .note("Runs in the foreground until Ctrl-C; then everything above is put back.")
+        .run(command.clone());
+    script.script(&with_missing(header.join("\n"), plan))
 }
 
 /// How the foreground run ended.

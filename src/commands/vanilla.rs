@@ -68,7 +68,7 @@ pub fn run(context: &Context, args: &VanillaArgs) -> Result<()> {
         return Ok(());
     }
     fail_on_missing(&plan, what)?;
-    err!("{}", plan.script(&header));
+    err!("{}", plan.listing(&header));
     let question = match action {
         VanillaAction::Install => format!(
             "asterisk-vanilla has none of Wazo's patches: {} stop working until `wazo-astdebug \

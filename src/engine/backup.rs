@@ -63,6 +63,18 @@ pub fn guard(plan: &mut Plan, path: &Path) -> Result<()> {
         });
     }
     let mode = format!("{:o}", metadata.permissions().mode() & 0o7777);
+    push_guard(plan, &path, &mode);
+    Ok(())
+}
+
+/// [`guard`] for a `--dry-run` on a machine without the file: the mode
+/// put back is 644, the one wazo-dist writes its apt source with.
+pub fn guard_assumed(plan: &mut Plan, path: &Path) {
+    push_guard(plan, path, "644");
+}
+
+fn push_guard(plan: &mut Plan, path: &Path, mode: &str) {
+    let backup = backup_path(path);
     let file = path.to_string_lossy().to_string();
     let saved = backup.to_string_lossy().to_string();
     plan.guarded_while(
@@ -70,12 +82,11 @@ pub fn guard(plan: &mut Plan, path: &Path) -> Result<()> {
         vec![
             // Into the existing file: same inode, so owner and links stay.
             Cmd::new(["cp", "--preserve=timestamps", &saved, &file]),
-            Cmd::new(["chmod", &mode, &file]),
+            Cmd::new(["chmod", mode, &file]),
             Cmd::new(["rm", "-f", &saved]),
         ],
         backup,
     );
-    Ok(())
 }
 
 #[cfg(test)]
@@ -183,28 +194,38 @@ mod tests {
     }
 
     #[test]
-    fn the_script_shows_backup_edit_and_restore() {
+    fn the_script_backs_up_edits_and_restores_byte_for_byte() {
         let mut plan = Plan::new();
         let (_dir, file) = setup();
-        guarded_edit(&mut plan, FileEdit::new(&file, "shout", upper)).unwrap();
-        plan.undo();
+        let f = file.display().to_string();
+        guarded_edit(
+            &mut plan,
+            FileEdit::new(&file, "shout", upper).with_shell(Cmd::new([
+                "sed",
+                "-i",
+                "s/.*/\\U&/",
+                &f,
+            ])),
+        )
+        .unwrap();
+        // A later step fails: the script's trap puts the file back.
+        plan.run(Cmd::new(["false"])).undo();
         let script = plan.script("");
-        let f = file.display();
         assert!(
             script.contains(&format!(
                 "install -p -m 600 {f} {f}.wazo-astdebug.bak\n# From here on"
             )),
             "{script}"
         );
-        assert!(
-            script.contains(&format!("# wazo-astdebug edits {f}: shout\n")),
-            "{script}"
-        );
-        assert!(
-            script.ends_with(&format!(
-                "cp --preserve=timestamps {f}.wazo-astdebug.bak {f}\nchmod 640 {f}\nrm -f {f}.wazo-astdebug.bak\n"
-            )),
-            "{script}"
-        );
+        assert!(script.contains("# Edit "), "{script}");
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(1), "{script}");
+        assert_eq!(std::fs::read(&file).unwrap(), ORIGINAL);
+        assert_eq!(mode(&file), 0o640);
+        assert!(!backup_path(&file).exists());
     }
 }

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::engine::command::Cmd;
 use crate::error::{Error, Result};
 
 /// Computes a file's new text from its current text; `Err` with a message
@@ -19,6 +20,8 @@ pub struct FileEdit {
     path: PathBuf,
     description: String,
     transform: Transform,
+    /// The same edit as a command, for the `--dry-run` script.
+    shell: Option<Cmd>,
 }
 
 impl fmt::Debug for FileEdit {
@@ -40,7 +43,18 @@ impl FileEdit {
             path: path.into(),
             description: description.into(),
             transform: Arc::new(transform),
+            shell: None,
         }
+    }
+
+    /// The command a script runs to make the same edit (`sed -i …`).
+    pub fn with_shell(mut self, cmd: Cmd) -> FileEdit {
+        self.shell = Some(cmd);
+        self
+    }
+
+    pub fn shell(&self) -> Option<&Cmd> {
+        self.shell.as_ref()
     }
 
     pub fn path(&self) -> &Path {

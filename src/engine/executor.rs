@@ -174,6 +174,8 @@ impl<'a> Executor<'a> {
                 CHANGED.store(true, Ordering::SeqCst);
             }
             match step {
+                // The tool knows the value the script's line sets by itself.
+                Step::Shell(_) => {}
                 Step::Note(text) => {
                     errln!("\n{text}");
                     self.log_line(&format!("# {text}"));
@@ -372,6 +374,9 @@ impl<'a> Executor<'a> {
     }
 
     fn run_interactive(&mut self, cmd: &Cmd, interruptible: bool) -> Result<Output> {
+        // It owns the terminal (apt-get's question, an editor): a pipe would
+        // take the terminal from it, so the log says where its output went.
+        self.log_line("# on the terminal: its output is not captured in this log");
         let status = child::run_on_terminal(cmd, self.watch(interruptible).as_ref());
         Ok(Output {
             status: self.note_stop(status)?,

@@ -13,4 +13,5 @@ pub mod interrupt;
 pub mod journal;
 pub mod plan;
 pub mod prompt;
+pub mod script;
 pub mod shell;

@@ -5,11 +5,11 @@
 //! by `--dry-run` as a POSIX sh script, and walked by the executor. Showing,
 //! dry-running and doing cannot drift apart because they read one list.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::engine::command::Cmd;
 use crate::engine::edit::FileEdit;
-use crate::engine::shell;
+use crate::engine::script::{self, Vars};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone)]
@@ -33,11 +33,19 @@ pub enum Step {
     /// Rewrites a file in place, without an editor. Guard it with a backup
     /// first ([`crate::engine::backup::guarded_edit`]) when the file is the server's.
     Edit(FileEdit),
+    /// A line of the script only, which the executor skips: it sets a
+    /// shell variable the tool learns by itself when it runs (the source
+    /// directory `apt-get source` made), so that the script can run too.
+    Shell(String),
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     steps: Vec<Step>,
+    /// Values at the top of the script that the user may have to fill in.
+    vars: Vars,
+    /// Directories the script creates first (the tool creates them itself).
+    dirs: Vec<PathBuf>,
 }
 
 impl Plan {
@@ -84,8 +92,55 @@ impl Plan {
         self
     }
 
+    /// A script-only line (see [`Step::Shell`]).
+    pub fn shell(&mut self, line: impl Into<String>) -> &mut Plan {
+        self.steps.push(Step::Shell(line.into()));
+        self
+    }
+
+    /// A value set at the top of the script as `NAME=${NAME:-value}`, under
+    /// `what` (what to fill in); every word that starts with it uses `"$NAME"`.
+    pub fn var(&mut self, name: &str, value: impl Into<String>, what: &str) -> &mut Plan {
+        self.vars.push(name, value, what);
+        self
+    }
+
+    /// A variable the script computes (see [`Vars::push_computed`]).
+    pub fn var_computed(
+        &mut self,
+        name: &str,
+        value: impl Into<String>,
+        init: &str,
+        what: &str,
+    ) -> &mut Plan {
+        self.vars.push_computed(name, value, init, what);
+        self
+    }
+
+    /// A directory the script makes before its first step (`mkdir -p`).
+    pub fn creates(&mut self, dir: impl AsRef<Path>) -> &mut Plan {
+        self.dirs.push(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Appends the steps of `other` (its variables and directories too).
+    pub fn append(&mut self, other: Plan) -> &mut Plan {
+        self.steps.extend(other.steps);
+        self.vars.extend(other.vars);
+        self.dirs.extend(other.dirs);
+        self
+    }
+
     pub fn steps(&self) -> &[Step] {
         &self.steps
+    }
+
+    pub fn vars(&self) -> &Vars {
+        &self.vars
+    }
+
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
     }
 
     /// Every command the plan may run, cleanup included, in plan order.
@@ -98,7 +153,7 @@ impl Plan {
                     commands.push(run);
                     commands.extend(undo);
                 }
-                Step::Note(_) | Step::Undo | Step::Edit(_) => {}
+                Step::Note(_) | Step::Undo | Step::Edit(_) | Step::Shell(_) => {}
             }
         }
         commands
@@ -106,65 +161,32 @@ impl Plan {
 
     /// How many commands run on the success path.
     pub fn command_count(&self) -> usize {
-        self.script_lines()
-            .iter()
-            .filter(|line| !line.starts_with('#'))
-            .count()
-    }
-
-    /// The plan as a POSIX sh script: commands one per line, in execution
-    /// order, cleanup included; everything else is a `#` comment.
-    pub fn script(&self, header: &str) -> String {
-        let mut out = String::from("#!/bin/sh\n");
-        if !header.is_empty() {
-            out.push_str(&shell::comment(header));
-            out.push('\n');
-        }
-        for line in self.script_lines() {
-            out.push_str(&line);
-            out.push('\n');
-        }
-        out
-    }
-
-    fn script_lines(&self) -> Vec<String> {
-        let mut lines = Vec::new();
-        let mut pending: Vec<&[Cmd]> = Vec::new();
+        let mut pending: Vec<usize> = Vec::new();
+        let mut count = 0;
         for step in &self.steps {
             match step {
-                Step::Note(text) => lines.push(shell::comment(text)),
-                // The rewrite is done in-process; the script says what it does.
-                Step::Edit(edit) => lines.push(shell::comment(&format!(
-                    "wazo-astdebug edits {}: {}",
-                    edit.path().display(),
-                    edit.description()
-                ))),
-                Step::Run(cmd) => lines.push(cmd.to_string()),
-                Step::Guarded { run, undo, .. } => {
-                    lines.push(run.to_string());
-                    let undo_text: Vec<String> =
-                        undo.iter().map(|cmd| format!("`{cmd}`")).collect();
-                    lines.push(shell::comment(&format!(
-                        "From here on, {} will run even if a step fails or is interrupted.",
-                        undo_text.join(" then ")
-                    )));
-                    pending.push(undo);
+                Step::Run(_) | Step::Edit(_) => count += 1,
+                Step::Guarded { undo, .. } => {
+                    count += 1;
+                    pending.push(undo.len());
                 }
-                Step::Undo => {
-                    if let Some(undo) = pending.pop() {
-                        lines.extend(undo.iter().map(ToString::to_string));
-                    }
-                }
+                Step::Undo => count += pending.pop().unwrap_or(0),
+                Step::Note(_) | Step::Shell(_) => {}
             }
         }
-        // Undo that the plan never releases still runs at the end.
-        while let Some(undo) = pending.pop() {
-            lines.extend(undo.iter().map(ToString::to_string));
-        }
-        lines
-            .into_iter()
-            .flat_map(|block| block.lines().map(str::to_string).collect::<Vec<_>>())
-            .collect()
+        count + pending.iter().sum::<usize>()
+    }
+
+    /// The plan as a POSIX sh script that runs as the tool would (see
+    /// [`crate::engine::script`]): commands in execution order, the undo of
+    /// each guarded step in an EXIT trap; everything else a `#` comment.
+    pub fn script(&self, header: &str) -> String {
+        script::render(self, header)
+    }
+
+    /// The plan as shown before the prompt (see [`script::listing`]).
+    pub fn listing(&self, header: &str) -> String {
+        script::listing(self, header)
     }
 }
 
@@ -207,40 +229,4 @@ pub fn missing_tools(plan: &Plan, also: &[&str]) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn script_lists_cleanup_in_execution_order() {
-        let mut plan = Plan::new();
-        plan.note("switch")
-            .guarded(
-                Cmd::new(["dist", "-a", "x"]),
-                vec![
-                    Cmd::new(["dist", "-m", "p"]),
-                    Cmd::new(["apt-get", "update"]),
-                ],
-            )
-            .run(Cmd::new(["apt-get", "install", "it's"]))
-            .undo();
-        let script = plan.script("header\nline two");
-        assert_eq!(
-            script,
-            "#!/bin/sh\n# header\n# line two\n# switch\ndist -a x\n\
-             # From here on, `dist -m p` then `apt-get update` will run even if a step fails or is interrupted.\n\
-             apt-get install 'it'\\''s'\ndist -m p\napt-get update\n"
-        );
-        assert_eq!(plan.command_count(), 4);
-        assert_eq!(plan.commands().len(), 4);
-    }
-
-    #[test]
-    fn unreleased_undo_is_still_in_the_script() {
-        let mut plan = Plan::new();
-        plan.guarded(Cmd::new(["a"]), vec![Cmd::new(["b"])])
-            .run(Cmd::new(["c"]));
-        assert!(plan.script("").ends_with(
-            "a\n# From here on, `b` will run even if a step fails or is interrupted.\nc\nb\n"
-        ));
-    }
-}
+mod tests;

@@ -119,6 +119,18 @@ pub fn binary(host: &Host, given: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The binary a `--dry-run` script names: the one found, or where it is on
+/// a server (the script lets the user set it), never an error.
+pub fn binary_for_script(host: &Host, given: &Path) -> PathBuf {
+    binary(host, given).unwrap_or_else(|_| {
+        if given == Path::new(ASTERISK_BIN) {
+            host.path(ASTERISK_BIN)
+        } else {
+            given.to_path_buf()
+        }
+    })
+}
+
 /// Refuses, before anything runs, a pid that is not a live Asterisk: gdb
 /// would stop whatever process it is, and "no deadlock" in it means nothing.
 pub fn check_is_asterisk(pid: u32) -> Result<()> {

@@ -259,12 +259,60 @@ pub fn sh_accepts(script: &str) -> bool {
     sh.wait().unwrap().success()
 }
 
-/// The lines of a script that are commands (not `#` comments).
-pub fn script_commands(script: &str) -> Vec<&str> {
-    script
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .collect()
+/// The commands a `--dry-run` script runs on its success path, in order:
+/// its scaffolding (`set -e`, traps, variables, the undo functions' own
+/// lines) left out, each call of an undo function replaced by its commands.
+pub fn script_commands(script: &str) -> Vec<String> {
+    let mut functions: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let mut current: Option<String> = None;
+    let mut commands = Vec::new();
+    for line in script.lines() {
+        if let Some(name) = &current {
+            if line == "}" {
+                current = None;
+            } else if let Some(rest) = line
+                .strip_prefix("    if ! ")
+                .or_else(|| line.strip_prefix("    elif ! "))
+            {
+                let cmd = rest.split("; then undo_failed ").next().unwrap();
+                functions.get_mut(name).unwrap().push(cmd.to_string());
+            }
+            continue;
+        }
+        if let Some(name) = line.strip_suffix("() {") {
+            current = Some(name.to_string());
+            functions.insert(name.to_string(), Vec::new());
+            continue;
+        }
+        let scaffolding = line.is_empty()
+            || line.starts_with('#')
+            || line.starts_with("trap ")
+            || line.starts_with("undo_failed() ")
+            || line.starts_with("on_signals() ")
+            || [
+                "set -e",
+                "on_signals",
+                "cleanup_failed=0",
+                "exit \"$cleanup_failed\"",
+            ]
+            .contains(&line)
+            || is_assignment(line);
+        if scaffolding {
+            continue;
+        }
+        match functions.get(line) {
+            Some(body) => commands.extend(body.iter().cloned()),
+            None => commands.push(line.to_string()),
+        }
+    }
+    commands
+}
+
+/// `NAME=${NAME:-value}` or `NAME=$(…)`: a variable of the script.
+fn is_assignment(line: &str) -> bool {
+    line.split_once('=').is_some_and(|(name, _)| {
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+    })
 }
 
 impl Sandbox {
