@@ -11,5 +11,7 @@ pub mod from_gdb;
 pub mod from_proc;
 pub mod graph;
 mod hash;
+pub mod live;
 pub mod render;
 mod scc;
+pub mod watch;
