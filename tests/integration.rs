@@ -8,6 +8,7 @@ mod common;
 
 mod bed_crash;
 mod bed_freeze;
+mod bed_watch;
 mod completions;
 mod crash;
 mod fleet;
@@ -21,3 +22,4 @@ mod segfaults;
 mod setup_dbg;
 mod valgrind;
 mod vanilla;
+mod watch;

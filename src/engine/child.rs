@@ -63,7 +63,8 @@ pub fn run_lines(
     command
         .args(cmd.args())
         .stdin(Stdio::null())
-        .process_group(0);
+        .process_group(0)
+        .envs(cmd.envs().iter().map(|(key, value)| (key, value)));
     if let Some(dir) = cmd.dir() {
         command.current_dir(dir);
     }

@@ -240,6 +240,17 @@ pub fn suspects(
                 locks.push(lock);
             }
         }
+        // Asleep on the futex of a lock it is read as holding: a torn
+        // reading (the lock changed hands between two reads), not a stall.
+        if let Some((word, _)) = state.syscall.futex() {
+            let torn = locks.iter().any(|lock| {
+                u64::from_str_radix(lock.address.trim_start_matches("0x"), 16)
+                    .is_ok_and(|start| (start..=start + 12).contains(&word))
+            });
+            if torn {
+                continue;
+            }
+        }
         let mut seen: HashSet<ThreadRef> = HashSet::from([head]);
         let mut queue = vec![head];
         let mut behind = Vec::new();
