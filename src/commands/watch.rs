@@ -161,7 +161,7 @@ pub fn run(context: &Context, args: &WatchArgs) -> Result<()> {
     note!(
         "Watching for freezes every {} s: a wait-for cycle lasting {} samples, or a stalled lock \
          (its owner not moving, its waiters not fewer) lasting {} samples. Read from /proc only: \
-         Asterisk is never stopped, except by the capture of a freeze (gdb, about a second).",
+         Asterisk is never stopped, except while a freeze is captured (as long as gdb reads it).",
         args.interval,
         tracker.needed(watch::Rule::Cycle),
         tracker.needed(watch::Rule::StalledLock),
