@@ -97,7 +97,10 @@ else
   pass "wazo-astdebug-watch.service ships disabled (no maintainer script)"
 fi
 if command -v systemd-analyze >/dev/null 2>&1; then
-  verdict=$(systemd-analyze verify packaging/wazo-astdebug-watch.service 2>&1 | grep -v 'Failed to prepare\|executable path is not absolute\|/usr/bin/wazo-astdebug' || true)
+  # --man=no: the man page is in the package, not installed here; nor is
+  # the binary ExecStart names (the only other thing it may say).
+  verdict=$(systemd-analyze verify --man=no packaging/wazo-astdebug-watch.service 2>&1 |
+    { grep -v 'Command /usr/bin/wazo-astdebug is not executable' || true; })
   [ -z "$verdict" ] && pass "systemd-analyze verify wazo-astdebug-watch.service" ||
     fail "systemd-analyze verify: $verdict"
 else

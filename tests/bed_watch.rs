@@ -36,6 +36,15 @@ fn watch_once_catches_an_abba_deadlock_and_names_its_lwps() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|error| panic!("not JSON ({error}): {}", text(&output)));
+    assert_eq!(json["pid"], bed.pid, "{}", text(&output));
+    assert!(
+        text(&output).contains(&format!(
+            "Watching Asterisk, pid {} (from /run/asterisk/asterisk.pid)",
+            bed.pid
+        )),
+        "{}",
+        text(&output)
+    );
     let truth: BTreeSet<u64> = bed
         .lwps("first")
         .into_iter()
@@ -51,7 +60,12 @@ fn watch_once_catches_an_abba_deadlock_and_names_its_lwps() {
         .iter()
         .filter_map(|lwp| lwp.as_u64())
         .collect();
-    assert_eq!(named, truth, "the cycle is the module's ABBA pair");
+    assert_eq!(
+        named,
+        truth,
+        "the cycle is the module's ABBA pair: {}",
+        text(&output)
+    );
     let behind: BTreeSet<u64> = freezes[0]["behind"]
         .as_array()
         .unwrap()

@@ -290,6 +290,42 @@ fn a_deadlock_is_caught_within_seconds_without_tracing_before_the_capture() {
 }
 
 #[test]
+fn a_freeze_is_captured_once_however_long_it_lasts() {
+    require_root!();
+    let sandbox = sandbox();
+    let target = Target::start("deadlock_later", &sandbox.path(""), &["0.5"]);
+    let program = sandbox.path("asterisk").display().to_string();
+    let tool = spawn(
+        &sandbox,
+        &[
+            "watch",
+            "--pid",
+            &target.pid().to_string(),
+            "--interval",
+            "0.5",
+            "--confirm",
+            "2",
+            "--max-time",
+            "8",
+            "--asterisk-bin",
+            &program,
+        ],
+    );
+    let (output, _) = wait_bounded(tool, Duration::from_secs(60));
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{said}");
+    assert!(said.contains("1 freeze captured"), "{said}");
+    assert_eq!(said.matches("FREEZE:").count(), 1, "{said}");
+    assert_eq!(fs::read_dir(sandbox.path("out")).unwrap().count(), 1);
+    // The run directory on stdout, once.
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).lines().count(),
+        1,
+        "{said}"
+    );
+}
+
+#[test]
 fn hot_moving_contention_is_not_a_freeze() {
     require_root!();
     let sandbox = sandbox();
@@ -366,6 +402,42 @@ fn ctrl_c_to_the_process_group_ends_it_at_once_with_130() {
     );
 }
 
+/// The lines a child prints on stderr, gathered as they come.
+struct Lines(Arc<std::sync::Mutex<String>>);
+
+impl Lines {
+    fn gather(child: &mut Child) -> Lines {
+        let stderr = child.stderr.take().unwrap();
+        let text = Arc::new(std::sync::Mutex::new(String::new()));
+        let into = Arc::clone(&text);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut text = into.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        Lines(text)
+    }
+
+    fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Waits until `what` was printed (a loaded machine is slow, not wrong).
+    fn wait_for(&self, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.text().contains(what) {
+            assert!(
+                Instant::now() < deadline,
+                "never said {what:?}: {}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 #[test]
 fn it_follows_asterisk_across_a_restart_and_waits_while_it_is_gone() {
     require_root!();
@@ -376,31 +448,45 @@ fn it_follows_asterisk_across_a_restart_and_waits_while_it_is_gone() {
         "/run/asterisk/asterisk.pid",
         format!("{}\n", first.id()).as_bytes(),
     );
-    let tool = spawn(&sandbox, &["watch", "--interval", "0.2", "--max-time", "4"]);
-    std::thread::sleep(Duration::from_millis(1200));
-    fs::write(&pidfile, format!("{}\n", second.id())).unwrap();
+    let mut tool = spawn(
+        &sandbox,
+        &["watch", "--interval", "0.2", "--max-time", "60"],
+    );
+    let said = Lines::gather(&mut tool);
+    said.wait_for(&format!("Watching Asterisk, pid {}", first.id()));
+    // A restart: the new pid in the pidfile (written whole, as a daemon does).
+    let next = sandbox.path("root/run/asterisk/asterisk.pid.new");
+    fs::write(&next, format!("{}\n", second.id())).unwrap();
+    fs::rename(&next, &pidfile).unwrap();
     let _ = first.kill();
-    std::thread::sleep(Duration::from_millis(1200));
+    said.wait_for(&format!(
+        "Asterisk restarted: now pid {} (was {})",
+        second.id(),
+        first.id()
+    ));
     fs::remove_file(&pidfile).unwrap();
+    said.wait_for(&format!("Asterisk (pid {}) is gone; waiting", second.id()));
+    // Back again: watched again.
+    fs::write(&next, format!("{}\n", second.id())).unwrap();
+    fs::rename(&next, &pidfile).unwrap();
+    said.wait_for(&format!("Watching Asterisk, pid {}", second.id()));
+    signal_group(tool.id(), libc::SIGTERM);
     let (output, _) = wait_bounded(tool, Duration::from_secs(20));
     let _ = second.kill();
     let _ = first.wait();
     let _ = second.wait();
-    let said = text(&output);
-    assert_eq!(output.status.code(), Some(0), "{said}");
+    assert_eq!(output.status.code(), Some(130), "{}", said.text());
     assert!(
-        said.contains(&format!(
-            "Asterisk restarted: now pid {} (was {})",
-            second.id(),
-            first.id()
-        )),
-        "{said}"
+        said.text().contains("nothing was captured"),
+        "{}",
+        said.text()
     );
-    assert!(
-        said.contains(&format!("Asterisk (pid {}) is gone; waiting", second.id())),
-        "{said}"
+    assert_eq!(
+        said.text().matches("Asterisk is not running").count(),
+        0,
+        "{}",
+        said.text()
     );
-    assert!(said.contains("nothing was captured"), "{said}");
 }
 
 #[test]

@@ -243,20 +243,32 @@ fn follow(
         return Ok(true);
     }
     let lookup = asterisk::find(&context.host);
+    let mut why = lookup.warnings.clone();
     let mut found = lookup.found.map(|found| (found.pid, found.pidfile));
     // Under --root the pidfile is not checked against /proc by find(): a
     // pid that is not Asterisk is not watched, whatever the file says.
     if let Some((pid, _)) = &found {
         if let Err(error) = asterisk::check_is_asterisk(*pid) {
-            if !said.contains(&error.to_string()) {
-                warn!("{error}");
-                said.push_str(&error.to_string());
-            }
+            why.push(error.to_string());
             found = None;
         }
     }
     let now = found.as_ref().map(|(pid, _)| *pid);
+    let waiting = format!(
+        "Asterisk is not running{}; waiting for it (looking every {} s).",
+        if why.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", why.join("; "))
+        },
+        args.interval
+    );
     if now == watched.as_ref().map(|w| w.pid) {
+        // Said once per change, however long it lasts.
+        if now.is_none() && *said != waiting {
+            errln!("{waiting}");
+            *said = waiting;
+        }
         return Ok(true);
     }
     let opened = match now {
@@ -269,7 +281,8 @@ fn follow(
             new.pid
         ),
         (Some(old), None) => {
-            errln!("Asterisk (pid {old}) is gone; waiting for it to start again.")
+            errln!("Asterisk (pid {old}) is gone; waiting for it to start again.");
+            *said = waiting;
         }
         (None, Some(new)) => {
             let whence = match found.and_then(|(_, pidfile)| pidfile) {
@@ -278,22 +291,11 @@ fn follow(
             };
             note!("Watching Asterisk, pid {} ({whence}).", new.pid);
         }
-        (None, None) => {
-            let why = lookup.warnings.join("; ");
-            let line = format!(
-                "Asterisk is not running{}; waiting for it (looking every {} s).",
-                if why.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({why})")
-                },
-                args.interval
-            );
-            if *said != line {
-                errln!("{line}");
-                *said = line;
-            }
-        }
+        // Caught above: nothing changed.
+        (None, None) => {}
+    }
+    if opened.is_some() {
+        said.clear();
     }
     tracker.reset();
     *watched = opened;
@@ -337,7 +339,7 @@ fn look(
             errln!("{why}: not sampling it until that ends.");
             current.skipping = Some(why);
         }
-        tracker.reset();
+        tracker.pause();
         return Ok(None);
     }
     if current.skipping.take().is_some() {

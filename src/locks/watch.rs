@@ -349,8 +349,13 @@ pub struct Observed {
 pub struct Tracker {
     confirm: usize,
     runs: HashMap<Key, (usize, Suspect)>,
-    /// Keys of freezes already captured: not captured again until they go.
+    /// Keys of freezes already captured: not captured again until they go
+    /// (absent from a sample) or move.
     captured: HashSet<Key>,
+    /// The next sample sets a new baseline: the capture's gdb (or someone
+    /// else's) stopped and resumed every thread, which counts as switches
+    /// without being a move of the threads' own.
+    rebaseline: bool,
 }
 
 impl Tracker {
@@ -359,6 +364,7 @@ impl Tracker {
             confirm: confirm.max(1),
             runs: HashMap::new(),
             captured: HashSet::new(),
+            rebaseline: false,
         }
     }
 
@@ -373,11 +379,14 @@ impl Tracker {
     /// Takes one sample's suspects.
     pub fn observe(&mut self, suspects: Vec<Suspect>) -> Observed {
         let mut observed = Observed::default();
+        let present: HashSet<Key> = suspects.iter().map(|s| s.key.clone()).collect();
+        self.captured.retain(|key| present.contains(key));
+        let rebaseline = std::mem::take(&mut self.rebaseline);
         let mut runs = HashMap::new();
         for suspect in suspects {
             let key = suspect.key.clone();
             let samples = match self.runs.remove(&key) {
-                Some((samples, last)) if lasted(&last, &suspect) => samples + 1,
+                Some((samples, last)) if rebaseline || lasted(&last, &suspect) => samples + 1,
                 Some((_, last)) => {
                     let why = if suspect.rule == Rule::StalledLock
                         && suspect.behind.len() < last.behind.len()
@@ -398,9 +407,8 @@ impl Tracker {
             };
             runs.insert(key, (samples, suspect));
         }
-        for (key, (_, last)) in self.runs.drain() {
+        for (_, (_, last)) in self.runs.drain() {
             observed.ended.push((last, "gone"));
-            self.captured.remove(&key);
         }
         self.runs = runs;
         let mut confirmed: Vec<Confirmed> = self
@@ -420,15 +428,25 @@ impl Tracker {
     }
 
     /// After a capture: everything seen now is part of it, and is not
-    /// captured again until it moves or goes.
+    /// captured again until it moves or goes; the capture's own gdb is no
+    /// move.
     pub fn captured_all(&mut self) {
         self.captured.extend(self.runs.keys().cloned());
+        self.rebaseline = true;
+    }
+
+    /// Samples skipped (a debugger holds the process still): what was being
+    /// confirmed starts over, what was captured stays captured.
+    pub fn pause(&mut self) {
+        self.runs.clear();
+        self.rebaseline = false;
     }
 
     /// A new process: nothing of the old one carries over.
     pub fn reset(&mut self) {
         self.runs.clear();
         self.captured.clear();
+        self.rebaseline = false;
     }
 }
 

@@ -199,3 +199,46 @@ fn an_owner_seen_waiting_for_its_own_lock_is_a_torn_reading() {
     let tasks = vec![futex(40, 0x500), futex(41, 0x500)];
     assert!(suspects_of(&tasks, &mem, &|_| 1).is_empty());
 }
+
+#[test]
+fn the_captures_own_gdb_and_a_debugger_later_do_not_make_it_capture_again() {
+    let mut tracker = Tracker::new(2);
+    tracker.observe(suspects_of(&abba(), &ABBA, &|_| 5));
+    assert_eq!(
+        tracker
+            .observe(suspects_of(&abba(), &ABBA, &|_| 5))
+            .confirmed
+            .len(),
+        1
+    );
+    tracker.captured_all();
+    // gdb stopped and resumed every thread: more switches, no move of theirs.
+    for _ in 0..3 {
+        assert!(
+            tracker
+                .observe(suspects_of(&abba(), &ABBA, &|_| 9))
+                .confirmed
+                .is_empty()
+        );
+    }
+    // Someone attaches a debugger for a while (samples skipped), then leaves.
+    tracker.pause();
+    for _ in 0..3 {
+        assert!(
+            tracker
+                .observe(suspects_of(&abba(), &ABBA, &|_| 12))
+                .confirmed
+                .is_empty()
+        );
+    }
+    // A new process: its freeze is a new one.
+    tracker.reset();
+    tracker.observe(suspects_of(&abba(), &ABBA, &|_| 1));
+    assert_eq!(
+        tracker
+            .observe(suspects_of(&abba(), &ABBA, &|_| 1))
+            .confirmed
+            .len(),
+        1
+    );
+}
