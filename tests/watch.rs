@@ -17,6 +17,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::common::testbed::{signal_group, text, wait_bounded};
 use crate::common::{Sandbox, compile_c_as, file_mode};
 
+/// The fixtures' name: freeze refuses a pid whose executable is not named
+/// asterisk*, and not `asterisk` itself, which a test bed's start
+/// (`pkill -x asterisk` in older trees on the same machine) would kill.
+const PROGRAM: &str = "asterisk-watch";
+
 /// A fixture process, killed when the test ends however it ends.
 struct Target {
     child: Child,
@@ -24,10 +29,10 @@ struct Target {
 }
 
 impl Target {
-    /// Starts the fixture `name` built as `dir/asterisk` (freeze refuses
-    /// anything else) with `args`, once it says "ready".
+    /// Starts the fixture `name` built as `dir/asterisk-watch` with
+    /// `args`, once it says "ready".
     fn start(name: &str, dir: &Path, args: &[&str]) -> Target {
-        let program = compile_c_as(name, "asterisk", dir);
+        let program = compile_c_as(name, PROGRAM, dir);
         let mut child = Process::new(&program)
             .args(args)
             .stdout(Stdio::piped())
@@ -175,7 +180,7 @@ fn a_deadlock_is_caught_within_seconds_without_tracing_before_the_capture() {
     let mut target = Target::start("deadlock_later", &sandbox.path(""), &["3"]);
     let pid = target.pid();
     let watcher = Watcher::start(pid);
-    let program = sandbox.path("asterisk").display().to_string();
+    let program = sandbox.path(PROGRAM).display().to_string();
     let tool = spawn(
         &sandbox,
         &[
@@ -294,7 +299,7 @@ fn a_freeze_is_captured_once_however_long_it_lasts() {
     require_root!();
     let sandbox = sandbox();
     let target = Target::start("deadlock_later", &sandbox.path(""), &["0.5"]);
-    let program = sandbox.path("asterisk").display().to_string();
+    let program = sandbox.path(PROGRAM).display().to_string();
     let tool = spawn(
         &sandbox,
         &[
@@ -360,15 +365,12 @@ fn hot_moving_contention_is_not_a_freeze() {
     assert!(sandbox.calls().is_empty(), "{:?}", sandbox.calls());
 }
 
-/// A process named asterisk that only sleeps.
+/// A process named asterisk-watch that only sleeps.
 fn sleeper(sandbox: &Sandbox, name: &str) -> Child {
     let dir = sandbox.path(name);
     fs::create_dir_all(&dir).unwrap();
-    fs::copy("/bin/sleep", dir.join("asterisk")).unwrap();
-    Process::new(dir.join("asterisk"))
-        .arg("60")
-        .spawn()
-        .unwrap()
+    fs::copy("/bin/sleep", dir.join(PROGRAM)).unwrap();
+    Process::new(dir.join(PROGRAM)).arg("60").spawn().unwrap()
 }
 
 #[test]
