@@ -24,7 +24,14 @@ pub fn look(pid: u32) -> Result<Look> {
     let process = Process::open(pid)?;
     let tasks = process.tasks()?;
     let maps = process.maps();
-    let read = |address: u64| process.read_u32(address);
+    // Each word read once: a pool's idle threads share a condition variable.
+    let words: std::cell::RefCell<std::collections::HashMap<u64, Option<u32>>> = Default::default();
+    let read = |address: u64| {
+        *words
+            .borrow_mut()
+            .entry(address)
+            .or_insert_with(|| process.read_u32(address))
+    };
     let built = from_proc::build(&tasks, &read, &maps);
     let took = started.elapsed();
     let analysis = built.graph.analyze();
