@@ -99,7 +99,8 @@ fi
 if command -v systemd-analyze >/dev/null 2>&1; then
   # --man=no: the man page is in the package, not installed here; nor is
   # the binary ExecStart names (the only other thing it may say).
-  verdict=$(systemd-analyze verify --man=no packaging/wazo-astdebug-watch.service 2>&1 |
+  # (It exits 1 for the missing binary alone: its status says nothing here.)
+  verdict=$({ systemd-analyze verify --man=no packaging/wazo-astdebug-watch.service 2>&1 || true; } |
     { grep -v 'Command /usr/bin/wazo-astdebug is not executable' || true; })
   [ -z "$verdict" ] && pass "systemd-analyze verify wazo-astdebug-watch.service" ||
     fail "systemd-analyze verify: $verdict"
