@@ -81,11 +81,32 @@ expected=(
   /usr/share/fish/vendor_completions.d/wazo-astdebug.fish
   /usr/share/doc/wazo-astdebug/copyright
   /usr/share/doc/wazo-astdebug/changelog.gz
+  /lib/systemd/system/wazo-astdebug-watch.service
 )
 for page in man/*.1; do expected+=("/usr/share/man/man1/$(basename "$page").gz"); done
 for path in "${expected[@]}"; do
   grep -qxF "$path" <<<"$contents" && pass "ships $path" || fail "does not ship $path"
 done
+
+# The freeze watch's unit: shipped, and disabled (no maintainer script
+# enables or starts it).
+scripts=$(dpkg-deb --ctrl-tarfile "$deb" | tar -t | sed 's|^\./||')
+if grep -qE '^(postinst|preinst|prerm|postrm)$' <<<"$scripts"; then
+  fail "maintainer scripts would enable or start the watch: $(tr '\n' ' ' <<<"$scripts")"
+else
+  pass "wazo-astdebug-watch.service ships disabled (no maintainer script)"
+fi
+if command -v systemd-analyze >/dev/null 2>&1; then
+  # --man=no: the man page is in the package, not installed here; nor is
+  # the binary ExecStart names (the only other thing it may say).
+  # (It exits 1 for the missing binary alone: its status says nothing here.)
+  verdict=$({ systemd-analyze verify --man=no packaging/wazo-astdebug-watch.service 2>&1 || true; } |
+    { grep -v 'Command /usr/bin/wazo-astdebug is not executable' || true; })
+  [ -z "$verdict" ] && pass "systemd-analyze verify wazo-astdebug-watch.service" ||
+    fail "systemd-analyze verify: $verdict"
+else
+  skip "systemd-analyze verify (systemd not installed)"
+fi
 
 # lintian, where installed (not installed by CI: it is slow to install):
 # errors fail, warnings are shown.

@@ -58,6 +58,15 @@ pub struct GlobalOpts {
     pub verbose: bool,
 }
 
+/// A run directory's name: `<YYYYMMDD-HHMMSS>-<hostname>`.
+pub fn run_dir_name() -> String {
+    format!(
+        "{}-{}",
+        chrono::Local::now().format("%Y%m%d-%H%M%S"),
+        hostname()
+    )
+}
+
 pub struct Context {
     pub opts: GlobalOpts,
     pub host: Host,
@@ -86,12 +95,17 @@ impl Context {
     pub fn output_path(&self) -> &Path {
         self.output_dir.get_or_init(|| match &self.opts.output_dir {
             Some(dir) => dir.clone(),
-            None => Path::new(DEFAULT_OUTPUT_BASE).join(format!(
-                "{}-{}",
-                chrono::Local::now().format("%Y%m%d-%H%M%S"),
-                hostname()
-            )),
+            None => Path::new(DEFAULT_OUTPUT_BASE).join(run_dir_name()),
         })
+    }
+
+    /// Where a command that makes several runs (`watch`: one per freeze)
+    /// puts them: `--output-dir`, else the default base.
+    pub fn output_base(&self) -> PathBuf {
+        self.opts
+            .output_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_OUTPUT_BASE))
     }
 
     /// The run's output directory, created (mode 0700) on first use: artefacts

@@ -51,6 +51,7 @@ pub fn main() -> ExitCode {
         Command::Crash(args) => commands::crash::run(&context, &args),
         Command::Graph(args) => commands::graph::run(&context, &args),
         Command::Freeze(args) => commands::freeze::run(&context, &args),
+        Command::Watch(args) => commands::watch::run(&context, &args),
         Command::Vanilla(args) => commands::vanilla::run(&context, &args),
         Command::Rebuild(args) => commands::rebuild::run(&context, &args),
         Command::Valgrind(args) => commands::valgrind::run(&context, &args),

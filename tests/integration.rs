@@ -9,6 +9,7 @@ mod common;
 
 mod bed_crash;
 mod bed_freeze;
+mod bed_watch;
 mod completions;
 mod crash;
 mod dry_run;
@@ -25,3 +26,4 @@ mod segfaults;
 mod setup_dbg;
 mod valgrind;
 mod vanilla;
+mod watch;

@@ -95,6 +95,26 @@ pub enum Command {
     )]
     Freeze(crate::commands::freeze::FreezeArgs),
 
+    /// Watch Asterisk from /proc without stopping it; at a freeze, capture the evidence once
+    #[command(
+        long_about = "Watch Asterisk from /proc without stopping it; at a freeze, capture the evidence once.\n\n\
+            Every --interval seconds, reads from /proc alone (never gdb, never a signal) which thread of \
+            Asterisk sleeps on which mutex or rwlock and which thread owns it. A freeze is a wait-for \
+            cycle whose threads do not move, or a stalled lock (its owner asleep and not scheduled, the \
+            threads behind it not fewer), lasting --confirm samples in a row; contention that moves is \
+            not one. At a freeze it says which rule fired and captures once, into a new run directory \
+            under --output-dir: what the samples showed and the /proc graph (watch.txt, watch.json), a \
+            `wazo-astdebug freeze` run (gdb backtrace and lock analysis, the CLI checks, the log, the bug \
+            report; the only moment Asterisk is stopped), with --gcore a core; then one syslog line \
+            naming the threads and the directory, and --on-freeze. It follows Asterisk across restarts \
+            and waits while it is gone. Each capture's run directory is printed on stdout (with --json, \
+            a JSON object). The Debian package installs it as wazo-astdebug-watch.service, disabled: \
+            `systemctl enable --now wazo-astdebug-watch`.",
+        after_help = "Examples:\n  wazo-astdebug watch\n  wazo-astdebug watch --gcore --on-freeze 'mail -s \"Asterisk frozen\" oncall < \"$WAZO_ASTDEBUG_RUN_DIR/watch.txt\"'\n  \
+            wazo-astdebug --json watch --once --max-time 3600"
+    )]
+    Watch(crate::commands::watch::WatchArgs),
+
     /// Draw the lock wait-for graph of a saved `core show locks` output and explain its deadlocks
     #[command(
         after_help = "Examples:\n  wazo-astdebug graph core-show-locks.txt\n  \

@@ -35,10 +35,11 @@ use crate::locks::file as lockfile;
 use crate::locks::from_gdb;
 use crate::locks::graph::{Analysis, LockGraph};
 use crate::locks::holders;
+use crate::locks::live;
 use crate::locks::render;
 use crate::output::Warnings;
 
-mod live;
+mod gcore;
 
 /// Stack groups shown in the text summary.
 const GROUPS_SHOWN: usize = 5;
@@ -271,7 +272,7 @@ fn report_look_only(
 
 /// `--gcore`: a core of the live process, so the evidence outlives a restart.
 fn take_core(context: &Context, pid: u32, out: &Path, evidence: &mut Evidence) {
-    match live::gcore(pid, out, &context.interrupt) {
+    match gcore::gcore(pid, out, &context.interrupt) {
         Ok((core, stopped)) => {
             errln!(
                 "Core of the live process: {} (Asterisk was stopped {:.1} s for it); read it \

@@ -14,3 +14,4 @@ pub mod segfaults;
 pub mod setup_dbg;
 pub mod valgrind;
 pub mod vanilla;
+pub mod watch;

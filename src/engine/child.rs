@@ -70,7 +70,8 @@ pub fn run_lines(
         .args(cmd.args())
         .stdin(Stdio::null())
         .env(RUN_ENV, run_id())
-        .process_group(0);
+        .process_group(0)
+        .envs(cmd.envs().iter().map(|(key, value)| (key, value)));
     if let Some(dir) = cmd.dir() {
         command.current_dir(dir);
     }

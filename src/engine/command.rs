@@ -19,6 +19,10 @@ pub struct Cmd {
     /// a SIGINT on to the process it is attached to, and Asterisk takes
     /// SIGINT as "shut down".
     kill_only: bool,
+    /// Set in its environment (`watch --on-freeze` tells its command where
+    /// the evidence is). Not shown in the sh line: nothing that prints a
+    /// script sets any.
+    env: Vec<(String, String)>,
 }
 
 impl Cmd {
@@ -33,6 +37,7 @@ impl Cmd {
             timeout: None,
             dir: None,
             kill_only: false,
+            env: Vec::new(),
         }
     }
 
@@ -44,6 +49,16 @@ impl Cmd {
 
     pub fn is_kill_only(&self) -> bool {
         self.kill_only
+    }
+
+    /// Sets `key` to `value` in its environment.
+    pub fn env(mut self, key: &str, value: &str) -> Cmd {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn envs(&self) -> &[(String, String)] {
+        &self.env
     }
 
     pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Cmd {

@@ -9,6 +9,7 @@
 //! needs the right to ptrace-read the process (root), and never stops it:
 //! the process's `TracerPid` stays 0 and no thread is ever `t` or `T`.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -76,10 +77,98 @@ impl Syscall {
     }
 }
 
+impl std::fmt::Display for Syscall {
+    /// In words, for "has not moved (asleep in futex on 0x…)".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Syscall::Running => f.write_str("on a CPU"),
+            Syscall::Unknown => f.write_str("in an unknown state"),
+            Syscall::Blocked { number, args } => {
+                let name = syscall_name(*number);
+                match (self.futex(), name) {
+                    (Some((word, _)), _) => write!(f, "asleep in futex on 0x{word:x}"),
+                    (None, Some(name)) => write!(f, "asleep in {name}"),
+                    (None, None) => {
+                        write!(f, "in system call {number}")?;
+                        match args.first() {
+                            Some(first) => write!(f, " (0x{first:x}, …)"),
+                            None => Ok(()),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The name of the x86-64 system calls a blocked Asterisk thread sits in.
+pub fn syscall_name(number: i64) -> Option<&'static str> {
+    Some(match number {
+        0 => "read",
+        1 => "write",
+        7 => "poll",
+        23 => "select",
+        34 => "pause",
+        35 => "nanosleep",
+        42 => "connect",
+        43 => "accept",
+        45 => "recvfrom",
+        47 => "recvmsg",
+        61 => "wait4",
+        202 => "futex",
+        230 => "clock_nanosleep",
+        232 => "epoll_wait",
+        270 => "pselect6",
+        271 => "ppoll",
+        281 => "epoll_pwait",
+        288 => "accept4",
+        _ => return None,
+    })
+}
+
 /// A live process's threads, read without stopping it.
 pub struct Process {
     pub pid: u32,
     mem: File,
+    /// Each thread's `syscall` file, kept open between samples and read
+    /// again from offset 0 (the kernel regenerates it): an open and a close
+    /// per thread were a third of a sample's cost.
+    syscall_files: std::cell::RefCell<HashMap<u32, File>>,
+}
+
+/// Descriptors kept open for [`Process::syscalls`], at most: past it the
+/// files are opened for each read (the limit on open files is shared with
+/// the capture's children).
+fn max_kept_open() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 0;
+    }
+    usize::try_from(limit.rlim_cur)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(256)
+        .min(1 << 16)
+}
+
+/// Raises this process's soft limit on open files to its hard limit (at
+/// most 65536 + 256), so that `watch` can keep a thread's file open per
+/// thread of a large Asterisk.
+pub fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit(2) read and write the struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max.min((1 << 16) + 256);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }
 
 impl Process {
@@ -97,28 +186,58 @@ impl Process {
             }
             _ => Error::read(&path, error),
         })?;
-        Ok(Process { pid, mem })
+        Ok(Process {
+            pid,
+            mem,
+            syscall_files: Default::default(),
+        })
     }
 
     /// Every thread, in tid order.
     pub fn tasks(&self) -> Result<Vec<Task>> {
+        self.read_tasks(true)
+    }
+
+    /// Every thread's system call alone, in tid order: a third of the reads
+    /// of [`Process::tasks`] (no `comm`, no `stat`: names are empty, states
+    /// `?`), for `watch`, which samples every few seconds for days.
+    pub fn syscalls(&self) -> Result<Vec<Task>> {
+        self.read_tasks(false)
+    }
+
+    fn read_tasks(&self, full: bool) -> Result<Vec<Task>> {
         let dir = PathBuf::from(format!("/proc/{}/task", self.pid));
         let entries = fs::read_dir(&dir).map_err(|error| Error::read(&dir, error))?;
+        // Each file is opened relative to the task directory: a path from
+        // / costs a lookup of every component, a thousand times a sample.
+        let task_dir = File::open(&dir).ok();
+        let mut kept = self.syscall_files.borrow_mut();
+        let cap = if full { 0 } else { max_kept_open() };
         let mut tasks = Vec::new();
         for entry in entries.flatten() {
             let Ok(tid) = entry.file_name().to_string_lossy().parse::<u32>() else {
                 continue;
             };
             let path = entry.path();
-            let syscall = read_small(&path.join("syscall"))
+            let text = if full {
+                read_small(&path.join("syscall"))
+            } else {
+                self.read_syscall(tid, task_dir.as_ref(), &path, &mut kept, cap)
+            };
+            let syscall = text
                 .map(|text| Syscall::parse(&text))
                 .unwrap_or(Syscall::Unknown);
-            let name = read_small(&path.join("comm"))
-                .map(|name| name.trim().to_string())
-                .unwrap_or_default();
-            let state = read_small(&path.join("stat"))
-                .and_then(|stat| stat.rsplit_once(')')?.1.trim_start().chars().next())
-                .unwrap_or('?');
+            let (name, state) = if full {
+                let name = read_small(&path.join("comm"))
+                    .map(|name| name.trim().to_string())
+                    .unwrap_or_default();
+                let state = read_small(&path.join("stat"))
+                    .and_then(|stat| stat.rsplit_once(')')?.1.trim_start().chars().next())
+                    .unwrap_or('?');
+                (name, state)
+            } else {
+                (String::new(), '?')
+            };
             tasks.push(Task {
                 tid,
                 name,
@@ -127,7 +246,65 @@ impl Process {
             });
         }
         tasks.sort_by_key(|task| task.tid);
+        if !full {
+            // The files of threads that have exited.
+            kept.retain(|tid, _| tasks.binary_search_by_key(tid, |task| task.tid).is_ok());
+        }
         Ok(tasks)
+    }
+
+    /// Thread `tid`'s `syscall` file, through its kept descriptor, else
+    /// opened (and kept while fewer than `cap` are).
+    fn read_syscall(
+        &self,
+        tid: u32,
+        task_dir: Option<&File>,
+        path: &std::path::Path,
+        kept: &mut HashMap<u32, File>,
+        cap: usize,
+    ) -> Option<String> {
+        let mut bytes = [0u8; 512];
+        if let Some(file) = kept.get(&tid) {
+            match file.read_at(&mut bytes, 0) {
+                Ok(length) if length > 0 => {
+                    return Some(String::from_utf8_lossy(bytes.get(..length)?).into_owned());
+                }
+                _ => {
+                    kept.remove(&tid);
+                }
+            }
+        }
+        let file = match task_dir {
+            Some(task_dir) => open_at(task_dir, &format!("{tid}/syscall"))?,
+            None => File::open(path.join("syscall")).ok()?,
+        };
+        let length = file.read_at(&mut bytes, 0).ok()?;
+        let text = String::from_utf8_lossy(bytes.get(..length)?).into_owned();
+        if kept.len() < cap {
+            kept.insert(tid, file);
+        }
+        Some(text)
+    }
+
+    /// How many times thread `tid` was switched out so far (voluntary and
+    /// not): unchanged between two readings, it has not run in between.
+    pub fn switches(&self, tid: u32) -> Option<u64> {
+        let status = read_small(&PathBuf::from(format!(
+            "/proc/{}/task/{tid}/status",
+            self.pid
+        )))?;
+        let mut total = 0u64;
+        let mut found = false;
+        for line in status.lines() {
+            if let Some(value) = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                total = total.saturating_add(value.trim().parse().ok()?);
+                found = true;
+            }
+        }
+        found.then_some(total)
     }
 
     /// A little-endian 32-bit word of the process's memory.
@@ -234,6 +411,23 @@ pub fn place(maps: &[Mapping], address: u64) -> Option<String> {
     }
 }
 
+/// Opens `relative` under directory `dir`, read-only.
+fn open_at(dir: &File, relative: &str) -> Option<File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let name = std::ffi::CString::new(relative).ok()?;
+    // SAFETY: openat(2) on a directory descriptor we own and a
+    // NUL-terminated name; the descriptor returned is owned by the File.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    // SAFETY: fd was just opened and is not owned elsewhere.
+    (fd >= 0).then(|| unsafe { File::from_raw_fd(fd) })
+}
+
 /// A /proc file of a few lines, read with a bound.
 fn read_small(path: &std::path::Path) -> Option<String> {
     let mut text = String::new();
@@ -262,6 +456,15 @@ mod tests {
         assert_eq!(Syscall::parse("-1 0x7ffd 0x5555\n"), Syscall::Running);
         assert_eq!(Syscall::parse(""), Syscall::Unknown);
         assert_eq!(Syscall::parse("7 0x1 0x2").futex(), None);
+        assert_eq!(Syscall::parse("7 0x1 0x2").to_string(), "asleep in poll");
+        assert_eq!(
+            Syscall::parse("202 0x7f10 0x80 0x2").to_string(),
+            "asleep in futex on 0x7f10"
+        );
+        assert_eq!(
+            Syscall::parse("999 0x7f10").to_string(),
+            "in system call 999 (0x7f10, …)"
+        );
     }
 
     #[test]
@@ -286,5 +489,12 @@ mod tests {
         let process = Process::open(std::process::id()).unwrap();
         let tasks = process.tasks().unwrap();
         assert!(tasks.iter().any(|task| task.tid == std::process::id()));
+        let light = process.syscalls().unwrap();
+        assert!(
+            light
+                .iter()
+                .all(|task| task.state == '?' && task.name.is_empty())
+        );
+        assert!(process.switches(std::process::id()).is_some());
     }
 }

@@ -12,5 +12,7 @@ pub mod from_proc;
 pub mod graph;
 mod hash;
 pub mod holders;
+pub mod live;
 pub mod render;
 mod scc;
+pub mod watch;

@@ -119,10 +119,10 @@ impl Bed {
             use std::os::fd::AsRawFd;
             libc::flock(lock.as_raw_fd(), libc::LOCK_EX);
         }
-        // Whatever an earlier, killed test left.
-        let _ = Command::new("pkill")
-            .args(["-9", "-x", "asterisk"])
-            .status();
+        // Whatever an earlier, killed test left: Asterisks of the bed only.
+        // (`pkill -x asterisk` also killed the C fixtures that other tests,
+        // running meanwhile, name asterisk.)
+        kill_asterisks_under(&root);
         let variant = match module {
             Module::Debug => "debug",
             Module::Stripped => "stripped",
@@ -306,6 +306,22 @@ impl Drop for Bed {
                     && Instant::now() < deadline
                 {
                     std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+}
+
+/// SIGKILL to every process named asterisk whose root is `root`.
+fn kill_asterisks_under(root: &Path) {
+    let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    for (pid, _, comm) in processes() {
+        let in_bed = fs::read_link(format!("/proc/{pid}/root")).is_ok_and(|r| r == root);
+        if comm == "asterisk" && in_bed {
+            if let Ok(pid) = i32::try_from(pid) {
+                // SAFETY: kill(2) has no memory-safety preconditions.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
                 }
             }
         }

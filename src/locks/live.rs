@@ -1,16 +1,13 @@
-//! The parts of `freeze` that look at the live process: the /proc reading
-//! that never stops Asterisk, its comparison with gdb's, and `--gcore`.
+//! The wait-for graph of a live process read from /proc (see `from_proc`),
+//! explained, and compared with another reading of the same freeze. Shared
+//! by `freeze` (its first look, before gdb) and `watch` (every sample).
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::engine::child::{self, Streams};
-use crate::engine::command::Cmd;
-use crate::engine::interrupt::Interrupt;
-use crate::error::{Error, Result};
-use crate::host::procfs::{self, Process};
-use crate::locks::from_proc;
+use crate::error::Result;
+use crate::host::procfs::Process;
+use crate::locks::from_proc::{self, ProcGraph};
 use crate::locks::graph::{Analysis, LockGraph};
 use crate::locks::holders;
 use crate::locks::render::{self, SourceInfo};
@@ -28,16 +25,39 @@ pub fn look(pid: u32) -> Result<Look> {
     let process = Process::open(pid)?;
     let tasks = process.tasks()?;
     let maps = process.maps();
-    let read = |address: u64| process.read_u32(address);
+    // Each word read once: a pool's idle threads share a condition variable.
+    let words: std::cell::RefCell<std::collections::HashMap<u64, Option<u32>>> = Default::default();
+    let read = |address: u64| {
+        *words
+            .borrow_mut()
+            .entry(address)
+            .or_insert_with(|| process.read_u32(address))
+    };
     let fd_kind = |fd: u64| process.fd_kind(fd);
     let built = from_proc::build(&tasks, &read, &maps, &fd_kind);
     let took = started.elapsed();
     let analysis = built.graph.analyze();
-    let mut info = SourceInfo {
-        source: format!(
+    let info = source_info(
+        &built,
+        &analysis,
+        format!(
             "/proc of pid {pid}, read in {} ms without stopping it",
             took.as_millis()
         ),
+    );
+    let text = render::text(&built.graph, &analysis, &info);
+    Ok(Look {
+        graph: built.graph,
+        analysis,
+        text,
+    })
+}
+
+/// What a /proc reading rests on, for the text rendering: where it came
+/// from, what it cannot see, and what was inferred.
+pub fn source_info(built: &ProcGraph, analysis: &Analysis, source: String) -> SourceInfo {
+    let mut info = SourceInfo {
+        source,
         unlisted_why: Some(
             "glibc does not record which threads hold an rwlock as readers, and a mutex's \
              owner may have exited"
@@ -45,8 +65,8 @@ pub fn look(pid: u32) -> Result<Look> {
         ),
         ..SourceInfo::default()
     };
-    info.notes = built.notes;
-    info.stuck = holders::stuck(&built.graph, &analysis, &built.doing, &|thread| {
+    info.notes = built.notes.clone();
+    info.stuck = holders::stuck(&built.graph, analysis, &built.doing, &|thread| {
         render::thread_label(&built.graph, thread)
     });
     if built.other_futex > 0 {
@@ -62,12 +82,7 @@ pub fn look(pid: u32) -> Result<Look> {
             built.stopped.len()
         ));
     }
-    let text = render::text(&built.graph, &analysis, &info);
-    Ok(Look {
-        graph: built.graph,
-        analysis,
-        text,
-    })
+    info
 }
 
 /// The LWPs of each deadlock, to compare two readings of the same freeze.
@@ -112,48 +127,4 @@ pub fn compare(from_proc: &[BTreeSet<u64>], from_gdb: &[BTreeSet<u64>]) -> Strin
             show(from_gdb)
         )
     }
-}
-
-/// `gcore` of the live process into `out` (0600), refused before it runs
-/// when the core would not fit. Returns the core and how long Asterisk was
-/// stopped for it.
-pub fn gcore(pid: u32, out: &Path, interrupt: &Interrupt) -> Result<(PathBuf, Duration)> {
-    let process = Process::open(pid)?;
-    let needed = procfs::core_size_estimate(&process.maps());
-    let free = procfs::free_space(out).unwrap_or(u64::MAX);
-    // A margin: the estimate is rough, and a full disk hurts the PBX too.
-    if needed.saturating_add(needed / 10) > free {
-        return Err(Error::bad_input(format!(
-            "a core of pid {pid} needs about {} MB and {} has {} MB free: not taking it (give \
-             -o a directory on a larger disk). Nothing was stopped",
-            needed >> 20,
-            out.display(),
-            free >> 20
-        )));
-    }
-    let prefix = out.join("core");
-    let cmd = Cmd::new([
-        "gcore".to_string(),
-        "-o".to_string(),
-        prefix.display().to_string(),
-        pid.to_string(),
-    ])
-    // gcore is gdb: a SIGINT would reach Asterisk.
-    .kill_only();
-    errln!("+ {cmd}");
-    let started = Instant::now();
-    let status = child::run_lines(&cmd, Some(interrupt), Streams::Merged, &mut |_, _| {})?;
-    let stopped = started.elapsed();
-    let core = out.join(format!("core.{pid}"));
-    if !status.success() || !core.is_file() {
-        return Err(Error::StepFailed {
-            command: cmd.to_string(),
-            status: child::describe_status(status),
-            hint: String::new(),
-        });
-    }
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&core, std::fs::Permissions::from_mode(0o600))
-        .map_err(|error| Error::write(&core, error))?;
-    Ok((core, stopped))
 }
