@@ -8,6 +8,11 @@
 #        FRAMES=N                        backtrace lines per lock (default 8;
 #                                        64 makes a ~1 GB dump of 100000 threads)
 #        FORMAT=text|json                the output format timed (default text)
+#        LOCKS=N                         locks each thread holds (default 1)
+#        BT=plain|better                 backtrace lines as execinfo prints them
+#                                        (default) or as BETTER_BACKTRACES does
+#        DUMP=path                       time this dump instead of generating one
+#        GENERATE_ONLY=path              write the generated dump there, time nothing
 #        KEEP=1                          keep the generated dump
 set -euo pipefail
 
@@ -30,7 +35,10 @@ dump=$work/core-show-locks.txt
 # other's lock; every other thread waits for the lock of the one before it,
 # except one in ten which waits on a lock nobody listed holds. Each lock line
 # carries FRAMES tab-indented backtrace lines, as with DEBUG_THREADS + BKTR.
-awk -v n="$threads" -v frames="${FRAMES:-8}" 'BEGIN {
+if [[ -n ${DUMP:-} ]]; then
+    dump=$DUMP
+else
+awk -v n="$threads" -v frames="${FRAMES:-8}" -v held="${LOCKS:-1}" -v better="$([[ ${BT:-plain} == better ]] && echo 1 || echo 0)" 'BEGIN {
     print ""
     print "======================================================================="
     print "=== 20.3.0"
@@ -41,11 +49,18 @@ awk -v n="$threads" -v frames="${FRAMES:-8}" 'BEGIN {
     print "==="
     bt = ""
     for (f = 0; f < frames; f++)
-        bt = bt sprintf("\t/usr/sbin/asterisk(__ast_pthread_mutex_lock+0x%x) [0x55d0c6a1c%03x]\n", 0x9e + f, f * 16)
+        if (better)
+            bt = bt sprintf("\t[0x55d0c6a1c%03x] asterisk channel.c:%d ast_channel_frame_%d()\n", f * 16, 4240 + f, f)
+        else
+            bt = bt sprintf("\t/usr/sbin/asterisk(__ast_pthread_mutex_lock+0x%x) [0x55d0c6a1c%03x]\n", 0x9e + f, f * 16)
     for (i = 0; i < n; i++) {
         printf "=== Thread ID: 0x7f3a%08x LWP:%d (pbx_thread           started at [ 4787] pbx.c ast_pbx_start())\n", i * 4096, 10000 + i
         printf "=== ---> Lock #0 (channel.c): MUTEX 4240 ast_write chan 0x55d0%08x (1)\n", i * 64
         printf "%s", bt
+        for (h = 1; h < held; h++) {
+            printf "=== ---> Lock #%d (chan_pjsip.c): MUTEX %d chan_pjsip_write &pvt->lock 0x56e0%08x (1)\n", h, 900 + h, (i * 8 + h) * 64
+            printf "%s", bt
+        }
         if (i < 8) {
             peer = (i % 2 == 0) ? i + 1 : i - 1
             printf "=== ---> Waiting for Lock #1 (channel.c): MUTEX 1213 ast_queue_frame chan 0x55d0%08x (1)\n", peer * 64
@@ -64,7 +79,12 @@ awk -v n="$threads" -v frames="${FRAMES:-8}" 'BEGIN {
     }
     print "======================================================================="
 }' > "$dump"
+fi
 
+if [[ -n ${GENERATE_ONLY:-} ]]; then
+    cp "$dump" "$GENERATE_ONLY"
+    exit 0
+fi
 size=$(stat -c %s "$dump")
 echo "dump: $threads threads, $((size / 1024 / 1024)) MiB ($dump)"
 cat "$dump" > /dev/null # page cache, for both

@@ -92,6 +92,8 @@ struct FreezeJson<'a> {
     /// What /proc showed before gdb attached (null for a core).
     proc_graph: Option<&'a serde_json::Value>,
     stack_groups: &'a [StackGroup],
+    /// How long gdb held the live process, attach to detach (null for a core).
+    stopped_seconds: Option<f64>,
     warnings: &'a Warnings,
 }
 
@@ -107,6 +109,10 @@ struct Evidence {
     core: Option<PathBuf>,
     /// The /proc reading's graph, as JSON.
     proc_graph: Option<serde_json::Value>,
+    /// The Wazo version, looked for once gdb has let go (never while Asterisk is stopped).
+    version: Option<version::Pending>,
+    /// How long gdb held Asterisk, attach to detach.
+    stopped: Option<Duration>,
 }
 
 /// What the evidence means.
@@ -178,6 +184,11 @@ fn collect(
     if let (Target::Pid(pid), true) = (target, args.gcore) {
         take_core(context, *pid, out, evidence);
     }
+    // gdb has detached: the `apt-cache` fallback may run now, beside the analysis.
+    evidence.version = Some(version::Pending::start(
+        &context.host,
+        context.opts.wazo_version.as_deref(),
+    ));
     if let Target::Pid(_) = target {
         match last_minutes(context, args.log_minutes, out) {
             Ok(Some(path)) => evidence.artefacts.push(path),
@@ -405,6 +416,13 @@ fn take_backtrace(
         outcome.threads_seen,
         request.text_out.display()
     );
+    if let Some(stopped) = outcome.stopped {
+        errln!(
+            "Asterisk was stopped {:.2} s (gdb attached, then detached)",
+            stopped.as_secs_f64()
+        );
+        evidence.stopped = Some(stopped);
+    }
     Ok(outcome.analysis)
 }
 
@@ -472,6 +490,7 @@ fn write_bug_report(
 ) -> Result<PathBuf> {
     let report = bug_report(
         context,
+        evidence.version.take(),
         &evidence.symptoms,
         &findings.summary,
         &findings.stack_groups,
@@ -505,6 +524,7 @@ fn print_json(
         graph_source: &findings.graph_source,
         proc_graph: evidence.proc_graph.as_ref(),
         stack_groups: &findings.stack_groups,
+        stopped_seconds: evidence.stopped.map(|stopped| stopped.as_secs_f64()),
         warnings: &evidence.warnings,
     };
     crate::output::print_json(&json)
@@ -642,15 +662,19 @@ fn last_minutes(context: &Context, minutes: u64, out: &Path) -> Result<Option<Pa
 
 fn bug_report(
     context: &Context,
+    version: Option<version::Pending>,
     symptoms_seen: &[Symptom],
     summary: &str,
     groups: &[StackGroup],
     artefacts: &[PathBuf],
     core: Option<&Path>,
 ) -> BugReport {
-    let version = version::detect(&context.host, context.opts.wazo_version.as_deref())
-        .map(|detected| detected.version.to_string())
-        .unwrap_or_else(|_| "unknown".to_string());
+    let version = version
+        .unwrap_or_else(|| {
+            version::Pending::start(&context.host, context.opts.wazo_version.as_deref())
+        })
+        .wait()
+        .unwrap_or_else(|| "unknown".to_string());
     let mut findings = Vec::new();
     if !symptoms_seen.is_empty() {
         let lines: Vec<String> = symptoms_seen
