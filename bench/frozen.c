@@ -5,7 +5,7 @@
  * the rest sleep in a condition wait, like idle channel threads. Each
  * blocked call sits a few frames deep, as Asterisk's lock wrappers put it.
  *
- * Usage: frozen THREADS     (built as `asterisk`: freeze refuses other names)
+ * Usage: asterisk-bench THREADS   (freeze refuses names not starting with asterisk)
  * Prints "ready" once every thread is blocked, then blocks forever. */
 #define _GNU_SOURCE
 #include <pthread.h>

@@ -13,6 +13,8 @@
 #                                        (default) or as BETTER_BACKTRACES does
 #        DUMP=path                       time this dump instead of generating one
 #        GENERATE_ONLY=path              write the generated dump there, time nothing
+#        CALLGRIND=1                     also count instructions (valgrind --tool=callgrind),
+#                                        repeatable on a busy machine where wall time is not
 #        KEEP=1                          keep the generated dump
 set -euo pipefail
 
@@ -108,20 +110,33 @@ best() { # best wall time of 3 runs of "$@"
 
 grep_count=$(grep -c 'Thread ID' "$dump")
 grep_time=$(best grep -c 'Thread ID' "$dump")
+wc_time=$(best wc -l "$dump")
 format=${FORMAT:-text}
+aim=$([[ $format == json ]] && echo 4 || echo 2)
 graph_time=$(best "$bin" graph -f "$format" "$dump")
 "$bin" graph -f text "$dump" | head -3
 
 echo "grep -c 'Thread ID': ${grep_time}s (found $grep_count)"
+echo "wc -l (a line count): ${wc_time}s"
 echo "graph -f $format:       ${graph_time}s"
-awk -v g="$graph_time" -v r="$grep_time" \
-    'BEGIN { if (r > 0) printf "wall time ratio graph/grep: %.2f (aim: <= 2)\n", g / r }'
+awk -v g="$graph_time" -v r="$grep_time" -v w="$wc_time" -v aim="$aim" \
+    'BEGIN { if (r > 0) printf "wall time ratio graph/grep: %.2f (aim: <= %s), graph/wc -l: %.2f\n", g / r, aim, (w > 0 ? g / w : 0) }'
+if [[ -n ${CALLGRIND:-} ]] && command -v valgrind >/dev/null; then
+    instructions() {
+        valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 > "$work/out" |
+            awk '/Collected/ { print $NF }'
+    }
+    grep_ir=$(instructions grep -c 'Thread ID' "$dump")
+    graph_ir=$(instructions "$bin" graph -f "$format" "$dump")
+    awk -v g="$graph_ir" -v r="$grep_ir" 'BEGIN {
+        printf "instructions (callgrind): grep %.0fM, graph %.0fM, ratio %.1f\n", r / 1e6, g / 1e6, g / r }'
+fi
 
 if [[ -x /usr/bin/time ]]; then
     rss() { /usr/bin/time -v "$@" 2>&1 > "$work/out" | awk -F': ' '/Maximum resident/ { print $2 }'; }
     grep_rss=$(rss grep -c 'Thread ID' "$dump")
     graph_rss=$(rss "$bin" graph -f "$format" "$dump")
-    echo "peak RSS: grep ${grep_rss} KiB, graph ${graph_rss} KiB ($((graph_rss / 1024)) MiB; aim: < 256 MiB)"
+    echo "peak RSS: grep ${grep_rss} KiB, graph ${graph_rss} KiB ($((graph_rss / 1024)) MiB, $((graph_rss * 1024 / threads)) B per thread; aim: <= 64 MiB at 100k threads, <= 256 MiB at 1M)"
     awk -v g="$graph_rss" -v r="$grep_rss" \
         'BEGIN { if (r > 0) printf "peak RSS ratio graph/grep: %.1f\n", g / r }'
 else

@@ -153,7 +153,9 @@ pub struct Thread {
 impl Thread {
     /// The start function alone: the readable part of the name.
     pub fn short_name(&self) -> &str {
-        match self.name.find(" started at") {
+        // memchr's searcher: `str::find` builds a two-way searcher per call,
+        // and JSON asks once per thread.
+        match memchr::memmem::find(self.name.as_bytes(), b" started at") {
             Some(end) => self.name.get(..end).unwrap_or(&self.name),
             None => &self.name,
         }

@@ -30,12 +30,22 @@ impl Out<'_> {
         Ok(())
     }
 
-    /// A JSON string, escaped as serde_json escapes it.
+    /// A JSON string, escaped as serde_json escapes it. Real dumps need no
+    /// escape at all: the text is scanned for the bytes that do and copied in
+    /// runs between them.
     fn string(&mut self, text: &str) -> io::Result<()> {
-        self.buffer.push(b'"');
         let bytes = text.as_bytes();
+        self.buffer.reserve(bytes.len() + 2);
+        self.buffer.push(b'"');
         let mut start = 0;
-        for (at, &byte) in bytes.iter().enumerate() {
+        while let Some(offset) = bytes.get(start..).and_then(|rest| {
+            rest.iter()
+                .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        }) {
+            let at = start + offset;
+            self.buffer
+                .extend_from_slice(bytes.get(start..at).unwrap_or(&[]));
+            let byte = bytes.get(at).copied().unwrap_or(0);
             let escape: &[u8] = match byte {
                 b'"' => b"\\\"",
                 b'\\' => b"\\\\",
@@ -44,11 +54,8 @@ impl Out<'_> {
                 b'\t' => b"\\t",
                 0x08 => b"\\b",
                 0x0c => b"\\f",
-                0..=0x1f => b"",
-                _ => continue,
+                _ => b"",
             };
-            self.buffer
-                .extend_from_slice(bytes.get(start..at).unwrap_or(&[]));
             if escape.is_empty() {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
                 self.buffer.extend_from_slice(b"\\u00");
@@ -79,12 +86,14 @@ impl Out<'_> {
         self.raw(if value { b"true" } else { b"false" })
     }
 
+    /// A field name: always one of this file's plain ASCII names, so unescaped.
     fn key(&mut self, first: bool, key: &str) -> io::Result<()> {
         if !first {
             self.buffer.push(b',');
         }
-        self.string(key)?;
-        self.raw(b":")
+        self.buffer.push(b'"');
+        self.buffer.extend_from_slice(key.as_bytes());
+        self.raw(b"\":")
     }
 
     fn site(&mut self, site: &Site) -> io::Result<()> {
