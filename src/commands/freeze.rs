@@ -416,13 +416,7 @@ fn take_backtrace(
         outcome.threads_seen,
         request.text_out.display()
     );
-    if let Some(stopped) = outcome.stopped {
-        errln!(
-            "Asterisk was stopped {:.2} s (gdb attached, then detached)",
-            stopped.as_secs_f64()
-        );
-        evidence.stopped = Some(stopped);
-    }
+    evidence.stopped = outcome.stopped;
     Ok(outcome.analysis)
 }
 

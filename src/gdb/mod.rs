@@ -166,6 +166,12 @@ pub fn run(request: &Request, interrupt: &Interrupt) -> Result<Outcome> {
     );
     progress.finish_and_clear();
     let stopped = watch.and_then(StopWatch::finish);
+    if let Some(stopped) = stopped {
+        errln!(
+            "Asterisk was stopped {:.2} s (gdb attached, then detached)",
+            stopped.as_secs_f64()
+        );
+    }
     if let Some(state) = state_before {
         if let Target::Pid(pid) = request.target {
             resume_if_left_stopped(pid, state);
