@@ -8,6 +8,13 @@
 #        FRAMES=N                        backtrace lines per lock (default 8;
 #                                        64 makes a ~1 GB dump of 100000 threads)
 #        FORMAT=text|json                the output format timed (default text)
+#        LOCKS=N                         locks each thread holds (default 1)
+#        BT=plain|better                 backtrace lines as execinfo prints them
+#                                        (default) or as BETTER_BACKTRACES does
+#        DUMP=path                       time this dump instead of generating one
+#        GENERATE_ONLY=path              write the generated dump there, time nothing
+#        CALLGRIND=1                     also count instructions (valgrind --tool=callgrind),
+#                                        repeatable on a busy machine where wall time is not
 #        KEEP=1                          keep the generated dump
 set -euo pipefail
 
@@ -30,7 +37,10 @@ dump=$work/core-show-locks.txt
 # other's lock; every other thread waits for the lock of the one before it,
 # except one in ten which waits on a lock nobody listed holds. Each lock line
 # carries FRAMES tab-indented backtrace lines, as with DEBUG_THREADS + BKTR.
-awk -v n="$threads" -v frames="${FRAMES:-8}" 'BEGIN {
+if [[ -n ${DUMP:-} ]]; then
+    dump=$DUMP
+else
+awk -v n="$threads" -v frames="${FRAMES:-8}" -v held="${LOCKS:-1}" -v better="$([[ ${BT:-plain} == better ]] && echo 1 || echo 0)" 'BEGIN {
     print ""
     print "======================================================================="
     print "=== 20.3.0"
@@ -41,11 +51,18 @@ awk -v n="$threads" -v frames="${FRAMES:-8}" 'BEGIN {
     print "==="
     bt = ""
     for (f = 0; f < frames; f++)
-        bt = bt sprintf("\t/usr/sbin/asterisk(__ast_pthread_mutex_lock+0x%x) [0x55d0c6a1c%03x]\n", 0x9e + f, f * 16)
+        if (better)
+            bt = bt sprintf("\t[0x55d0c6a1c%03x] asterisk channel.c:%d ast_channel_frame_%d()\n", f * 16, 4240 + f, f)
+        else
+            bt = bt sprintf("\t/usr/sbin/asterisk(__ast_pthread_mutex_lock+0x%x) [0x55d0c6a1c%03x]\n", 0x9e + f, f * 16)
     for (i = 0; i < n; i++) {
         printf "=== Thread ID: 0x7f3a%08x LWP:%d (pbx_thread           started at [ 4787] pbx.c ast_pbx_start())\n", i * 4096, 10000 + i
         printf "=== ---> Lock #0 (channel.c): MUTEX 4240 ast_write chan 0x55d0%08x (1)\n", i * 64
         printf "%s", bt
+        for (h = 1; h < held; h++) {
+            printf "=== ---> Lock #%d (chan_pjsip.c): MUTEX %d chan_pjsip_write &pvt->lock 0x56e0%08x (1)\n", h, 900 + h, (i * 8 + h) * 64
+            printf "%s", bt
+        }
         if (i < 8) {
             peer = (i % 2 == 0) ? i + 1 : i - 1
             printf "=== ---> Waiting for Lock #1 (channel.c): MUTEX 1213 ast_queue_frame chan 0x55d0%08x (1)\n", peer * 64
@@ -64,7 +81,12 @@ awk -v n="$threads" -v frames="${FRAMES:-8}" 'BEGIN {
     }
     print "======================================================================="
 }' > "$dump"
+fi
 
+if [[ -n ${GENERATE_ONLY:-} ]]; then
+    cp "$dump" "$GENERATE_ONLY"
+    exit 0
+fi
 size=$(stat -c %s "$dump")
 echo "dump: $threads threads, $((size / 1024 / 1024)) MiB ($dump)"
 cat "$dump" > /dev/null # page cache, for both
@@ -88,20 +110,33 @@ best() { # best wall time of 3 runs of "$@"
 
 grep_count=$(grep -c 'Thread ID' "$dump")
 grep_time=$(best grep -c 'Thread ID' "$dump")
+wc_time=$(best wc -l "$dump")
 format=${FORMAT:-text}
+aim=$([[ $format == json ]] && echo 4 || echo 2)
 graph_time=$(best "$bin" graph -f "$format" "$dump")
 "$bin" graph -f text "$dump" | head -3
 
 echo "grep -c 'Thread ID': ${grep_time}s (found $grep_count)"
+echo "wc -l (a line count): ${wc_time}s"
 echo "graph -f $format:       ${graph_time}s"
-awk -v g="$graph_time" -v r="$grep_time" \
-    'BEGIN { if (r > 0) printf "wall time ratio graph/grep: %.2f (aim: <= 2)\n", g / r }'
+awk -v g="$graph_time" -v r="$grep_time" -v w="$wc_time" -v aim="$aim" \
+    'BEGIN { if (r > 0) printf "wall time ratio graph/grep: %.2f (aim: <= %s), graph/wc -l: %.2f\n", g / r, aim, (w > 0 ? g / w : 0) }'
+if [[ -n ${CALLGRIND:-} ]] && command -v valgrind >/dev/null; then
+    instructions() {
+        valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 > "$work/out" |
+            awk '/Collected/ { print $NF }'
+    }
+    grep_ir=$(instructions grep -c 'Thread ID' "$dump")
+    graph_ir=$(instructions "$bin" graph -f "$format" "$dump")
+    awk -v g="$graph_ir" -v r="$grep_ir" 'BEGIN {
+        printf "instructions (callgrind): grep %.0fM, graph %.0fM, ratio %.1f\n", r / 1e6, g / 1e6, g / r }'
+fi
 
 if [[ -x /usr/bin/time ]]; then
     rss() { /usr/bin/time -v "$@" 2>&1 > "$work/out" | awk -F': ' '/Maximum resident/ { print $2 }'; }
     grep_rss=$(rss grep -c 'Thread ID' "$dump")
     graph_rss=$(rss "$bin" graph -f "$format" "$dump")
-    echo "peak RSS: grep ${grep_rss} KiB, graph ${graph_rss} KiB ($((graph_rss / 1024)) MiB; aim: < 256 MiB)"
+    echo "peak RSS: grep ${grep_rss} KiB, graph ${graph_rss} KiB ($((graph_rss / 1024)) MiB, $((graph_rss * 1024 / threads)) B per thread; aim: <= 64 MiB at 100k threads, <= 256 MiB at 1M)"
     awk -v g="$graph_rss" -v r="$grep_rss" \
         'BEGIN { if (r > 0) printf "peak RSS ratio graph/grep: %.1f\n", g / r }'
 else

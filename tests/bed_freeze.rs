@@ -204,14 +204,15 @@ fn ctrl_c_to_the_group_during_gdb_leaves_asterisk_running_and_not_stopped() {
     require_testbed!();
     let bed = Bed::start(Module::Stripped);
     // Hundreds of threads: gdb takes a while, long enough to interrupt it.
-    bed.break_it("abba 300");
+    bed.break_it("abba 800");
     let tool = bed.spawn_tool(&["-o", "/tmp/out", "freeze", "--timeout", "5"]);
     let pgid = tool.id();
     assert!(
         wait_for_child(pgid, "gdb", Duration::from_secs(30)),
         "gdb never started"
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // Right after it starts: gdb's work at 800 threads outlasts this.
+    std::thread::sleep(Duration::from_millis(50));
     signal_group(pgid, libc::SIGINT);
     let (output, _) = wait_bounded(tool, Duration::from_secs(15));
     assert_eq!(output.status.code(), Some(130), "{}", text(&output));

@@ -95,6 +95,8 @@ struct FreezeJson<'a> {
     /// What /proc showed before gdb attached (null for a core).
     proc_graph: Option<&'a serde_json::Value>,
     stack_groups: &'a [StackGroup],
+    /// How long gdb held the live process, attach to detach (null for a core).
+    stopped_seconds: Option<f64>,
     warnings: &'a Warnings,
 }
 
@@ -110,6 +112,10 @@ struct Evidence {
     core: Option<PathBuf>,
     /// The /proc reading's graph, as JSON.
     proc_graph: Option<serde_json::Value>,
+    /// The Wazo version, looked for once gdb has let go (never while Asterisk is stopped).
+    version: Option<version::Pending>,
+    /// How long gdb held Asterisk, attach to detach.
+    stopped: Option<Duration>,
 }
 
 /// What the evidence means.
@@ -173,6 +179,11 @@ fn collect(
     if let (Target::Pid(pid), true) = (target, args.gcore) {
         take_core(context, *pid, out, evidence);
     }
+    // gdb has detached: the `apt-cache` fallback may run now, beside the analysis.
+    evidence.version = Some(version::Pending::start(
+        &context.host,
+        context.opts.wazo_version.as_deref(),
+    ));
     if let Target::Pid(_) = target {
         match last_minutes(context, args.log_minutes, out) {
             Ok(Some(path)) => evidence.artefacts.push(path),
@@ -400,6 +411,7 @@ fn take_backtrace(
         outcome.threads_seen,
         request.text_out.display()
     );
+    evidence.stopped = outcome.stopped;
     Ok(outcome.analysis)
 }
 
@@ -467,6 +479,7 @@ fn write_bug_report(
 ) -> Result<PathBuf> {
     let report = bug_report(
         context,
+        evidence.version.take(),
         &evidence.symptoms,
         &findings.summary,
         &findings.stack_groups,
@@ -500,6 +513,7 @@ fn print_json(
         graph_source: &findings.graph_source,
         proc_graph: evidence.proc_graph.as_ref(),
         stack_groups: &findings.stack_groups,
+        stopped_seconds: evidence.stopped.map(|stopped| stopped.as_secs_f64()),
         warnings: &evidence.warnings,
     };
     crate::output::print_json(&json)
@@ -641,15 +655,19 @@ fn last_minutes(context: &Context, minutes: u64, out: &Path) -> Result<Option<Pa
 
 fn bug_report(
     context: &Context,
+    version: Option<version::Pending>,
     symptoms_seen: &[Symptom],
     summary: &str,
     groups: &[StackGroup],
     artefacts: &[PathBuf],
     core: Option<&Path>,
 ) -> BugReport {
-    let version = version::detect(&context.host, context.opts.wazo_version.as_deref())
-        .map(|detected| detected.version.to_string())
-        .unwrap_or_else(|_| "unknown".to_string());
+    let version = version
+        .unwrap_or_else(|| {
+            version::Pending::start(&context.host, context.opts.wazo_version.as_deref())
+        })
+        .wait()
+        .unwrap_or_else(|| "unknown".to_string());
     let mut findings = Vec::new();
     if !symptoms_seen.is_empty() {
         let lines: Vec<String> = symptoms_seen

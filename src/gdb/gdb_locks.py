@@ -9,6 +9,12 @@
 #
 # Runs inside gdb (Python 3.4+: no f-strings). Writes one JSON object to the
 # path in `wazo_astdebug_out`, set by the caller before this script runs.
+#
+# With `wazo_astdebug_backtraces = True` the script also prints what
+# `thread apply all bt` would (same text, same order, gdb's own formatting:
+# each thread's `thread apply N bt`), in the same pass: gdb drops its frame
+# cache whenever the selected thread changes, so a separate `thread apply all
+# bt` before the script unwinds every frame twice while Asterisk is stopped.
 # Every read is guarded: a missing symbol or unreadable page loses one
 # detail of one thread, never the run.
 
@@ -25,13 +31,20 @@ MAX_FRAMES = 64
 LOCK_SEARCH_DEPTH = 16
 
 
+LEADING_UNDERSCORES = re.compile(r"^_+(GI_+)?")
+# A thousand threads name the same few dozen functions: each is normalised once.
+NORMALISED = {}
+
+
 def normalise(name):
     """`__GI___pthread_mutex_lock`, `___pthread_mutex_lock` -> `pthread_mutex_lock`."""
     if not name:
         return ""
-    name = name.split("@")[0]
-    name = re.sub(r"^_+(GI_+)?", "", name)
-    return name
+    known = NORMALISED.get(name)
+    if known is None:
+        known = LEADING_UNDERSCORES.sub("", name.split("@")[0])
+        NORMALISED[name] = known
+    return known
 
 
 MUTEX_FUNCTIONS = set([
@@ -228,6 +241,20 @@ def frame_info(frame):
     return entry
 
 
+def backtrace_text(thread):
+    """`thread apply N bt` of the selected thread, as `thread apply all bt` prints it.
+
+    Run while `thread` is selected, so that gdb neither switches threads nor
+    drops the frames it unwinds: the lock pass that follows reads them from
+    its cache.
+    """
+    try:
+        return gdb.execute("thread apply %d bt" % thread.num, to_string=True)
+    except Exception as error:
+        gdb.write("%s\n" % error, gdb.STDERR)
+        return ""
+
+
 def frames_of(thread):
     thread.switch()
     frames = []
@@ -363,11 +390,16 @@ def analyse():
         "threads": [],
         "errors": [],
     }
-    threads = sorted(inferior.threads(), key=lambda t: t.num)
+    backtraces = globals().get("wazo_astdebug_backtraces", False)
+    # `thread apply all` goes from the newest thread to the oldest.
+    threads = sorted(inferior.threads(), key=lambda t: t.num, reverse=bool(backtraces))
     lwps = set(thread.ptid[1] for thread in threads)
     for thread in threads:
         entry = {"num": thread.num, "lwp": thread.ptid[1] or thread.ptid[0], "name": thread.name}
         try:
+            if backtraces:
+                thread.switch()
+                gdb.write(backtrace_text(thread))
             frames = frames_of(thread)
             infos = [frame_info(frame) for frame in frames]
             entry["frames"] = infos
@@ -377,6 +409,7 @@ def analyse():
             entry.setdefault("frames", [])
             result["errors"].append("thread %d: %s" % (thread.num, error))
         result["threads"].append(entry)
+    result["threads"].sort(key=lambda entry: entry["num"])
     return result
 
 

@@ -12,6 +12,9 @@ pub mod threads;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -23,6 +26,9 @@ use crate::gdb::threads::Analysis;
 use crate::host::sys::{create_private, process_state};
 
 const LOCK_SCRIPT: &str = include_str!("gdb_locks.py");
+
+/// The doc's backtrace of every thread, which the script can print itself.
+const ALL_BACKTRACES: &str = "thread apply all bt";
 
 /// What gdb looks at.
 #[derive(Debug, Clone)]
@@ -50,19 +56,45 @@ pub struct Outcome {
     /// What gdb warned about that changes how far the backtrace can be trusted.
     pub warnings: Vec<String>,
     pub analysis: Option<Analysis>,
+    /// How long a live target was held by gdb, attach to detach (to the
+    /// watch's few milliseconds): the time the PBX stood still.
+    pub stopped: Option<Duration>,
 }
 
 impl Request {
     /// The gdb command line, as the doc writes it plus the analysis script.
     pub fn command(&self, script: Option<&Path>) -> Cmd {
+        self.command_line(script, false)
+    }
+
+    /// What [`run`] runs: when the doc's last command is `thread apply all
+    /// bt` and the script runs, the script prints that backtrace itself, in
+    /// its own pass over the threads, so each frame is unwound once.
+    fn run_command(&self, script: Option<&Path>) -> Cmd {
+        self.command_line(script, true)
+    }
+
+    fn command_line(&self, script: Option<&Path>, one_pass: bool) -> Cmd {
         let mut argv = vec!["gdb".to_string(), "-batch".to_string(), "-nx".to_string()];
-        for command in &self.commands {
+        let mut commands = self.commands.as_slice();
+        let script_prints = one_pass
+            && self.analysis_out.is_some()
+            && script.is_some()
+            && commands.last().map(String::as_str) == Some(ALL_BACKTRACES);
+        if script_prints {
+            commands = commands.get(..commands.len() - 1).unwrap_or(&[]);
+        }
+        for command in commands {
             argv.push("-ex".to_string());
             argv.push(command.clone());
         }
         if let (Some(out), Some(script)) = (&self.analysis_out, script) {
             // A JSON string is a valid Python string literal, whatever the path holds.
             let literal = serde_json::to_string(&out.to_string_lossy()).unwrap_or_default();
+            if script_prints {
+                argv.push("-ex".to_string());
+                argv.push("python wazo_astdebug_backtraces = True".to_string());
+            }
             argv.push("-ex".to_string());
             argv.push(format!("python wazo_astdebug_out = {literal}"));
             argv.push("-x".to_string());
@@ -92,7 +124,7 @@ pub fn run(request: &Request, interrupt: &Interrupt) -> Result<Outcome> {
         });
     }
     let script = write_script()?;
-    let cmd = request.command(Some(script.path()));
+    let cmd = request.run_command(Some(script.path()));
     errln!("+ {cmd}");
     let state_before = match request.target {
         Target::Pid(pid) => process_state(pid),
@@ -104,6 +136,10 @@ pub fn run(request: &Request, interrupt: &Interrupt) -> Result<Outcome> {
         create_private(path)?;
     }
     let progress = progress_bar();
+    let watch = match request.target {
+        Target::Pid(pid) => StopWatch::start(pid),
+        Target::Core(_) => None,
+    };
     let mut threads_seen = 0;
     let mut warnings = Vec::new();
     let mut missing_symbols = false;
@@ -129,6 +165,13 @@ pub fn run(request: &Request, interrupt: &Interrupt) -> Result<Outcome> {
         },
     );
     progress.finish_and_clear();
+    let stopped = watch.and_then(StopWatch::finish);
+    if let Some(stopped) = stopped {
+        errln!(
+            "Asterisk was stopped {:.2} s (gdb attached, then detached)",
+            stopped.as_secs_f64()
+        );
+    }
     if let Some(state) = state_before {
         if let Target::Pid(pid) = request.target {
             resume_if_left_stopped(pid, state);
@@ -193,7 +236,46 @@ pub fn run(request: &Request, interrupt: &Interrupt) -> Result<Outcome> {
         threads_seen,
         warnings,
         analysis,
+        stopped,
     })
+}
+
+/// How often the watch looks at the target's tracer.
+const WATCH_EVERY: Duration = Duration::from_millis(2);
+
+/// Watches `/proc/PID/status` while gdb runs: from the first time it names
+/// a tracer to the last is how long the process was held. Reading one small
+/// file every 2 ms costs the machine nothing it would notice.
+struct StopWatch {
+    done: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<Option<Duration>>,
+}
+
+impl StopWatch {
+    fn start(pid: u32) -> Option<StopWatch> {
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&done);
+        let handle = std::thread::Builder::new()
+            .name("gdb-stop-watch".to_string())
+            .spawn(move || {
+                let mut held: Option<(Instant, Instant)> = None;
+                while !flag.load(Ordering::Relaxed) {
+                    if crate::host::asterisk::tracer(pid).is_some() {
+                        let now = Instant::now();
+                        held = Some((held.map_or(now, |(first, _)| first), now));
+                    }
+                    std::thread::sleep(WATCH_EVERY);
+                }
+                held.map(|(first, last)| last - first)
+            })
+            .ok()?;
+        Some(StopWatch { done, handle })
+    }
+
+    fn finish(self) -> Option<Duration> {
+        self.done.store(true, Ordering::Relaxed);
+        self.handle.join().ok().flatten()
+    }
 }
 
 fn write_script() -> Result<tempfile::NamedTempFile> {

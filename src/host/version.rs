@@ -82,7 +82,13 @@ impl Serialize for WazoVersion {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum VersionSource {
     Option,
-    File { path: PathBuf },
+    File {
+        path: PathBuf,
+    },
+    /// dpkg's status file: what `apt-cache policy` reads, without its second of start-up.
+    Dpkg {
+        package: String,
+    },
     AptCache,
 }
 
@@ -91,6 +97,7 @@ impl fmt::Display for VersionSource {
         match self {
             VersionSource::Option => f.write_str("--wazo-version"),
             VersionSource::File { path } => write!(f, "{}", path.display()),
+            VersionSource::Dpkg { package } => write!(f, "dpkg's status of {package}"),
             VersionSource::AptCache => f.write_str("`apt-cache policy wazo-platform`"),
         }
     }
@@ -102,29 +109,15 @@ pub struct Detected {
     pub source: VersionSource,
 }
 
+/// The package whose installed version is the platform's.
+const PLATFORM_PACKAGE: &str = "wazo-platform";
+
 /// Finds the installed version: `--wazo-version`, then the version files
-/// under the host root, then `apt-cache policy wazo-platform`.
+/// under the host root, then dpkg's status of wazo-platform, then `apt-cache
+/// policy wazo-platform`.
 pub fn detect(host: &Host, option: Option<&str>) -> Result<Detected> {
-    if let Some(text) = option {
-        let version = WazoVersion::parse(text).ok_or_else(|| {
-            Error::bad_input(format!(
-                "--wazo-version {text:?} is not a Wazo version; write it as on the server, e.g. 25.15 or 16.01"
-            ))
-        })?;
-        return Ok(Detected {
-            version,
-            source: VersionSource::Option,
-        });
-    }
-    for file in VERSION_FILES {
-        let path = host.path(file);
-        if path.exists() {
-            let version = read_version_file(&path)?;
-            return Ok(Detected {
-                version,
-                source: VersionSource::File { path },
-            });
-        }
+    if let Some(found) = detect_from_files(host, option) {
+        return found;
     }
     if let Some(version) = from_apt_cache() {
         return Ok(Detected {
@@ -141,6 +134,81 @@ pub fn detect(host: &Host, option: Option<&str>) -> Result<Detected> {
          shows no installed version; give it with --wazo-version, e.g. --wazo-version 25.15",
         tried.join(", ")
     )))
+}
+
+/// What [`detect`] finds without running anything: the option, the version
+/// files, dpkg's status file. `None` when only `apt-cache` is left to ask.
+pub fn detect_from_files(host: &Host, option: Option<&str>) -> Option<Result<Detected>> {
+    if let Some(text) = option {
+        let found = WazoVersion::parse(text)
+            .map(|version| Detected {
+                version,
+                source: VersionSource::Option,
+            })
+            .ok_or_else(|| {
+                Error::bad_input(format!(
+                    "--wazo-version {text:?} is not a Wazo version; write it as on the server, e.g. 25.15 or 16.01"
+                ))
+            });
+        return Some(found);
+    }
+    for file in VERSION_FILES {
+        let path = host.path(file);
+        if path.exists() {
+            return Some(read_version_file(&path).map(|version| Detected {
+                version,
+                source: VersionSource::File { path },
+            }));
+        }
+    }
+    let installed = crate::host::dpkg::installed_version(host, PLATFORM_PACKAGE)?;
+    let version = upstream_version(&installed)?;
+    Some(Ok(Detected {
+        version,
+        source: VersionSource::Dpkg {
+            package: PLATFORM_PACKAGE.to_string(),
+        },
+    }))
+}
+
+/// The version as a bug report writes it, looked for off the caller's
+/// thread: `freeze` starts it once gdb has let go of Asterisk, so that the
+/// `apt-cache` fallback (a second or more) overlaps the analysis instead of
+/// adding to it, and never runs while Asterisk is stopped.
+pub struct Pending(PendingState);
+
+enum PendingState {
+    Known(Option<String>),
+    Asking(std::thread::JoinHandle<Option<String>>),
+}
+
+impl Pending {
+    /// Starts the look-up: the files are read at once, `apt-cache` (only
+    /// when they say nothing) runs in a thread.
+    pub fn start(host: &Host, option: Option<&str>) -> Pending {
+        match detect_from_files(host, option) {
+            Some(found) => Pending(PendingState::Known(
+                found.ok().map(|detected| detected.version.to_string()),
+            )),
+            None => match std::thread::Builder::new()
+                .name("wazo-version".to_string())
+                .spawn(|| from_apt_cache().map(|version| version.to_string()))
+            {
+                Ok(handle) => Pending(PendingState::Asking(handle)),
+                Err(_) => Pending(PendingState::Known(
+                    from_apt_cache().map(|version| version.to_string()),
+                )),
+            },
+        }
+    }
+
+    /// The version, or `None` when nothing said.
+    pub fn wait(self) -> Option<String> {
+        match self.0 {
+            PendingState::Known(version) => version,
+            PendingState::Asking(handle) => handle.join().ok().flatten(),
+        }
+    }
 }
 
 /// Reads a version file, refusing empty, binary or garbage content with a
@@ -201,6 +269,11 @@ pub fn parse_apt_policy(output: &str) -> Option<WazoVersion> {
         .lines()
         .find_map(|line| line.trim().strip_prefix("Installed:"))?
         .trim();
+    upstream_version(installed)
+}
+
+/// A Debian version without its epoch and revision: `1:26.05.1-1` is `26.05.1`.
+fn upstream_version(installed: &str) -> Option<WazoVersion> {
     let upstream = installed
         .split(':')
         .next_back()?
@@ -258,6 +331,30 @@ mod tests {
         assert_eq!(parse_apt_policy(out).unwrap().as_str(), "26.05.1");
         assert!(parse_apt_policy("wazo-platform:\n  Installed: (none)\n").is_none());
         assert!(parse_apt_policy("").is_none());
+    }
+
+    #[test]
+    fn dpkg_status_is_read_before_any_apt_cache() {
+        let root = tempfile::tempdir().unwrap();
+        let host = Host::new(root.path().to_path_buf());
+        assert!(detect_from_files(&host, None).is_none());
+        std::fs::create_dir_all(root.path().join("var/lib/dpkg")).unwrap();
+        std::fs::write(
+            root.path().join("var/lib/dpkg/status"),
+            "Package: wazo-platform\nStatus: install ok installed\nVersion: 26.05.1-1\n\n",
+        )
+        .unwrap();
+        let found = detect_from_files(&host, None).unwrap().unwrap();
+        assert_eq!(found.version.as_str(), "26.05.1");
+        assert!(matches!(found.source, VersionSource::Dpkg { .. }));
+        assert_eq!(
+            Pending::start(&host, Some("25.15")).wait().as_deref(),
+            Some("25.15")
+        );
+        assert_eq!(
+            Pending::start(&host, None).wait().as_deref(),
+            Some("26.05.1")
+        );
     }
 
     #[test]

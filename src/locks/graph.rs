@@ -153,7 +153,9 @@ pub struct Thread {
 impl Thread {
     /// The start function alone: the readable part of the name.
     pub fn short_name(&self) -> &str {
-        match self.name.find(" started at") {
+        // memchr's searcher: `str::find` builds a two-way searcher per call,
+        // and JSON asks once per thread.
+        match memchr::memmem::find(self.name.as_bytes(), b" started at") {
             Some(end) => self.name.get(..end).unwrap_or(&self.name),
             None => &self.name,
         }
@@ -251,6 +253,21 @@ pub struct LockGraph {
     lock_by_text: FastMap<String, usize>,
     pub(super) acquisitions: Vec<Acquisition>,
     strings: HashSet<Arc<str>, BuildHasherDefault<FastHasher>>,
+    /// The strings interned last, by a cheap mix of their length and three
+    /// bytes: a dump names the same files, functions and lock names on every
+    /// line, and this spares hashing them each time.
+    recent: Vec<Option<Arc<str>>>,
+}
+
+/// Slots of [`LockGraph::recent`].
+const RECENT: usize = 256;
+
+fn recent_slot(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let len = bytes.len();
+    let at = |index: usize| usize::from(bytes.get(index).copied().unwrap_or(0));
+    (len.wrapping_mul(31) ^ at(0) ^ at(len / 2).wrapping_mul(7) ^ at(len.wrapping_sub(1)) << 3)
+        % RECENT
 }
 
 impl LockGraph {
@@ -328,6 +345,23 @@ impl LockGraph {
     /// ids), so this is where control characters from a mangled or hostile
     /// dump are neutralised before any renderer or terminal sees them.
     fn intern(&mut self, text: &str) -> Arc<str> {
+        let slot = recent_slot(text);
+        if let Some(Some(shared)) = self.recent.get(slot) {
+            if **shared == *text {
+                return Arc::clone(shared);
+            }
+        }
+        let shared = self.intern_slow(text);
+        if self.recent.len() < RECENT {
+            self.recent.resize(RECENT, None);
+        }
+        if let Some(entry) = self.recent.get_mut(slot) {
+            *entry = Some(Arc::clone(&shared));
+        }
+        shared
+    }
+
+    fn intern_slow(&mut self, text: &str) -> Arc<str> {
         if let Some(shared) = self.strings.get(text) {
             return Arc::clone(shared);
         }

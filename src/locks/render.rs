@@ -10,8 +10,6 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use serde::Serialize;
-
 use crate::locks::graph::{Analysis, Claim, Edge, LockGraph, LockRef, Site, ThreadRef};
 
 /// How many entries a text list shows before "and N more".
@@ -493,149 +491,9 @@ pub fn dot(graph: &LockGraph, analysis: &Analysis, out: &mut dyn Write) -> io::R
     writeln!(out, "}}")
 }
 
-#[derive(Serialize)]
-struct JsonThread<'a> {
-    id: &'a str,
-    lwp: Option<u64>,
-    name: &'a str,
-    start: &'a str,
-    in_cycle: bool,
-    blocked_on_cycle: bool,
-}
+pub use json::json;
 
-#[derive(Serialize)]
-struct JsonClaim<'a> {
-    thread: &'a str,
-    kind: &'static str,
-    file: &'a str,
-    line: Option<u32>,
-    func: &'a str,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    locked_here: &'a [Site],
-}
-
-#[derive(Serialize)]
-struct JsonLock<'a> {
-    addr: &'a str,
-    name: &'a str,
-    holders: Vec<JsonClaim<'a>>,
-    waiters: Vec<JsonClaim<'a>>,
-    tried_and_failed: Vec<JsonClaim<'a>>,
-}
-
-#[derive(Serialize)]
-struct JsonEdge<'a> {
-    waiter: &'a str,
-    /// `null`: the holder is not listed in the dump.
-    holder: Option<&'a str>,
-    lock: &'a str,
-    lock_name: &'a str,
-    in_cycle: bool,
-    /// The holder is inferred (an rwlock reader glibc does not record).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    probable: bool,
-}
-
-#[derive(Serialize)]
-struct JsonGraph<'a> {
-    threads: Vec<JsonThread<'a>>,
-    locks: Vec<JsonLock<'a>>,
-    edges: Vec<JsonEdge<'a>>,
-    cycles: Vec<Vec<&'a str>>,
-    /// Per cycle: it goes through an inferred rwlock reader.
-    possible: Vec<bool>,
-    blocked_on_cycles: Vec<&'a str>,
-}
-
-pub fn json(graph: &LockGraph, analysis: &Analysis, out: &mut dyn Write) -> io::Result<()> {
-    let id = |thread: ThreadRef| graph.thread(thread).map(|t| &*t.id).unwrap_or("");
-    let threads = graph
-        .threads()
-        .iter()
-        .enumerate()
-        .map(|(index, t)| JsonThread {
-            id: &t.id,
-            lwp: t.lwp,
-            name: &t.name,
-            start: t.short_name(),
-            in_cycle: analysis.in_cycle.get(index).copied().unwrap_or(false),
-            blocked_on_cycle: analysis
-                .blocked_on_cycle
-                .get(index)
-                .copied()
-                .unwrap_or(false),
-        })
-        .collect();
-    let mut locks: Vec<JsonLock> = graph
-        .locks()
-        .iter()
-        .map(|l| JsonLock {
-            addr: &l.addr,
-            name: &l.name,
-            holders: Vec::new(),
-            waiters: Vec::new(),
-            tried_and_failed: Vec::new(),
-        })
-        .collect();
-    for acq in graph.acquisitions() {
-        let Some(lock) = locks.get_mut(acq.lock.index()) else {
-            continue;
-        };
-        let claim = JsonClaim {
-            thread: id(acq.thread),
-            kind: acq.kind.as_str(),
-            file: &acq.site.file,
-            line: acq.site.line,
-            func: &acq.site.func,
-            locked_here: &acq.locked_here,
-        };
-        match acq.claim {
-            Claim::Holds | Claim::ProbablyHolds => lock.holders.push(claim),
-            Claim::WaitsFor => lock.waiters.push(claim),
-            Claim::TriedAndFailed => lock.tried_and_failed.push(claim),
-        }
-    }
-    let edges = analysis
-        .edges
-        .iter()
-        .map(|e| {
-            let lock = graph.lock(e.lock);
-            JsonEdge {
-                waiter: id(e.waiter),
-                holder: e.holder.map(id),
-                lock: lock.map(|l| l.addr.as_str()).unwrap_or(""),
-                lock_name: lock.map(|l| &*l.name).unwrap_or(""),
-                in_cycle: analysis.edge_in_cycle(e),
-                probable: e.probable,
-            }
-        })
-        .collect();
-    let cycles = analysis
-        .deadlocks
-        .iter()
-        .map(|d| d.cycle.iter().map(|s| id(s.thread)).collect())
-        .collect();
-    let possible = analysis.deadlocks.iter().map(|d| d.possible).collect();
-    let blocked_on_cycles = analysis
-        .blocked_on_cycle
-        .iter()
-        .enumerate()
-        .filter(|(_, blocked)| **blocked)
-        .filter_map(|(index, _)| graph.threads().get(index).map(|t| &*t.id))
-        .collect();
-    let document = JsonGraph {
-        threads,
-        locks,
-        edges,
-        cycles,
-        possible,
-        blocked_on_cycles,
-    };
-    // Compact: a 100,000-thread graph is for programs, and pretty-printing
-    // doubled its size and time.
-    serde_json::to_writer(&mut *out, &document)?;
-    writeln!(out)
-}
+mod json;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Benchmark of `wazo-astdebug freeze` against bare `gdb -batch -ex "thread
+# apply all bt"` on the same frozen process, in the same run: wall time, and
+# the time the process is stopped (gdb attached), watched from outside
+# through /proc/PID/status's TracerPid for both. Then the same on a core of
+# that process (--core). The process is bench/frozen.c, built as
+# `asterisk-bench`: freeze wants a name starting with asterisk, and a plain
+# `asterisk` on a shared machine may be taken for a real one and killed.
+#
+# Usage: bench/freeze.sh [THREADS...]      (default: 400 1000)
+# Env:   BIN=path/to/wazo-astdebug         (default: release build, built once)
+#        RUNS=N                            best of N (default 3)
+set -euo pipefail
+
+sizes=("$@")
+[[ ${#sizes[@]} -gt 0 ]] || sizes=(400 1000)
+runs=${RUNS:-3}
+root=$(cd "$(dirname "$0")/.." && pwd)
+target=${CARGO_TARGET_DIR:-$root/target}
+bin=${BIN:-$target/release/wazo-astdebug}
+if [[ ! -x $bin ]]; then
+    echo "building $bin (once)" >&2
+    (cd "$root" && cargo build --release --quiet)
+fi
+command -v gdb >/dev/null || { echo "needs gdb" >&2; exit 2; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/freeze-bench.XXXXXX")
+frozen_pid=""
+cleanup() {
+    [[ -n $frozen_pid ]] && kill "$frozen_pid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Stand-ins for the checks freeze makes before gdb (a frozen Asterisk's CLI
+# does not answer; their timeouts are not what is measured here).
+mkdir -p "$work/path"
+printf '#!/bin/sh\necho active\n' > "$work/path/systemctl"
+printf '#!/bin/sh\necho "Unable to connect to remote asterisk"\nexit 1\n' > "$work/path/asterisk"
+chmod +x "$work/path/systemctl" "$work/path/asterisk"
+program=$work/bin/asterisk-bench
+mkdir -p "$work/bin"
+cc -g -O0 -pthread -o "$program" "$root/bench/frozen.c"
+
+# Watches the tracer of PID until told to stop; prints the seconds from the
+# first to the last time a tracer was seen (polled every millisecond).
+cat > "$work/watch.py" <<'EOF'
+import os, sys, time
+pid, stop = sys.argv[1], sys.argv[2]
+first = last = None
+while not os.path.exists(stop):
+    try:
+        with open("/proc/%s/status" % pid) as status:
+            traced = any(l.startswith("TracerPid:") and l.split()[1] != "0" for l in status)
+    except OSError:
+        break
+    if traced:
+        now = time.monotonic()
+        first = first or now
+        last = now
+    time.sleep(0.001)
+print("%.3f" % ((last - first) if first else 0.0))
+EOF
+
+now() { date +%s.%N; }
+# Runs "$@" once, watching PID (or none: "-"): prints "wall stopped cpu",
+# cpu being user + system time of the command and its children (gdb): on a
+# shared machine it moves far less than wall time.
+once() {
+    local pid=$1 start end stopped="0.000" cpu
+    shift
+    rm -f "$work/stop"
+    if [[ $pid != - ]]; then
+        python3 "$work/watch.py" "$pid" "$work/stop" > "$work/watched" &
+        local watcher=$!
+        sleep 0.05
+    fi
+    start=$(now)
+    /usr/bin/time -o "$work/cpu" -f "%U %S" "$@" > "$work/out" 2> "$work/err" || { cat "$work/err" >&2; return 1; }
+    end=$(now)
+    cpu=$(awk '{ printf "%.2f", $1 + $2 }' "$work/cpu")
+    if [[ $pid != - ]]; then
+        touch "$work/stop"
+        wait "$watcher"
+        stopped=$(cat "$work/watched")
+    fi
+    awk -v a="$start" -v b="$end" -v s="$stopped" -v c="$cpu" 'BEGIN { printf "%.3f %s %s\n", b - a, s, c }'
+}
+# Best wall, stopped and cpu time of $runs runs.
+best() {
+    local wall="" stopped="" cpu="" w s c
+    less() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
+    for _ in $(seq "$runs"); do
+        read -r w s c < <(once "$@")
+        if [[ -z $wall ]] || less "$w" "$wall"; then wall=$w; fi
+        if [[ -z $stopped ]] || less "$s" "$stopped"; then stopped=$s; fi
+        if [[ -z $cpu ]] || less "$c" "$cpu"; then cpu=$c; fi
+    done
+    echo "$wall $stopped $cpu"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+# freeze [ARGS...], a fresh output directory each run (a script, for /usr/bin/time).
+cat > "$work/freeze" <<EOF
+#!/bin/sh
+rm -rf "$work/run"
+PATH="$work/path:\$PATH" exec "$bin" --yes -o "$work/run" freeze --asterisk-bin "$program" "\$@"
+EOF
+chmod +x "$work/freeze"
+freeze=$work/freeze
+
+for n in "${sizes[@]}"; do
+    "$program" "$n" > "$work/ready" &
+    frozen_pid=$!
+    for _ in $(seq 600); do grep -q ready "$work/ready" 2>/dev/null && break; sleep 0.1; done
+    grep -q ready "$work/ready" || { echo "the frozen program did not start $n threads" >&2; exit 1; }
+    pid=$frozen_pid
+
+    echo "$n threads, live (pid $pid), best of $runs:"
+    read -r gdb_wall gdb_stop gdb_cpu < <(best "$pid" gdb -batch -nx -ex "thread apply all bt" "$program" -p "$pid")
+    read -r known_wall known_stop known_cpu < <(best "$pid" "$freeze" --pid "$pid" --wazo-version 25.15)
+    read -r unknown_wall unknown_stop unknown_cpu < <(best "$pid" "$freeze" --pid "$pid")
+    said=$(grep -o 'stopped [0-9.]* s' "$work/err" || echo "stopped ? s")
+    printf '  %-38s %6ss wall %6ss stopped %5ss cpu\n' 'gdb -batch -ex "thread apply all bt"' "$gdb_wall" "$gdb_stop" "$gdb_cpu"
+    for row in "version known:known" "no version file (apt-cache):unknown"; do
+        label=${row%%:*} var=${row##*:}
+        wall=${var}_wall stop=${var}_stop cpu=${var}_cpu
+        printf '  %-38s %6ss wall %6ss stopped %5ss cpu  (%s× / %s× / %s× gdb)\n' \
+            "freeze, $label" "${!wall}" "${!stop}" "${!cpu}" \
+            "$(ratio "${!wall}" "$gdb_wall")" "$(ratio "${!stop}" "$gdb_stop")" "$(ratio "${!cpu}" "$gdb_cpu")"
+    done
+    echo "  freeze's own report of its last run: Asterisk was $said"
+
+    if ! gcore -o "$work/core" "$pid" > "$work/gcore.log" 2>&1 || ! ls "$work"/core.* > /dev/null 2>&1; then
+        echo "  gcore failed: $(tail -1 "$work/gcore.log")" >&2
+        exit 1
+    fi
+    core=$(ls "$work"/core.* | head -1)
+    kill "$frozen_pid"
+    wait "$frozen_pid" 2>/dev/null || true
+    frozen_pid=""
+    echo "$n threads, core ($(($(stat -c %s "$core") / 1024 / 1024)) MiB), best of $runs:"
+    read -r core_gdb _ core_gdb_cpu < <(best - gdb -batch -nx -ex "thread apply all bt" "$program" "$core")
+    read -r core_freeze _ core_freeze_cpu < <(best - "$freeze" --core "$core" --wazo-version 25.15)
+    printf '  %-38s %6ss wall                 %5ss cpu\n' 'gdb -batch -ex "thread apply all bt"' "$core_gdb" "$core_gdb_cpu"
+    printf '  %-38s %6ss wall                 %5ss cpu  (%s× / %s× gdb)\n' 'freeze --core' "$core_freeze" "$core_freeze_cpu" \
+        "$(ratio "$core_freeze" "$core_gdb")" "$(ratio "$core_freeze_cpu" "$core_gdb_cpu")"
+    rm -f "$core"
+done
+echo "ratios: wall / stopped / cpu against bare gdb; aim <= 1.05x, live and on a core"

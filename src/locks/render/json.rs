@@ -1,0 +1,477 @@
+//! The graph as JSON, written directly: no document is built in memory
+//! first (on a 100,000-thread dump with five locks a thread, serde's tree of
+//! borrowed structs and one `Vec` per lock cost more than the graph itself).
+//! The bytes are those serde_json writes for the same document (compact,
+//! same field order, same escapes); `reference` keeps the serde version to
+//! prove it.
+
+use std::io::{self, Write};
+
+use crate::locks::graph::{Analysis, Claim, LockGraph, Site, ThreadRef};
+
+/// Which claims go in a lock's list (`holders`, `waiters`, `tried_and_failed`).
+type ClaimFilter = fn(Claim) -> bool;
+
+/// Written to `out` in pieces this big.
+const CHUNK: usize = 64 * 1024;
+
+struct Out<'a> {
+    buffer: Vec<u8>,
+    out: &'a mut dyn Write,
+}
+
+impl Out<'_> {
+    fn raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= CHUNK {
+            self.out.write_all(&self.buffer)?;
+            self.buffer.clear();
+        }
+        Ok(())
+    }
+
+    /// A JSON string, escaped as serde_json escapes it. Real dumps need no
+    /// escape at all: the text is scanned for the bytes that do and copied in
+    /// runs between them.
+    fn string(&mut self, text: &str) -> io::Result<()> {
+        let bytes = text.as_bytes();
+        self.buffer.reserve(bytes.len() + 2);
+        self.buffer.push(b'"');
+        let mut start = 0;
+        while let Some(offset) = bytes.get(start..).and_then(|rest| {
+            rest.iter()
+                .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        }) {
+            let at = start + offset;
+            self.buffer
+                .extend_from_slice(bytes.get(start..at).unwrap_or(&[]));
+            let byte = bytes.get(at).copied().unwrap_or(0);
+            let escape: &[u8] = match byte {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0x08 => b"\\b",
+                0x0c => b"\\f",
+                _ => b"",
+            };
+            if escape.is_empty() {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                self.buffer.extend_from_slice(b"\\u00");
+                self.buffer.push(HEX[usize::from(byte >> 4)]);
+                self.buffer.push(HEX[usize::from(byte & 0xf)]);
+            } else {
+                self.buffer.extend_from_slice(escape);
+            }
+            start = at + 1;
+        }
+        self.buffer
+            .extend_from_slice(bytes.get(start..).unwrap_or(&[]));
+        self.raw(b"\"")
+    }
+
+    fn number(&mut self, value: Option<u64>) -> io::Result<()> {
+        match value {
+            Some(value) => {
+                let mut digits = itoa_buffer();
+                let text = format_u64(value, &mut digits);
+                self.raw(text)
+            }
+            None => self.raw(b"null"),
+        }
+    }
+
+    fn boolean(&mut self, value: bool) -> io::Result<()> {
+        self.raw(if value { b"true" } else { b"false" })
+    }
+
+    /// A field name: always one of this file's plain ASCII names, so unescaped.
+    fn key(&mut self, first: bool, key: &str) -> io::Result<()> {
+        if !first {
+            self.buffer.push(b',');
+        }
+        self.buffer.push(b'"');
+        self.buffer.extend_from_slice(key.as_bytes());
+        self.raw(b"\":")
+    }
+
+    fn site(&mut self, site: &Site) -> io::Result<()> {
+        self.key(true, "file")?;
+        self.string(&site.file)?;
+        self.key(false, "line")?;
+        self.number(site.line.map(u64::from))?;
+        self.key(false, "func")?;
+        self.string(&site.func)
+    }
+}
+
+fn itoa_buffer() -> [u8; 20] {
+    [0; 20]
+}
+
+fn format_u64(mut value: u64, digits: &mut [u8; 20]) -> &[u8] {
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        if let Some(slot) = digits.get_mut(at) {
+            *slot = b'0' + (value % 10) as u8;
+        }
+        value /= 10;
+        if value == 0 || at == 0 {
+            break;
+        }
+    }
+    digits.get(at..).unwrap_or(&[])
+}
+
+/// The whole graph as one compact JSON document and a newline.
+pub fn json(graph: &LockGraph, analysis: &Analysis, out: &mut dyn Write) -> io::Result<()> {
+    let mut w = Out {
+        buffer: Vec::with_capacity(CHUNK + 4096),
+        out,
+    };
+    let id = |thread: ThreadRef| graph.thread(thread).map(|t| &*t.id).unwrap_or("");
+    w.raw(b"{")?;
+    w.key(true, "threads")?;
+    w.raw(b"[")?;
+    for (index, t) in graph.threads().iter().enumerate() {
+        w.raw(if index == 0 { b"{" } else { b",{" })?;
+        w.key(true, "id")?;
+        w.string(&t.id)?;
+        w.key(false, "lwp")?;
+        w.number(t.lwp)?;
+        w.key(false, "name")?;
+        w.string(&t.name)?;
+        w.key(false, "start")?;
+        w.string(t.short_name())?;
+        w.key(false, "in_cycle")?;
+        w.boolean(analysis.in_cycle.get(index).copied().unwrap_or(false))?;
+        w.key(false, "blocked_on_cycle")?;
+        w.boolean(
+            analysis
+                .blocked_on_cycle
+                .get(index)
+                .copied()
+                .unwrap_or(false),
+        )?;
+        w.raw(b"}")?;
+    }
+    w.raw(b"]")?;
+
+    // Each lock's claims, in the order they were recorded: the acquisitions
+    // sorted by lock (a counting sort, four bytes per acquisition).
+    let locks = graph.locks();
+    let acquisitions = graph.acquisitions();
+    let mut starts = vec![0u32; locks.len() + 1];
+    for acq in acquisitions {
+        if let Some(count) = starts.get_mut(acq.lock.index() + 1) {
+            *count += 1;
+        }
+    }
+    for at in 1..starts.len() {
+        let before = starts.get(at - 1).copied().unwrap_or(0);
+        if let Some(slot) = starts.get_mut(at) {
+            *slot += before;
+        }
+    }
+    let mut next = starts.clone();
+    let mut by_lock = vec![0u32; acquisitions.len()];
+    for (index, acq) in acquisitions.iter().enumerate() {
+        if let Some(slot) = next.get_mut(acq.lock.index()) {
+            if let Some(target) = by_lock.get_mut(*slot as usize) {
+                *target = index as u32;
+            }
+            *slot += 1;
+        }
+    }
+    drop(next);
+    w.key(false, "locks")?;
+    w.raw(b"[")?;
+    for (index, lock) in locks.iter().enumerate() {
+        w.raw(if index == 0 { b"{" } else { b",{" })?;
+        w.key(true, "addr")?;
+        w.string(&lock.addr)?;
+        w.key(false, "name")?;
+        w.string(&lock.name)?;
+        let from = starts.get(index).copied().unwrap_or(0) as usize;
+        let to = starts.get(index + 1).copied().unwrap_or(0) as usize;
+        let claims = by_lock.get(from..to).unwrap_or(&[]);
+        let lists: [(&str, ClaimFilter); 3] = [
+            ("holders", |c| {
+                matches!(c, Claim::Holds | Claim::ProbablyHolds)
+            }),
+            ("waiters", |c| c == Claim::WaitsFor),
+            ("tried_and_failed", |c| c == Claim::TriedAndFailed),
+        ];
+        for (name, wanted) in lists {
+            w.key(false, name)?;
+            w.raw(b"[")?;
+            let mut first = true;
+            for acq in claims
+                .iter()
+                .filter_map(|&at| acquisitions.get(at as usize))
+            {
+                if !wanted(acq.claim) {
+                    continue;
+                }
+                w.raw(if std::mem::take(&mut first) {
+                    b"{"
+                } else {
+                    b",{"
+                })?;
+                w.key(true, "thread")?;
+                w.string(id(acq.thread))?;
+                w.key(false, "kind")?;
+                w.string(acq.kind.as_str())?;
+                w.key(false, "file")?;
+                w.string(&acq.site.file)?;
+                w.key(false, "line")?;
+                w.number(acq.site.line.map(u64::from))?;
+                w.key(false, "func")?;
+                w.string(&acq.site.func)?;
+                if !acq.locked_here.is_empty() {
+                    w.key(false, "locked_here")?;
+                    w.raw(b"[")?;
+                    for (at, site) in acq.locked_here.iter().enumerate() {
+                        w.raw(if at == 0 { b"{" } else { b",{" })?;
+                        w.site(site)?;
+                        w.raw(b"}")?;
+                    }
+                    w.raw(b"]")?;
+                }
+                w.raw(b"}")?;
+            }
+            w.raw(b"]")?;
+        }
+        w.raw(b"}")?;
+    }
+    w.raw(b"]")?;
+    drop(by_lock);
+    drop(starts);
+
+    w.key(false, "edges")?;
+    w.raw(b"[")?;
+    for (index, e) in analysis.edges.iter().enumerate() {
+        let lock = graph.lock(e.lock);
+        w.raw(if index == 0 { b"{" } else { b",{" })?;
+        w.key(true, "waiter")?;
+        w.string(id(e.waiter))?;
+        w.key(false, "holder")?;
+        match e.holder {
+            Some(holder) => w.string(id(holder))?,
+            None => w.raw(b"null")?,
+        }
+        w.key(false, "lock")?;
+        w.string(lock.map(|l| l.addr.as_str()).unwrap_or(""))?;
+        w.key(false, "lock_name")?;
+        w.string(lock.map(|l| &*l.name).unwrap_or(""))?;
+        w.key(false, "in_cycle")?;
+        w.boolean(analysis.edge_in_cycle(e))?;
+        if e.probable {
+            w.key(false, "probable")?;
+            w.boolean(true)?;
+        }
+        w.raw(b"}")?;
+    }
+    w.raw(b"]")?;
+
+    w.key(false, "cycles")?;
+    w.raw(b"[")?;
+    for (index, deadlock) in analysis.deadlocks.iter().enumerate() {
+        w.raw(if index == 0 { b"[" } else { b",[" })?;
+        for (at, step) in deadlock.cycle.iter().enumerate() {
+            if at > 0 {
+                w.raw(b",")?;
+            }
+            w.string(id(step.thread))?;
+        }
+        w.raw(b"]")?;
+    }
+    w.raw(b"]")?;
+    w.key(false, "possible")?;
+    w.raw(b"[")?;
+    for (index, deadlock) in analysis.deadlocks.iter().enumerate() {
+        if index > 0 {
+            w.raw(b",")?;
+        }
+        w.boolean(deadlock.possible)?;
+    }
+    w.raw(b"]")?;
+    w.key(false, "blocked_on_cycles")?;
+    w.raw(b"[")?;
+    let mut first = true;
+    for (index, blocked) in analysis.blocked_on_cycle.iter().enumerate() {
+        let Some(t) = graph.threads().get(index).filter(|_| *blocked) else {
+            continue;
+        };
+        if !std::mem::take(&mut first) {
+            w.raw(b",")?;
+        }
+        w.string(&t.id)?;
+    }
+    w.raw(b"]}\n")?;
+    let Out { buffer, out } = w;
+    out.write_all(&buffer)
+}
+
+/// The serde version this writer replaced, kept to prove the bytes equal.
+#[cfg(test)]
+pub(super) mod reference {
+    use std::io::{self, Write};
+
+    use serde::Serialize;
+
+    use crate::locks::graph::{Analysis, Claim, LockGraph, Site, ThreadRef};
+
+    #[derive(Serialize)]
+    struct JsonThread<'a> {
+        id: &'a str,
+        lwp: Option<u64>,
+        name: &'a str,
+        start: &'a str,
+        in_cycle: bool,
+        blocked_on_cycle: bool,
+    }
+
+    #[derive(Serialize)]
+    struct JsonClaim<'a> {
+        thread: &'a str,
+        kind: &'static str,
+        file: &'a str,
+        line: Option<u32>,
+        func: &'a str,
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        locked_here: &'a [Site],
+    }
+
+    #[derive(Serialize)]
+    struct JsonLock<'a> {
+        addr: &'a str,
+        name: &'a str,
+        holders: Vec<JsonClaim<'a>>,
+        waiters: Vec<JsonClaim<'a>>,
+        tried_and_failed: Vec<JsonClaim<'a>>,
+    }
+
+    #[derive(Serialize)]
+    struct JsonEdge<'a> {
+        waiter: &'a str,
+        /// `null`: the holder is not listed in the dump.
+        holder: Option<&'a str>,
+        lock: &'a str,
+        lock_name: &'a str,
+        in_cycle: bool,
+        /// The holder is inferred (an rwlock reader glibc does not record).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        probable: bool,
+    }
+
+    #[derive(Serialize)]
+    struct JsonGraph<'a> {
+        threads: Vec<JsonThread<'a>>,
+        locks: Vec<JsonLock<'a>>,
+        edges: Vec<JsonEdge<'a>>,
+        cycles: Vec<Vec<&'a str>>,
+        /// Per cycle: it goes through an inferred rwlock reader.
+        possible: Vec<bool>,
+        blocked_on_cycles: Vec<&'a str>,
+    }
+
+    pub fn json_serde(
+        graph: &LockGraph,
+        analysis: &Analysis,
+        out: &mut dyn Write,
+    ) -> io::Result<()> {
+        let id = |thread: ThreadRef| graph.thread(thread).map(|t| &*t.id).unwrap_or("");
+        let threads = graph
+            .threads()
+            .iter()
+            .enumerate()
+            .map(|(index, t)| JsonThread {
+                id: &t.id,
+                lwp: t.lwp,
+                name: &t.name,
+                start: t.short_name(),
+                in_cycle: analysis.in_cycle.get(index).copied().unwrap_or(false),
+                blocked_on_cycle: analysis
+                    .blocked_on_cycle
+                    .get(index)
+                    .copied()
+                    .unwrap_or(false),
+            })
+            .collect();
+        let mut locks: Vec<JsonLock> = graph
+            .locks()
+            .iter()
+            .map(|l| JsonLock {
+                addr: &l.addr,
+                name: &l.name,
+                holders: Vec::new(),
+                waiters: Vec::new(),
+                tried_and_failed: Vec::new(),
+            })
+            .collect();
+        for acq in graph.acquisitions() {
+            let Some(lock) = locks.get_mut(acq.lock.index()) else {
+                continue;
+            };
+            let claim = JsonClaim {
+                thread: id(acq.thread),
+                kind: acq.kind.as_str(),
+                file: &acq.site.file,
+                line: acq.site.line,
+                func: &acq.site.func,
+                locked_here: &acq.locked_here,
+            };
+            match acq.claim {
+                Claim::Holds | Claim::ProbablyHolds => lock.holders.push(claim),
+                Claim::WaitsFor => lock.waiters.push(claim),
+                Claim::TriedAndFailed => lock.tried_and_failed.push(claim),
+            }
+        }
+        let edges = analysis
+            .edges
+            .iter()
+            .map(|e| {
+                let lock = graph.lock(e.lock);
+                JsonEdge {
+                    waiter: id(e.waiter),
+                    holder: e.holder.map(id),
+                    lock: lock.map(|l| l.addr.as_str()).unwrap_or(""),
+                    lock_name: lock.map(|l| &*l.name).unwrap_or(""),
+                    in_cycle: analysis.edge_in_cycle(e),
+                    probable: e.probable,
+                }
+            })
+            .collect();
+        let cycles = analysis
+            .deadlocks
+            .iter()
+            .map(|d| d.cycle.iter().map(|s| id(s.thread)).collect())
+            .collect();
+        let possible = analysis.deadlocks.iter().map(|d| d.possible).collect();
+        let blocked_on_cycles = analysis
+            .blocked_on_cycle
+            .iter()
+            .enumerate()
+            .filter(|(_, blocked)| **blocked)
+            .filter_map(|(index, _)| graph.threads().get(index).map(|t| &*t.id))
+            .collect();
+        let document = JsonGraph {
+            threads,
+            locks,
+            edges,
+            cycles,
+            possible,
+            blocked_on_cycles,
+        };
+        // Compact: a 100,000-thread graph is for programs, and pretty-printing
+        // doubled its size and time.
+        serde_json::to_writer(&mut *out, &document)?;
+        writeln!(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;
