@@ -71,6 +71,15 @@ fn lwps_of(graph: &serde_json::Value, ids: &serde_json::Value) -> HashSet<u64> {
         .collect()
 }
 
+/// The LWP of the graph thread whose id is `id`.
+fn lwp_of(graph: &serde_json::Value, id: &serde_json::Value) -> Option<u64> {
+    graph["threads"]
+        .as_array()?
+        .iter()
+        .find(|thread| thread["id"] == *id)
+        .and_then(|thread| thread["lwp"].as_u64())
+}
+
 fn check_graph(json: &serde_json::Value, frozen: &Frozen) {
     let graph = &json["graph"];
     let cycles = graph["cycles"].as_array().unwrap();
@@ -90,17 +99,7 @@ fn check_graph(json: &serde_json::Value, frozen: &Frozen) {
     );
     // The reader waits for the writer: an edge between them, on the rwlock.
     let edges = graph["edges"].as_array().unwrap();
-    let ids: Vec<(&str, u64)> = graph["threads"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| (t["id"].as_str().unwrap(), t["lwp"].as_u64().unwrap()))
-        .collect();
-    let lwp = |id: &serde_json::Value| {
-        ids.iter()
-            .find(|(known, _)| Some(*known) == id.as_str())
-            .map(|(_, lwp)| *lwp)
-    };
+    let lwp = |id: &serde_json::Value| lwp_of(graph, id);
     assert!(
         edges
             .iter()
@@ -324,17 +323,7 @@ fn no_attach_reads_the_cycle_and_the_rwlock_wait_from_proc_alone() {
     assert!(lwps_of(graph, &graph["blocked_on_cycles"]).contains(&frozen.lwps[2]));
     // The rwlock reader waits for its writer: seen in memory, no gdb.
     let edges = graph["edges"].as_array().unwrap();
-    let ids: Vec<(&str, u64)> = graph["threads"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| (t["id"].as_str().unwrap(), t["lwp"].as_u64().unwrap()))
-        .collect();
-    let lwp = |id: &serde_json::Value| {
-        ids.iter()
-            .find(|(known, _)| Some(*known) == id.as_str())
-            .map(|(_, lwp)| *lwp)
-    };
+    let lwp = |id: &serde_json::Value| lwp_of(graph, id);
     assert!(
         edges
             .iter()

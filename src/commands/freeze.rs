@@ -34,7 +34,6 @@ use crate::locks::draw::{self, GraphFormat};
 use crate::locks::file as lockfile;
 use crate::locks::from_gdb;
 use crate::locks::graph::{Analysis, LockGraph};
-use crate::locks::holders;
 use crate::locks::live;
 use crate::locks::render;
 use crate::output::Warnings;
@@ -585,25 +584,14 @@ fn choose_graph(
         Target::Core(core) => format!("gdb, on {}", core.display()),
     };
     let built = analysis.map(from_gdb::build);
-    let mut info = render::SourceInfo {
+    let info = render::SourceInfo {
         source: source.clone(),
         unlisted_why: Some(from_gdb::UNLISTED_WHY.to_string()),
         ..Default::default()
     };
     match built {
         Some(built) => {
-            info.notes.extend(built.notes);
-            let analysis = built.graph.analyze();
-            info.stuck = holders::stuck(&built.graph, &analysis, &built.doing, &|thread| {
-                render::thread_label(&built.graph, thread)
-            });
-            if !built.unaddressed.is_empty() {
-                info.notes.push(format!(
-                    "{} threads are blocked in a lock call whose address gdb could not read \
-                     (install the debug symbols with `wazo-astdebug setup-dbg`)",
-                    built.unaddressed.len()
-                ));
-            }
+            let info = from_gdb::source_info(&built, &built.graph.analyze(), &source);
             (built.graph, source, info)
         }
         None => (LockGraph::new(), "none".to_string(), info),

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::gdb::threads::{Analysis, Wait};
-use crate::locks::graph::{LockGraph, LockKind, ThreadRef};
+use crate::locks::graph::{Analysis as LockAnalysis, LockGraph, LockKind, ThreadRef};
 use crate::locks::holders::{self, Doing};
 use crate::locks::render::{self, SourceInfo};
 
@@ -109,16 +109,30 @@ pub fn build(analysis: &Analysis) -> GdbGraph {
 pub fn explain(analysis: &Analysis, source: &str) -> String {
     let built = build(analysis);
     let result = built.graph.analyze();
+    let info = source_info(&built, &result, source);
+    render::text(&built.graph, &result, &info)
+}
+
+/// What gdb's reading rests on, for the text: why holders can be missing,
+/// what was inferred, holders stuck on something else, unread addresses.
+pub fn source_info(built: &GdbGraph, analysis: &LockAnalysis, source: &str) -> SourceInfo {
     let mut info = SourceInfo {
         source: source.to_string(),
         unlisted_why: Some(UNLISTED_WHY.to_string()),
-        notes: built.notes,
+        notes: built.notes.clone(),
         ..SourceInfo::default()
     };
-    info.stuck = holders::stuck(&built.graph, &result, &built.doing, &|thread| {
+    info.stuck = holders::stuck(&built.graph, analysis, &built.doing, &|thread| {
         render::thread_label(&built.graph, thread)
     });
-    render::text(&built.graph, &result, &info)
+    if !built.unaddressed.is_empty() {
+        info.notes.push(format!(
+            "{} threads are blocked in a lock call whose address gdb could not read \
+             (install the debug symbols with `wazo-astdebug setup-dbg`)",
+            built.unaddressed.len()
+        ));
+    }
+    info
 }
 
 /// A writer blocked on an rwlock with no writer recorded waits for readers,
