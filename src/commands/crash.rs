@@ -14,7 +14,6 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::context::Context;
-use crate::engine::script::{Vars, preamble};
 use crate::engine::shell;
 use crate::error::{Error, Result};
 use crate::evidence::astlog::{self, Copied};
@@ -22,7 +21,7 @@ use crate::evidence::bugreport::BugReport;
 use crate::evidence::cores::{self, CoreFile};
 use crate::evidence::segfault_scan::{self as segfaults, Filter, Segfault};
 use crate::evidence::syslog;
-use crate::gdb::threads::{self, Analysis};
+use crate::gdb::threads;
 use crate::gdb::{self, Target};
 use crate::host::asterisk::{self, ASTERISK_BIN};
 use crate::host::sys::hostname;
@@ -31,10 +30,12 @@ use crate::locks::from_gdb;
 use crate::output::Warnings;
 
 mod core_choice;
+mod script;
+mod summary;
 
 use core_choice::{MATCH_WINDOW_SECONDS, choose_core, describe_core};
-
-const TOP_FRAMES: usize = 6;
+use script::{incident_day, print_script, script_preamble};
+use summary::summarise;
 
 #[derive(Debug, Args)]
 pub struct CrashArgs {
@@ -106,7 +107,10 @@ pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
     let incident = gather(context, args, core_given, &mut warnings)?;
     if context.dry_run() {
         print_script(
-            incident.core.as_ref(),
+            incident
+                .core
+                .as_ref()
+                .map(|core| (core.path.as_path(), describe_core(core))),
             &binary,
             context.output_path(),
             &incident.log_copies,
@@ -489,61 +493,6 @@ fn reconcile(candidates: &[Segfault], reading: &CoreReading) -> Vec<Segfault> {
     mine.into_iter().cloned().collect()
 }
 
-/// The signal, the crashing thread and its top frames.
-fn summarise(analysis: &Analysis) -> Vec<String> {
-    let mut lines = Vec::new();
-    if let Some(signal) = &analysis.signal {
-        let address = signal
-            .address
-            .as_deref()
-            .filter(|_| matches!(signal.number, 7 | 11))
-            .map(|address| format!(" at address {address}"))
-            .unwrap_or_default();
-        lines.push(format!(
-            "Signal: {}{address}",
-            threads::signal_name(signal.number)
-        ));
-    }
-    let crashing = analysis
-        .threads
-        .iter()
-        .find(|thread| Some(thread.num) == analysis.current_thread);
-    if let Some(thread) = crashing {
-        lines.push(format!(
-            "Crashing thread: {} (gdb thread {})",
-            thread.label(),
-            thread.num
-        ));
-        for (index, frame) in thread.frames.iter().take(TOP_FRAMES).enumerate() {
-            lines.push(format!("  #{index} {}", frame.describe()));
-        }
-        lines.extend(crashed_in(thread));
-    }
-    lines
-}
-
-/// The first frame of the crashing thread outside the C library (abort,
-/// raise and memcpy say how it died, not where), with the file it is in and
-/// the `addr2line` that names the line where symbols exist.
-fn crashed_in(thread: &threads::Thread) -> Vec<String> {
-    let Some(frame) = thread.frames.iter().find(|frame| !frame.in_libc()) else {
-        return Vec::new();
-    };
-    let mut lines = vec![format!("Crashed in: {}", frame.describe())];
-    if let Some(object) = &frame.object {
-        lines.push(format!("  in {object}"));
-        if frame.function == "??" {
-            if let Some(offset) = &frame.offset {
-                lines.push(format!(
-                    "  addr2line -f -e {} {offset}",
-                    shell::quote(object)
-                ));
-            }
-        }
-    }
-    lines
-}
-
 #[allow(clippy::too_many_arguments)]
 fn bug_report(
     version: &str,
@@ -602,101 +551,4 @@ fn bug_report(
             .into_iter()
             .collect(),
     }
-}
-
-/// The day the copied logs are named after: the incident's, else today's
-/// (the doc's `date +"%Y%m%d"`).
-fn incident_day(incident: Option<DateTime<FixedOffset>>) -> String {
-    incident
-        .map(|time| time.format("%Y%m%d").to_string())
-        .unwrap_or_else(|| Local::now().format("%Y%m%d").to_string())
-}
-
-/// The top of the `--dry-run` script: the binary and the run directory as
-/// variables to fill in, the directory made.
-fn script_preamble(binary: &Path, out: &Path) -> String {
-    preamble(
-        &format!(
-            "wazo-astdebug crash: backtrace, logs and bug report into {}",
-            out.display()
-        ),
-        &script_vars(binary, out, None),
-        &[out.to_path_buf()],
-    )
-}
-
-fn script_vars(binary: &Path, out: &Path, core: Option<&Path>) -> Vars {
-    let mut vars = Vars::new();
-    vars.push(
-        "ASTERISK_BIN",
-        binary.to_string_lossy(),
-        "The Asterisk binary that crashed (--asterisk-bin).",
-    );
-    vars.push(
-        "OUT",
-        out.to_string_lossy(),
-        "Where the evidence goes (-o).",
-    );
-    if let Some(core) = core {
-        vars.push("CORE", core.to_string_lossy(), "");
-    }
-    vars
-}
-
-/// `--dry-run`: what would run, as sh (after [`script_preamble`]).
-fn print_script(
-    core: Option<&CoreFile>,
-    binary: &Path,
-    out: &Path,
-    logs: &[astlog::LogCopy],
-    incident: Option<DateTime<FixedOffset>>,
-) {
-    // A core found here is the default; none found, the script names where
-    // Wazo's would be and reads it only if it is there.
-    let core_path = core
-        .map(|core| core.path.clone())
-        .unwrap_or_else(|| PathBuf::from("/var/spool/asterisk/core.PID.TIME"));
-    let vars = script_vars(binary, out, Some(&core_path));
-    match core {
-        Some(core) => outln!("# The core file: {}", describe_core(core)),
-        None => outln!("# No core file found here: set CORE to the core to read (core.PID.TIME)."),
-    }
-    outln!(
-        "CORE=${{CORE:-{}}}",
-        shell::quote(&core_path.to_string_lossy())
-    );
-    let request = gdb::Request {
-        binary: binary.to_path_buf(),
-        target: Target::Core(core_path.clone()),
-        commands: vec!["bt full".to_string(), "thread apply all bt".to_string()],
-        text_out: out.join("bt-threads.txt"),
-        analysis_out: None,
-    };
-    outln!("if [ -f \"$CORE\" ]; then");
-    outln!(
-        "    {} > {}",
-        vars.cmd(&request.command(None)),
-        vars.path(&request.text_out)
-    );
-    outln!("else");
-    outln!("    echo \"No core file $CORE: no backtrace (set CORE at the top).\" >&2");
-    outln!("fi");
-    outln!(
-        "# (wazo-astdebug also reads, in the same gdb run, the threads and the signal into gdb-threads.json)"
-    );
-    let day = incident_day(incident);
-    for log in logs {
-        let name = log
-            .path
-            .file_name()
-            .and_then(|name| name.to_str())
-            .unwrap_or_default();
-        let to = out.join(astlog::copy_name(log, &day, &hostname()));
-        let reader = if name.ends_with(".gz") { "zcat" } else { "cat" };
-        outln!("{reader} {} > {}", vars.path(&log.path), vars.path(&to));
-    }
-    outln!(
-        "# Then wazo-astdebug writes {} with the tracker fields.",
-        out.join("bug-report.md").display()
-    );
 }

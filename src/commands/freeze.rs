@@ -8,44 +8,43 @@
 //! process is left running: gdb detaches, and a gdb stopped hard is followed
 //! by SIGCONT.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{DateTime, Local};
 use clap::Args;
 use serde::Serialize;
 
 use crate::context::Context;
-use crate::engine::script::{Vars, preamble};
 use crate::engine::shell;
 use crate::error::{Error, Result};
-use crate::evidence::astlog;
-use crate::evidence::bugreport::BugReport;
 use crate::evidence::cores;
-use crate::evidence::symptoms::{self, CliAnswer, Symptom};
+use crate::evidence::symptoms::Symptom;
 use crate::gdb::threads::{self, StackGroup};
 use crate::gdb::{self, Target};
 use crate::host::asterisk::{self, ASTERISK_BIN};
 use crate::host::sys::{create_private, process_state};
 use crate::host::version;
 use crate::locks::draw::{self, GraphFormat};
-use crate::locks::file as lockfile;
-use crate::locks::from_gdb;
 use crate::locks::graph::{Analysis, LockGraph};
 use crate::locks::live;
 use crate::locks::render;
 use crate::output::Warnings;
 
+mod bug_report;
+mod dry_run;
+mod evidence;
 mod gcore;
+mod graph_source;
+mod log_tail;
+mod target;
 
-/// Stack groups shown in the text summary.
-const GROUPS_SHOWN: usize = 5;
-/// Frames named per group.
-const GROUP_DEPTH: usize = 4;
-/// The tail of `full` searched for the last minutes: bounded, whatever the log's size.
-const LOG_TAIL_BYTES: u64 = 256 << 20;
+use bug_report::{GROUP_DEPTH, GROUPS_SHOWN, bug_report};
+use dry_run::{Wanted, dry_run};
+use evidence::Evidence;
+use graph_source::choose_graph;
+use log_tail::last_minutes;
+use target::find_pid;
 
 #[derive(Debug, Args)]
 pub struct FreezeArgs {
@@ -99,24 +98,6 @@ struct FreezeJson<'a> {
     warnings: &'a Warnings,
 }
 
-/// What a run gathered: files written, checks made, warnings raised.
-#[derive(Default)]
-struct Evidence {
-    artefacts: Vec<PathBuf>,
-    symptoms: Vec<Symptom>,
-    warnings: Warnings,
-    /// `core show locks`, when this build has it.
-    locks_dump: Option<PathBuf>,
-    /// The core `--gcore` took: never an attachment, it stays on the server.
-    core: Option<PathBuf>,
-    /// The /proc reading's graph, as JSON.
-    proc_graph: Option<serde_json::Value>,
-    /// The Wazo version, looked for once gdb has let go (never while Asterisk is stopped).
-    version: Option<version::Pending>,
-    /// How long gdb held Asterisk, attach to detach.
-    stopped: Option<Duration>,
-}
-
 /// What the evidence means.
 struct Findings {
     graph: LockGraph,
@@ -129,7 +110,13 @@ struct Findings {
 pub fn run(context: &Context, args: &FreezeArgs) -> Result<()> {
     let timeout = Duration::from_secs(args.timeout.max(1));
     if context.dry_run() {
-        return dry_run(context, args, timeout);
+        let wanted = Wanted {
+            pid: args.pid,
+            core: args.core.as_deref(),
+            asterisk_bin: &args.asterisk_bin,
+            no_attach: args.no_attach,
+        };
+        return dry_run(context, &wanted, timeout);
     }
     let target = match &args.core {
         Some(core) => Target::Core(cores::require_core(core)?.path),
@@ -171,7 +158,7 @@ fn collect(
         return report_look_only(context, args, target, seen, out, evidence);
     }
     if let Target::Pid(_) = target {
-        check_symptoms(context, timeout, out, evidence)?;
+        evidence.check_symptoms(context, timeout, out)?;
     }
     context.interrupt.check()?;
     let gdb_analysis = take_backtrace(context, binary, target, out, evidence)?;
@@ -328,63 +315,6 @@ fn tell_saved(out: &Path, evidence: &Evidence, target: &Target) {
     }
 }
 
-/// `service asterisk status`, `core show channels` and `core show locks`,
-/// each bounded by `timeout`; the answers are saved as artefacts.
-fn check_symptoms(
-    context: &Context,
-    timeout: Duration,
-    out: &Path,
-    evidence: &mut Evidence,
-) -> Result<()> {
-    evidence
-        .symptoms
-        .push(symptoms::service_status(timeout, &context.interrupt)?);
-    let channels = symptoms::asterisk_rx("core show channels", timeout, &context.interrupt)?;
-    save_answer(
-        &channels,
-        &out.join("core-show-channels.txt"),
-        &mut evidence.artefacts,
-    )?;
-    evidence
-        .symptoms
-        .push(symptoms::judge_channels(&channels, timeout));
-    if let CliAnswer::Timeout = channels {
-        evidence.warnings.raise(
-            "the `core show channels` that did not answer leaves one CLI thread of Asterisk \
-             blocked on the same lock until Asterisk restarts (each run that asks adds one)",
-        );
-    }
-    let locks = symptoms::asterisk_rx("core show locks", timeout, &context.interrupt)?;
-    match &locks {
-        CliAnswer::Output(lines) if symptoms::lacks_debug_threads(lines) => evidence.warnings.raise(
-            "this Asterisk is built without DEBUG_THREADS, so `core show locks` does not exist; \
-             the lock graph comes from gdb instead. For the full picture, rebuild with \
-             `wazo-astdebug rebuild` (DEBUG_THREADS, DONT_OPTIMIZE) and catch the next freeze",
-        ),
-        CliAnswer::Output(_) => {
-            let path = out.join("core-show-locks.txt");
-            save_answer(&locks, &path, &mut evidence.artefacts)?;
-            evidence.locks_dump = Some(path);
-        }
-        CliAnswer::Timeout => evidence.warnings.raise(format!(
-            "`asterisk -rx 'core show locks'` did not answer within {} s",
-            timeout.as_secs()
-        )),
-        CliAnswer::Failed(why) => evidence
-            .warnings
-            .raise(format!("`asterisk -rx 'core show locks'` failed: {why}")),
-    }
-    for symptom in &evidence.symptoms {
-        errln!(
-            "{:<9} {:<7} {}",
-            symptom.check,
-            symptom.verdict,
-            symptom.detail
-        );
-    }
-    Ok(())
-}
-
 /// One gdb run: every thread's backtrace, and its reading of the locks.
 fn take_backtrace(
     context: &Context,
@@ -516,291 +446,4 @@ fn print_json(
         warnings: &evidence.warnings,
     };
     crate::output::print_json(&json)
-}
-
-fn find_pid(context: &Context, given: Option<u32>) -> Result<u32> {
-    let pid = match given {
-        Some(pid) => pid,
-        None => {
-            let lookup = asterisk::find(&context.host);
-            for warning in &lookup.warnings {
-                warn!("{warning}");
-            }
-            lookup.found.map(|found| found.pid).ok_or_else(|| {
-                Error::bad_input(
-                    "Asterisk is not running (no live pid in /run/asterisk/asterisk.pid, no process \
-                     named asterisk): nothing to attach to. Give --pid, or analyse a core with --core FILE",
-                )
-            })?
-        }
-    };
-    asterisk::check_is_asterisk(pid)?;
-    // Before any check runs: a second debugger cannot attach, and the first
-    // keeps Asterisk stopped.
-    if let Some((tracer, name)) = asterisk::tracer(pid) {
-        return Err(Error::AttachFailed {
-            pid,
-            reason: format!(
-                "it is already traced by process {tracer} ({name}), which keeps it stopped; \
-                 end that debugger (`kill {tracer}`) and run this again"
-            ),
-        });
-    }
-    Ok(pid)
-}
-
-fn save_answer(answer: &CliAnswer, path: &Path, artefacts: &mut Vec<PathBuf>) -> Result<()> {
-    if let CliAnswer::Output(lines) = answer {
-        let mut file = create_private(path)?;
-        for line in lines {
-            writeln!(file, "{line}").map_err(|error| Error::write(path, error))?;
-        }
-        artefacts.push(path.to_path_buf());
-    }
-    Ok(())
-}
-
-/// The graph from `core show locks` when the build has it (it knows every
-/// lock held, not only the contended ones), else from gdb.
-fn choose_graph(
-    dump: Option<&Path>,
-    analysis: Option<&threads::Analysis>,
-    target: &Target,
-    warnings: &mut Warnings,
-) -> (LockGraph, String, render::SourceInfo) {
-    if let Some(path) = dump {
-        match lockfile::read_dump(path) {
-            Ok((graph, info)) => {
-                let info = lockfile::source_info(path, &info);
-                return (graph, "core show locks".to_string(), info);
-            }
-            Err(error) => {
-                warnings.raise(format!("{error}; using gdb's reading of the locks instead"))
-            }
-        }
-    }
-    let source = match target {
-        Target::Pid(pid) => format!("gdb, attached to pid {pid}"),
-        Target::Core(core) => format!("gdb, on {}", core.display()),
-    };
-    let built = analysis.map(from_gdb::build);
-    let info = render::SourceInfo {
-        source: source.clone(),
-        unlisted_why: Some(from_gdb::UNLISTED_WHY.to_string()),
-        ..Default::default()
-    };
-    match built {
-        Some(built) => {
-            let info = from_gdb::source_info(&built, &built.graph.analyze(), &source);
-            (built.graph, source, info)
-        }
-        None => (LockGraph::new(), "none".to_string(), info),
-    }
-}
-
-/// The last `minutes` of `full`, up to now, streamed from its tail.
-fn last_minutes(context: &Context, minutes: u64, out: &Path) -> Result<Option<PathBuf>> {
-    let log = context.host.path(astlog::LOG_DIR).join("full");
-    let Ok(mut file) = File::open(&log) else {
-        return Ok(None);
-    };
-    let size = file
-        .metadata()
-        .map_err(|error| Error::read(&log, error))?
-        .len();
-    let mtime = file
-        .metadata()
-        .and_then(|m| m.modified())
-        .ok()
-        .map(DateTime::<Local>::from);
-    let start = size.saturating_sub(LOG_TAIL_BYTES);
-    file.seek(SeekFrom::Start(start))
-        .map_err(|error| Error::read(&log, error))?;
-    let cutoff = Local::now()
-        - chrono::Duration::minutes(i64::try_from(minutes).unwrap_or(i64::MAX / 60_000));
-    let path = out.join(format!("asterisk-full-last-{minutes}min.log"));
-    let mut writer = std::io::BufWriter::new(create_private(&path)?);
-    let mut keeping = false;
-    let mut first = start > 0;
-    for line in BufReader::new(file).split(b'\n') {
-        let line = line.map_err(|error| Error::read(&log, error))?;
-        if std::mem::take(&mut first) {
-            continue; // a partial line at the seek point
-        }
-        if let Some(time) = astlog::line_stamp(&line, mtime) {
-            keeping = time >= cutoff;
-        }
-        if keeping {
-            writer
-                .write_all(&line)
-                .and_then(|_| writer.write_all(b"\n"))
-                .map_err(|error| Error::write(&path, error))?;
-        }
-    }
-    writer.flush().map_err(|error| Error::write(&path, error))?;
-    Ok(Some(path))
-}
-
-fn bug_report(
-    context: &Context,
-    version: Option<version::Pending>,
-    symptoms_seen: &[Symptom],
-    summary: &str,
-    groups: &[StackGroup],
-    artefacts: &[PathBuf],
-    core: Option<&Path>,
-) -> BugReport {
-    let version = version
-        .unwrap_or_else(|| {
-            version::Pending::start(&context.host, context.opts.wazo_version.as_deref())
-        })
-        .wait()
-        .unwrap_or_else(|| "unknown".to_string());
-    let mut findings = Vec::new();
-    if !symptoms_seen.is_empty() {
-        let lines: Vec<String> = symptoms_seen
-            .iter()
-            .map(|symptom| format!("- `{}`: {}", symptom.command, symptom.detail))
-            .collect();
-        findings.push(format!("Symptoms:\n\n{}", lines.join("\n")));
-    }
-    findings.push(format!(
-        "Lock analysis:\n\n```\n{}\n```",
-        summary.trim_end()
-    ));
-    if !groups.is_empty() {
-        let lines: Vec<String> = groups
-            .iter()
-            .take(GROUPS_SHOWN)
-            .map(|group| format!("- {}", threads::describe_group(group, GROUP_DEPTH)))
-            .collect();
-        findings.push(format!("Where the threads are:\n\n{}", lines.join("\n")));
-    }
-    let attachments = artefacts
-        .iter()
-        .filter_map(|path| path.file_name())
-        .map(|name| {
-            let name = name.to_string_lossy().to_string();
-            let what = describe_artefact(&name);
-            (name, what)
-        })
-        .collect();
-    BugReport {
-        subject: "Asterisk Freeze".to_string(),
-        version,
-        asterisk: asterisk::installed_version(&context.host),
-        incident: Local::now()
-            .format("%Y-%m-%d %H:%M:%S %:z (when the evidence was taken)")
-            .to_string(),
-        findings,
-        attachments,
-        cores: core
-            .map(|core| core.display().to_string())
-            .into_iter()
-            .collect(),
-    }
-}
-
-fn describe_artefact(name: &str) -> String {
-    match name {
-        "bt-threads.txt" => "gdb `thread apply all bt`",
-        "core-show-locks.txt" => "`asterisk -rx 'core show locks'`",
-        "core-show-channels.txt" => "`asterisk -rx 'core show channels'`",
-        "graph-locks.dot" | "graph-locks.svg" => "the lock wait-for graph",
-        _ if name.starts_with("asterisk-full-last") => "the Asterisk log just before the freeze",
-        _ => "",
-    }
-    .to_string()
-}
-
-/// `--dry-run`, on any machine: no Asterisk running here, nor its binary,
-/// only makes them variables of the script.
-fn dry_run(context: &Context, args: &FreezeArgs, timeout: Duration) -> Result<()> {
-    if args.no_attach {
-        outln!("#!/bin/sh");
-        outln!(
-            "# wazo-astdebug freeze --no-attach reads /proc only: no command runs, Asterisk is not stopped."
-        );
-        return Ok(());
-    }
-    let target = match &args.core {
-        Some(core) => Target::Core(cores::require_core(core)?.path),
-        None => Target::Pid(
-            args.pid
-                .or_else(|| asterisk::find(&context.host).found.map(|found| found.pid))
-                .unwrap_or(0),
-        ),
-    };
-    let binary = asterisk::binary_for_script(&context.host, &args.asterisk_bin);
-    print_script(&target, &binary, context.output_path(), timeout);
-    Ok(())
-}
-
-fn print_script(target: &Target, binary: &Path, out: &Path, timeout: Duration) {
-    let mut vars = Vars::new();
-    vars.push(
-        "ASTERISK_BIN",
-        binary.to_string_lossy(),
-        "The binary of the running Asterisk (--asterisk-bin).",
-    );
-    vars.push(
-        "OUT",
-        out.to_string_lossy(),
-        "Where the evidence goes (-o).",
-    );
-    match target {
-        Target::Pid(0) => vars.push_computed(
-            "ASTERISK_PID",
-            "0",
-            "$(cat /run/asterisk/asterisk.pid)",
-            "The pid of the frozen Asterisk (none runs here: read from its pid file).",
-        ),
-        Target::Pid(pid) => vars.push(
-            "ASTERISK_PID",
-            pid.to_string(),
-            "The pid of the frozen Asterisk (--pid).",
-        ),
-        Target::Core(core) => {
-            vars.push("CORE", core.to_string_lossy(), "The core to read (--core).")
-        }
-    }
-    out!(
-        "{}",
-        preamble(
-            &format!(
-                "wazo-astdebug freeze: evidence of a frozen Asterisk into {}",
-                out.display()
-            ),
-            &vars,
-            &[out.to_path_buf()],
-        )
-    );
-    if let Target::Pid(_) = target {
-        let seconds = timeout.as_secs().to_string();
-        // A frozen Asterisk does not answer: a timeout is a symptom, not a failure.
-        outln!("timeout {seconds} systemctl is-active asterisk || true");
-        outln!(
-            "timeout {seconds} asterisk -rx 'core show channels' > {} || true",
-            vars.path(&out.join("core-show-channels.txt"))
-        );
-        outln!(
-            "timeout {seconds} asterisk -rx 'core show locks' > {} || true",
-            vars.path(&out.join("core-show-locks.txt"))
-        );
-    }
-    let request = gdb::Request {
-        binary: binary.to_path_buf(),
-        target: target.clone(),
-        commands: vec!["thread apply all bt".to_string()],
-        text_out: out.join("bt-threads.txt"),
-        analysis_out: None,
-    };
-    outln!(
-        "{} > {}",
-        vars.cmd(&request.command(None)),
-        vars.path(&request.text_out)
-    );
-    outln!(
-        "# (in the same gdb run: who waits for which lock, read from memory, into gdb-threads.json)"
-    );
 }

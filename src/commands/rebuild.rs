@@ -32,7 +32,6 @@ use crate::engine::edit::FileEdit;
 use crate::engine::executor::Executor;
 use crate::engine::plan::{Plan, fail_on_missing, with_missing};
 use crate::error::{Error, Result};
-use crate::host::apt_sources::SOURCES_FILES;
 use crate::host::changelog;
 use crate::host::debian_rules;
 use crate::host::dpkg::installed_version;
@@ -41,15 +40,15 @@ use crate::host::runbook::{EraPlan, Runbooks};
 use crate::host::sys::require_root;
 use crate::host::version::{self, WazoVersion};
 
+mod deb_src;
+
+use deb_src::{deb_src_edit, deb_src_sources};
+
 /// Wazo's patches could be dropped this way before this version (the doc).
 const LAST_QUILT_VANILLA: &str = "17.17";
 /// XiVO versions whose monit restarts a vanilla Asterisk every few minutes.
 const MONIT_RESTARTS_THROUGH: &str = "16.08";
 
-static COMMENTED_DEB_SRC: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?m)^#[ \t]*deb-src([ \t])").expect("a valid regex"));
-static ACTIVE_DEB_SRC: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?m)^deb-src[ \t]").expect("a valid regex"));
 static FLAG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[A-Z][A-Z0-9_]*$").expect("a valid regex"));
 
@@ -292,55 +291,6 @@ fn refuse_old_tree(workdir: &Path) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// The Wazo apt sources with a `deb-src` line, commented or not. Both file
-/// names, as the doc's `xivo*` glob misses `wazo-dist.list` (19.13+).
-fn deb_src_sources(context: &Context) -> Result<Vec<(PathBuf, bool)>> {
-    let mut found = Vec::new();
-    for file in SOURCES_FILES {
-        let path = context.host.path(file);
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        if COMMENTED_DEB_SRC.is_match(&text) {
-            found.push((path, true));
-        } else if ACTIVE_DEB_SRC.is_match(&text) {
-            found.push((path, false));
-        }
-    }
-    if found.is_empty() {
-        return Err(Error::bad_input(format!(
-            "none of {} has a deb-src line (commented or not), so apt cannot fetch Asterisk's \
-             source; nothing was changed. wazo-dist writes one: run `wazo-dist -m <your mirror>`, \
-             or add `deb-src URL DIST main` by hand",
-            SOURCES_FILES
-                .iter()
-                .map(|file| context.host.path(file).display().to_string())
-                .collect::<Vec<_>>()
-                .join(" and ")
-        )));
-    }
-    Ok(found)
-}
-
-fn enable_deb_src(text: &str) -> std::result::Result<String, String> {
-    if !COMMENTED_DEB_SRC.is_match(text) && !ACTIVE_DEB_SRC.is_match(text) {
-        return Err("it has no deb-src line, so apt cannot fetch Asterisk's source".to_string());
-    }
-    Ok(COMMENTED_DEB_SRC
-        .replace_all(text, "deb-src$1")
-        .into_owned())
-}
-
-fn deb_src_edit(path: &Path) -> FileEdit {
-    FileEdit::new(path, "uncomment the deb-src line", enable_deb_src).with_shell(Cmd::new([
-        "sed".to_string(),
-        "-i".to_string(),
-        "-E".to_string(),
-        "s/^#[[:blank:]]*deb-src([[:blank:]])/deb-src\\1/".to_string(),
-        path.to_string_lossy().to_string(),
-    ]))
 }
 
 /// The source of the installed version: apt points at the version's
@@ -680,44 +630,4 @@ fn install_built(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deb_src_is_uncommented_only_where_commented() {
-        let text = "\n# pelican-bookworm\ndeb http://m/debian pelican-bookworm main\n# deb-src http://m/debian pelican-bookworm main\n";
-        assert_eq!(
-            enable_deb_src(text).unwrap(),
-            "\n# pelican-bookworm\ndeb http://m/debian pelican-bookworm main\ndeb-src http://m/debian pelican-bookworm main\n"
-        );
-        assert!(COMMENTED_DEB_SRC.is_match("#deb-src http://x d main"));
-        assert!(!COMMENTED_DEB_SRC.is_match("# deb-src-thing"));
-    }
-
-    #[test]
-    fn flags_are_names_and_deduplicated() {
-        let flags = |list: &[&str]| list.iter().map(|f| f.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            check_flags(&flags(&["DONT_OPTIMIZE", " DONT_OPTIMIZE", "MALLOC_DEBUG"])).unwrap(),
-            ["DONT_OPTIMIZE", "MALLOC_DEBUG"]
-        );
-        assert!(check_flags(&flags(&["dont; rm -rf /"])).is_err());
-        assert!(check_flags(&[]).is_err());
-    }
-
-    #[test]
-    fn built_debs_match_the_version_without_epoch() {
-        let dir = tempfile::tempdir().unwrap();
-        for name in [
-            "asterisk_20.5.0-1wazo1+debug1_amd64.deb",
-            "asterisk-dbgsym_20.5.0-1wazo1+debug1_amd64.deb",
-            "asterisk_20.5.0-1wazo1_amd64.deb",
-            "asterisk_20.5.0-1wazo1+debug1_amd64.buildinfo",
-        ] {
-            std::fs::write(dir.path().join(name), b"").unwrap();
-        }
-        let debs = built_debs(dir.path(), "8:20.5.0-1wazo1+debug1");
-        let packages: Vec<&str> = debs.iter().map(|(p, _)| p.as_str()).collect();
-        assert_eq!(packages, ["asterisk", "asterisk-dbgsym"]);
-    }
-}
+mod tests;

@@ -21,8 +21,6 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
 
 use clap::Args;
 
@@ -30,13 +28,15 @@ use crate::context::Context;
 use crate::engine::backup;
 use crate::engine::command::Cmd;
 use crate::engine::edit::FileEdit;
-use crate::engine::interrupt::Interrupt;
-use crate::engine::journal::{RUN_ENV, run_id};
 use crate::engine::plan::{Plan, fail_on_missing, with_missing};
 use crate::error::{Error, Result};
 use crate::evidence::valgrind_report;
 use crate::host::files::fresh_private_dir;
 use crate::host::sys::{create_private, require_root};
+mod foreground;
+
+use foreground::{Ended, run_foreground};
+
 use crate::host::valgrind_conf::{
     add_noload, check_modules, comment_highpriority, has_highpriority,
 };
@@ -48,11 +48,6 @@ const LOG: &str = "valgrind.txt";
 const SUPP: &str = "valgrind.supp";
 /// Valgrind's log of a long run is big, but not unbounded in memory here.
 const VALGRIND_LOG_LIMIT: u64 = 512 << 20;
-/// How long valgrind may take to write its leak report after Ctrl-C
-/// before it is stopped harder: a big Asterisk takes minutes.
-const REPORT_GRACE: Duration = Duration::from_secs(300);
-/// How long to let a terminal's own Ctrl-C reach the child before forwarding one.
-const FORWARD_DELAY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Args)]
 pub struct ValgrindArgs {
@@ -621,80 +616,6 @@ fn dry_run_script(
         .note("Runs in the foreground until Ctrl-C; then everything above is put back.")
         .run(command.clone());
     script.script(&with_missing(header.join("\n"), plan))
-}
-
-/// How the foreground run ended.
-enum Ended {
-    /// After this signal reached us (and, through us or the terminal, the child).
-    ByUser(i32),
-    ByItself(ExitStatus),
-}
-
-/// Runs valgrind on the terminal until it exits. On Ctrl-C the terminal
-/// has already sent SIGINT to it too; otherwise (a signal to us alone) it
-/// is forwarded. Valgrind then gets minutes to write its report, not the
-/// executor's seconds.
-fn run_foreground(cmd: &Cmd, interrupt: &Interrupt) -> Result<Ended> {
-    errln!("\n+ {cmd}");
-    let mut command = Command::new(cmd.program());
-    command
-        .args(cmd.args())
-        .stdin(Stdio::inherit())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
-        .env(RUN_ENV, run_id());
-    if let Some(dir) = cmd.dir() {
-        command.current_dir(dir);
-    }
-    let mut child = command.spawn().map_err(|source| Error::Spawn {
-        command: cmd.to_string(),
-        source,
-    })?;
-    loop {
-        if let Some(status) = child.try_wait().map_err(|source| Error::Spawn {
-            command: cmd.to_string(),
-            source,
-        })? {
-            return Ok(Ended::ByItself(status));
-        }
-        if let Some(signal) = interrupt.received() {
-            errln!("\nStopping: valgrind is writing its report (this can take minutes)...");
-            wait_report(&mut child);
-            return Ok(Ended::ByUser(signal));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn wait_report(child: &mut Child) {
-    let started = Instant::now();
-    let mut signals = vec![
-        (FORWARD_DELAY, libc::SIGINT),
-        (REPORT_GRACE, libc::SIGTERM),
-        (REPORT_GRACE + Duration::from_secs(10), libc::SIGKILL),
-    ]
-    .into_iter();
-    let mut next = signals.next();
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        if let Some((after, signal)) = next {
-            if started.elapsed() >= after {
-                if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-                    // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-                    unsafe {
-                        libc::kill(pid, signal);
-                    }
-                }
-                next = signals.next();
-            }
-        } else {
-            let _ = child.wait();
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Copies the log into the output directory (0600) and prints its summary.

@@ -1,0 +1,112 @@
+//! `freeze --dry-run`: the doc's commands as a script that runs anywhere.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::context::Context;
+use crate::engine::script::{Vars, preamble};
+use crate::error::Result;
+use crate::evidence::cores;
+use crate::gdb::{self, Target};
+use crate::host::asterisk;
+
+/// What the command line asked for, as far as the script needs it.
+pub struct Wanted<'a> {
+    pub pid: Option<u32>,
+    pub core: Option<&'a Path>,
+    pub asterisk_bin: &'a Path,
+    pub no_attach: bool,
+}
+
+/// `--dry-run`, on any machine: no Asterisk running here, nor its binary,
+/// only makes them variables of the script.
+pub fn dry_run(context: &Context, wanted: &Wanted, timeout: Duration) -> Result<()> {
+    if wanted.no_attach {
+        outln!("#!/bin/sh");
+        outln!(
+            "# wazo-astdebug freeze --no-attach reads /proc only: no command runs, Asterisk is not stopped."
+        );
+        return Ok(());
+    }
+    let target = match &wanted.core {
+        Some(core) => Target::Core(cores::require_core(core)?.path),
+        None => Target::Pid(
+            wanted
+                .pid
+                .or_else(|| asterisk::find(&context.host).found.map(|found| found.pid))
+                .unwrap_or(0),
+        ),
+    };
+    let binary = asterisk::binary_for_script(&context.host, wanted.asterisk_bin);
+    print_script(&target, &binary, context.output_path(), timeout);
+    Ok(())
+}
+
+fn print_script(target: &Target, binary: &Path, out: &Path, timeout: Duration) {
+    let mut vars = Vars::new();
+    vars.push(
+        "ASTERISK_BIN",
+        binary.to_string_lossy(),
+        "The binary of the running Asterisk (--asterisk-bin).",
+    );
+    vars.push(
+        "OUT",
+        out.to_string_lossy(),
+        "Where the evidence goes (-o).",
+    );
+    match target {
+        Target::Pid(0) => vars.push_computed(
+            "ASTERISK_PID",
+            "0",
+            "$(cat /run/asterisk/asterisk.pid)",
+            "The pid of the frozen Asterisk (none runs here: read from its pid file).",
+        ),
+        Target::Pid(pid) => vars.push(
+            "ASTERISK_PID",
+            pid.to_string(),
+            "The pid of the frozen Asterisk (--pid).",
+        ),
+        Target::Core(core) => {
+            vars.push("CORE", core.to_string_lossy(), "The core to read (--core).")
+        }
+    }
+    out!(
+        "{}",
+        preamble(
+            &format!(
+                "wazo-astdebug freeze: evidence of a frozen Asterisk into {}",
+                out.display()
+            ),
+            &vars,
+            &[out.to_path_buf()],
+        )
+    );
+    if let Target::Pid(_) = target {
+        let seconds = timeout.as_secs().to_string();
+        // A frozen Asterisk does not answer: a timeout is a symptom, not a failure.
+        outln!("timeout {seconds} systemctl is-active asterisk || true");
+        outln!(
+            "timeout {seconds} asterisk -rx 'core show channels' > {} || true",
+            vars.path(&out.join("core-show-channels.txt"))
+        );
+        outln!(
+            "timeout {seconds} asterisk -rx 'core show locks' > {} || true",
+            vars.path(&out.join("core-show-locks.txt"))
+        );
+    }
+    let request = gdb::Request {
+        binary: binary.to_path_buf(),
+        target: target.clone(),
+        commands: vec!["thread apply all bt".to_string()],
+        text_out: out.join("bt-threads.txt"),
+        analysis_out: None,
+    };
+    outln!(
+        "{} > {}",
+        vars.cmd(&request.command(None)),
+        vars.path(&request.text_out)
+    );
+    outln!(
+        "# (in the same gdb run: who waits for which lock, read from memory, into gdb-threads.json)"
+    );
+}
