@@ -80,6 +80,23 @@ fn an_abba_deadlock_is_named_exactly_and_asterisk_keeps_running() {
     assert!(!stderr.contains("( ??)"), "{stderr}");
     let report = std::fs::read_to_string(bed.path("/tmp/out/bug-report.md")).unwrap();
     assert!(report.contains("DEADLOCK"), "{report}");
+    // The doc's `grep -E '(LWP1|LWP2)' full`: each cycle thread's own line.
+    let log = std::fs::read_to_string(bed.path("/tmp/out/threads-log.txt")).unwrap();
+    for (role, lwp) in [
+        ("first", bed.lwps("first")[0]),
+        ("second", bed.lwps("second")[0]),
+    ] {
+        let line = format!("NOTICE[{lwp}]");
+        assert!(
+            log.contains(&line) && log.contains(&format!("abba: {role} thread")),
+            "{line} in {log}"
+        );
+    }
+    assert!(
+        !log.contains("bystander thread"),
+        "bystanders are not followed: {log}"
+    );
+    assert!(stderr.contains("Their last words in the log"), "{stderr}");
     assert!(bed.running(), "Asterisk state {:?}", bed.state());
     assert!(text(&bed.rx("core show uptime")).contains("System uptime"));
 }

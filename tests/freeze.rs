@@ -203,6 +203,16 @@ fn a_real_deadlock_is_found_live_and_in_its_core() {
     );
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     check_graph(&json, &frozen);
+    // On a core, every thread's locals too (as ast_coredumper's -full.txt).
+    let full = json["artefacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|path| path.as_str())
+        .find(|path| path.ends_with("/bt-full.txt"))
+        .expect("bt-full.txt among the artefacts of freeze --core");
+    let text = fs::read_to_string(full).unwrap();
+    assert!(text.contains("Thread ") && text.contains("#0 "), "{text}");
 }
 
 #[test]

@@ -38,6 +38,7 @@ mod gcore;
 mod graph_source;
 mod log_tail;
 mod target;
+mod threads_log;
 
 use bug_report::{GROUP_DEPTH, GROUPS_SHOWN, bug_report};
 use dry_run::{Wanted, dry_run};
@@ -71,6 +72,10 @@ pub struct FreezeArgs {
     /// Minutes of /var/log/asterisk/full to keep, up to the freeze
     #[arg(long, value_name = "MINUTES", default_value_t = 10)]
     pub log_minutes: u64,
+
+    /// Lines of the log kept from each deadlocked thread and top lock holder (threads-log.txt)
+    #[arg(long, value_name = "LINES", default_value_t = crate::evidence::thread_log::LINES_PER_THREAD)]
+    pub log_lines: usize,
 
     /// Only read the wait-for graph from /proc: Asterisk is never stopped (no gdb, no CLI checks)
     #[arg(long, conflicts_with = "core")]
@@ -185,6 +190,14 @@ fn collect(
         );
         findings.summary = format!("{}\n\n{agreement}\n", findings.summary.trim_end());
     }
+    let _ = follow_threads(
+        context,
+        target,
+        args.log_lines,
+        out,
+        &mut findings,
+        evidence,
+    );
     print_findings(&findings);
     if args.graph {
         draw_graph(&findings, out, evidence)?;
@@ -251,13 +264,24 @@ fn report_look_only(
              without --no-attach, gdb can look instead",
         ));
     };
-    let findings = Findings {
+    let mut findings = Findings {
         summary: seen.text,
         graph: seen.graph,
         analysis: seen.analysis,
         graph_source: "/proc".to_string(),
         stack_groups: Vec::new(),
     };
+    // The /proc answer is printed already: only what the log adds to it.
+    if let Some(last_words) = follow_threads(
+        context,
+        target,
+        args.log_lines,
+        out,
+        &mut findings,
+        evidence,
+    ) {
+        errln!("\n{}", last_words.trim_end());
+    }
     let report_path = write_bug_report(context, &findings, evidence, None, out)?;
     errln!("\nAsterisk was not stopped (--no-attach): no gdb, no CLI check.");
     errln!("Bug report: {}", report_path.display());
@@ -265,6 +289,47 @@ fn report_look_only(
         print_json(target, args, &findings, evidence)?;
     }
     Ok(())
+}
+
+/// threads-log.txt, and the last lines of each followed thread in the
+/// summary (returned too, for a summary printed already).
+fn follow_threads(
+    context: &Context,
+    target: &Target,
+    per_thread: usize,
+    out: &Path,
+    findings: &mut Findings,
+    evidence: &mut Evidence,
+) -> Option<String> {
+    let window = match target {
+        Target::Pid(pid) => threads_log::live_window(*pid),
+        Target::Core(core) => threads_log::core_window(core),
+    };
+    let followed = threads_log::follow(
+        context,
+        &findings.graph,
+        &findings.analysis,
+        window,
+        per_thread,
+        out,
+    );
+    match followed {
+        Ok(Some(followed)) => {
+            evidence.artefacts.push(followed.path);
+            for warning in followed.warnings {
+                evidence.warnings.raise(warning);
+            }
+            findings.summary = format!("{}\n\n{}", findings.summary.trim_end(), followed.summary);
+            Some(followed.summary)
+        }
+        Ok(None) => None,
+        Err(error) => {
+            evidence
+                .warnings
+                .raise(format!("no threads-log.txt: {error}"));
+            None
+        }
+    }
 }
 
 /// `--gcore`: a core of the live process, so the evidence outlives a restart.
@@ -341,6 +406,23 @@ fn take_backtrace(
         request.text_out.display()
     );
     evidence.stopped = outcome.stopped;
+    if let Target::Core(core) = target {
+        // Every thread's locals too, as ast_coredumper writes them: a core
+        // costs the PBX nothing to read twice (never done live, where it
+        // would double the stop).
+        let full = gdb::Request {
+            binary: request.binary,
+            target: Target::Core(core.clone()),
+            commands: vec!["thread apply all bt full".to_string()],
+            text_out: out.join("bt-full.txt"),
+            analysis_out: None,
+        };
+        match gdb::run(&full, &context.interrupt) {
+            Ok(_) => evidence.artefacts.push(full.text_out),
+            Err(Error::Interrupted) => return Err(Error::Interrupted),
+            Err(error) => evidence.warnings.raise(format!("no bt-full.txt: {error}")),
+        }
+    }
     Ok(outcome.analysis)
 }
 

@@ -110,3 +110,45 @@ pub fn process_state(pid: u32) -> Option<char> {
     // The command name may hold spaces and parentheses: the state follows the last ')'.
     stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
+
+/// When a process started: `/proc/PID/stat`'s start time (clock ticks after
+/// boot) added to `/proc/stat`'s boot time. `None` when either is unreadable.
+pub fn process_started(pid: u32) -> Option<std::time::SystemTime> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22 overall; the 20th after the state, which follows the last ')'.
+    let ticks: u64 = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    let boot: u64 = fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hertz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+        .ok()
+        .filter(|&hz| hz > 0)?;
+    let since_epoch = std::time::Duration::from_secs(boot)
+        + std::time::Duration::from_millis(ticks.checked_mul(1000)? / hertz);
+    Some(std::time::UNIX_EPOCH + since_epoch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_started_before_now_and_after_boot() {
+        let started = process_started(std::process::id()).expect("our own start time");
+        let now = std::time::SystemTime::now();
+        assert!(started <= now + std::time::Duration::from_secs(1));
+        assert!(now.duration_since(started).unwrap_or_default().as_secs() < 86_400 * 365);
+        assert_eq!(process_started(u32::MAX), None);
+    }
+}

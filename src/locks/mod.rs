@@ -7,6 +7,7 @@ pub mod analysis;
 pub mod draw;
 pub mod dump;
 pub mod file;
+pub mod focus;
 pub mod from_gdb;
 pub mod from_proc;
 pub mod graph;

@@ -80,6 +80,10 @@ pub fn bug_report(
 fn describe_artefact(name: &str) -> String {
     match name {
         "bt-threads.txt" => "gdb `thread apply all bt`",
+        "bt-full.txt" => {
+            "gdb `thread apply all bt full` (the core's locals, redacted in the bundle)"
+        }
+        "threads-log.txt" => "the log lines of the deadlocked threads and top lock holders, by LWP",
         "core-show-locks.txt" => "`asterisk -rx 'core show locks'`",
         "core-show-channels.txt" => "`asterisk -rx 'core show channels'`",
         "graph-locks.dot" | "graph-locks.svg" => "the lock wait-for graph",

@@ -43,6 +43,8 @@ static void role(const char *scenario, const char *name, const void *lock)
 		fprintf(f, "%s %s %d %p\n", scenario, name, ast_get_tid(), lock);
 		fclose(f);
 	}
+	/* A line in `full` with this thread's LWP, as real threads leave. */
+	ast_log(LOG_NOTICE, "astdebug test %s: %s thread, lock %p\n", scenario, name, lock);
 }
 
 /* ABBA: the first takes A then wants B, the second takes B then wants A. */
