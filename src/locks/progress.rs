@@ -565,20 +565,27 @@ pub fn verdict_text(progress: &Progress) -> String {
     let mut out = format!("Progress between samples: {}.\n", progress.says);
     out.push_str(&format!("  Rests on {}.\n", progress.rests_on));
     for lock in &progress.locks {
-        let owners: Vec<String> = lock
-            .owners
-            .iter()
-            .map(|o| o.map_or_else(|| "?".to_string(), |o| o.to_string()))
-            .collect();
+        let owners = if lock.owners.windows(2).all(|pair| pair[0] == pair[1]) {
+            match lock.owners.first().copied().flatten() {
+                Some(owner) => format!("held by LWP {owner} throughout"),
+                None => "holder unknown throughout".to_string(),
+            }
+        } else {
+            let owners: Vec<String> = lock
+                .owners
+                .iter()
+                .map(|o| o.map_or_else(|| "?".to_string(), |o| o.to_string()))
+                .collect();
+            format!("holder LWP {}", owners.join(" → "))
+        };
         out.push_str(&format!(
-            "  {}: {}; holder LWP {}, waiters {}\n",
+            "  {}: {}; {owners}, waiters {}\n",
             label(&lock.name, &lock.address),
             match lock.course {
                 Course::Stuck => "stuck",
                 Course::Moved => "moved",
                 Course::Unclear => "unclear",
             },
-            owners.join(" → "),
             arrows(&lock.waiters)
         ));
     }
