@@ -239,3 +239,44 @@ fn bad_sample_counts_and_intervals_are_refused_and_dry_run_says_it_samples() {
     assert!(!dry(&[]).contains("samples of /proc"));
     assert!(dry(&["--no-attach", "--samples", "2"]).contains("# First 2 samples of /proc"));
 }
+
+#[test]
+fn on_the_real_asterisk_an_abba_deadlock_is_frozen_in_every_sample() {
+    use crate::common::testbed::{Bed, Module, text};
+    require_testbed!();
+    let bed = Bed::start(Module::Stripped);
+    bed.break_it("abba 3");
+    let output = bed.tool(&[
+        "-o",
+        "/tmp/out",
+        "--json",
+        "freeze",
+        "--no-attach",
+        "--samples",
+        "3",
+        "--interval",
+        "0.3",
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let progress = &json["samples"];
+    assert_eq!(progress["verdict"], "frozen", "{progress:#}");
+    // The module's pair hold the stuck locks in every sample.
+    let pair: std::collections::BTreeSet<u64> = bed
+        .lwps("first")
+        .into_iter()
+        .chain(bed.lwps("second"))
+        .map(u64::from)
+        .collect();
+    let holders: std::collections::BTreeSet<u64> = progress["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|lock| lock["course"] == "stuck")
+        .flat_map(|lock| lock["owners"].as_array().unwrap().clone())
+        .filter_map(|owner| owner.as_u64())
+        .collect();
+    assert_eq!(holders, pair, "{progress:#}");
+    assert!(bed.path("/tmp/out/samples.txt").exists());
+    assert!(bed.running(), "Asterisk state {:?}", bed.state());
+}
