@@ -280,3 +280,33 @@ fn on_the_real_asterisk_an_abba_deadlock_is_frozen_in_every_sample() {
     assert!(bed.path("/tmp/out/samples.txt").exists());
     assert!(bed.running(), "Asterisk state {:?}", bed.state());
 }
+
+#[test]
+fn ctrl_c_while_sampling_keeps_the_samples_read_and_leaves_the_program_running() {
+    require_root!();
+    let sandbox = Sandbox::new(&["systemctl", "asterisk"]);
+    let stuck = start("stuck", "cond", &sandbox.path(""), false);
+    let pid = stuck.0.id().to_string();
+    let run = sandbox.start_in_group(&[
+        "freeze",
+        "--no-attach",
+        "--samples",
+        "100",
+        "--interval",
+        "0.2",
+        "--pid",
+        &pid,
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    run.signal_group("INT");
+    let output = run.finish(std::time::Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("proc-locks.txt, samples.txt"), "{stderr}");
+    assert!(stderr.contains("is running (checked: state S)"), "{stderr}");
+    let saved = fs::read_to_string(sandbox.path("out").join("samples.txt")).unwrap();
+    assert!(
+        saved.contains("cannot tell: interrupted after ") && saved.contains("of 100 samples"),
+        "{saved}"
+    );
+}

@@ -5,7 +5,7 @@
 //! read as progress.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::context::Context;
@@ -67,7 +67,7 @@ pub fn take(
     count: u32,
     interval: Duration,
     out: &Path,
-    artefacts: &mut Vec<std::path::PathBuf>,
+    artefacts: &mut Vec<PathBuf>,
     warnings: &mut Warnings,
 ) -> Result<Sampled> {
     errln!(
@@ -85,7 +85,13 @@ pub fn take(
             let mut failed = None;
             for index in 0..count {
                 if index > 0 {
-                    sleep_until(context, since + interval * index)?;
+                    if let Err(error) = sleep_until(context, since + interval * index) {
+                        // What was read stays: an interrupted run lists it as saved.
+                        let why = format!("interrupted after {} of {count} samples", samples.len());
+                        let progress = progress::cannot_tell(&why, &samples);
+                        save(&samples, &progress, out, artefacts, warnings);
+                        return Err(error);
+                    }
                 }
                 match progress::sample(&process, &maps, since) {
                     Ok(sample) => {
@@ -124,7 +130,21 @@ pub fn take(
             &samples,
         ),
     };
-    let text = progress::text(&samples, &progress);
+    save(&samples, &progress, out, artefacts, warnings);
+    let verdict = progress::verdict_text(&progress);
+    errln!("{}", verdict.trim_end());
+    Ok(Sampled { progress, verdict })
+}
+
+/// `samples.txt`: a failure to write it is a warning, the verdict stands.
+fn save(
+    samples: &[Snapshot],
+    progress: &Progress,
+    out: &Path,
+    artefacts: &mut Vec<PathBuf>,
+    warnings: &mut Warnings,
+) {
+    let text = progress::text(samples, progress);
     let path = out.join("samples.txt");
     match create_private(&path).and_then(|mut file| {
         file.write_all(text.as_bytes())
@@ -133,9 +153,6 @@ pub fn take(
         Ok(()) => artefacts.push(path),
         Err(error) => warnings.raise(error.to_string()),
     }
-    let verdict = progress::verdict_text(&progress);
-    errln!("{}", verdict.trim_end());
-    Ok(Sampled { progress, verdict })
 }
 
 /// "Sample 2/3 at 1.00 s (read in 1.2 ms): 5 threads waiting for 2 locks".
