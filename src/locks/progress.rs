@@ -23,6 +23,9 @@ use crate::locks::from_proc;
 use crate::locks::graph::{Analysis, LockGraph};
 use crate::locks::watch::Stillness;
 
+/// Frozen locks whose holder is described, the most waited-for first.
+const HOLDERS_SHOWN: usize = 5;
+
 /// One reading of the process's locks.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -281,8 +284,14 @@ pub fn compare(samples: &[Snapshot]) -> Progress {
         )
     };
     if progress.verdict == Verdict::Frozen {
-        for lock in &stuck {
+        for lock in stuck.iter().take(HOLDERS_SHOWN) {
             progress.notes.extend(holder_note(lock, samples));
+        }
+        if stuck.len() > HOLDERS_SHOWN {
+            progress.notes.push(format!(
+                "{} more frozen locks, with fewer waiters: their holders are in each lock's series",
+                stuck.len() - HOLDERS_SHOWN
+            ));
         }
         if !moved.is_empty() {
             progress.notes.push(format!(

@@ -21,6 +21,8 @@ pub const MAX_SAMPLES: u32 = 100;
 const MAX_INTERVAL: f64 = 60.0;
 /// The shortest: below it the readings themselves (milliseconds) dominate.
 const MIN_INTERVAL: f64 = 0.05;
+/// Locks whose series the summary shows (samples.txt has them all).
+const LOCKS_SHOWN: usize = 10;
 /// How often a wait checks for Ctrl-C.
 const TICK: Duration = Duration::from_millis(50);
 
@@ -131,7 +133,7 @@ pub fn take(
         ),
     };
     save(&samples, &progress, out, artefacts, warnings);
-    let verdict = progress::verdict_text(&progress);
+    let verdict = progress::verdict_text(&progress, LOCKS_SHOWN);
     errln!("{}", verdict.trim_end());
     Ok(Sampled { progress, verdict })
 }

@@ -234,3 +234,36 @@ fn a_frozen_lock_beside_busy_contention_is_frozen_and_says_the_rest_moved() {
     );
     assert!(text.contains("0x200: moved; holder LWP 20 → 21"), "{text}");
 }
+
+#[test]
+fn a_thousand_frozen_locks_are_summed_up_not_listed() {
+    // Holder 10_000 + i holds mutex 0x1000 * (i + 1); thread 20_000 + i waits.
+    let mut tasks = Vec::new();
+    let mut mem = Vec::new();
+    for i in 0..1000u32 {
+        let word = 0x1000 * u64::from(i + 1);
+        tasks.push(in_poll(10_000 + i));
+        tasks.push(futex(20_000 + i, word));
+        mem.push((word, 2));
+        mem.push((word + 8, 10_000 + i));
+    }
+    let samples = [
+        reading(0, &tasks, &mem, &|_| Some(1)),
+        reading(1, &tasks, &mem, &|_| Some(1)),
+    ];
+    let progress = compare(&samples);
+    assert!(
+        progress
+            .says
+            .starts_with("frozen: the same 1000 threads wait on the same 1000 locks")
+    );
+    assert_eq!(progress.locks.len(), 1000);
+    assert!(
+        progress.notes.len() <= HOLDERS_SHOWN + 1,
+        "{:?}",
+        progress.notes
+    );
+    let shown = verdict_text(&progress, 10);
+    assert!(shown.contains("… and 990 more locks"), "{shown}");
+    assert!(shown.lines().count() < 25, "{shown}");
+}

@@ -31,15 +31,16 @@ pub fn text(samples: &[Snapshot], progress: &Progress) -> String {
         }
     }
     out.push('\n');
-    out.push_str(&verdict_text(progress));
+    out.push_str(&verdict_text(progress, usize::MAX));
     out
 }
 
-/// The verdict, what it rests on, and each lock's series.
-pub fn verdict_text(progress: &Progress) -> String {
+/// The verdict, what it rests on, and the series of the `shown` most
+/// waited-for locks.
+pub fn verdict_text(progress: &Progress, shown: usize) -> String {
     let mut out = format!("Progress between samples: {}.\n", progress.says);
     out.push_str(&format!("  Rests on {}.\n", progress.rests_on));
-    for lock in &progress.locks {
+    for lock in progress.locks.iter().take(shown) {
         let owners = if lock.owners.windows(2).all(|pair| pair[0] == pair[1]) {
             match lock.owners.first().copied().flatten() {
                 Some(owner) => format!("held by LWP {owner} throughout"),
@@ -62,6 +63,12 @@ pub fn verdict_text(progress: &Progress) -> String {
                 Course::Unclear => "unclear",
             },
             arrows(&lock.waiters)
+        ));
+    }
+    if progress.locks.len() > shown {
+        out.push_str(&format!(
+            "  … and {} more locks (every one in samples.txt)\n",
+            progress.locks.len() - shown
         ));
     }
     for note in &progress.notes {
