@@ -42,6 +42,8 @@ pub struct Snapshot {
     pub still: HashMap<u32, Stillness>,
     /// Threads stopped (`T`/`t`) by a debugger or a signal.
     pub stopped: Vec<u32>,
+    /// Every thread's system call.
+    pub syscalls: HashMap<u32, Syscall>,
 }
 
 /// One lock at one reading.
@@ -122,6 +124,10 @@ pub fn sample(process: &Process, maps: &[Mapping], since: Instant) -> Result<Sna
     snapshot.threads = tasks.len();
     snapshot.readable = tasks.is_empty() || tasks.iter().any(|t| t.syscall != Syscall::Unknown);
     snapshot.stopped = built.stopped;
+    snapshot.syscalls = tasks
+        .into_iter()
+        .map(|task| (task.tid, task.syscall))
+        .collect();
     Ok(snapshot)
 }
 
@@ -276,11 +282,12 @@ pub fn compare(samples: &[Snapshot]) -> Progress {
             ),
         )
     } else {
+        let why = with(Course::Unclear)
+            .next()
+            .map_or_else(String::new, |lock| lock.why.clone());
         (
             Verdict::CannotTell,
-            "cannot tell: nothing seen moved, but some waiters' context-switch counts could \
-             not be read (threads that exited, or no right to read their status)"
-                .to_string(),
+            format!("cannot tell: nothing seen moved, and {why}"),
         )
     };
     if progress.verdict == Verdict::Frozen {
@@ -348,17 +355,48 @@ fn course(
 ) -> (Course, String) {
     let label = label(name, address);
     if let Some(absent) = seen.iter().position(Option::is_none) {
+        // Waiters still asleep where they were, on a lock that no longer
+        // reads as one: its owner is no thread any more (it exited holding
+        // it?), which /proc alone cannot confirm.
+        let before = absent
+            .checked_sub(1)
+            .and_then(|i| seen[i].map(|lock| (i, lock)));
+        if let Some((i, lock)) = before {
+            let asleep = |tid: &u32| {
+                let then = samples[i].syscalls.get(tid);
+                then.is_some_and(|then| {
+                    then.futex().is_some() && samples[absent].syscalls.get(tid) == Some(then)
+                })
+            };
+            if lock.waiters.iter().all(asleep) {
+                return (
+                    Course::Unclear,
+                    format!(
+                        "{label} no longer reads as a held lock at sample {}, yet its waiters \
+                         still sleep on it: its holder may have exited holding it",
+                        absent + 1
+                    ),
+                );
+            }
+        }
+        let why = if before.is_some() {
+            "its waiters got it, and nobody waited for it any more"
+        } else {
+            "nobody waited for it yet"
+        };
         return (
             Course::Moved,
-            format!(
-                "{label} had no waiter at sample {}: its queue drained",
-                absent + 1
-            ),
+            format!("{label} had no waiter at sample {}: {why}", absent + 1),
         );
     }
     let seen: Vec<&LockSeen> = seen.iter().flatten().copied().collect();
     let owners: Vec<Option<u32>> = seen.iter().map(|lock| lock.owner).collect();
-    if owners.windows(2).any(|pair| pair[0] != pair[1]) {
+    // An owner that turns unknown is no new holder: the old one exited, or
+    // its word could not be read. Its waiters' stillness decides.
+    if owners
+        .windows(2)
+        .any(|pair| pair[0] != pair[1] && pair[1].is_some())
+    {
         return (
             Course::Moved,
             format!(
@@ -407,25 +445,37 @@ fn course(
     if unclear {
         return (
             Course::Unclear,
-            format!("{label}: some waiters' context-switch counts could not be read"),
+            format!(
+                "the context-switch counts of some waiters of {label} could not be read \
+                 (threads that exited, or no right to read their status)"
+            ),
         );
     }
-    let holder = match owners.first().copied().flatten() {
-        Some(owner) => format!("held by LWP {owner}"),
-        None => "its holder unknown (an rwlock's readers, or an owner that exited)".to_string(),
+    let holder = match (
+        owners.first().copied().flatten(),
+        owners.iter().position(Option::is_none),
+    ) {
+        (Some(owner), None) => format!("held by LWP {owner} in all {} samples", samples.len()),
+        (Some(owner), Some(gone)) => format!(
+            "held by LWP {owner}, not a thread of the process (or unreadable) from sample {} \
+             on: it may have exited holding it",
+            gone + 1
+        ),
+        (None, _) => format!(
+            "its holder unknown (an rwlock's readers, or an owner that exited) in all {} samples",
+            samples.len()
+        ),
     };
     (
         Course::Stuck,
-        format!(
-            "{label}: {holder} in all {} samples; none of its waiters got it or woke",
-            samples.len()
-        ),
+        format!("{label}: {holder}; none of its waiters got it or woke"),
     )
 }
 
 /// The frozen verdict: which threads, which locks, over how many samples.
 fn frozen_says(stuck: &[&LockSeries], samples: &[Snapshot]) -> String {
     let k = samples.len();
+    let span = samples.last().map_or(0.0, |last| last.at.as_secs_f64());
     let waiting_at = |i: usize| -> BTreeSet<u32> {
         stuck
             .iter()
@@ -441,16 +491,16 @@ fn frozen_says(stuck: &[&LockSeries], samples: &[Snapshot]) -> String {
     if sets.windows(2).all(|pair| pair[0] == pair[1]) {
         let n = sets[0].len();
         format!(
-            "frozen: the same {n} thread{} wait{} on the same {locks} in all {k} samples, and no \
-             holder changed",
+            "frozen: the same {n} thread{} wait{} on the same {locks} in all {k} samples (over \
+             {span:.2} s), and no holder changed",
             if n == 1 { "" } else { "s" },
             if n == 1 { "s" } else { "" },
         )
     } else {
         let counts: Vec<usize> = sets.iter().map(BTreeSet::len).collect();
         format!(
-            "frozen: no holder changed and no waiter got its lock in all {k} samples, on {locks}; \
-             the threads waiting went {} (more pile up behind it)",
+            "frozen: no holder changed and no waiter got its lock in all {k} samples (over \
+             {span:.2} s), on {locks}; the threads waiting went {} (more pile up behind it)",
             arrows(&counts)
         )
     }

@@ -48,6 +48,7 @@ fn reading(
     snapshot.took = Duration::from_micros(1500);
     snapshot.threads = tasks.len();
     snapshot.stopped = built.stopped;
+    snapshot.syscalls = tasks.iter().map(|t| (t.tid, t.syscall.clone())).collect();
     snapshot
 }
 
@@ -70,7 +71,7 @@ fn nothing_moves_in_three_samples_is_frozen() {
     assert!(
         progress
             .says
-            .starts_with("frozen: the same 3 threads wait on the same lock 0x100 in all 3 samples"),
+            .starts_with("frozen: the same 3 threads wait on the same lock 0x100 in all 3 samples (over 2.00 s), and no holder changed"),
         "{}",
         progress.says
     );
@@ -266,4 +267,27 @@ fn a_thousand_frozen_locks_are_summed_up_not_listed() {
     let shown = verdict_text(&progress, 10);
     assert!(shown.contains("… and 990 more locks"), "{shown}");
     assert!(shown.lines().count() < 25, "{shown}");
+}
+
+#[test]
+fn a_holder_that_exits_holding_the_lock_is_no_new_holder() {
+    // Sample 2: 10 is gone, its LWP still in the mutex's owner word.
+    let samples = [
+        reading(0, &queue(&[11, 12]), &HELD_BY_10, &|_| Some(1)),
+        reading(1, &queue(&[11, 12])[1..], &HELD_BY_10, &|_| Some(1)),
+    ];
+    let progress = compare(&samples);
+    assert_eq!(progress.verdict, Verdict::CannotTell, "{progress:#?}");
+    assert!(
+        progress.locks[0]
+            .why
+            .contains("its holder may have exited holding it"),
+        "{progress:#?}"
+    );
+    // The same waiters, woken and gone: the lock served them.
+    let served = [
+        reading(0, &queue(&[11, 12]), &HELD_BY_10, &|_| Some(1)),
+        reading(1, &[in_poll(11), in_poll(12)], &[], &|_| Some(2)),
+    ];
+    assert_eq!(compare(&served).verdict, Verdict::Slow);
 }
