@@ -354,6 +354,23 @@ fn course(
     samples: &[Snapshot],
 ) -> (Course, String) {
     let label = label(name, address);
+    // Across a reading that missed the lock too: a new owner is a new owner.
+    let present: Vec<&LockSeen> = seen.iter().flatten().copied().collect();
+    let owners: Vec<Option<u32>> = present.iter().map(|lock| lock.owner).collect();
+    // An owner that turns unknown is no new holder: the old one exited, or
+    // its word could not be read. Its waiters' stillness decides.
+    if owners
+        .windows(2)
+        .any(|pair| pair[0] != pair[1] && pair[1].is_some())
+    {
+        return (
+            Course::Moved,
+            format!(
+                "the holder of {label} changed between samples ({})",
+                owner_changes(&owners)
+            ),
+        );
+    }
     if let Some(absent) = seen.iter().position(Option::is_none) {
         // Waiters still asleep where they were, on a lock that no longer
         // reads as one: its owner is no thread any more (it exited holding
@@ -389,22 +406,7 @@ fn course(
             format!("{label} had no waiter at sample {}: {why}", absent + 1),
         );
     }
-    let seen: Vec<&LockSeen> = seen.iter().flatten().copied().collect();
-    let owners: Vec<Option<u32>> = seen.iter().map(|lock| lock.owner).collect();
-    // An owner that turns unknown is no new holder: the old one exited, or
-    // its word could not be read. Its waiters' stillness decides.
-    if owners
-        .windows(2)
-        .any(|pair| pair[0] != pair[1] && pair[1].is_some())
-    {
-        return (
-            Course::Moved,
-            format!(
-                "the holder of {label} changed between samples ({})",
-                owner_changes(&owners)
-            ),
-        );
-    }
+    let seen = present;
     let mut unclear = false;
     for (i, pair) in seen.windows(2).enumerate() {
         let (before, after) = (pair[0], pair[1]);
