@@ -23,8 +23,6 @@ const MAX_INTERVAL: f64 = 60.0;
 const MIN_INTERVAL: f64 = 0.05;
 /// Locks whose series the summary shows (samples.txt has them all).
 const LOCKS_SHOWN: usize = 10;
-/// How often a wait checks for Ctrl-C.
-const TICK: Duration = Duration::from_millis(50);
 
 /// `--samples`: 1 (no comparison, as before) to [`MAX_SAMPLES`].
 pub fn parse_samples(text: &str) -> std::result::Result<u32, String> {
@@ -87,7 +85,7 @@ pub fn take(
             let mut failed = None;
             for index in 0..count {
                 if index > 0 {
-                    if let Err(error) = sleep_until(context, since + interval * index) {
+                    if let Err(error) = context.interrupt.sleep_until(since + interval * index) {
                         // What was read stays: an interrupted run lists it as saved.
                         let why = format!("interrupted after {} of {count} samples", samples.len());
                         let progress = progress::cannot_tell(&why, &samples);
@@ -173,17 +171,6 @@ fn one_line(index: u32, count: u32, sample: &Snapshot) -> String {
         sample.threads,
         sample.locks.len()
     )
-}
-
-fn sleep_until(context: &Context, until: Instant) -> Result<()> {
-    loop {
-        context.interrupt.check()?;
-        let now = Instant::now();
-        if now >= until {
-            return Ok(());
-        }
-        std::thread::sleep(TICK.min(until - now));
-    }
 }
 
 #[cfg(test)]
