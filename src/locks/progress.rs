@@ -290,6 +290,13 @@ pub fn compare(samples: &[Snapshot]) -> Progress {
             format!("cannot tell: nothing seen moved, and {why}"),
         )
     };
+    if progress.verdict == Verdict::Slow {
+        progress.notes.push(
+            "a single look cannot tell this from a freeze: at any one moment a holder asleep \
+             with the lock held looks stuck; across the samples the lock changes hands"
+                .to_string(),
+        );
+    }
     if progress.verdict == Verdict::Frozen {
         for lock in stuck.iter().take(HOLDERS_SHOWN) {
             progress.notes.extend(holder_note(lock, samples));
