@@ -213,6 +213,7 @@ fn bad_sample_counts_and_intervals_are_refused_and_dry_run_says_it_samples() {
             &["--samples", "3", "--core", "core"][..],
             "cannot be used with",
         ),
+        (&["--interval", "2"][..], "--samples <N>"),
     ] {
         sandbox
             .command()

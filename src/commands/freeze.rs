@@ -92,7 +92,7 @@ pub struct FreezeArgs {
 
     /// Seconds between two samples (fractions allowed)
     #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = samples::parse_interval,
-          allow_hyphen_values = true, conflicts_with = "core")]
+          allow_hyphen_values = true, conflicts_with = "core", requires = "samples")]
     pub interval: f64,
 }
 
