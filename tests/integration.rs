@@ -15,6 +15,7 @@ mod crash;
 mod dry_run;
 mod fleet;
 mod freeze;
+mod freeze_samples;
 mod graph;
 mod layout;
 mod man;

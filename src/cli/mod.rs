@@ -89,8 +89,10 @@ pub enum Command {
             all bt\"` and, in the same attach, reads who waits for which mutex or rwlock from memory, so the \
             deadlock is found even without DEBUG_THREADS. Prints the deadlock in words and the threads grouped \
             by identical stacks; --graph also draws it. The process is left running. --core does the same on \
-            a core file, e.g. one left by the freeze check's abort().",
+            a core file, e.g. one left by the freeze check's abort(). --samples N first reads /proc N times \
+            and compares: frozen (no lock changes hands) or only slow.",
         after_help = "Examples:\n  wazo-astdebug freeze --graph\n  wazo-astdebug --json freeze --pid 1255\n  \
+            wazo-astdebug freeze --samples 3 --interval 0.5\n  \
             wazo-astdebug freeze --core /var/spool/asterisk/core.1255.1764303163"
     )]
     Freeze(crate::commands::freeze::FreezeArgs),

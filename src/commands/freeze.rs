@@ -28,6 +28,7 @@ use crate::host::version;
 use crate::locks::draw::{self, GraphFormat};
 use crate::locks::graph::{Analysis, LockGraph};
 use crate::locks::live;
+use crate::locks::progress;
 use crate::locks::render;
 use crate::output::Warnings;
 
@@ -37,6 +38,7 @@ mod evidence;
 mod gcore;
 mod graph_source;
 mod log_tail;
+mod samples;
 mod target;
 mod threads_log;
 
@@ -45,6 +47,7 @@ use dry_run::{Wanted, dry_run};
 use evidence::Evidence;
 use graph_source::choose_graph;
 use log_tail::last_minutes;
+use samples::Sampled;
 use target::find_pid;
 
 #[derive(Debug, Args)]
@@ -85,6 +88,17 @@ pub struct FreezeArgs {
     /// survives a restart; refused when the disk is too small for it
     #[arg(long, conflicts_with_all = ["core", "no_attach"])]
     pub gcore: bool,
+
+    /// Read /proc this many times, `--interval` apart, before anything else, and compare:
+    /// frozen (no lock changes hands) or only slow; Asterisk is not stopped for it
+    #[arg(long, value_name = "N", default_value = "1", value_parser = samples::parse_samples,
+          allow_hyphen_values = true, conflicts_with = "core")]
+    pub samples: u32,
+
+    /// Seconds between two samples (fractions allowed)
+    #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = samples::parse_interval,
+          allow_hyphen_values = true, conflicts_with = "core", requires = "samples")]
+    pub interval: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -100,6 +114,9 @@ struct FreezeJson<'a> {
     stack_groups: &'a [StackGroup],
     /// How long gdb held the live process, attach to detach (null for a core).
     stopped_seconds: Option<f64>,
+    /// `--samples` above 1: the comparison of the /proc samples.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    samples: Option<&'a progress::Progress>,
     warnings: &'a Warnings,
 }
 
@@ -120,6 +137,8 @@ pub fn run(context: &Context, args: &FreezeArgs) -> Result<()> {
             core: args.core.as_deref(),
             asterisk_bin: &args.asterisk_bin,
             no_attach: args.no_attach,
+            samples: args.samples,
+            interval: args.interval,
         };
         return dry_run(context, &wanted, timeout);
     }
@@ -159,8 +178,20 @@ fn collect(
         Target::Pid(pid) => look_without_stopping(*pid, out, evidence),
         Target::Core(_) => None,
     };
+    let sampled = match target {
+        Target::Pid(pid) if args.samples > 1 => Some(samples::take(
+            context,
+            *pid,
+            args.samples,
+            Duration::from_secs_f64(args.interval),
+            out,
+            &mut evidence.artefacts,
+            &mut evidence.warnings,
+        )?),
+        _ => None,
+    };
     if args.no_attach {
-        return report_look_only(context, args, target, seen, out, evidence);
+        return report_look_only(context, args, target, seen, sampled, out, evidence);
     }
     if let Target::Pid(_) = target {
         evidence.check_symptoms(context, timeout, out)?;
@@ -190,6 +221,14 @@ fn collect(
         );
         findings.summary = format!("{}\n\n{agreement}\n", findings.summary.trim_end());
     }
+    if let Some(sampled) = &sampled {
+        // The samples have no frames: the stacks are gdb's, taken later.
+        findings.summary = format!(
+            "{}\n\n{}  The stacks below are gdb's, one look after the last sample.\n",
+            findings.summary.trim_end(),
+            sampled.verdict
+        );
+    }
     let _ = follow_threads(
         context,
         target,
@@ -210,7 +249,7 @@ fn collect(
         shell::quote(&out.display().to_string())
     );
     if context.opts.json {
-        print_json(target, args, &findings, evidence)?;
+        print_json(target, args, &findings, evidence, sampled.as_ref())?;
     }
     Ok(())
 }
@@ -255,6 +294,7 @@ fn report_look_only(
     args: &FreezeArgs,
     target: &Target,
     seen: Option<live::Look>,
+    sampled: Option<Sampled>,
     out: &Path,
     evidence: &mut Evidence,
 ) -> Result<()> {
@@ -264,8 +304,12 @@ fn report_look_only(
              without --no-attach, gdb can look instead",
         ));
     };
+    let summary = match &sampled {
+        Some(sampled) => format!("{}\n\n{}", seen.text.trim_end(), sampled.verdict),
+        None => seen.text,
+    };
     let mut findings = Findings {
-        summary: seen.text,
+        summary,
         graph: seen.graph,
         analysis: seen.analysis,
         graph_source: "/proc".to_string(),
@@ -286,7 +330,7 @@ fn report_look_only(
     errln!("\nAsterisk was not stopped (--no-attach): no gdb, no CLI check.");
     errln!("Bug report: {}", report_path.display());
     if context.opts.json {
-        print_json(target, args, &findings, evidence)?;
+        print_json(target, args, &findings, evidence, sampled.as_ref())?;
     }
     Ok(())
 }
@@ -508,6 +552,7 @@ fn print_json(
     args: &FreezeArgs,
     findings: &Findings,
     evidence: &Evidence,
+    sampled: Option<&Sampled>,
 ) -> Result<()> {
     let mut graph_json = Vec::new();
     render::json(&findings.graph, &findings.analysis, &mut graph_json)
@@ -525,6 +570,7 @@ fn print_json(
         proc_graph: evidence.proc_graph.as_ref(),
         stack_groups: &findings.stack_groups,
         stopped_seconds: evidence.stopped.map(|stopped| stopped.as_secs_f64()),
+        samples: sampled.map(|sampled| &sampled.progress),
         warnings: &evidence.warnings,
     };
     crate::output::print_json(&json)

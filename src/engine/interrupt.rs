@@ -89,6 +89,19 @@ impl Interrupt {
             None => Ok(()),
         }
     }
+
+    /// Sleeps until `until`, or `Err(Interrupted)` within 50 ms of a
+    /// signal: a wait between two readings must not outlast a Ctrl-C.
+    pub fn sleep_until(&self, until: Instant) -> Result<()> {
+        loop {
+            self.check()?;
+            let now = Instant::now();
+            if now >= until {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50).min(until - now));
+        }
+    }
 }
 
 /// Ends the process with 130 when a signal has gone unanswered for

@@ -14,6 +14,7 @@ pub mod graph;
 mod hash;
 pub mod holders;
 pub mod live;
+pub mod progress;
 pub mod render;
 mod scc;
 pub mod watch;

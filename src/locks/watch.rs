@@ -70,7 +70,7 @@ pub struct Stillness {
 impl Stillness {
     /// Whether the thread did not move between `self` and `later`. An
     /// unreadable count is no proof of stillness.
-    fn same(&self, later: &Stillness) -> bool {
+    pub fn same(&self, later: &Stillness) -> bool {
         self.syscall == later.syscall && self.switches.is_some() && self.switches == later.switches
     }
 }

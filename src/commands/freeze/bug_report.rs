@@ -87,6 +87,7 @@ fn describe_artefact(name: &str) -> String {
         "core-show-locks.txt" => "`asterisk -rx 'core show locks'`",
         "core-show-channels.txt" => "`asterisk -rx 'core show channels'`",
         "graph-locks.dot" | "graph-locks.svg" => "the lock wait-for graph",
+        "samples.txt" => "the /proc samples compared (`--samples`): frozen, or only slow",
         _ if name.starts_with("asterisk-full-last") => "the Asterisk log just before the freeze",
         _ => "",
     }

@@ -16,6 +16,9 @@ pub struct Wanted<'a> {
     pub core: Option<&'a Path>,
     pub asterisk_bin: &'a Path,
     pub no_attach: bool,
+    /// `--samples` and `--interval`.
+    pub samples: u32,
+    pub interval: f64,
 }
 
 /// `--dry-run`, on any machine: no Asterisk running here, nor its binary,
@@ -26,6 +29,7 @@ pub fn dry_run(context: &Context, wanted: &Wanted, timeout: Duration) -> Result<
         outln!(
             "# wazo-astdebug freeze --no-attach reads /proc only: no command runs, Asterisk is not stopped."
         );
+        print_sampling(wanted);
         return Ok(());
     }
     let target = match &wanted.core {
@@ -38,11 +42,24 @@ pub fn dry_run(context: &Context, wanted: &Wanted, timeout: Duration) -> Result<
         ),
     };
     let binary = asterisk::binary_for_script(&context.host, wanted.asterisk_bin);
-    print_script(&target, &binary, context.output_path(), timeout);
+    print_script(&target, &binary, context.output_path(), timeout, wanted);
     Ok(())
 }
 
-fn print_script(target: &Target, binary: &Path, out: &Path, timeout: Duration) {
+/// `--samples`: no command, the tool reads /proc itself; said where it happens.
+fn print_sampling(wanted: &Wanted) {
+    if wanted.samples > 1 {
+        outln!(
+            "# First {} samples of /proc, {} s apart (each thread's system call and lock words, \
+             read by wazo-astdebug itself; Asterisk is not stopped), compared into samples.txt: \
+             frozen, or only slow.",
+            wanted.samples,
+            wanted.interval
+        );
+    }
+}
+
+fn print_script(target: &Target, binary: &Path, out: &Path, timeout: Duration, wanted: &Wanted) {
     let mut vars = Vars::new();
     vars.push(
         "ASTERISK_BIN",
@@ -82,6 +99,7 @@ fn print_script(target: &Target, binary: &Path, out: &Path, timeout: Duration) {
         )
     );
     if let Target::Pid(_) = target {
+        print_sampling(wanted);
         let seconds = timeout.as_secs().to_string();
         // A frozen Asterisk does not answer: a timeout is a symptom, not a failure.
         outln!("timeout {seconds} systemctl is-active asterisk || true");
