@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::evidence::astlog::{self, Copied};
 use crate::evidence::bugreport::BugReport;
 use crate::evidence::cores::{self, CoreFile};
-use crate::evidence::segfault_scan::{self as segfaults, Filter, Segfault};
+use crate::evidence::segfault_scan::{self as segfaults, Filter, Segfault, SegfaultJson};
 use crate::evidence::syslog;
 use crate::gdb::threads;
 use crate::gdb::{self, Target};
@@ -56,17 +56,22 @@ pub struct CrashArgs {
     pub process: String,
 }
 
+/// `--json`: `docs/json.md`, "crash".
 #[derive(Debug, Serialize)]
 struct CrashJson<'a> {
     version: &'a str,
     incident: Option<String>,
-    segfaults: Vec<String>,
+    /// The incident's segfaults, as `segfaults --json` gives them.
+    segfaults: Vec<SegfaultJson>,
     core: Option<&'a CoreFile>,
     backtrace: Option<&'a Path>,
     summary: &'a [String],
-    warnings: &'a Warnings,
+    run_dir: &'a Path,
+    /// Every file this run wrote into `run_dir`.
+    artefacts: Vec<PathBuf>,
     logs: &'a [Copied],
     bug_report: &'a Path,
+    warnings: &'a Warnings,
 }
 
 /// What was found on the server before anything is written.
@@ -176,20 +181,25 @@ pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
         shell::quote(&out.display().to_string())
     );
     if context.opts.json {
+        let mut artefacts: Vec<PathBuf> = reading.backtrace.iter().cloned().collect();
+        artefacts.extend(
+            Some(out.join("bt-full.txt"))
+                .filter(|full| reading.backtrace.is_some() && full.is_file()),
+        );
+        artefacts.extend(logs.iter().map(|copied| copied.to.clone()));
+        artefacts.push(report_path.clone());
         crate::output::print_json(&CrashJson {
             version: &incident.version,
             incident: incident.time.map(|time| time.to_rfc3339()),
-            segfaults: incident
-                .segfaults
-                .iter()
-                .map(|segfault| segfault.line.clone())
-                .collect(),
+            segfaults: incident.segfaults.iter().map(SegfaultJson::from).collect(),
             core: incident.core.as_ref(),
             backtrace: reading.backtrace.as_deref(),
             summary: &reading.summary,
-            warnings: &warnings,
+            run_dir: &out,
+            artefacts,
             logs: &logs,
             bug_report: &report_path,
+            warnings: &warnings,
         })?;
     }
     Ok(())
@@ -225,6 +235,7 @@ fn gather(
             &args.process,
             matching.last().map(|s| s.kernel.pid),
             time,
+            warnings,
         )?,
     };
     // The core's own time also dates the crash it comes from.

@@ -32,6 +32,7 @@ const TOOLS: &[&str] = &[
     "asterisk",
 ];
 
+/// `--json`: `docs/json.md`, "info".
 #[derive(Debug, Serialize)]
 pub struct Info {
     version: Option<WazoVersion>,
@@ -56,6 +57,9 @@ pub struct Info {
     /// The processes that killed run left running.
     orphans: Vec<Orphan>,
     tools: Vec<Tool>,
+    /// What the text output shows as WARNING: the era's mirror holes, the
+    /// Asterisk lookup's doubts.
+    warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -108,6 +112,13 @@ fn gather(context: &Context) -> Result<Info> {
             path: find_tool(context, name),
         })
         .collect();
+    let lookup = asterisk::find(&context.host);
+    let warnings = era
+        .iter()
+        .flat_map(|era| era.holes.iter().chain(era.beyond.as_ref()))
+        .chain(&lookup.warnings)
+        .cloned()
+        .collect();
     Ok(Info {
         version,
         version_source,
@@ -118,7 +129,8 @@ fn gather(context: &Context) -> Result<Info> {
         apt,
         apt_error,
         root,
-        asterisk: asterisk::find(&context.host),
+        warnings,
+        asterisk: lookup,
         asterisk_version: asterisk::installed_version(&context.host),
         asterisk_vanilla: crate::host::dpkg::installed_version(&context.host, "asterisk-vanilla"),
         cores: cores::search(&context.host).cores,
