@@ -74,8 +74,9 @@ fn a_segfault_is_matched_to_its_core_through_the_faulting_thread() {
     assert_eq!(json["core"]["path"], core, "{json:#}");
     let lines = json["segfaults"].as_array().unwrap();
     assert_eq!(lines.len(), 1, "{json:#}");
+    assert_eq!(lines[0]["lwp"], crasher, "{json:#}");
     assert!(
-        lines[0]
+        lines[0]["line"]
             .as_str()
             .unwrap()
             .contains(&format!("asterisk[{crasher}]")),

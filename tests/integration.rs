@@ -16,6 +16,7 @@ mod dry_run;
 mod fleet;
 mod freeze;
 mod graph;
+mod json_vocabulary;
 mod layout;
 mod man;
 mod rebuild;

@@ -176,7 +176,7 @@ pub fn run(context: &Context, args: &ValgrindArgs) -> Result<()> {
     )?;
     let mut executor = context.executor()?;
     executor.begin(&plan)?;
-    let outcome = run_foreground(&command, &context.interrupt);
+    let outcome = run_foreground(&command, &context.interrupt, context.opts.json);
     let cleanup = executor.finish();
     let summary = summarise(context, run_dir);
     if args.leave_stopped {
