@@ -59,7 +59,7 @@ pub struct CrashArgs {
 /// `--json`: `docs/json.md`, "crash".
 #[derive(Debug, Serialize)]
 struct CrashJson<'a> {
-    version: &'a str,
+    version: Option<&'a str>,
     incident: Option<String>,
     /// The incident's segfaults, as `segfaults --json` gives them.
     segfaults: Vec<SegfaultJson>,
@@ -76,6 +76,9 @@ struct CrashJson<'a> {
 
 /// What was found on the server before anything is written.
 struct Incident {
+    /// The Wazo version, when found.
+    detected: Option<String>,
+    /// The same, or what to do to give it.
     version: String,
     time: Option<DateTime<FixedOffset>>,
     /// The segfault lines that belong to the incident.
@@ -189,7 +192,7 @@ pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
         artefacts.extend(logs.iter().map(|copied| copied.to.clone()));
         artefacts.push(report_path.clone());
         crate::output::print_json(&CrashJson {
-            version: &incident.version,
+            version: incident.detected.as_deref(),
             incident: incident.time.map(|time| time.to_rfc3339()),
             segfaults: incident.segfaults.iter().map(SegfaultJson::from).collect(),
             core: incident.core.as_ref(),
@@ -213,9 +216,12 @@ fn gather(
     core_given: Option<CoreFile>,
     warnings: &mut Warnings,
 ) -> Result<Incident> {
-    let version = version::detect(&context.host, context.opts.wazo_version.as_deref())
+    let detected = version::detect(&context.host, context.opts.wazo_version.as_deref())
         .map(|detected| detected.version.to_string())
-        .unwrap_or_else(|_| "unknown (give it with --wazo-version)".to_string());
+        .ok();
+    let version = detected
+        .clone()
+        .unwrap_or_else(|| "unknown (give it with --wazo-version)".to_string());
     // Unreadable logs are warned about, and the others still count.
     let found = segfaults::find_segfaults(
         &context.host,
@@ -260,6 +266,7 @@ fn gather(
     });
     let log_copies = astlog::covering(&astlog::copies(&context.host), time);
     Ok(Incident {
+        detected,
         version,
         time,
         segfaults: matching,

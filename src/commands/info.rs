@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::evidence::cores::{self, CoreFile};
 use crate::host::apt_sources::{self, AptSource};
 use crate::host::asterisk::{self, ASTERISK_BIN, PidLookup};
-use crate::host::runbook::{EraPlan, Runbooks};
+use crate::host::runbook::{EraPlan, RunbookSource, Runbooks};
 use crate::host::version::{self, VersionSource, WazoVersion};
 
 /// The tools the procedures use, in the order `info` lists them.
@@ -40,7 +40,8 @@ pub struct Info {
     version_error: Option<String>,
     era: Option<EraPlan>,
     era_error: Option<String>,
-    runbooks: String,
+    /// Built in, or `--runbooks DIR`: as `runbooks --json` says it.
+    runbooks: RunbookSource,
     apt: Option<AptSource>,
     apt_error: Option<String>,
     root: bool,
@@ -125,7 +126,7 @@ fn gather(context: &Context) -> Result<Info> {
         version_error,
         era,
         era_error,
-        runbooks: runbooks.source.to_string(),
+        runbooks: runbooks.source.clone(),
         apt,
         apt_error,
         root,
