@@ -184,11 +184,12 @@ pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
         shell::quote(&out.display().to_string())
     );
     if context.opts.json {
-        let mut artefacts: Vec<PathBuf> = reading.backtrace.iter().cloned().collect();
-        artefacts.extend(
-            Some(out.join("bt-full.txt"))
-                .filter(|full| reading.backtrace.is_some() && full.is_file()),
-        );
+        // gdb's files, those it got to write.
+        let mut artefacts: Vec<PathBuf> = ["bt-threads.txt", "gdb-threads.json", "bt-full.txt"]
+            .iter()
+            .map(|name| out.join(name))
+            .filter(|path| incident.core.is_some() && path.is_file())
+            .collect();
         artefacts.extend(logs.iter().map(|copied| copied.to.clone()));
         artefacts.push(report_path.clone());
         crate::output::print_json(&CrashJson {
