@@ -233,7 +233,7 @@ fn check_ids(value: &Value, at: &str, errors: &mut Vec<String>) {
 
 /// Checks `json` (the text printed or written) as `command`'s object, and
 /// that each warning in `stderr` is in its `warnings`.
-fn check(command: &str, json: &[u8], stderr: &str) -> Value {
+pub(crate) fn check(command: &str, json: &[u8], stderr: &str) -> Value {
     let text = String::from_utf8_lossy(json);
     let value: Value = serde_json::from_str(&text)
         .unwrap_or_else(|error| panic!("{command}: not one JSON value ({error}): {text}"));
