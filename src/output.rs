@@ -114,7 +114,7 @@ macro_rules! note {
 /// The warnings of a run: each is printed on stderr the moment it is raised
 /// (so a text-mode user sees it even if the run stops later), and kept for
 /// `--json` and the bug report, so that both say what the terminal said.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Clone, Serialize)]
 #[serde(transparent)]
 pub struct Warnings(Vec<String>);
 
@@ -129,12 +129,38 @@ impl Warnings {
         warn!("{message}");
         self.0.push(message);
     }
+
+    /// Keeps `message` without printing it: for a warning already printed
+    /// (by a child run, or by a layer that only prints).
+    pub fn keep(&mut self, message: impl Into<String>) {
+        self.0.push(message.into());
+    }
 }
 
-/// Prints `value` as pretty JSON on stdout, for `--json`.
+/// The version of the JSON vocabulary (`docs/json.md`): keys may be added
+/// within it, never renamed or given another meaning.
+pub const JSON_SCHEMA: u32 = 1;
+
+/// A command's JSON object with `"schema"` as its first key.
+#[derive(Serialize)]
+struct Versioned<'a, T: ?Sized> {
+    schema: u32,
+    #[serde(flatten)]
+    object: &'a T,
+}
+
+/// `value` (a struct: its keys go beside `schema`) as pretty JSON.
+pub fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> crate::error::Result<String> {
+    serde_json::to_string_pretty(&Versioned {
+        schema: JSON_SCHEMA,
+        object: value,
+    })
+    .map_err(|error| crate::error::Error::Encode(error.to_string()))
+}
+
+/// Prints a command's object as pretty JSON on stdout, for `--json`.
 pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> crate::error::Result<()> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|error| crate::error::Error::Encode(error.to_string()))?;
+    let text = json_text(value)?;
     outln!("{text}");
     Ok(())
 }
@@ -145,5 +171,15 @@ mod tests {
     fn no_colour_off_a_terminal() {
         // Tests run with stderr captured: never a terminal.
         assert_eq!(super::alarm("DEADLOCK"), "DEADLOCK");
+    }
+
+    #[test]
+    fn schema_comes_first() {
+        #[derive(serde::Serialize)]
+        struct Object {
+            pid: u32,
+        }
+        let text = super::json_text(&Object { pid: 7 }).unwrap();
+        assert_eq!(text, "{\n  \"schema\": 1,\n  \"pid\": 7\n}");
     }
 }

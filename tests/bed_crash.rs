@@ -51,9 +51,10 @@ fn plant_other_segfault(bed: &Bed) {
     std::fs::write(bed.path("/var/log/syslog"), line).unwrap();
 }
 
+/// The crash object, held to docs/json.md on a real Asterisk's crash.
 fn json_of(output: &std::process::Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|error| panic!("not JSON ({error}): {}", text(output)))
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    crate::json_vocabulary::check("crash", &output.stdout, &stderr)
 }
 
 #[test]
@@ -74,8 +75,9 @@ fn a_segfault_is_matched_to_its_core_through_the_faulting_thread() {
     assert_eq!(json["core"]["path"], core, "{json:#}");
     let lines = json["segfaults"].as_array().unwrap();
     assert_eq!(lines.len(), 1, "{json:#}");
+    assert_eq!(lines[0]["lwp"], crasher, "{json:#}");
     assert!(
-        lines[0]
+        lines[0]["line"]
             .as_str()
             .unwrap()
             .contains(&format!("asterisk[{crasher}]")),

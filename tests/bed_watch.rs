@@ -54,7 +54,7 @@ fn watch_once_catches_an_abba_deadlock_and_names_its_lwps() {
     let freezes = json["freezes"].as_array().expect("freezes");
     assert_eq!(freezes.len(), 1, "{json:#}");
     assert_eq!(freezes[0]["rule"], "cycle");
-    let named: BTreeSet<u64> = freezes[0]["threads"]
+    let named: BTreeSet<u64> = freezes[0]["lwps"]
         .as_array()
         .unwrap()
         .iter()

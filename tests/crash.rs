@@ -48,13 +48,13 @@ fn crash_core(program: &Path, dir: &Path) -> PathBuf {
     core
 }
 
-struct Crashed {
-    sandbox: Sandbox,
-    program: PathBuf,
-    core: PathBuf,
+pub(crate) struct Crashed {
+    pub(crate) sandbox: Sandbox,
+    pub(crate) program: PathBuf,
+    pub(crate) core: PathBuf,
 }
 
-fn crashed() -> Crashed {
+pub(crate) fn crashed() -> Crashed {
     let sandbox = Sandbox::new(&[]);
     let program = compile("crash", &sandbox.path(""));
     let core = crash_core(&program, &sandbox.path(""));

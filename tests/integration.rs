@@ -17,6 +17,7 @@ mod fleet;
 mod freeze;
 mod freeze_samples;
 mod graph;
+mod json_vocabulary;
 mod layout;
 mod man;
 mod rebuild;

@@ -50,26 +50,24 @@ fn json(command: &mut Command) -> Vec<Value> {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_slice::<Value>(&output.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+    let object: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(object["schema"], 1, "{object:#}");
+    object["segfaults"].as_array().unwrap().clone()
 }
 
-fn pids(list: &[Value]) -> Vec<u64> {
-    list.iter().map(|s| s["pid"].as_u64().unwrap()).collect()
+fn lwps(list: &[Value]) -> Vec<u64> {
+    list.iter().map(|s| s["lwp"].as_u64().unwrap()).collect()
 }
 
 #[test]
 fn every_crash_once_oldest_first_with_its_fields() {
     let root = server_tree();
     let list = json(tool(root.path()).arg("segfaults"));
-    assert_eq!(pids(&list), [1111, 2222, 3333, 4444]);
+    assert_eq!(lwps(&list), [1111, 2222, 3333, 4444]);
 
     let old = &list[0];
     assert!(
-        old["file"]
+        old["source"]
             .as_str()
             .unwrap()
             .ends_with("var/log/syslog.2.gz")
@@ -87,7 +85,12 @@ fn every_crash_once_oldest_first_with_its_fields() {
     assert_eq!(old["file_offset"], Value::Null);
 
     let new = &list[1];
-    assert!(new["file"].as_str().unwrap().ends_with("var/log/syslog.1"));
+    assert!(
+        new["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("var/log/syslog.1")
+    );
     let also: Vec<&str> = new["also_in"]
         .as_array()
         .unwrap()
@@ -107,7 +110,7 @@ fn every_crash_once_oldest_first_with_its_fields() {
 
     let iso = &list[2];
     assert_eq!(iso["time"], "2026-11-28T04:12:43.123456+00:00");
-    assert!(iso["file"].as_str().unwrap().ends_with("var/log/syslog"));
+    assert!(iso["source"].as_str().unwrap().ends_with("var/log/syslog"));
     assert_eq!(iso["also_in"].as_array().unwrap().len(), 1);
     // An ISO stamp keeps the offset it was written with.
     assert_eq!(list[3]["time"], "2026-11-28T05:30:00+01:00");
@@ -134,7 +137,7 @@ fn text_output_names_the_files() {
 fn since_and_until_filter() {
     let root = server_tree();
     let list = json(tool(root.path()).args(["segfaults", "--since", "2026-11-27 00:00"]));
-    assert_eq!(pids(&list), [3333, 4444]);
+    assert_eq!(lwps(&list), [3333, 4444]);
     let list = json(tool(root.path()).args([
         "segfaults",
         "--since",
@@ -142,7 +145,7 @@ fn since_and_until_filter() {
         "--until",
         "2026-11-28 04:20",
     ]));
-    assert_eq!(pids(&list), [2222, 3333]);
+    assert_eq!(lwps(&list), [2222, 3333]);
     let list =
         json(tool(root.path()).args(["segfaults", "--since", "-1h", "--until", "2026-11-28"]));
     assert!(list.is_empty());
@@ -157,13 +160,13 @@ fn since_and_until_filter() {
 fn other_processes_match_only_by_exact_name() {
     let root = server_tree();
     let list = json(tool(root.path()).args(["segfaults", "--process", "sv"]));
-    assert_eq!(pids(&list), [2223, 5555]);
+    assert_eq!(lwps(&list), [2223, 5555]);
     assert_eq!(
         list[0]["error"],
         "user-mode instruction fetch from an unmapped address"
     );
     let list = json(tool(root.path()).args(["segfaults", "--process", "asterisk-wrap"]));
-    assert_eq!(pids(&list), [6666]);
+    assert_eq!(lwps(&list), [6666]);
     let list = json(tool(root.path()).args(["segfaults", "--process", "aster"]));
     assert!(list.is_empty());
 }
@@ -201,7 +204,7 @@ fn log_option_scans_only_the_given_files() {
             .arg("--log")
             .arg(Path::new(FIXTURES).join("syslog.2.gz")),
     );
-    assert_eq!(pids(&list), [1111, 2222, 3333]);
+    assert_eq!(lwps(&list), [1111, 2222, 3333]);
 }
 
 #[test]
@@ -228,7 +231,7 @@ fn bad_inputs_are_named_and_do_not_lose_the_rest() {
         .arg(Path::new(FIXTURES).join("kern.log"))
         .assert()
         .success()
-        .stdout(predicate::str::contains("\"pid\": 3333"))
+        .stdout(predicate::str::contains("\"lwp\": 3333"))
         .stderr(predicate::str::contains("is a directory"))
         .stderr(predicate::str::contains("cut.gz"));
 
@@ -252,8 +255,12 @@ fn bad_inputs_are_named_and_do_not_lose_the_rest() {
         .unwrap();
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("binary"));
-    let list: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(list[0]["pid"], 7);
+    let object: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(object["segfaults"][0]["lwp"], 7);
+    assert!(
+        object["warnings"][0].as_str().unwrap().contains("binary"),
+        "the warning printed is in the JSON too: {object:#}"
+    );
 }
 
 /// A real crash: the kernel's line for it must be found (through dmesg, as
@@ -296,8 +303,10 @@ fn a_real_crash_is_found_by_pid() {
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let list: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
-        found = list.into_iter().filter(|s| s["pid"] == pid).collect();
+        let object: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let list = object["segfaults"].as_array().unwrap().clone();
+        // Single-threaded: the faulting thread's LWP is the pid.
+        found = list.into_iter().filter(|s| s["lwp"] == pid).collect();
         if !found.is_empty() {
             break;
         }
@@ -318,7 +327,7 @@ fn a_real_crash_is_found_by_pid() {
         .filter_map(Value::as_str)
         .collect();
     assert!(
-        crash["file"] == "dmesg" || also.contains(&"dmesg"),
+        crash["source"] == "dmesg" || also.contains(&"dmesg"),
         "{crash}"
     );
     let age = chrono::DateTime::parse_from_rfc3339(crash["time"].as_str().unwrap()).unwrap();

@@ -20,14 +20,14 @@ fn compile_leak(sandbox: &Sandbox) -> PathBuf {
     crate::common::compile_c("leak", &sandbox.path(""))
 }
 
-struct Server {
-    sandbox: Sandbox,
+pub(crate) struct Server {
+    pub(crate) sandbox: Sandbox,
     leak: PathBuf,
     modules: PathBuf,
     asterisk_conf: PathBuf,
 }
 
-fn server() -> Server {
+pub(crate) fn server() -> Server {
     let sandbox = Sandbox::new(&["monit", "service"]);
     let modules = sandbox.host_file("/etc/asterisk/modules.conf", MODULES);
     fs::set_permissions(&modules, fs::Permissions::from_mode(0o640)).unwrap();
@@ -43,7 +43,7 @@ fn server() -> Server {
 }
 
 impl Server {
-    fn args(&self, program_args: &str) -> Vec<String> {
+    pub(crate) fn args(&self, program_args: &str) -> Vec<String> {
         [
             "--yes",
             "valgrind",

@@ -218,7 +218,7 @@ fn a_deadlock_is_caught_within_seconds_without_tracing_before_the_capture() {
     );
     let freeze = &json["freezes"][0];
     assert_eq!(freeze["rule"], "cycle", "{json:#}");
-    assert_eq!(freeze["threads"], serde_json::json!([first, second]));
+    assert_eq!(freeze["lwps"], serde_json::json!([first, second]));
     assert_eq!(freeze["behind"], serde_json::json!([bystander]));
     assert!(
         text(&output).contains("rule: wait-for cycle"),

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::evidence::astlog::{self, Copied};
 use crate::evidence::bugreport::BugReport;
 use crate::evidence::cores::{self, CoreFile};
-use crate::evidence::segfault_scan::{self as segfaults, Filter, Segfault};
+use crate::evidence::segfault_scan::{self as segfaults, Filter, Segfault, SegfaultJson};
 use crate::evidence::syslog;
 use crate::gdb::threads;
 use crate::gdb::{self, Target};
@@ -56,21 +56,29 @@ pub struct CrashArgs {
     pub process: String,
 }
 
+/// `--json`: `docs/json.md`, "crash".
 #[derive(Debug, Serialize)]
 struct CrashJson<'a> {
-    version: &'a str,
+    version: Option<&'a str>,
     incident: Option<String>,
-    segfaults: Vec<String>,
+    /// The incident's segfaults, as `segfaults --json` gives them.
+    segfaults: Vec<SegfaultJson>,
     core: Option<&'a CoreFile>,
     backtrace: Option<&'a Path>,
     summary: &'a [String],
-    warnings: &'a Warnings,
+    run_dir: &'a Path,
+    /// Every file this run wrote into `run_dir`.
+    artefacts: Vec<PathBuf>,
     logs: &'a [Copied],
     bug_report: &'a Path,
+    warnings: &'a Warnings,
 }
 
 /// What was found on the server before anything is written.
 struct Incident {
+    /// The Wazo version, when found.
+    detected: Option<String>,
+    /// The same, or what to do to give it.
     version: String,
     time: Option<DateTime<FixedOffset>>,
     /// The segfault lines that belong to the incident.
@@ -176,20 +184,26 @@ pub fn run(context: &Context, args: &CrashArgs) -> Result<()> {
         shell::quote(&out.display().to_string())
     );
     if context.opts.json {
+        // gdb's files, those it got to write.
+        let mut artefacts: Vec<PathBuf> = ["bt-threads.txt", "gdb-threads.json", "bt-full.txt"]
+            .iter()
+            .map(|name| out.join(name))
+            .filter(|path| incident.core.is_some() && path.is_file())
+            .collect();
+        artefacts.extend(logs.iter().map(|copied| copied.to.clone()));
+        artefacts.push(report_path.clone());
         crate::output::print_json(&CrashJson {
-            version: &incident.version,
+            version: incident.detected.as_deref(),
             incident: incident.time.map(|time| time.to_rfc3339()),
-            segfaults: incident
-                .segfaults
-                .iter()
-                .map(|segfault| segfault.line.clone())
-                .collect(),
+            segfaults: incident.segfaults.iter().map(SegfaultJson::from).collect(),
             core: incident.core.as_ref(),
             backtrace: reading.backtrace.as_deref(),
             summary: &reading.summary,
-            warnings: &warnings,
+            run_dir: &out,
+            artefacts,
             logs: &logs,
             bug_report: &report_path,
+            warnings: &warnings,
         })?;
     }
     Ok(())
@@ -203,9 +217,12 @@ fn gather(
     core_given: Option<CoreFile>,
     warnings: &mut Warnings,
 ) -> Result<Incident> {
-    let version = version::detect(&context.host, context.opts.wazo_version.as_deref())
+    let detected = version::detect(&context.host, context.opts.wazo_version.as_deref())
         .map(|detected| detected.version.to_string())
-        .unwrap_or_else(|_| "unknown (give it with --wazo-version)".to_string());
+        .ok();
+    let version = detected
+        .clone()
+        .unwrap_or_else(|| "unknown (give it with --wazo-version)".to_string());
     // Unreadable logs are warned about, and the others still count.
     let found = segfaults::find_segfaults(
         &context.host,
@@ -225,6 +242,7 @@ fn gather(
             &args.process,
             matching.last().map(|s| s.kernel.pid),
             time,
+            warnings,
         )?,
     };
     // The core's own time also dates the crash it comes from.
@@ -249,6 +267,7 @@ fn gather(
     });
     let log_copies = astlog::covering(&astlog::copies(&context.host), time);
     Ok(Incident {
+        detected,
         version,
         time,
         segfaults: matching,

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::context::Context;
 use crate::engine::shell;
 use crate::error::{Error, Result};
-use crate::evidence::cores;
+use crate::evidence::cores::{self, CoreFile};
 use crate::evidence::symptoms::Symptom;
 use crate::gdb::threads::{self, StackGroup};
 use crate::gdb::{self, Target};
@@ -101,10 +101,13 @@ pub struct FreezeArgs {
     pub interval: f64,
 }
 
+/// `--json`: `docs/json.md`, "freeze".
 #[derive(Debug, Serialize)]
 struct FreezeJson<'a> {
     pid: Option<u32>,
-    core: Option<PathBuf>,
+    /// The core read (`--core`) or taken (`--gcore`), as `crash` and `info` show one.
+    core: Option<CoreFile>,
+    run_dir: &'a Path,
     symptoms: &'a [Symptom],
     artefacts: &'a [PathBuf],
     graph: serde_json::Value,
@@ -142,9 +145,10 @@ pub fn run(context: &Context, args: &FreezeArgs) -> Result<()> {
         };
         return dry_run(context, &wanted, timeout);
     }
+    let mut warnings = Warnings::new();
     let target = match &args.core {
         Some(core) => Target::Core(cores::require_core(core)?.path),
-        None => Target::Pid(find_pid(context, args.pid)?),
+        None => Target::Pid(find_pid(context, args.pid, &mut warnings)?),
     };
     // Only gdb needs the binary: --no-attach works without it.
     let binary = if args.no_attach {
@@ -153,7 +157,10 @@ pub fn run(context: &Context, args: &FreezeArgs) -> Result<()> {
         asterisk::binary(&context.host, &args.asterisk_bin)?
     };
     let out = context.output_dir()?.to_path_buf();
-    let mut evidence = Evidence::default();
+    let mut evidence = Evidence {
+        warnings,
+        ..Evidence::default()
+    };
     let outcome = collect(context, args, binary, &target, timeout, &out, &mut evidence);
     if let Err(Error::Interrupted) = outcome {
         tell_saved(&out, &evidence, &target);
@@ -249,7 +256,7 @@ fn collect(
         shell::quote(&out.display().to_string())
     );
     if context.opts.json {
-        print_json(target, args, &findings, evidence, sampled.as_ref())?;
+        print_json(target, args, &findings, evidence, sampled.as_ref(), out)?;
     }
     Ok(())
 }
@@ -330,7 +337,7 @@ fn report_look_only(
     errln!("\nAsterisk was not stopped (--no-attach): no gdb, no CLI check.");
     errln!("Bug report: {}", report_path.display());
     if context.opts.json {
-        print_json(target, args, &findings, evidence, sampled.as_ref())?;
+        print_json(target, args, &findings, evidence, sampled.as_ref(), out)?;
     }
     Ok(())
 }
@@ -553,16 +560,19 @@ fn print_json(
     findings: &Findings,
     evidence: &Evidence,
     sampled: Option<&Sampled>,
+    out: &Path,
 ) -> Result<()> {
     let mut graph_json = Vec::new();
     render::json(&findings.graph, &findings.analysis, &mut graph_json)
         .map_err(|error| Error::write("stdout", error))?;
+    let core = args.core.as_ref().or(evidence.core.as_ref());
     let json = FreezeJson {
         pid: match target {
             Target::Pid(pid) => Some(*pid),
             Target::Core(_) => None,
         },
-        core: args.core.clone(),
+        core: core.and_then(|path| cores::require_core(path).ok()),
+        run_dir: out,
         symptoms: &evidence.symptoms,
         artefacts: &evidence.artefacts,
         graph: serde_json::from_slice(&graph_json).unwrap_or(serde_json::Value::Null),

@@ -64,9 +64,13 @@ pub fn run(context: &Context, args: &GraphArgs) -> Result<()> {
         GraphFormat::Dot => {
             write_output(output.as_deref(), |out| render::dot(&graph, &analysis, out))
         }
-        GraphFormat::Json => write_output(output.as_deref(), |out| {
-            render::json(&graph, &analysis, out)
-        }),
+        GraphFormat::Json => {
+            // What the text format prints as notes: in JSON, its warnings.
+            let notes = source_info(&args.file, &info).notes;
+            write_output(output.as_deref(), |out| {
+                render::json_warned(&graph, &analysis, &notes, out)
+            })
+        }
         GraphFormat::Svg | GraphFormat::Png => {
             let target = output
                 .unwrap_or_else(|| PathBuf::from(format!("graph-locks.{}", format.extension())));

@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::evidence::cores::{self, CoreFile};
 use crate::host::apt_sources::{self, AptSource};
 use crate::host::asterisk::{self, ASTERISK_BIN, PidLookup};
-use crate::host::runbook::{EraPlan, Runbooks};
+use crate::host::runbook::{EraPlan, RunbookSource, Runbooks};
 use crate::host::version::{self, VersionSource, WazoVersion};
 
 /// The tools the procedures use, in the order `info` lists them.
@@ -32,6 +32,7 @@ const TOOLS: &[&str] = &[
     "asterisk",
 ];
 
+/// `--json`: `docs/json.md`, "info".
 #[derive(Debug, Serialize)]
 pub struct Info {
     version: Option<WazoVersion>,
@@ -39,7 +40,8 @@ pub struct Info {
     version_error: Option<String>,
     era: Option<EraPlan>,
     era_error: Option<String>,
-    runbooks: String,
+    /// Built in, or `--runbooks DIR`: as `runbooks --json` says it.
+    runbooks: RunbookSource,
     apt: Option<AptSource>,
     apt_error: Option<String>,
     root: bool,
@@ -56,6 +58,9 @@ pub struct Info {
     /// The processes that killed run left running.
     orphans: Vec<Orphan>,
     tools: Vec<Tool>,
+    /// What the text output shows as WARNING: the era's mirror holes, the
+    /// Asterisk lookup's doubts.
+    warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -108,17 +113,25 @@ fn gather(context: &Context) -> Result<Info> {
             path: find_tool(context, name),
         })
         .collect();
+    let lookup = asterisk::find(&context.host);
+    let warnings = era
+        .iter()
+        .flat_map(|era| era.holes.iter().chain(era.beyond.as_ref()))
+        .chain(&lookup.warnings)
+        .cloned()
+        .collect();
     Ok(Info {
         version,
         version_source,
         version_error,
         era,
         era_error,
-        runbooks: runbooks.source.to_string(),
+        runbooks: runbooks.source.clone(),
         apt,
         apt_error,
         root,
-        asterisk: asterisk::find(&context.host),
+        warnings,
+        asterisk: lookup,
         asterisk_version: asterisk::installed_version(&context.host),
         asterisk_vanilla: crate::host::dpkg::installed_version(&context.host, "asterisk-vanilla"),
         cores: cores::search(&context.host).cores,

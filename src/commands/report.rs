@@ -62,9 +62,11 @@ pub struct ReportArgs {
     pub mask_ids: bool,
 }
 
+/// `--json`: `docs/json.md`, "report".
 #[derive(Debug, Serialize)]
 struct Summary {
-    dir: String,
+    /// The run directory packed.
+    run_dir: String,
     bundle: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     bundle_bytes: Option<u64>,
@@ -83,6 +85,8 @@ struct Summary {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     notes: Vec<String>,
     reminder: &'static str,
+    /// What the text summary calls a warning: each file's note, with its path.
+    warnings: Vec<String>,
 }
 
 pub fn run(context: &Context, args: &ReportArgs) -> Result<()> {
@@ -119,7 +123,7 @@ pub fn run(context: &Context, args: &ReportArgs) -> Result<()> {
     });
 
     let mut summary = Summary {
-        dir: dir.display().to_string(),
+        run_dir: dir.display().to_string(),
         bundle: bundle.display().to_string(),
         bundle_bytes: None,
         dry_run: context.opts.dry_run,
@@ -132,6 +136,7 @@ pub fn run(context: &Context, args: &ReportArgs) -> Result<()> {
         mask_map: None,
         notes,
         reminder: CORE_REMINDER,
+        warnings: Vec::new(),
     };
     let mut masker = args.mask_ids.then(Masker::new);
     // The run directory's name ends with the host name: masked inside the
@@ -207,6 +212,11 @@ fn total(summary: &mut Summary) {
     }
     summary.redactions = counts.total();
     summary.counts = counts;
+    summary.warnings = summary
+        .included
+        .iter()
+        .filter_map(|file| Some(format!("{}: {}", file.path, file.note.as_ref()?)))
+        .collect();
     summary.redactions_by_kind = counts
         .nonzero()
         .map(|(kind, count)| (kind.name(), count))

@@ -14,13 +14,25 @@ pub struct RunbooksArgs {
     pub export: Option<PathBuf>,
 }
 
+/// `--json`: `docs/json.md`, "runbooks".
+#[derive(serde::Serialize)]
+struct RunbooksJson<'a> {
+    #[serde(flatten)]
+    runbooks: &'a Runbooks,
+    /// None yet: a runbook that does not load is an error, not a warning.
+    warnings: Vec<String>,
+}
+
 pub fn run(context: &Context, args: &RunbooksArgs) -> Result<()> {
     if let Some(dir) = &args.export {
         return export(context, dir);
     }
     let runbooks = Runbooks::load(context.opts.runbooks.as_deref())?;
     if context.opts.json {
-        crate::output::print_json(&runbooks)?;
+        crate::output::print_json(&RunbooksJson {
+            runbooks: &runbooks,
+            warnings: Vec::new(),
+        })?;
         return Ok(());
     }
     outln!(

@@ -12,6 +12,7 @@
 use std::path::PathBuf;
 
 use chrono::Local;
+use serde::Serialize;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -30,13 +31,23 @@ pub struct SegfaultsArgs {
     #[arg(long, value_name = "NAME", default_value = "asterisk")]
     pub process: String,
 
-    /// Only segfaults at or after TIME ("2026-11-28 04:00", "2026-11-28T04:00:00", "-2h", "-30m", "-1d")
+    /// Only segfaults at or after TIME ("2026-11-28 04:00", "2026-11-28T04:00:00", "-2h", "-30m", "-1d", "7d")
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub since: Option<String>,
 
     /// Only segfaults at or before TIME (same forms as --since)
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub until: Option<String>,
+}
+
+/// `--json`: `docs/json.md`, "segfaults".
+#[derive(Serialize)]
+struct SegfaultsJson<'a> {
+    /// Oldest first, unknown times first.
+    segfaults: Vec<SegfaultJson>,
+    /// The sources read, by label.
+    scanned: &'a [String],
+    warnings: &'a Warnings,
 }
 
 pub fn run(context: &Context, args: &SegfaultsArgs) -> Result<()> {
@@ -76,10 +87,14 @@ pub fn run(context: &Context, args: &SegfaultsArgs) -> Result<()> {
         scan.errors.truncate(1);
         return Err(scan.errors.remove(0));
     }
-    warn(&scan, &mut Warnings::new());
+    let mut warnings = Warnings::new();
+    warn(&scan, &mut warnings);
     if context.opts.json {
-        let list: Vec<SegfaultJson> = scan.segfaults.iter().map(SegfaultJson::from).collect();
-        crate::output::print_json(&list)?;
+        crate::output::print_json(&SegfaultsJson {
+            segfaults: scan.segfaults.iter().map(SegfaultJson::from).collect(),
+            scanned: &scan.scanned,
+            warnings: &warnings,
+        })?;
         return Ok(());
     }
     let scanned = if scan.scanned.is_empty() {

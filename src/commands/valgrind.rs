@@ -176,7 +176,7 @@ pub fn run(context: &Context, args: &ValgrindArgs) -> Result<()> {
     )?;
     let mut executor = context.executor()?;
     executor.begin(&plan)?;
-    let outcome = run_foreground(&command, &context.interrupt);
+    let outcome = run_foreground(&command, &context.interrupt, context.opts.json);
     let cleanup = executor.finish();
     let summary = summarise(context, run_dir);
     if args.leave_stopped {
@@ -618,6 +618,16 @@ fn dry_run_script(
     script.script(&with_missing(header.join("\n"), plan))
 }
 
+/// `--json`: `docs/json.md`, "valgrind".
+#[derive(serde::Serialize)]
+struct ValgrindJson<'a> {
+    /// The copy of valgrind's log in the output directory.
+    log: &'a Path,
+    #[serde(flatten)]
+    report: &'a valgrind_report::Report,
+    warnings: Vec<String>,
+}
+
 /// Copies the log into the output directory (0600) and prints its summary.
 fn summarise(context: &Context, run_dir: &Path) -> Result<()> {
     let log = run_dir.join(LOG);
@@ -643,7 +653,11 @@ fn summarise(context: &Context, run_dir: &Path) -> Result<()> {
         .map_err(|error| Error::write(&saved, error))?;
     let report = valgrind_report::parse(&text);
     if context.opts.json {
-        crate::output::print_json(&report)?;
+        crate::output::print_json(&ValgrindJson {
+            log: &saved,
+            report: &report,
+            warnings: Vec::new(),
+        })?;
     }
     errln!(
         "\nValgrind log: {} (copied from {})\n{}",

@@ -33,6 +33,8 @@ pub struct CoreFile {
     /// From the name, else the file's mtime.
     #[serde(serialize_with = "crate::evidence::cores::serialize_time")]
     pub time: Option<DateTime<FixedOffset>>,
+    /// `bytes` in JSON, as every file size there.
+    #[serde(rename = "bytes")]
     pub size: u64,
 }
 

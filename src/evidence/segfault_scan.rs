@@ -253,14 +253,17 @@ fn same_crash(a: &Segfault, b: &Segfault) -> bool {
     }
 }
 
-/// The JSON shape of one segfault. Addresses are hex strings: 64-bit values
-/// do not fit in a JSON number.
+/// The JSON shape of one segfault (`docs/json.md`, "segfault"), the same in
+/// `segfaults` and `crash`. Addresses are hex strings: 64-bit values do not
+/// fit in a JSON number.
 #[derive(Debug, Serialize)]
 pub struct SegfaultJson {
     pub time: Option<String>,
     pub host: Option<String>,
     pub process: String,
-    pub pid: u32,
+    /// The number in `NAME[N]: segfault at`: the kernel prints the faulting
+    /// thread's id, which is the process id only when the main thread faulted.
+    pub lwp: u32,
     pub fault_address: String,
     pub ip: String,
     pub sp: String,
@@ -275,7 +278,8 @@ pub struct SegfaultJson {
     pub file_offset: Option<String>,
     pub cpu: Option<u32>,
     pub uptime: Option<f64>,
-    pub file: String,
+    /// Where it was found first: a file, `journalctl` or `dmesg`.
+    pub source: String,
     pub also_in: Vec<String>,
     pub line: String,
 }
@@ -292,7 +296,7 @@ impl From<&Segfault> for SegfaultJson {
             time: s.time.map(|t| t.to_rfc3339()),
             host: s.host.clone(),
             process: k.process.clone(),
-            pid: k.pid,
+            lwp: k.pid,
             fault_address: hex(k.fault_address),
             ip: hex(k.ip),
             sp: hex(k.sp),
@@ -305,7 +309,7 @@ impl From<&Segfault> for SegfaultJson {
             file_offset: mapping.and_then(|m| m.printed_offset).map(hex),
             cpu: k.cpu,
             uptime: s.uptime,
-            file: s.file.clone(),
+            source: s.file.clone(),
             also_in: s.also_in.clone(),
             line: s.line.clone(),
         }

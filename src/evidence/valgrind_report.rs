@@ -57,13 +57,45 @@ pub struct Finding {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
-    /// Error contexts by kind, most frequent first.
+    /// Error contexts by kind, most frequent first (in JSON, `{kind, count}` objects).
+    #[serde(serialize_with = "kind_counts")]
     pub errors_by_kind: Vec<(String, usize)>,
     pub errors: Vec<Finding>,
     pub leaks: Vec<Finding>,
     pub leak_summary: Option<LeakSummary>,
-    /// "ERROR SUMMARY: N errors from M contexts".
+    /// "ERROR SUMMARY: N errors from M contexts" (in JSON, `{errors, contexts}`).
+    #[serde(serialize_with = "error_summary")]
     pub error_summary: Option<(u64, u64)>,
+}
+
+// Objects, not pairs: a JSON reader gets names, as everywhere else (docs/json.md).
+fn kind_counts<S: serde::Serializer>(
+    kinds: &[(String, usize)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct KindCount<'a> {
+        kind: &'a str,
+        count: usize,
+    }
+    serializer.collect_seq(kinds.iter().map(|(kind, count)| KindCount {
+        kind,
+        count: *count,
+    }))
+}
+
+fn error_summary<S: serde::Serializer>(
+    summary: &Option<(u64, u64)>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct ErrorSummary {
+        errors: u64,
+        contexts: u64,
+    }
+    summary
+        .map(|(errors, contexts)| ErrorSummary { errors, contexts })
+        .serialize(serializer)
 }
 
 fn number(text: &str) -> u64 {

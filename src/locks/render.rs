@@ -491,7 +491,7 @@ pub fn dot(graph: &LockGraph, analysis: &Analysis, out: &mut dyn Write) -> io::R
     writeln!(out, "}}")
 }
 
-pub use json::json;
+pub use json::{json, json_warned};
 
 mod json;
 

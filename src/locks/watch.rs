@@ -89,7 +89,9 @@ pub struct Suspect {
     #[serde(skip)]
     pub key: Key,
     pub rule: Rule,
-    /// The cycle's LWPs, or the stalled owner's alone.
+    /// The cycle's LWPs, or the stalled owner's alone (`lwps` in JSON, as
+    /// every list of LWPs there).
+    #[serde(rename = "lwps")]
     pub threads: Vec<u32>,
     /// The cycle's locks, or those the owner holds that others wait for.
     pub locks: Vec<SuspectLock>,

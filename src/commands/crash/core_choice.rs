@@ -7,6 +7,7 @@ use chrono::{DateTime, FixedOffset};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::evidence::cores::{self, CoreFile};
+use crate::output::Warnings;
 
 /// Segfault lines and cores this close to the incident belong to it.
 pub const MATCH_WINDOW_SECONDS: i64 = 15 * 60;
@@ -18,6 +19,7 @@ pub fn choose_core(
     process: &str,
     pid: Option<u32>,
     incident: Option<DateTime<FixedOffset>>,
+    warnings: &mut Warnings,
 ) -> Result<Option<CoreFile>> {
     let search = cores::search(&context.host);
     let searched: Vec<String> = search
@@ -36,10 +38,10 @@ pub fn choose_core(
         } else {
             "; was Asterisk running with core dumps enabled (ulimit -c)?"
         };
-        warn!(
+        warnings.raise(format!(
             "no core file in {}{hint}. Going on without a backtrace.",
             searched.join(", ")
-        );
+        ));
         return Ok(None);
     }
     let mut fitting: Vec<(i64, &CoreFile)> = search

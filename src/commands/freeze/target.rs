@@ -4,14 +4,15 @@
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::host::asterisk;
+use crate::output::Warnings;
 
-pub fn find_pid(context: &Context, given: Option<u32>) -> Result<u32> {
+pub fn find_pid(context: &Context, given: Option<u32>, warnings: &mut Warnings) -> Result<u32> {
     let pid = match given {
         Some(pid) => pid,
         None => {
             let lookup = asterisk::find(&context.host);
             for warning in &lookup.warnings {
-                warn!("{warning}");
+                warnings.raise(warning.clone());
             }
             lookup.found.map(|found| found.pid).ok_or_else(|| {
                 Error::bad_input(

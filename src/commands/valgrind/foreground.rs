@@ -25,14 +25,20 @@ pub enum Ended {
 /// Runs valgrind on the terminal until it exits. On Ctrl-C the terminal
 /// has already sent SIGINT to it too; otherwise (a signal to us alone) it
 /// is forwarded. Valgrind then gets minutes to write its report, not the
-/// executor's seconds.
-pub fn run_foreground(cmd: &Cmd, interrupt: &Interrupt) -> Result<Ended> {
+/// executor's seconds. With `json`, what the program prints goes to stderr:
+/// stdout holds the JSON object alone.
+pub fn run_foreground(cmd: &Cmd, interrupt: &Interrupt, json: bool) -> Result<Ended> {
     errln!("\n+ {cmd}");
     let mut command = Command::new(cmd.program());
+    let stdout = if json {
+        Stdio::from(std::io::stderr())
+    } else {
+        Stdio::inherit()
+    };
     command
         .args(cmd.args())
         .stdin(Stdio::inherit())
-        .stdout(Stdio::inherit())
+        .stdout(stdout)
         .stderr(Stdio::inherit())
         .env(RUN_ENV, run_id());
     if let Some(dir) = cmd.dir() {

@@ -24,7 +24,7 @@ use crate::host::sys::create_private;
 use crate::locks::live;
 use crate::locks::render;
 use crate::locks::watch::{Confirmed, Rule, Sample};
-use crate::output::{Verbosity, alarm, verbosity};
+use crate::output::{Verbosity, Warnings, alarm, verbosity};
 
 /// `--on-freeze` gets this long before it is stopped: a pager, not a job.
 const ON_FREEZE_LIMIT: Duration = Duration::from_secs(120);
@@ -55,7 +55,7 @@ pub struct Captured {
     pub outcome: Result<()>,
 }
 
-/// What `--json` prints and `watch.json` holds.
+/// What `--json` prints and `watch.json` holds: `docs/json.md`, "watch".
 #[derive(Serialize)]
 struct CaptureJson<'a> {
     pid: u32,
@@ -65,12 +65,15 @@ struct CaptureJson<'a> {
     freezes: &'a [Confirmed],
     interval_seconds: f64,
     confirm: u32,
-    threads: usize,
+    /// Threads of the process at the confirming sample.
+    thread_count: usize,
     run_dir: &'a Path,
     freeze: &'a StepJson,
     gcore: bool,
     syslog: &'a StepJson,
     on_freeze: Option<&'a StepJson>,
+    /// This capture's warnings, and those the `freeze` run printed.
+    warnings: &'a Warnings,
 }
 
 /// One thing the capture ran, and how it ended.
@@ -98,10 +101,18 @@ pub fn capture(context: &Context, args: &Settings, pid: u32, freeze: &Freeze) ->
     write_record(&dir, pid, freeze, &declared)?;
 
     let cmd = freeze_command(context, args, pid, &dir);
-    let freeze_step = run_freeze(context, &cmd, &dir)?;
-    let syslog = log_line(context, pid, freeze, &dir)?;
+    let mut warnings = Warnings::new();
+    let freeze_step = run_freeze(context, &cmd, &dir, &mut warnings)?;
+    let syslog = log_line(context, pid, freeze, &dir, &mut warnings)?;
     let on_freeze = match args.on_freeze {
-        Some(command) => Some(run_on_freeze(context, command, pid, freeze, &dir)?),
+        Some(command) => Some(run_on_freeze(
+            context,
+            command,
+            pid,
+            freeze,
+            &dir,
+            &mut warnings,
+        )?),
         None => None,
     };
     let json = CaptureJson {
@@ -111,14 +122,15 @@ pub fn capture(context: &Context, args: &Settings, pid: u32, freeze: &Freeze) ->
         freezes: &freeze.confirmed,
         interval_seconds: freeze.interval,
         confirm: args.confirm,
-        threads: freeze.sample.threads,
+        thread_count: freeze.sample.threads,
         run_dir: &dir,
         freeze: &freeze_step,
         gcore: args.gcore,
         syslog: &syslog,
         on_freeze: on_freeze.as_ref(),
+        warnings: &warnings,
     };
-    let text = serde_json::to_string_pretty(&json).map_err(|e| Error::Encode(e.to_string()))?;
+    let text = crate::output::json_text(&json)?;
     let record = dir.join("watch.json");
     create_private(&record)?
         .write_all(format!("{text}\n").as_bytes())
@@ -278,7 +290,12 @@ pub fn freeze_command(context: &Context, args: &Settings, pid: u32, dir: &Path) 
 /// Runs the capture's `freeze`: its JSON into freeze.json, what it says
 /// onto our stderr and into freeze-output.txt. An interrupt stops it (it
 /// kills its gdb and resumes Asterisk) and ends the watch.
-fn run_freeze(context: &Context, cmd: &Cmd, dir: &Path) -> Result<StepJson> {
+fn run_freeze(
+    context: &Context,
+    cmd: &Cmd,
+    dir: &Path,
+    warnings: &mut Warnings,
+) -> Result<StepJson> {
     errln!("+ {cmd}");
     let mut json = String::new();
     let mut said = String::new();
@@ -293,6 +310,10 @@ fn run_freeze(context: &Context, cmd: &Cmd, dir: &Path) -> Result<StepJson> {
             }
             Stream::Err => {
                 errln!("  {line}");
+                // Printed just above; kept so that watch.json says it too.
+                if let Some(warning) = line.strip_prefix("wazo-astdebug: warning: ") {
+                    warnings.keep(warning);
+                }
                 said.push_str(&line);
                 said.push('\n');
             }
@@ -317,7 +338,13 @@ fn run_freeze(context: &Context, cmd: &Cmd, dir: &Path) -> Result<StepJson> {
 
 /// One line to syslog (the journal on Debian 12) naming the threads and the
 /// run directory, for whoever looks there after the restart.
-fn log_line(context: &Context, pid: u32, freeze: &Freeze, dir: &Path) -> Result<StepJson> {
+fn log_line(
+    context: &Context,
+    pid: u32,
+    freeze: &Freeze,
+    dir: &Path,
+    warnings: &mut Warnings,
+) -> Result<StepJson> {
     let says: Vec<&str> = freeze
         .confirmed
         .iter()
@@ -339,7 +366,7 @@ fn log_line(context: &Context, pid: u32, freeze: &Freeze, dir: &Path) -> Result<
     ])
     .timeout(LOGGER_LIMIT);
     if which::which("logger").is_err() {
-        warn!("no syslog line: `logger` is not installed (bsdutils)");
+        warnings.raise("no syslog line: `logger` is not installed (bsdutils)");
         return Ok(StepJson {
             command: cmd.to_string(),
             ok: false,
@@ -358,7 +385,9 @@ fn log_line(context: &Context, pid: u32, freeze: &Freeze, dir: &Path) -> Result<
         Err(error) => (false, error.to_string()),
     };
     if !ok {
-        warn!("the syslog line was not written: `logger` ended with {status}");
+        warnings.raise(format!(
+            "the syslog line was not written: `logger` ended with {status}"
+        ));
     }
     Ok(StepJson {
         command: cmd.to_string(),
@@ -374,6 +403,7 @@ fn run_on_freeze(
     pid: u32,
     freeze: &Freeze,
     dir: &Path,
+    warnings: &mut Warnings,
 ) -> Result<StepJson> {
     let threads: Vec<String> = freeze
         .confirmed
@@ -409,7 +439,7 @@ fn run_on_freeze(
         Err(error) => (false, error.to_string()),
     };
     if !ok {
-        warn!("--on-freeze ended with {status}");
+        warnings.raise(format!("--on-freeze ended with {status}"));
     }
     Ok(StepJson {
         command: cmd.to_string(),

@@ -183,13 +183,14 @@ fn local(naive: NaiveDateTime) -> Option<DateTime<FixedOffset>> {
 }
 
 /// `--since`/`--until`: `2026-11-28 04:00`, `2026-11-28T04:00:00[+01:00]`,
-/// `2026-11-28`, `-2h`, `-30m`, `-1d`, `-90s`, `-1w`, `now`, `today`, `yesterday`.
+/// `2026-11-28`, `-2h`, `-30m`, `-1d`, `-90s`, `-1w` (or without the minus: `7d`), `now`,
+/// `today`, `yesterday`.
 pub fn parse_time_spec(text: &str, now: DateTime<Local>) -> Result<DateTime<FixedOffset>> {
     let spec = text.trim();
     let bad = || {
         Error::bad_input(format!(
             "cannot understand the time {text:?}: use e.g. \"2026-11-28 04:00\", \
-             \"2026-11-28T04:00:00\", \"-2h\", \"-30m\" or \"-1d\""
+             \"2026-11-28T04:00:00\", \"-2h\", \"-30m\", \"-1d\" or \"7d\""
         ))
     };
     let midnight = |date: NaiveDate| local(date.and_hms_opt(0, 0, 0)?);
@@ -201,7 +202,16 @@ pub fn parse_time_spec(text: &str, now: DateTime<Local>) -> Result<DateTime<Fixe
         }
         _ => {}
     }
-    if let Some(relative) = spec.strip_prefix('-') {
+    // "7d" means what "-7d" does: a time in the future is never what
+    // --since or --at mean, and journalctl's users type it that way.
+    let unit_part = spec
+        .trim_start_matches(|c: char| c.is_ascii_digit())
+        .trim_start();
+    let bare_relative = unit_part.len() < spec.len()
+        && !unit_part.is_empty()
+        && unit_part.chars().all(|c| c.is_ascii_alphabetic());
+    let relative = spec.strip_prefix('-').or(bare_relative.then_some(spec));
+    if let Some(relative) = relative {
         let split = relative
             .find(|c: char| !c.is_ascii_digit())
             .ok_or_else(bad)?;
@@ -317,6 +327,9 @@ mod tests {
         assert_eq!(spec("-2h"), now.timestamp() - 7200);
         assert_eq!(spec("-30m"), now.timestamp() - 1800);
         assert_eq!(spec("-1d"), now.timestamp() - 86_400);
+        // Without the minus sign, the same: back in time.
+        assert_eq!(spec("7d"), spec("-7d"));
+        assert_eq!(spec("2 h"), spec("-2h"));
         assert_eq!(
             spec("2026-11-28T04:00:00+01:00"),
             at("2026-11-28T04:00:00+01:00").timestamp()
@@ -335,6 +348,10 @@ mod tests {
             "-",
             "",
             "-99999999999999d",
+            "7",
+            "7x",
+            "7d1",
+            "d",
         ] {
             assert!(parse_time_spec(bad, now).is_err(), "{bad}");
         }

@@ -125,15 +125,28 @@ fn format_u64(mut value: u64, digits: &mut [u8; 20]) -> &[u8] {
     digits.get(at..).unwrap_or(&[])
 }
 
-/// The whole graph as one compact JSON document and a newline.
+/// The whole graph as one compact JSON document and a newline, with no
+/// warnings (`docs/json.md`, "graph").
 pub fn json(graph: &LockGraph, analysis: &Analysis, out: &mut dyn Write) -> io::Result<()> {
+    json_warned(graph, analysis, &[], out)
+}
+
+/// [`json`], with what reading the dump warned about.
+pub fn json_warned(
+    graph: &LockGraph,
+    analysis: &Analysis,
+    warnings: &[String],
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let mut w = Out {
         buffer: Vec::with_capacity(CHUNK + 4096),
         out,
     };
     let id = |thread: ThreadRef| graph.thread(thread).map(|t| &*t.id).unwrap_or("");
     w.raw(b"{")?;
-    w.key(true, "threads")?;
+    w.key(true, "schema")?;
+    w.raw(crate::output::JSON_SCHEMA.to_string().as_bytes())?;
+    w.key(false, "threads")?;
     w.raw(b"[")?;
     for (index, t) in graph.threads().iter().enumerate() {
         w.raw(if index == 0 { b"{" } else { b",{" })?;
@@ -310,6 +323,15 @@ pub fn json(graph: &LockGraph, analysis: &Analysis, out: &mut dyn Write) -> io::
         }
         w.string(&t.id)?;
     }
+    w.raw(b"]")?;
+    w.key(false, "warnings")?;
+    w.raw(b"[")?;
+    for (index, warning) in warnings.iter().enumerate() {
+        if index > 0 {
+            w.raw(b",")?;
+        }
+        w.string(warning)?;
+    }
     w.raw(b"]}\n")?;
     let Out { buffer, out } = w;
     out.write_all(&buffer)
@@ -369,6 +391,7 @@ pub(super) mod reference {
 
     #[derive(Serialize)]
     struct JsonGraph<'a> {
+        schema: u32,
         threads: Vec<JsonThread<'a>>,
         locks: Vec<JsonLock<'a>>,
         edges: Vec<JsonEdge<'a>>,
@@ -376,6 +399,7 @@ pub(super) mod reference {
         /// Per cycle: it goes through an inferred rwlock reader.
         possible: Vec<bool>,
         blocked_on_cycles: Vec<&'a str>,
+        warnings: Vec<&'a str>,
     }
 
     pub fn json_serde(
@@ -459,12 +483,14 @@ pub(super) mod reference {
             .filter_map(|(index, _)| graph.threads().get(index).map(|t| &*t.id))
             .collect();
         let document = JsonGraph {
+            schema: crate::output::JSON_SCHEMA,
             threads,
             locks,
             edges,
             cycles,
             possible,
             blocked_on_cycles,
+            warnings: Vec::new(),
         };
         // Compact: a 100,000-thread graph is for programs, and pretty-printing
         // doubled its size and time.
