@@ -20,6 +20,7 @@ use crate::engine::shell;
 use crate::error::{Error, Result};
 use crate::evidence::cores;
 use crate::evidence::symptoms::Symptom;
+use crate::evidence::taskprocessors;
 use crate::gdb::threads::{self, StackGroup};
 use crate::gdb::{self, Target};
 use crate::host::asterisk::{self, ASTERISK_BIN};
@@ -93,6 +94,8 @@ struct FreezeJson<'a> {
     /// What /proc showed before gdb attached (null for a core).
     proc_graph: Option<&'a serde_json::Value>,
     stack_groups: &'a [StackGroup],
+    /// The taskprocessors whose queue is large or was warned about.
+    taskprocessors: &'a [taskprocessors::Verdict],
     /// How long gdb held the live process, attach to detach (null for a core).
     stopped_seconds: Option<f64>,
     warnings: &'a Warnings,
@@ -105,6 +108,7 @@ struct Findings {
     graph_source: String,
     summary: String,
     stack_groups: Vec<StackGroup>,
+    taskprocessors: taskprocessors::Report,
 }
 
 pub fn run(context: &Context, args: &FreezeArgs) -> Result<()> {
@@ -178,6 +182,9 @@ fn collect(
         }
     }
     let mut findings = analyse(evidence, gdb_analysis.as_ref(), target);
+    if let Target::Pid(_) = target {
+        findings.taskprocessors = taskprocessor_report(context, args, evidence, &gdb_analysis);
+    }
     if let Some(seen) = &seen {
         let agreement = live::compare(
             &live::cycles(&seen.graph, &seen.analysis),
@@ -257,6 +264,7 @@ fn report_look_only(
         analysis: seen.analysis,
         graph_source: "/proc".to_string(),
         stack_groups: Vec::new(),
+        taskprocessors: taskprocessors::Report::default(),
     };
     let report_path = write_bug_report(context, &findings, evidence, None, out)?;
     errln!("\nAsterisk was not stopped (--no-attach): no gdb, no CLI check.");
@@ -366,7 +374,39 @@ fn analyse(
         graph_source,
         summary,
         stack_groups,
+        taskprocessors: taskprocessors::Report::default(),
     }
+}
+
+/// The taskprocessors: the CLI's queue sizes, the `full` log's warnings of
+/// the last `--log-minutes`, and the thread gdb found serving each.
+fn taskprocessor_report(
+    context: &Context,
+    args: &FreezeArgs,
+    evidence: &mut Evidence,
+    gdb_analysis: &Option<threads::Analysis>,
+) -> taskprocessors::Report {
+    let until = chrono::Local::now().fixed_offset();
+    let minutes = i64::try_from(args.log_minutes).unwrap_or(i64::MAX / 60_000);
+    let since = until - chrono::Duration::minutes(minutes.min(i64::MAX / 60_000));
+    let (warnings, problems) = taskprocessors::scan_copies(
+        &crate::evidence::astlog::copies(&context.host),
+        since,
+        until,
+    );
+    for problem in problems {
+        evidence
+            .warnings
+            .raise(format!("the taskprocessor warnings of the log: {problem}"));
+    }
+    taskprocessors::judge(
+        &evidence.taskprocessors,
+        &warnings,
+        gdb_analysis
+            .as_ref()
+            .map(|analysis| analysis.threads.as_slice()),
+        &format!("the last {} min", args.log_minutes),
+    )
 }
 
 fn print_findings(findings: &Findings) {
@@ -376,6 +416,9 @@ fn print_findings(findings: &Findings) {
             .summary
             .replace("DEADLOCK:", &crate::output::alarm("DEADLOCK:"))
     );
+    if !findings.taskprocessors.text.is_empty() {
+        errln!("{}", findings.taskprocessors.text);
+    }
     if !findings.stack_groups.is_empty() {
         errln!("Where the threads are (identical stacks grouped, largest first):");
         for group in findings.stack_groups.iter().take(GROUPS_SHOWN) {
@@ -406,7 +449,7 @@ fn write_bug_report(
     core: Option<&Path>,
     out: &Path,
 ) -> Result<PathBuf> {
-    let report = bug_report(
+    let mut report = bug_report(
         context,
         evidence.version.take(),
         &evidence.symptoms,
@@ -415,6 +458,12 @@ fn write_bug_report(
         &evidence.artefacts,
         core,
     );
+    if !findings.taskprocessors.text.is_empty() {
+        report.findings.push(format!(
+            "Taskprocessors:\n\n```\n{}\n```",
+            findings.taskprocessors.text.trim_end()
+        ));
+    }
     let report_path = out.join("bug-report.md");
     report.write(&report_path)?;
     evidence.artefacts.push(report_path.clone());
@@ -442,6 +491,7 @@ fn print_json(
         graph_source: &findings.graph_source,
         proc_graph: evidence.proc_graph.as_ref(),
         stack_groups: &findings.stack_groups,
+        taskprocessors: &findings.taskprocessors.queues,
         stopped_seconds: evidence.stopped.map(|stopped| stopped.as_secs_f64()),
         warnings: &evidence.warnings,
     };

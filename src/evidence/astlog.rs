@@ -108,7 +108,7 @@ pub fn copy_name(copy: &LogCopy, day: &str, hostname: &str) -> String {
     format!("{day}-{hostname}-asterisk-full{suffix}.log")
 }
 
-fn open(path: &Path) -> Result<Box<dyn Read>> {
+pub fn open(path: &Path) -> Result<Box<dyn Read>> {
     // /var/log/asterisk belongs to the account Asterisk runs as: no symlink out of it.
     let mut file = BufReader::new(crate::host::files::open_untrusted(path)?);
     let gzip = file

@@ -14,4 +14,5 @@ pub mod segfault_line;
 pub mod segfault_scan;
 pub mod symptoms;
 pub mod syslog;
+pub mod taskprocessors;
 pub mod valgrind_report;

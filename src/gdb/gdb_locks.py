@@ -364,6 +364,103 @@ def find_wait(inferior, frames, infos, lwps):
     return wait
 
 
+TASK_EXECUTE = "ast_taskprocessor_execute"
+CALLEE_SAVED_X86_64 = ("rbx", "rbp", "r12", "r13", "r14", "r15")
+# Bytes read at each pointer a taskprocessor may be: past the end of Asterisk
+# 22's struct ast_taskprocessor, whose name is inline at its end.
+TPS_WINDOW = 512
+# Leading words of that struct that may point to the name (Asterisk 13's `const char *name`).
+TPS_NAME_POINTERS = 2
+# Stack words of ast_taskprocessor_execute's frame looked at, for a spilled tps.
+TPS_STACK_WORDS = 32
+
+
+def c_strings(data, minimum=3):
+    """NUL-terminated runs of name characters: what a taskprocessor name looks like."""
+    runs = []
+    start = None
+    for index, byte in enumerate(data):
+        if 0x20 < byte < 0x7f:
+            if start is None:
+                start = index
+            continue
+        if byte == 0 and start is not None and index - start >= minimum:
+            runs.append(data[start:index].decode("ascii"))
+        start = None
+    return runs
+
+
+def read_bytes(inferior, address, size):
+    for length in (size, 128, 32):
+        try:
+            return bytes(inferior.read_memory(address, length))
+        except Exception:
+            continue
+    return None
+
+
+def task_of(inferior, thread, frames, infos):
+    """The taskprocessor a thread is running a task of, as far as memory says.
+
+    An idle taskprocessor thread waits on its semaphore; one inside
+    ast_taskprocessor_execute is running a task, and the function holds its
+    tps in a callee-saved register or its own stack, since it uses it again
+    once the task returns. With debug symbols, gdb reads `tps->name`; without,
+    each pointer there is read and the C strings found are returned, with
+    whether that memory also holds this thread's own pthread_t (the `thread`
+    field Asterisk sets while a task runs): the Rust side matches them against
+    the names `core show taskprocessors` gave.
+    """
+    for index, info in enumerate(infos):
+        if normalise(info["function"]) != TASK_EXECUTE:
+            continue
+        frame = frames[index]
+        task = {"frame": index, "name": None, "candidates": []}
+        try:
+            task["name"] = frame.read_var("tps")["name"].string(length=256)
+            return task
+        except Exception:
+            pass
+        if not is_x86_64(frame):
+            return task
+        pointers = []
+        for register in CALLEE_SAVED_X86_64:
+            try:
+                pointers.append(int(frame.read_register(register)) & 0xFFFFFFFFFFFFFFFF)
+            except Exception:
+                pass
+        try:
+            sp = int(frame.read_register("rsp")) & 0xFFFFFFFFFFFFFFFF
+            stack = read_bytes(inferior, sp, 8 * TPS_STACK_WORDS) or b""
+            pointers += [word for (word,) in struct.iter_unpack("<Q", stack[: len(stack) // 8 * 8])]
+        except Exception:
+            pass
+        try:
+            handle = thread.handle()
+        except Exception:
+            handle = None
+        seen = set()
+        for pointer in pointers:
+            if pointer < 0x10000 or pointer in seen:
+                continue
+            seen.add(pointer)
+            window = read_bytes(inferior, pointer, TPS_WINDOW)
+            if window is None:
+                continue
+            strings = c_strings(window)
+            words = window[: len(window) // 8 * 8]
+            for (target,) in list(struct.iter_unpack("<Q", words))[:TPS_NAME_POINTERS]:
+                named = read_bytes(inferior, target, 256) if target >= 0x10000 else None
+                if named:
+                    strings += c_strings(named.split(b"\0", 1)[0] + b"\0")[:1]
+            if strings:
+                own = handle is not None and len(handle) == 8 and any(
+                    words[at:at + 8] == handle for at in range(0, len(words), 8))
+                task["candidates"].append({"strings": strings[:16], "self": own})
+        return task
+    return None
+
+
 def signal_info():
     """The signal that killed a core's process, from the core's NT_SIGINFO."""
     try:
@@ -405,6 +502,9 @@ def analyse():
             entry["frames"] = infos
             entry["start"] = start_function(infos)
             entry["waits"] = find_wait(inferior, frames, infos, lwps)
+            task = task_of(inferior, thread, frames, infos)
+            if task is not None:
+                entry["task"] = task
         except Exception as error:
             entry.setdefault("frames", [])
             result["errors"].append("thread %d: %s" % (thread.num, error))

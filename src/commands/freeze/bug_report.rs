@@ -82,6 +82,7 @@ fn describe_artefact(name: &str) -> String {
         "bt-threads.txt" => "gdb `thread apply all bt`",
         "core-show-locks.txt" => "`asterisk -rx 'core show locks'`",
         "core-show-channels.txt" => "`asterisk -rx 'core show channels'`",
+        "core-show-taskprocessors.txt" => "`asterisk -rx 'core show taskprocessors'`",
         "graph-locks.dot" | "graph-locks.svg" => "the lock wait-for graph",
         _ if name.starts_with("asterisk-full-last") => "the Asterisk log just before the freeze",
         _ => "",
