@@ -420,3 +420,52 @@ fn a_cli_stuck_behind_the_channel_cache_names_its_sleeping_holder_from_proc() {
     assert!(said.contains("sleeps while holding it"), "{said}");
     assert!(!said.contains("No deadlock"), "{said}");
 }
+
+#[test]
+fn a_blocked_taskprocessor_is_named_with_its_queue_and_the_thread_stuck_in_its_task() {
+    require_testbed!();
+    let bed = Bed::start(Module::Stripped);
+    // The bed's log outlives each Asterisk: only this one's warning counts.
+    bed.sh(": > /var/log/asterisk/full");
+    // One task that never returns, 600 queued behind it: above the high water mark (500).
+    bed.break_it("taskprocessor 600");
+    let server = bed.lwps("server");
+    assert_eq!(server.len(), 1, "roles: {:?}", bed.roles());
+    let output = bed.tool(&["-o", "/tmp/out", "--json", "freeze", "--timeout", "3"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let json = json_of(&output);
+    let queues = json["taskprocessors"].as_array().expect("taskprocessors");
+    let blocked = queues
+        .iter()
+        .find(|queue| queue["name"] == "astdebug-blocked")
+        .unwrap_or_else(|| panic!("not named: {json:#}"));
+    assert_eq!(blocked["in_queue"], 600, "{blocked:#}");
+    assert_eq!(blocked["high_water"], 500, "{blocked:#}");
+    // Asterisk's own warning, read back from the `full` log.
+    assert_eq!(blocked["log_reached"], 500, "{blocked:#}");
+    // Stripped Asterisk and module: the thread is found from memory alone.
+    assert_eq!(blocked["served_by_lwp"], server[0], "{blocked:#}");
+    assert!(
+        blocked["rests_on"].as_str().unwrap().contains("own id"),
+        "{blocked:#}"
+    );
+    // Only the stuck one: the other queues of an idle Asterisk are empty.
+    assert_eq!(queues.len(), 1, "{json:#}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "astdebug-blocked: 600 queued, served by LWP {}",
+            server[0]
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(res_astdebug_test.so+0x"), "{stderr}");
+    assert!(
+        stderr.contains("1 queue warning in the `full` log"),
+        "{stderr}"
+    );
+    let saved = crate::common::testbed::read(&bed, "/tmp/out/core-show-taskprocessors.txt");
+    assert!(saved.contains("astdebug-blocked"), "{saved}");
+    assert!(bed.running(), "Asterisk state {:?}", bed.state());
+    assert!(text(&bed.rx("core show uptime")).contains("System uptime"));
+}

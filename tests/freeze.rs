@@ -267,6 +267,9 @@ fn dry_run_and_bad_input() {
         .stdout(predicate::str::contains(
             "timeout 10 asterisk -rx 'core show locks' >",
         ))
+        .stdout(predicate::str::contains(
+            "timeout 10 asterisk -rx 'core show taskprocessors' > \"$OUT\"/core-show-taskprocessors.txt || true",
+        ))
         .stdout(predicate::str::contains(format!(
             "ASTERISK_BIN=${{ASTERISK_BIN:-{}}}",
             program.display()
@@ -400,4 +403,83 @@ fn a_holder_that_waits_on_something_else_is_a_freeze_not_no_deadlock() {
         let _ = child.kill();
         let _ = child.wait();
     }
+}
+
+#[test]
+fn a_stuck_taskprocessor_is_named_from_the_cli_and_the_log() {
+    require_root!();
+    let sandbox = Sandbox::new(&["systemctl", "asterisk"]);
+    sandbox.prints("systemctl", "active\n");
+    let listing = fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/taskprocessors/asterisk-22.txt"),
+    )
+    .unwrap();
+    sandbox.prints("asterisk.-rx.core show taskprocessors", &listing);
+    let now = chrono::Local::now();
+    let stamp =
+        |minutes: i64| (now - chrono::Duration::minutes(minutes)).format("[%Y-%m-%d %H:%M:%S%.3f]");
+    let warning = |name: &str| {
+        format!(
+            "WARNING[9] taskprocessor.c: Taskprocessor '{name}' queue reached 500 scheduled tasks \
+             (high water mark: 500)."
+        )
+    };
+    sandbox.host_file(
+        "/var/log/asterisk/full",
+        format!(
+            "{} {}\n{} VERBOSE[3] pbx.c: Executing\n{} {}\n",
+            stamp(60),
+            warning("an-hour-ago"),
+            stamp(3),
+            stamp(2),
+            warning("pjsip/distributor-00000001"),
+        )
+        .as_bytes(),
+    );
+    let frozen = freeze_a_program(&sandbox.path(""));
+    let output = sandbox
+        .command()
+        .args(["--json", "freeze", "--timeout", "3", "--pid"])
+        .arg(frozen.child.id().to_string())
+        .arg("--asterisk-bin")
+        .arg(&frozen.program)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let queues = json["taskprocessors"].as_array().expect("taskprocessors");
+    let names: Vec<&str> = queues.iter().map(|q| q["name"].as_str().unwrap()).collect();
+    // Largest first; the warning of an hour ago is outside the 10 minutes.
+    assert_eq!(
+        names,
+        ["astdebug-blocked", "pjsip/distributor-00000001"],
+        "{json:#}"
+    );
+    assert_eq!(queues[0]["in_queue"], 600);
+    assert_eq!(queues[0]["high_water"], 500);
+    // The C program runs no taskprocessor: no thread to name, and it says so.
+    assert_eq!(queues[0]["served_by_lwp"], serde_json::Value::Null);
+    assert!(
+        queues[0]["rests_on"]
+            .as_str()
+            .unwrap()
+            .contains("cannot tell its thread")
+    );
+    assert_eq!(queues[1]["in_queue"], serde_json::Value::Null);
+    assert_eq!(queues[1]["log_reached"], 500);
+    assert!(
+        stderr.contains("Taskprocessors (`core show taskprocessors` listed 3"),
+        "{stderr}"
+    );
+    let saved = sandbox.path("out").join("core-show-taskprocessors.txt");
+    assert_eq!(file_mode(&saved), 0o600);
+    assert!(
+        fs::read_to_string(&saved)
+            .unwrap()
+            .contains("astdebug-blocked")
+    );
+    let report = fs::read_to_string(sandbox.path("out").join("bug-report.md")).unwrap();
+    assert!(report.contains("Taskprocessors:"), "{report}");
+    assert!(report.contains("core-show-taskprocessors.txt"), "{report}");
 }

@@ -209,9 +209,15 @@ fn verdict(
             .at
             .map(|at| format!(" at {}", at.format("%H:%M:%S")))
             .unwrap_or_default();
-        let times = match warned.len() {
-            1 => String::new(),
-            count => format!(", {count} warnings: it drained and filled again"),
+        // Only Asterisk's " again" says the same queue drained and refilled:
+        // two warnings may come from two runs of Asterisk.
+        let again = warned.iter().filter(|warning| warning.again).count();
+        let times = match (warned.len(), again) {
+            (1, 0) => String::new(),
+            (count, 0) => format!(", {count} warnings"),
+            (count, again) => {
+                format!(", {count} warnings, {again} saying \"again\": it drained and filled again")
+            }
         };
         rests_on.push(format!(
             "the `full` log: reached {}{when}{times}",
