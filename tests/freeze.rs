@@ -483,3 +483,73 @@ fn a_stuck_taskprocessor_is_named_from_the_cli_and_the_log() {
     assert!(report.contains("Taskprocessors:"), "{report}");
     assert!(report.contains("core-show-taskprocessors.txt"), "{report}");
 }
+
+/// The thread stuck in a task is found with debug symbols (gdb reads
+/// `tps->name`) and without them (the memory the frame points to).
+#[test]
+fn the_thread_stuck_in_a_taskprocessor_task_is_found_with_and_without_symbols() {
+    require_root!();
+    for stripped in [false, true] {
+        let sandbox = Sandbox::new(&["systemctl", "asterisk"]);
+        sandbox.prints("systemctl", "active\n");
+        sandbox.prints(
+            "asterisk.-rx.core show taskprocessors",
+            "\nProcessor                  Processed   In Queue  Max Depth  Low water High water\n\
+             pjsip/distributor-0000002a         5        812        812        450        500\n\
+             other-tps                          1          0          1        450        500\n\
+             \n2 taskprocessors\n",
+        );
+        let program = compile_c_as("taskprocessor", "asterisk", &sandbox.path(""));
+        if stripped {
+            // As Asterisk is linked: its API exported for the modules, so a
+            // stripped binary still names ast_taskprocessor_execute.
+            let source =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/c/taskprocessor.c");
+            let built = Process::new("cc")
+                .args(["-O0", "-pthread", "-rdynamic", "-o"])
+                .arg(&program)
+                .arg(&source)
+                .status()
+                .unwrap();
+            let strip = Process::new("strip").arg(&program).status().unwrap();
+            assert!(built.success() && strip.success());
+        }
+        let mut child = Process::new(&program)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let lwps: Vec<i64> = line
+            .strip_prefix("ready ")
+            .unwrap_or_else(|| panic!("unexpected: {line:?}"))
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let output = sandbox
+            .command()
+            .args(["--json", "freeze", "--timeout", "3", "--pid"])
+            .arg(child.id().to_string())
+            .arg("--asterisk-bin")
+            .arg(&program)
+            .output()
+            .unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let queues = json["taskprocessors"].as_array().unwrap();
+        assert_eq!(queues.len(), 1, "{json:#}");
+        assert_eq!(queues[0]["name"], "pjsip/distributor-0000002a");
+        assert_eq!(
+            queues[0]["served_by_lwp"], lwps[0],
+            "stripped {stripped}: {json:#}"
+        );
+        let rests_on = queues[0]["rests_on"].as_str().unwrap();
+        let how = if stripped { "own id" } else { "debug symbols" };
+        assert!(rests_on.contains(how), "stripped {stripped}: {rests_on}");
+    }
+}

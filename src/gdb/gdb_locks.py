@@ -399,6 +399,25 @@ def read_bytes(inferior, address, size):
     return None
 
 
+def tps_name_with_symbols(inferior, frame):
+    """`tps->name`: a pointer in older releases, an inline array (`char name[]`) in newer ones."""
+    try:
+        field = frame.read_var("tps")["name"]
+        if field.type.strip_typedefs().code == gdb.TYPE_CODE_ARRAY:
+            address = int(field.address)
+        else:
+            address = int(field)
+    except Exception:
+        return None
+    data = read_bytes(inferior, address, 256)
+    if not data:
+        return None
+    name = data.split(b"\0", 1)[0]
+    if not c_strings(name + b"\0"):
+        return None
+    return name.decode("ascii")
+
+
 def task_of(inferior, thread, frames, infos):
     """The taskprocessor a thread is running a task of, as far as memory says.
 
@@ -416,11 +435,10 @@ def task_of(inferior, thread, frames, infos):
             continue
         frame = frames[index]
         task = {"frame": index, "name": None, "candidates": []}
-        try:
-            task["name"] = frame.read_var("tps")["name"].string(length=256)
+        name = tps_name_with_symbols(inferior, frame)
+        if name:
+            task["name"] = name
             return task
-        except Exception:
-            pass
         if not is_x86_64(frame):
             return task
         pointers = []
