@@ -80,6 +80,83 @@ proptest! {
     }
 }
 
+fn any_thread() -> impl Strategy<Value = crate::gdb::threads::Thread> {
+    use crate::gdb::threads::{Frame, Task, TaskCandidate, Thread};
+    let name = || {
+        proptest::sample::select(&["astdebug-blocked", "other-tps", "", "x"][..])
+            .prop_map(str::to_string)
+    };
+    let candidate = (proptest::collection::vec(name(), 0..3), any::<bool>()).prop_map(
+        |(strings, holds_self)| TaskCandidate {
+            strings,
+            holds_self,
+        },
+    );
+    let task = (
+        0usize..8,
+        proptest::option::of(name()),
+        proptest::collection::vec(candidate, 0..3),
+    )
+        .prop_map(|(frame, name, candidates)| Task {
+            frame,
+            name,
+            candidates,
+        });
+    (-2i64..6, 0usize..5, proptest::option::of(task)).prop_map(|(lwp, frames, task)| Thread {
+        num: 1,
+        lwp,
+        name: None,
+        start: None,
+        frames: (0..frames)
+            .map(|at| Frame {
+                function: if at == 2 {
+                    "ast_taskprocessor_execute".to_string()
+                } else {
+                    "??".to_string()
+                },
+                pc: None,
+                file: None,
+                line: None,
+                no_symbols: true,
+                object: Some("/usr/sbin/asterisk".to_string()),
+                offset: Some("0x10".to_string()),
+            })
+            .collect(),
+        waits: None,
+        task,
+    })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Any table, any log warnings and any gdb reading give a report: the
+    /// frame index of a task may even point past the stack.
+    #[test]
+    fn fuzz_taskprocessors_judge(
+        table in mutated_text(TABLES),
+        log in prop_oneof![mutated_text(WARNINGS), words_text(VOCABULARY, 16)],
+        threads in proptest::collection::vec(any_thread(), 0..6),
+        gdb_ran in any::<bool>(),
+    ) {
+        let listing = match parse_table(&split_lines(&table)) {
+            Ok(table) => Listing::Listed(table),
+            Err(why) => Listing::Unanswered(why),
+        };
+        let warnings: Vec<QueueWarning> = log.lines().filter_map(queue_warning).collect();
+        let report = timed("judge", CASE_BUDGET, || {
+            judge(&listing, &warnings, gdb_ran.then_some(threads.as_slice()), "the last 10 min")
+        });
+        prop_assert!(report.text.starts_with("Taskprocessors ("));
+        for queue in &report.queues {
+            prop_assert!(!queue.rests_on.is_empty());
+            if let Some(lwp) = queue.served_by_lwp {
+                prop_assert!(threads.iter().any(|thread| thread.lwp == lwp));
+            }
+        }
+    }
+}
+
 #[test]
 fn fuzz_taskprocessors_large_inputs_are_linear() {
     assert_linear(

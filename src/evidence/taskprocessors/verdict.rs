@@ -52,7 +52,7 @@ fn servers<'a>(
     let mut by_name: BTreeMap<String, Vec<Server>> = BTreeMap::new();
     for thread in threads {
         let Some(task) = &thread.task else { continue };
-        let claim = if let Some(name) = &task.name {
+        let claim = if let Some(name) = task.name.as_ref().filter(|name| !name.is_empty()) {
             Some((
                 name.clone(),
                 "gdb read `tps->name` in its ast_taskprocessor_execute frame (debug symbols)",
@@ -105,12 +105,8 @@ fn doing(thread: &Thread) -> String {
         .task
         .as_ref()
         .and_then(|task| task.frame.checked_sub(1))
-        .and_then(|frame| {
-            thread.frames[..=frame]
-                .iter()
-                .rev()
-                .find(|frame| !frame.in_libc())
-        });
+        .and_then(|frame| thread.frames.get(..=frame))
+        .and_then(|frames| frames.iter().rev().find(|frame| !frame.in_libc()));
     if let Some(frame) = task_frame {
         said.push_str(&format!(", in the task {}", frame.short()));
     }
