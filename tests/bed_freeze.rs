@@ -469,3 +469,39 @@ fn a_blocked_taskprocessor_is_named_with_its_queue_and_the_thread_stuck_in_its_t
     assert!(bed.running(), "Asterisk state {:?}", bed.state());
     assert!(text(&bed.rx("core show uptime")).contains("System uptime"));
 }
+
+#[test]
+fn several_blocked_taskprocessors_are_each_served_by_their_own_thread() {
+    require_testbed!();
+    let bed = Bed::start(Module::Stripped);
+    bed.sh(": > /var/log/asterisk/full");
+    // 150 queued each: large, but under the high water mark, so no warning in the log.
+    bed.break_it("taskprocessor 150 4");
+    let servers = set(bed.lwps("server"));
+    assert_eq!(servers.len(), 4, "roles: {:?}", bed.roles());
+    let output = bed.tool(&["-o", "/tmp/out", "--json", "freeze", "--timeout", "3"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let json = json_of(&output);
+    let queues = json["taskprocessors"].as_array().expect("taskprocessors");
+    assert_eq!(queues.len(), 4, "{json:#}");
+    let mut served = BTreeSet::new();
+    for queue in queues {
+        assert!(
+            queue["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("astdebug-blocked"),
+            "{queue:#}"
+        );
+        assert_eq!(queue["in_queue"], 150, "{queue:#}");
+        assert_eq!(queue["log_reached"], serde_json::Value::Null, "{queue:#}");
+        served.insert(queue["served_by_lwp"].as_u64().expect("a thread") as u32);
+    }
+    assert_eq!(served, servers);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no queue warning in the `full` log"),
+        "{stderr}"
+    );
+    assert!(bed.running(), "Asterisk state {:?}", bed.state());
+}

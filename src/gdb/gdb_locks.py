@@ -371,6 +371,8 @@ CALLEE_SAVED_X86_64 = ("rbx", "rbp", "r12", "r13", "r14", "r15")
 TPS_WINDOW = 512
 # Leading words of that struct that may point to the name (Asterisk 13's `const char *name`).
 TPS_NAME_POINTERS = 2
+# Around a frame's stack pointer: the thread's own stack, never a taskprocessor.
+STACK_SKIP = 1 << 20
 # Stack words of ast_taskprocessor_execute's frame looked at, for a spilled tps.
 TPS_STACK_WORDS = 32
 
@@ -390,8 +392,13 @@ def c_strings(data, minimum=3):
     return runs
 
 
+# x86-64 user space ends here (47-bit addresses).
+USER_SPACE_END = 1 << 47
+
+
 def read_bytes(inferior, address, size):
-    for length in (size, 128, 32):
+    # One smaller try: a struct near the end of a mapping.
+    for length in (size, 128):
         try:
             return bytes(inferior.read_memory(address, length))
         except Exception:
@@ -447,6 +454,7 @@ def task_of(inferior, thread, frames, infos):
                 pointers.append(int(frame.read_register(register)) & 0xFFFFFFFFFFFFFFFF)
             except Exception:
                 pass
+        sp = None
         try:
             sp = int(frame.read_register("rsp")) & 0xFFFFFFFFFFFFFFFF
             stack = read_bytes(inferior, sp, 8 * TPS_STACK_WORDS) or b""
@@ -457,24 +465,37 @@ def task_of(inferior, thread, frames, infos):
             handle = thread.handle()
         except Exception:
             handle = None
+        # Never the taskprocessor: the thread's own descriptor (its pthread_t)
+        # and its stack, which both hold its id too.
         seen = set()
+        if handle is not None and len(handle) == 8:
+            seen.add(struct.unpack("<Q", handle)[0])
         for pointer in pointers:
-            if pointer < 0x10000 or pointer in seen:
+            if sp is not None and sp - STACK_SKIP <= pointer < sp + STACK_SKIP:
+                continue
+            # A struct from malloc: aligned, in user space. Anything else
+            # would cost a failed read (an exception) while Asterisk is stopped.
+            if pointer < 0x10000 or pointer >= USER_SPACE_END or pointer % 8 or pointer in seen:
                 continue
             seen.add(pointer)
             window = read_bytes(inferior, pointer, TPS_WINDOW)
             if window is None:
                 continue
-            strings = c_strings(window)
             words = window[: len(window) // 8 * 8]
-            for (target,) in list(struct.iter_unpack("<Q", words))[:TPS_NAME_POINTERS]:
-                named = read_bytes(inferior, target, 256) if target >= 0x10000 else None
-                if named:
-                    strings += c_strings(named.split(b"\0", 1)[0] + b"\0")[:1]
+            own = handle is not None and len(handle) == 8 and any(
+                words[at:at + 8] == handle for at in range(0, len(words), 8))
+            strings = c_strings(window)
+            if own:
+                for (target,) in list(struct.iter_unpack("<Q", words))[:TPS_NAME_POINTERS]:
+                    if 0x10000 <= target < USER_SPACE_END:
+                        named = read_bytes(inferior, target, 256)
+                        if named:
+                            strings += c_strings(named.split(b"\0", 1)[0] + b"\0")[:1]
             if strings:
-                own = handle is not None and len(handle) == 8 and any(
-                    words[at:at + 8] == handle for at in range(0, len(words), 8))
                 task["candidates"].append({"strings": strings[:16], "self": own})
+            if own and strings:
+                # The taskprocessor itself: its `thread` is this thread.
+                break
         return task
     return None
 

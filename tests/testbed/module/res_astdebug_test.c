@@ -175,7 +175,7 @@ static char *cli_scenario(struct ast_cli_entry *e, int cmd, struct ast_cli_args 
 	switch (cmd) {
 	case CLI_INIT:
 		e->command = "astdebug test";
-		e->usage = "Usage: astdebug test {abba [N]|rwcycle|channels|taskprocessor [N]|segfault|abort|freezecheck}\n"
+		e->usage = "Usage: astdebug test {abba [N]|rwcycle|channels|taskprocessor [N [COUNT]]|segfault|abort|freezecheck}\n"
 			"       Puts Asterisk in a broken state, on purpose (wazo-astdebug's test bed).\n";
 		return NULL;
 	case CLI_GENERATE:
@@ -205,18 +205,31 @@ static char *cli_scenario(struct ast_cli_entry *e, int cmd, struct ast_cli_args 
 		usleep(300000);
 	} else if (!strcmp(what, "taskprocessor")) {
 		/* Above the default high water mark (500): Asterisk logs its warning. */
-		n = a->argc > 3 ? atoi(a->argv[3]) : 600;
-		/* Never unreferenced: its thread is stuck for good. */
-		struct ast_taskprocessor *tps = ast_taskprocessor_get("astdebug-blocked", TPS_REF_DEFAULT);
+		int count = a->argc > 4 ? atoi(a->argv[4]) : 1;
+		int t;
 
-		if (!tps) {
-			ast_cli(a->fd, "astdebug test taskprocessor: no taskprocessor\n");
-			return CLI_FAILURE;
-		}
-		ast_taskprocessor_push(tps, blocking_task, tps);
-		usleep(200000);
-		for (i = 0; i < n; i++) {
-			ast_taskprocessor_push(tps, noop_task, NULL);
+		n = a->argc > 3 ? atoi(a->argv[3]) : 600;
+		for (t = 0; t < count; t++) {
+			char name[64];
+			struct ast_taskprocessor *tps;
+
+			/* The first keeps the plain name the tests look for. */
+			if (t) {
+				snprintf(name, sizeof(name), "astdebug-blocked-%d", t + 1);
+			} else {
+				snprintf(name, sizeof(name), "astdebug-blocked");
+			}
+			/* Never unreferenced: its thread is stuck for good. */
+			tps = ast_taskprocessor_get(name, TPS_REF_DEFAULT);
+			if (!tps) {
+				ast_cli(a->fd, "astdebug test taskprocessor: no taskprocessor %s\n", name);
+				return CLI_FAILURE;
+			}
+			ast_taskprocessor_push(tps, blocking_task, tps);
+			usleep(t ? 2000 : 200000);
+			for (i = 0; i < n; i++) {
+				ast_taskprocessor_push(tps, noop_task, NULL);
+			}
 		}
 	} else if (!strcmp(what, "segfault")) {
 		start(crash_thread);
