@@ -468,6 +468,26 @@ fn a_blocked_taskprocessor_is_named_with_its_queue_and_the_thread_stuck_in_its_t
     assert!(saved.contains("astdebug-blocked"), "{saved}");
     assert!(bed.running(), "Asterisk state {:?}", bed.state());
     assert!(text(&bed.rx("core show uptime")).contains("System uptime"));
+
+    // A core has no CLI: the log names the queue, memory still finds its thread.
+    let pid = bed.pid;
+    let core = format!("/var/spool/asterisk/core.{pid}.{}", chrono_now());
+    let gcore = bed.sh(&format!(
+        "gcore -o /tmp/gcore {pid} >/dev/null 2>&1 && mv /tmp/gcore.{pid} {core}"
+    ));
+    assert!(gcore.status.success(), "{}", text(&gcore));
+    let output = bed.tool(&["-o", "/tmp/out-core", "--json", "freeze", "--core", &core]);
+    assert!(output.status.success(), "{}", text(&output));
+    let json = json_of(&output);
+    let queues = json["taskprocessors"].as_array().expect("taskprocessors");
+    assert_eq!(queues.len(), 1, "{json:#}");
+    assert_eq!(queues[0]["name"], "astdebug-blocked");
+    assert_eq!(queues[0]["in_queue"], serde_json::Value::Null);
+    assert_eq!(queues[0]["log_reached"], 500);
+    assert_eq!(queues[0]["served_by_lwp"], server[0], "{json:#}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("a core has no CLI"), "{stderr}");
+    assert!(stderr.contains("before the core"), "{stderr}");
 }
 
 #[test]

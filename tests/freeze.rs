@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 
@@ -482,6 +483,30 @@ fn a_stuck_taskprocessor_is_named_from_the_cli_and_the_log() {
     let report = fs::read_to_string(sandbox.path("out").join("bug-report.md")).unwrap();
     assert!(report.contains("Taskprocessors:"), "{report}");
     assert!(report.contains("core-show-taskprocessors.txt"), "{report}");
+
+    // A window wider than any calendar: the whole log, not a panic.
+    let wide = sandbox.path("out-wide");
+    fs::create_dir(&wide).unwrap();
+    fs::set_permissions(&wide, fs::Permissions::from_mode(0o700)).unwrap();
+    let output = sandbox
+        .command_in(&wide)
+        .args(["--json", "freeze", "--timeout", "3"])
+        .args(["--log-minutes", "18446744073709551615", "--pid"])
+        .arg(frozen.child.id().to_string())
+        .arg("--asterisk-bin")
+        .arg(&frozen.program)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let names: Vec<&str> = json["taskprocessors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"an-hour-ago"), "{json:#}");
 }
 
 /// The thread stuck in a task is found with debug symbols (gdb reads

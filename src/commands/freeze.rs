@@ -182,9 +182,7 @@ fn collect(
         }
     }
     let mut findings = analyse(evidence, gdb_analysis.as_ref(), target);
-    if let Target::Pid(_) = target {
-        findings.taskprocessors = taskprocessor_report(context, args, evidence, &gdb_analysis);
-    }
+    findings.taskprocessors = taskprocessor_report(context, args, target, evidence, &gdb_analysis);
     if let Some(seen) = &seen {
         let agreement = live::compare(
             &live::cycles(&seen.graph, &seen.analysis),
@@ -378,17 +376,38 @@ fn analyse(
     }
 }
 
-/// The taskprocessors: the CLI's queue sizes, the `full` log's warnings of
-/// the last `--log-minutes`, and the thread gdb found serving each.
+/// The taskprocessors: the CLI's queue sizes (live only), the `full` log's
+/// warnings of the last `--log-minutes` (before the core was written, for a
+/// core), and the thread gdb found serving each.
 fn taskprocessor_report(
     context: &Context,
     args: &FreezeArgs,
+    target: &Target,
     evidence: &mut Evidence,
     gdb_analysis: &Option<threads::Analysis>,
 ) -> taskprocessors::Report {
-    let until = chrono::Local::now().fixed_offset();
-    let minutes = i64::try_from(args.log_minutes).unwrap_or(i64::MAX / 60_000);
-    let since = until - chrono::Duration::minutes(minutes.min(i64::MAX / 60_000));
+    let core_time = match target {
+        Target::Pid(_) => None,
+        Target::Core(core) => std::fs::metadata(core)
+            .and_then(|metadata| metadata.modified())
+            .ok()
+            .map(chrono::DateTime::<chrono::Local>::from),
+    };
+    let until = core_time.unwrap_or_else(chrono::Local::now).fixed_offset();
+    // A --log-minutes past chrono's range is "the whole log", never a panic.
+    let since = i64::try_from(args.log_minutes)
+        .ok()
+        .and_then(chrono::Duration::try_minutes)
+        .and_then(|span| until.checked_sub_signed(span))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC.fixed_offset());
+    let window = match core_time {
+        Some(time) => format!(
+            "the {} min before the core ({})",
+            args.log_minutes,
+            time.format("%Y-%m-%d %H:%M")
+        ),
+        None => format!("the last {} min", args.log_minutes),
+    };
     let (warnings, problems) = taskprocessors::scan_copies(
         &crate::evidence::astlog::copies(&context.host),
         since,
@@ -405,7 +424,7 @@ fn taskprocessor_report(
         gdb_analysis
             .as_ref()
             .map(|analysis| analysis.threads.as_slice()),
-        &format!("the last {} min", args.log_minutes),
+        &window,
     )
 }
 

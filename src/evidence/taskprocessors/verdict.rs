@@ -43,12 +43,9 @@ struct Server<'a> {
 }
 
 /// The taskprocessor each thread inside `ast_taskprocessor_execute` runs a
-/// task of, keyed by name. `known`: the names `core show taskprocessors`
-/// gave; without them (a core) only a name read with debug symbols counts.
-fn servers<'a>(
-    threads: &'a [Thread],
-    known: Option<&[String]>,
-) -> BTreeMap<String, Vec<Server<'a>>> {
+/// task of, keyed by name. Without symbols, memory only says which of the
+/// `known` names (from the CLI and the log) it holds.
+fn servers<'a>(threads: &'a [Thread], known: &[String]) -> BTreeMap<String, Vec<Server<'a>>> {
     let mut by_name: BTreeMap<String, Vec<Server>> = BTreeMap::new();
     for thread in threads {
         let Some(task) = &thread.task else { continue };
@@ -57,7 +54,7 @@ fn servers<'a>(
                 name.clone(),
                 "gdb read `tps->name` in its ast_taskprocessor_execute frame (debug symbols)",
             ))
-        } else if let Some(known) = known {
+        } else {
             let names = |own_only: bool| {
                 let mut names: Vec<&String> = task
                     .candidates
@@ -85,8 +82,6 @@ fn servers<'a>(
                 )),
                 _ => None,
             }
-        } else {
-            None
         };
         if let Some((name, how)) = claim {
             by_name
@@ -129,12 +124,15 @@ pub fn judge(
         Listing::Listed(table) => &table.rows,
         _ => &[],
     };
-    let known: Option<Vec<String>> = match listing {
-        Listing::Listed(table) => Some(table.rows.iter().map(|row| row.name.clone()).collect()),
-        _ => None,
-    };
+    // The names memory is matched against: the CLI's, and the log's (all a
+    // core has).
+    let known: Vec<String> = rows
+        .iter()
+        .map(|row| row.name.clone())
+        .chain(warnings.iter().map(|warning| warning.name.clone()))
+        .collect();
     let served = gdb
-        .map(|threads| servers(threads, known.as_deref()))
+        .map(|threads| servers(threads, &known))
         .unwrap_or_default();
     let mut warned: BTreeMap<&str, Vec<&QueueWarning>> = BTreeMap::new();
     for warning in warnings {
@@ -276,7 +274,7 @@ fn text(listing: &Listing, queues: &[Verdict], warnings: &[QueueWarning], window
             table.count.unwrap_or(table.rows.len())
         ),
         Listing::Unanswered(why) => format!("`core show taskprocessors`: {why}"),
-        Listing::NotAsked => "`core show taskprocessors` not asked".to_string(),
+        Listing::NotAsked => "no `core show taskprocessors`: a core has no CLI".to_string(),
     };
     let logged = match warnings.len() {
         0 => format!("no queue warning in the `full` log over {window}"),
