@@ -108,6 +108,7 @@ pub fn copy_name(copy: &LogCopy, day: &str, hostname: &str) -> String {
     format!("{day}-{hostname}-asterisk-full{suffix}.log")
 }
 
+/// One copy of the log, plain or gzip (told by its first bytes, not its name).
 pub fn open(path: &Path) -> Result<Box<dyn Read>> {
     // /var/log/asterisk belongs to the account Asterisk runs as: no symlink out of it.
     let mut file = BufReader::new(crate::host::files::open_untrusted(path)?);

@@ -98,6 +98,12 @@ impl Evidence {
             }
             CliAnswer::Failed(why) => Listing::Unanswered(format!("failed: {why}")),
         };
+        if let Listing::Unanswered(why) = &evidence.taskprocessors {
+            evidence.warnings.raise(format!(
+                "`asterisk -rx 'core show taskprocessors'`: {why}; the taskprocessors are \
+                 named from the log alone"
+            ));
+        }
         for symptom in &evidence.symptoms {
             errln!(
                 "{:<9} {:<7} {}",

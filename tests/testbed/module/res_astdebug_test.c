@@ -145,9 +145,12 @@ static void *freeze_check_thread(void *unused)
 
 /* The first task of "astdebug-blocked": its serving thread never comes back,
  * so every task pushed after it stays queued. */
+static volatile int blocked_started;
+
 static int blocking_task(void *tps)
 {
 	role("taskprocessor", "server", tps);
+	ast_atomic_fetchadd_int(&blocked_started, 1);
 	ast_mutex_lock(&lock_t);
 	for (;;) {
 		ast_cond_wait(&never, &lock_t);
@@ -206,7 +209,7 @@ static char *cli_scenario(struct ast_cli_entry *e, int cmd, struct ast_cli_args 
 	} else if (!strcmp(what, "taskprocessor")) {
 		/* Above the default high water mark (500): Asterisk logs its warning. */
 		int count = a->argc > 4 ? atoi(a->argv[4]) : 1;
-		int t;
+		int t, started, wait;
 
 		n = a->argc > 3 ? atoi(a->argv[3]) : 600;
 		for (t = 0; t < count; t++) {
@@ -225,8 +228,12 @@ static char *cli_scenario(struct ast_cli_entry *e, int cmd, struct ast_cli_args 
 				ast_cli(a->fd, "astdebug test taskprocessor: no taskprocessor %s\n", name);
 				return CLI_FAILURE;
 			}
+			started = blocked_started;
 			ast_taskprocessor_push(tps, blocking_task, tps);
-			usleep(t ? 2000 : 200000);
+			/* Its role written before the CLI says "in place", even on a loaded machine. */
+			for (wait = 0; blocked_started == started && wait < 1000; wait++) {
+				usleep(10000);
+			}
 			for (i = 0; i < n; i++) {
 				ast_taskprocessor_push(tps, noop_task, NULL);
 			}
