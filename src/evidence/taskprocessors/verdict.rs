@@ -286,8 +286,8 @@ fn text(listing: &Listing, queues: &[Verdict], warnings: &[QueueWarning], window
         let verdict = match listing {
             Listing::Listed(_) => format!(
                 "  no queue is large (none at {LARGE_QUEUE} or more, or at its high water \
-                 mark) and none was warned about: the freeze is not a stuck taskprocessor's \
-                 backlog, as far as one reading shows"
+                 mark) and none was warned about: no backlog in this one reading (a \
+                 taskprocessor stuck with only a few tasks queued would not show here)"
             ),
             _ => "  cannot tell: no queue sizes, and the log names none".to_string(),
         };
