@@ -29,6 +29,7 @@ for target in \
   syslog::fuzz_tests:4000 \
   stamp::fuzz_tests:400000 \
   astlog::fuzz_tests:500000 \
+  taskprocessors::fuzz_tests:50000 \
   lockgraph::fuzz_tests:60000 \
   lockdump::fuzz_tests:85000 \
   threads::fuzz_tests:250000 \

@@ -437,3 +437,108 @@ fn a_cli_stuck_behind_the_channel_cache_names_its_sleeping_holder_from_proc() {
     assert!(said.contains("sleeps while holding it"), "{said}");
     assert!(!said.contains("No deadlock"), "{said}");
 }
+
+#[test]
+fn a_blocked_taskprocessor_is_named_with_its_queue_and_the_thread_stuck_in_its_task() {
+    require_testbed!();
+    let bed = Bed::start(Module::Stripped);
+    // The bed's log outlives each Asterisk: only this one's warning counts.
+    bed.sh(": > /var/log/asterisk/full");
+    // One task that never returns, 600 queued behind it: above the high water mark (500).
+    bed.break_it("taskprocessor 600");
+    let server = bed.lwps("server");
+    assert_eq!(server.len(), 1, "roles: {:?}", bed.roles());
+    let output = bed.tool(&["-o", "/tmp/out", "--json", "freeze", "--timeout", "3"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let json = json_of(&output);
+    let queues = json["taskprocessors"].as_array().expect("taskprocessors");
+    let blocked = queues
+        .iter()
+        .find(|queue| queue["name"] == "astdebug-blocked")
+        .unwrap_or_else(|| panic!("not named: {json:#}"));
+    assert_eq!(blocked["in_queue"], 600, "{blocked:#}");
+    assert_eq!(blocked["high_water"], 500, "{blocked:#}");
+    // Asterisk's own warning, read back from the `full` log.
+    assert_eq!(blocked["log_reached"], 500, "{blocked:#}");
+    // Stripped Asterisk and module: the thread is found from memory alone.
+    assert_eq!(blocked["served_by_lwp"], server[0], "{blocked:#}");
+    assert!(
+        blocked["rests_on"].as_str().unwrap().contains("own id"),
+        "{blocked:#}"
+    );
+    // Only the stuck one: the other queues of an idle Asterisk are empty.
+    assert_eq!(queues.len(), 1, "{json:#}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "astdebug-blocked: 600 queued, served by LWP {}",
+            server[0]
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(res_astdebug_test.so+0x"), "{stderr}");
+    assert!(
+        stderr.contains("1 queue warning in the `full` log"),
+        "{stderr}"
+    );
+    let saved = crate::common::testbed::read(&bed, "/tmp/out/core-show-taskprocessors.txt");
+    assert!(saved.contains("astdebug-blocked"), "{saved}");
+    assert!(bed.running(), "Asterisk state {:?}", bed.state());
+    assert!(text(&bed.rx("core show uptime")).contains("System uptime"));
+
+    // A core has no CLI: the log names the queue, memory still finds its thread.
+    let pid = bed.pid;
+    let core = format!("/var/spool/asterisk/core.{pid}.{}", chrono_now());
+    let gcore = bed.sh(&format!(
+        "gcore -o /tmp/gcore {pid} >/dev/null 2>&1 && mv /tmp/gcore.{pid} {core}"
+    ));
+    assert!(gcore.status.success(), "{}", text(&gcore));
+    let output = bed.tool(&["-o", "/tmp/out-core", "--json", "freeze", "--core", &core]);
+    assert!(output.status.success(), "{}", text(&output));
+    let json = json_of(&output);
+    let queues = json["taskprocessors"].as_array().expect("taskprocessors");
+    assert_eq!(queues.len(), 1, "{json:#}");
+    assert_eq!(queues[0]["name"], "astdebug-blocked");
+    assert_eq!(queues[0]["in_queue"], serde_json::Value::Null);
+    assert_eq!(queues[0]["log_reached"], 500);
+    assert_eq!(queues[0]["served_by_lwp"], server[0], "{json:#}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("a core has no CLI"), "{stderr}");
+    assert!(stderr.contains("before the core"), "{stderr}");
+}
+
+#[test]
+fn several_blocked_taskprocessors_are_each_served_by_their_own_thread() {
+    require_testbed!();
+    let bed = Bed::start(Module::Stripped);
+    bed.sh(": > /var/log/asterisk/full");
+    // 150 queued each: large, but under the high water mark, so no warning in the log.
+    bed.break_it("taskprocessor 150 4");
+    let servers = set(bed.lwps("server"));
+    assert_eq!(servers.len(), 4, "roles: {:?}", bed.roles());
+    let output = bed.tool(&["-o", "/tmp/out", "--json", "freeze", "--timeout", "3"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let json = json_of(&output);
+    let queues = json["taskprocessors"].as_array().expect("taskprocessors");
+    assert_eq!(queues.len(), 4, "{json:#}");
+    let mut served = BTreeSet::new();
+    for queue in queues {
+        assert!(
+            queue["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("astdebug-blocked"),
+            "{queue:#}"
+        );
+        assert_eq!(queue["in_queue"], 150, "{queue:#}");
+        assert_eq!(queue["log_reached"], serde_json::Value::Null, "{queue:#}");
+        served.insert(queue["served_by_lwp"].as_u64().expect("a thread") as u32);
+    }
+    assert_eq!(served, servers);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no queue warning in the `full` log"),
+        "{stderr}"
+    );
+    assert!(bed.running(), "Asterisk state {:?}", bed.state());
+}

@@ -20,6 +20,7 @@ use crate::engine::shell;
 use crate::error::{Error, Result};
 use crate::evidence::cores::{self, CoreFile};
 use crate::evidence::symptoms::Symptom;
+use crate::evidence::taskprocessors;
 use crate::gdb::threads::{self, StackGroup};
 use crate::gdb::{self, Target};
 use crate::host::asterisk::{self, ASTERISK_BIN};
@@ -115,6 +116,8 @@ struct FreezeJson<'a> {
     /// What /proc showed before gdb attached (null for a core).
     proc_graph: Option<&'a serde_json::Value>,
     stack_groups: &'a [StackGroup],
+    /// The taskprocessors whose queue is large or was warned about.
+    taskprocessors: &'a [taskprocessors::Verdict],
     /// How long gdb held the live process, attach to detach (null for a core).
     stopped_seconds: Option<f64>,
     /// `--samples` above 1: the comparison of the /proc samples.
@@ -130,6 +133,7 @@ struct Findings {
     graph_source: String,
     summary: String,
     stack_groups: Vec<StackGroup>,
+    taskprocessors: taskprocessors::Report,
 }
 
 pub fn run(context: &Context, args: &FreezeArgs) -> Result<()> {
@@ -221,6 +225,7 @@ fn collect(
         }
     }
     let mut findings = analyse(evidence, gdb_analysis.as_ref(), target);
+    findings.taskprocessors = taskprocessor_report(context, args, target, evidence, &gdb_analysis);
     if let Some(seen) = &seen {
         let agreement = live::compare(
             &live::cycles(&seen.graph, &seen.analysis),
@@ -321,6 +326,7 @@ fn report_look_only(
         analysis: seen.analysis,
         graph_source: "/proc".to_string(),
         stack_groups: Vec::new(),
+        taskprocessors: taskprocessors::Report::default(),
     };
     // The /proc answer is printed already: only what the log adds to it.
     if let Some(last_words) = follow_threads(
@@ -421,7 +427,12 @@ fn tell_saved(out: &Path, evidence: &Evidence, target: &Target) {
         );
     }
     if let Target::Pid(pid) = target {
-        match process_state(*pid) {
+        let state = match process_state(*pid) {
+            // One thread stopped is the whole PBX stopped, for its callers.
+            Some(state) if crate::host::sys::any_thread_stopped(*pid) && state != 'Z' => Some('T'),
+            state => state,
+        };
+        match state {
             Some('T' | 't') => {
                 warn!("Asterisk (pid {pid}) is left stopped; resume it with `kill -CONT {pid}`")
             }
@@ -499,7 +510,60 @@ fn analyse(
         graph_source,
         summary,
         stack_groups,
+        taskprocessors: taskprocessors::Report::default(),
     }
+}
+
+/// The taskprocessors: the CLI's queue sizes (live only), the `full` log's
+/// warnings of the last `--log-minutes` (before the core was written, for a
+/// core), and the thread gdb found serving each.
+fn taskprocessor_report(
+    context: &Context,
+    args: &FreezeArgs,
+    target: &Target,
+    evidence: &mut Evidence,
+    gdb_analysis: &Option<threads::Analysis>,
+) -> taskprocessors::Report {
+    let core_time = match target {
+        Target::Pid(_) => None,
+        Target::Core(core) => std::fs::metadata(core)
+            .and_then(|metadata| metadata.modified())
+            .ok()
+            .map(chrono::DateTime::<chrono::Local>::from),
+    };
+    let until = core_time.unwrap_or_else(chrono::Local::now).fixed_offset();
+    // A --log-minutes past chrono's range is "the whole log", never a panic.
+    let since = i64::try_from(args.log_minutes)
+        .ok()
+        .and_then(chrono::Duration::try_minutes)
+        .and_then(|span| until.checked_sub_signed(span))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC.fixed_offset());
+    let window = match core_time {
+        Some(time) => format!(
+            "the {} min before the core ({})",
+            args.log_minutes,
+            time.format("%Y-%m-%d %H:%M")
+        ),
+        None => format!("the last {} min", args.log_minutes),
+    };
+    let (warnings, problems) = taskprocessors::scan_copies(
+        &crate::evidence::astlog::copies(&context.host),
+        since,
+        until,
+    );
+    for problem in problems {
+        evidence
+            .warnings
+            .raise(format!("the taskprocessor warnings of the log: {problem}"));
+    }
+    taskprocessors::judge(
+        &evidence.taskprocessors,
+        &warnings,
+        gdb_analysis
+            .as_ref()
+            .map(|analysis| analysis.threads.as_slice()),
+        &window,
+    )
 }
 
 fn print_findings(findings: &Findings) {
@@ -509,6 +573,9 @@ fn print_findings(findings: &Findings) {
             .summary
             .replace("DEADLOCK:", &crate::output::alarm("DEADLOCK:"))
     );
+    if !findings.taskprocessors.text.is_empty() {
+        errln!("{}", findings.taskprocessors.text);
+    }
     if !findings.stack_groups.is_empty() {
         errln!("Where the threads are (identical stacks grouped, largest first):");
         for group in findings.stack_groups.iter().take(GROUPS_SHOWN) {
@@ -539,7 +606,7 @@ fn write_bug_report(
     core: Option<&Path>,
     out: &Path,
 ) -> Result<PathBuf> {
-    let report = bug_report(
+    let mut report = bug_report(
         context,
         evidence.version.take(),
         &evidence.symptoms,
@@ -548,6 +615,12 @@ fn write_bug_report(
         &evidence.artefacts,
         core,
     );
+    if !findings.taskprocessors.text.is_empty() {
+        report.findings.push(format!(
+            "Taskprocessors:\n\n```\n{}\n```",
+            findings.taskprocessors.text.trim_end()
+        ));
+    }
     let report_path = out.join("bug-report.md");
     report.write(&report_path)?;
     evidence.artefacts.push(report_path.clone());
@@ -579,6 +652,7 @@ fn print_json(
         graph_source: &findings.graph_source,
         proc_graph: evidence.proc_graph.as_ref(),
         stack_groups: &findings.stack_groups,
+        taskprocessors: &findings.taskprocessors.queues,
         stopped_seconds: evidence.stopped.map(|stopped| stopped.as_secs_f64()),
         samples: sampled.map(|sampled| &sampled.progress),
         warnings: &evidence.warnings,

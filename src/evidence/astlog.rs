@@ -108,8 +108,8 @@ pub fn copy_name(copy: &LogCopy, day: &str, hostname: &str) -> String {
     format!("{day}-{hostname}-asterisk-full{suffix}.log")
 }
 
-/// A copy of the log, plain or gzip, opened as a file other accounts may
-/// have placed.
+/// One copy of the log, plain or gzip (told by its first bytes, not its
+/// name), opened as a file other accounts may have placed.
 pub fn open(path: &Path) -> Result<Box<dyn Read>> {
     // /var/log/asterisk belongs to the account Asterisk runs as: no symlink out of it.
     let mut file = BufReader::new(crate::host::files::open_untrusted(path)?);

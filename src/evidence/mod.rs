@@ -14,5 +14,6 @@ pub mod segfault_line;
 pub mod segfault_scan;
 pub mod symptoms;
 pub mod syslog;
+pub mod taskprocessors;
 pub mod thread_log;
 pub mod valgrind_report;

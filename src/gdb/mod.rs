@@ -174,7 +174,10 @@ pub fn run(request: &Request, interrupt: &Interrupt) -> Result<Outcome> {
     }
     if let Some(state) = state_before {
         if let Target::Pid(pid) = request.target {
-            resume_if_left_stopped(pid, state);
+            // A gdb that exited by itself detached cleanly; one killed (Ctrl-C,
+            // --timeout) may leave a SIGSTOP of its attach still pending.
+            let killed = !matches!(&status, Ok(exit) if exit.code().is_some());
+            resume_if_left_stopped(pid, state, killed);
         }
     }
     if let Err(error) = text.flush() {
@@ -369,27 +372,39 @@ fn read_analysis(path: &Path, warnings: &mut Vec<String>) -> Option<Analysis> {
     }
 }
 
-/// The state letter of /proc/PID/stat (R, S, D, T, t, Z...).
 /// A gdb stopped hard (Ctrl-C, SIGKILL) can leave its tracee stopped: a
 /// frozen PBX must not be turned into a stopped one by its debugger.
-fn resume_if_left_stopped(pid: u32, before: char) {
+///
+/// Every thread is looked at, not only the main one: gdb's attach sends
+/// each thread a SIGSTOP, and one still pending when gdb dies is delivered
+/// after the kernel has detached, stopping the whole process a moment
+/// later. So after a killed gdb the threads are watched until none has
+/// been stopped for [`SETTLE`].
+fn resume_if_left_stopped(pid: u32, before: char, killed: bool) {
+    /// Quiet time after which no pending stop is expected any more.
+    const SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
+    const LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
     // Not to be cut short by the watchdog: a stopped PBX is worse than a late exit.
     let _hold = crate::host::sys::Hold::new();
-    let stopped = |state: Option<char>| matches!(state, Some('T') | Some('t'));
-    if stopped(Some(before)) {
+    if matches!(before, 'T' | 't') {
+        // Stopped before we came: not ours to resume.
         return;
     }
-    for _ in 0..20 {
-        if !stopped(process_state(pid)) {
+    let started = std::time::Instant::now();
+    let mut quiet_since = std::time::Instant::now();
+    while started.elapsed() < LIMIT {
+        if crate::host::sys::any_thread_stopped(pid) {
+            if let Ok(pid) = libc::pid_t::try_from(pid) {
+                // SAFETY: kill(2) has no memory-safety preconditions.
+                unsafe {
+                    libc::kill(pid, libc::SIGCONT);
+                }
+            }
+            quiet_since = std::time::Instant::now();
+        } else if !killed || quiet_since.elapsed() >= SETTLE {
             return;
         }
-        if let Ok(pid) = libc::pid_t::try_from(pid) {
-            // SAFETY: kill(2) has no memory-safety preconditions.
-            unsafe {
-                libc::kill(pid, libc::SIGCONT);
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

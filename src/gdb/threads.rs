@@ -43,6 +43,32 @@ pub struct Thread {
     pub frames: Vec<Frame>,
     #[serde(default)]
     pub waits: Option<Wait>,
+    /// The taskprocessor task it runs, when a frame is `ast_taskprocessor_execute`.
+    #[serde(default)]
+    pub task: Option<Task>,
+}
+
+/// What memory says about the taskprocessor a thread runs a task of.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Task {
+    /// The index of the `ast_taskprocessor_execute` frame.
+    #[serde(default)]
+    pub frame: usize,
+    /// `tps->name`, read with debug symbols.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Without symbols: the C strings at each pointer the frame holds.
+    #[serde(default)]
+    pub candidates: Vec<TaskCandidate>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct TaskCandidate {
+    pub strings: Vec<String>,
+    /// That memory also holds the thread's own pthread_t, as a taskprocessor
+    /// does while one of its tasks runs.
+    #[serde(default, rename = "self")]
+    pub holds_self: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -344,6 +370,7 @@ mod tests {
                 })
                 .collect(),
             waits: None,
+            task: None,
         }
     }
 

@@ -111,6 +111,20 @@ pub fn process_state(pid: u32) -> Option<char> {
     stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
+/// Whether any thread of `pid` is stopped (`T`) or in a tracing stop (`t`):
+/// the main thread's state alone misses a thread stopped on its own.
+pub fn any_thread_stopped(pid: u32) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.filter_map(|task| task.ok()).any(|task| {
+        fs::read_to_string(task.path().join("stat"))
+            .ok()
+            .and_then(|stat| stat.rsplit_once(')')?.1.trim_start().chars().next())
+            .is_some_and(|state| matches!(state, 'T' | 't'))
+    })
+}
+
 /// When a process started: `/proc/PID/stat`'s start time (clock ticks after
 /// boot) added to `/proc/stat`'s boot time. `None` when either is unreadable.
 pub fn process_started(pid: u32) -> Option<std::time::SystemTime> {
@@ -150,5 +164,29 @@ mod tests {
         assert!(started <= now + std::time::Duration::from_secs(1));
         assert!(now.duration_since(started).unwrap_or_default().as_secs() < 86_400 * 365);
         assert_eq!(process_started(u32::MAX), None);
+    }
+
+    #[test]
+    fn a_stopped_process_is_seen_stopped_and_then_running() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let signal = |signal| unsafe { libc::kill(pid as libc::pid_t, signal) };
+        let settled = |want: bool| {
+            (0..100).any(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                any_thread_stopped(pid) == want
+            })
+        };
+        assert!(settled(false));
+        signal(libc::SIGSTOP);
+        assert!(settled(true), "SIGSTOP not seen");
+        signal(libc::SIGCONT);
+        assert!(settled(false), "SIGCONT not seen");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!any_thread_stopped(u32::MAX));
     }
 }

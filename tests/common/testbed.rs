@@ -119,6 +119,18 @@ impl Bed {
             use std::os::fd::AsRawFd;
             libc::flock(lock.as_raw_fd(), libc::LOCK_EX);
         }
+        // The bed is shared by every checkout on this machine: under the lock,
+        // bring its module layer to this checkout's module (seconds when
+        // another checkout built a different one, nothing when it is current).
+        let build = Command::new(repo().join("tests/testbed/build"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tests/testbed/build");
+        assert!(
+            build.status.success(),
+            "tests/testbed/build: {}",
+            text(&build)
+        );
         // Whatever an earlier, killed test left: Asterisks of the bed only.
         // (`pkill -x asterisk` also killed the C fixtures that other tests,
         // running meanwhile, name asterisk.)

@@ -86,6 +86,7 @@ fn describe_artefact(name: &str) -> String {
         "threads-log.txt" => "the log lines of the deadlocked threads and top lock holders, by LWP",
         "core-show-locks.txt" => "`asterisk -rx 'core show locks'`",
         "core-show-channels.txt" => "`asterisk -rx 'core show channels'`",
+        "core-show-taskprocessors.txt" => "`asterisk -rx 'core show taskprocessors'`",
         "graph-locks.dot" | "graph-locks.svg" => "the lock wait-for graph",
         "samples.txt" => "the /proc samples compared (`--samples`): frozen, or only slow",
         _ if name.starts_with("asterisk-full-last") => "the Asterisk log just before the freeze",

@@ -111,6 +111,10 @@ fn print_script(target: &Target, binary: &Path, out: &Path, timeout: Duration, w
             "timeout {seconds} asterisk -rx 'core show locks' > {} || true",
             vars.path(&out.join("core-show-locks.txt"))
         );
+        outln!(
+            "timeout {seconds} asterisk -rx 'core show taskprocessors' > {} || true",
+            vars.path(&out.join("core-show-taskprocessors.txt"))
+        );
     }
     let request = gdb::Request {
         binary: binary.to_path_buf(),

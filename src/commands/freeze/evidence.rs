@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::evidence::symptoms::{self, CliAnswer, Symptom};
+use crate::evidence::taskprocessors::{self, Listing};
 use crate::host::sys::create_private;
 use crate::host::version;
 use crate::output::Warnings;
@@ -27,11 +28,14 @@ pub struct Evidence {
     pub version: Option<version::Pending>,
     /// How long gdb held Asterisk, attach to detach.
     pub stopped: Option<Duration>,
+    /// `core show taskprocessors`, parsed.
+    pub taskprocessors: Listing,
 }
 
 impl Evidence {
-    /// `service asterisk status`, `core show channels` and `core show locks`,
-    /// each bounded by `timeout`; the answers are saved as artefacts.
+    /// `service asterisk status`, `core show channels`, `core show locks` and
+    /// `core show taskprocessors`, each bounded by `timeout`; the answers are
+    /// saved as artefacts.
     pub fn check_symptoms(
         &mut self,
         context: &Context,
@@ -76,6 +80,29 @@ impl Evidence {
             CliAnswer::Failed(why) => evidence
                 .warnings
                 .raise(format!("`asterisk -rx 'core show locks'` failed: {why}")),
+        }
+        let listing =
+            symptoms::asterisk_rx("core show taskprocessors", timeout, &context.interrupt)?;
+        save_answer(
+            &listing,
+            &out.join("core-show-taskprocessors.txt"),
+            &mut evidence.artefacts,
+        )?;
+        evidence.taskprocessors = match listing {
+            CliAnswer::Output(lines) => match taskprocessors::parse_table(&lines) {
+                Ok(table) => Listing::Listed(table),
+                Err(why) => Listing::Unanswered(why),
+            },
+            CliAnswer::Timeout => {
+                Listing::Unanswered(format!("no answer within {} s", timeout.as_secs()))
+            }
+            CliAnswer::Failed(why) => Listing::Unanswered(format!("failed: {why}")),
+        };
+        if let Listing::Unanswered(why) = &evidence.taskprocessors {
+            evidence.warnings.raise(format!(
+                "`asterisk -rx 'core show taskprocessors'`: {why}; the taskprocessors are \
+                 named from the log alone"
+            ));
         }
         for symptom in &evidence.symptoms {
             errln!(

@@ -33,8 +33,13 @@ pub fn last_minutes(context: &Context, minutes: u64, out: &Path) -> Result<Optio
     let start = size.saturating_sub(LOG_TAIL_BYTES);
     file.seek(SeekFrom::Start(start))
         .map_err(|error| Error::read(&log, error))?;
-    let cutoff = Local::now()
-        - chrono::Duration::minutes(i64::try_from(minutes).unwrap_or(i64::MAX / 60_000));
+    // A --log-minutes past chrono's range is "the whole tail", never a panic.
+    let cutoff = i64::try_from(minutes)
+        .ok()
+        .and_then(chrono::Duration::try_minutes)
+        .and_then(|span| Local::now().checked_sub_signed(span))
+        .map(|cutoff| cutoff.fixed_offset())
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC.fixed_offset());
     let path = out.join(format!("asterisk-full-last-{minutes}min.log"));
     let mut writer = std::io::BufWriter::new(create_private(&path)?);
     let mut keeping = false;

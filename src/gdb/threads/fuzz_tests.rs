@@ -82,6 +82,7 @@ fn threads() -> impl Strategy<Value = Analysis> {
                 })
                 .collect(),
             waits,
+            task: None,
         });
     proptest::collection::vec(thread, 0..12).prop_map(|threads| Analysis {
         pid: Some(1),
@@ -146,6 +147,7 @@ fn fuzz_threads_large_inputs_are_bounded() {
                     start: None,
                     frames: frames.clone(),
                     waits: None,
+                    task: None,
                 })
                 .collect::<Vec<_>>()
         },

@@ -23,6 +23,7 @@
 #include "asterisk/logger.h"
 #include "asterisk/module.h"
 #include "asterisk/stasis_channels.h"
+#include "asterisk/taskprocessor.h"
 #include "asterisk/utils.h"
 
 #define ROLES "/var/spool/asterisk/astdebug-roles"
@@ -35,6 +36,9 @@ static ast_mutex_t lock_m;
 static ast_mutex_t lock_x;
 static ast_rwlock_t lock_r;
 static pthread_barrier_t pair;
+/* Nobody signals it: the task that waits on it never ends. */
+static ast_mutex_t lock_t;
+static ast_cond_t never;
 
 static void role(const char *scenario, const char *name, const void *lock)
 {
@@ -141,6 +145,26 @@ static void *freeze_check_thread(void *unused)
 	return NULL;
 }
 
+/* The first task of "astdebug-blocked": its serving thread never comes back,
+ * so every task pushed after it stays queued. */
+static volatile int blocked_started;
+
+static int blocking_task(void *tps)
+{
+	role("taskprocessor", "server", tps);
+	ast_atomic_fetchadd_int(&blocked_started, 1);
+	ast_mutex_lock(&lock_t);
+	for (;;) {
+		ast_cond_wait(&never, &lock_t);
+	}
+	return 0;
+}
+
+static int noop_task(void *unused)
+{
+	return 0;
+}
+
 static int start(void *(*fn)(void *))
 {
 	pthread_t id;
@@ -156,7 +180,7 @@ static char *cli_scenario(struct ast_cli_entry *e, int cmd, struct ast_cli_args 
 	switch (cmd) {
 	case CLI_INIT:
 		e->command = "astdebug test";
-		e->usage = "Usage: astdebug test {abba [N]|rwcycle|channels|segfault|abort|freezecheck}\n"
+		e->usage = "Usage: astdebug test {abba [N]|rwcycle|channels|taskprocessor [N [COUNT]]|segfault|abort|freezecheck}\n"
 			"       Puts Asterisk in a broken state, on purpose (wazo-astdebug's test bed).\n";
 		return NULL;
 	case CLI_GENERATE:
@@ -184,6 +208,38 @@ static char *cli_scenario(struct ast_cli_entry *e, int cmd, struct ast_cli_args 
 	} else if (!strcmp(what, "channels")) {
 		start(hold_channels);
 		usleep(300000);
+	} else if (!strcmp(what, "taskprocessor")) {
+		/* Above the default high water mark (500): Asterisk logs its warning. */
+		int count = a->argc > 4 ? atoi(a->argv[4]) : 1;
+		int t, started, wait;
+
+		n = a->argc > 3 ? atoi(a->argv[3]) : 600;
+		for (t = 0; t < count; t++) {
+			char name[64];
+			struct ast_taskprocessor *tps;
+
+			/* The first keeps the plain name the tests look for. */
+			if (t) {
+				snprintf(name, sizeof(name), "astdebug-blocked-%d", t + 1);
+			} else {
+				snprintf(name, sizeof(name), "astdebug-blocked");
+			}
+			/* Never unreferenced: its thread is stuck for good. */
+			tps = ast_taskprocessor_get(name, TPS_REF_DEFAULT);
+			if (!tps) {
+				ast_cli(a->fd, "astdebug test taskprocessor: no taskprocessor %s\n", name);
+				return CLI_FAILURE;
+			}
+			started = blocked_started;
+			ast_taskprocessor_push(tps, blocking_task, tps);
+			/* Its role written before the CLI says "in place", even on a loaded machine. */
+			for (wait = 0; blocked_started == started && wait < 1000; wait++) {
+				usleep(10000);
+			}
+			for (i = 0; i < n; i++) {
+				ast_taskprocessor_push(tps, noop_task, NULL);
+			}
+		}
 	} else if (!strcmp(what, "segfault")) {
 		start(crash_thread);
 		usleep(50000);
@@ -211,6 +267,8 @@ static int load_module(void)
 	ast_mutex_init(&lock_m);
 	ast_mutex_init(&lock_x);
 	ast_rwlock_init(&lock_r);
+	ast_mutex_init(&lock_t);
+	ast_cond_init(&never, NULL);
 	ast_cli_register_multiple(cli_entries, ARRAY_LEN(cli_entries));
 	return AST_MODULE_LOAD_SUCCESS;
 }
