@@ -7,8 +7,10 @@
 # x86 for glibc 2.24 to 2.36). For a rwlock only the writer is recorded
 # (`__cur_writer`, or `__writer` before glibc 2.25; offset 24 on x86-64).
 #
-# Runs inside gdb (Python 3.4+: no f-strings). Writes one JSON object to the
-# path in `wazo_astdebug_out`, set by the caller before this script runs.
+# Runs inside gdb (Python 3.4+: no f-strings). Sourced before gdb attaches
+# (`-ix`: compiling it and importing json cost a live process nothing), run
+# by `wazo_astdebug_main()` once attached. Writes one JSON object to the
+# path in `wazo_astdebug_out`, set by the caller.
 #
 # With `wazo_astdebug_backtraces = True` the script also prints what
 # `thread apply all bt` would (same text, same order, gdb's own formatting:
@@ -530,7 +532,7 @@ def detach():
         gdb.write("detach: %s\n" % error, gdb.STDERR)
 
 
-def main():
+def wazo_astdebug_main():
     try:
         result = analyse()
     except Exception as error:
@@ -539,5 +541,3 @@ def main():
     with open(wazo_astdebug_out, "w") as out:  # noqa: F821 (set by the caller)
         out.write(encode(result))
 
-
-main()

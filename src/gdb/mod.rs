@@ -83,26 +83,34 @@ impl Request {
         if script_prints {
             commands = commands.get(..commands.len() - 1).unwrap_or(&[]);
         }
+        let script = self.analysis_out.as_ref().zip(script);
+        if let Some((out, script)) = script {
+            // `-iex`, `-ix`: set and compiled before gdb attaches, so that a
+            // live process waits for none of it.
+            let mut early = |command: String| {
+                argv.push("-iex".to_string());
+                argv.push(command);
+            };
+            // A JSON string is a valid Python string literal, whatever the path holds.
+            let literal = serde_json::to_string(&out.to_string_lossy()).unwrap_or_default();
+            early(format!("python wazo_astdebug_out = {literal}"));
+            if script_prints {
+                early("python wazo_astdebug_backtraces = True".to_string());
+            }
+            if one_pass && matches!(self.target, Target::Pid(_)) {
+                // The script lets go before writing its JSON, not at gdb's exit.
+                early("python wazo_astdebug_detach = True".to_string());
+            }
+            argv.push("-ix".to_string());
+            argv.push(script.display().to_string());
+        }
         for command in commands {
             argv.push("-ex".to_string());
             argv.push(command.clone());
         }
-        if let (Some(out), Some(script)) = (&self.analysis_out, script) {
-            // A JSON string is a valid Python string literal, whatever the path holds.
-            let literal = serde_json::to_string(&out.to_string_lossy()).unwrap_or_default();
-            if script_prints {
-                argv.push("-ex".to_string());
-                argv.push("python wazo_astdebug_backtraces = True".to_string());
-            }
-            if one_pass && matches!(self.target, Target::Pid(_)) {
-                // The script lets go before writing its JSON, not at gdb's exit.
-                argv.push("-ex".to_string());
-                argv.push("python wazo_astdebug_detach = True".to_string());
-            }
+        if script.is_some() {
             argv.push("-ex".to_string());
-            argv.push(format!("python wazo_astdebug_out = {literal}"));
-            argv.push("-x".to_string());
-            argv.push(script.display().to_string());
+            argv.push("python wazo_astdebug_main()".to_string());
         }
         argv.push(self.binary.display().to_string());
         match &self.target {
@@ -416,8 +424,9 @@ mod tests {
         let cmd = request.command(Some(Path::new("/tmp/s.py")));
         assert_eq!(
             cmd.to_string(),
-            "gdb -batch -nx -ex 'bt full' -ex 'thread apply all bt' \
-             -ex 'python wazo_astdebug_out = \"/out/it'\\''s \\\"here\\\".json\"' -x /tmp/s.py \
+            "gdb -batch -nx \
+             -iex 'python wazo_astdebug_out = \"/out/it'\\''s \\\"here\\\".json\"' -ix /tmp/s.py \
+             -ex 'bt full' -ex 'thread apply all bt' -ex 'python wazo_astdebug_main()' \
              /usr/sbin/asterisk /var/spool/asterisk/core.1255.1700000000"
         );
     }
