@@ -24,7 +24,7 @@
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use crate::engine::command::Cmd;
@@ -39,10 +39,14 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// keep the pipe open forever.
 const DRAIN_GRACE: Duration = Duration::from_millis(500);
 const POLL: Duration = Duration::from_millis(50);
-/// The first poll's wait, doubled up to [`POLL`]: most children (systemctl,
-/// a CLI check, dpkg-query) are done in a few milliseconds, and a 50 ms poll
-/// would make each one a 50 ms wait.
+/// The first poll's wait, doubled up to [`WAIT_POLL`]: most children
+/// (systemctl, a CLI check, dpkg-query) are done in a few milliseconds, and a
+/// 50 ms poll would make each one a 50 ms wait.
 const FIRST_POLL: Duration = Duration::from_millis(1);
+/// How long a running child may have exited unseen. Output is read in
+/// batches at each poll, not line by line: waking for each of gdb's ten
+/// thousand lines would cost more than gdb's wait for the pipe.
+const WAIT_POLL: Duration = Duration::from_millis(10);
 
 /// Which output a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,20 +105,13 @@ pub fn run_lines(
 
     let mut open = true;
     let status = wait(&mut child, cmd, Group::Own, interrupt, &mut |step| {
-        if !open {
-            std::thread::sleep(step);
-            return false;
-        }
-        let until = Instant::now() + step;
+        std::thread::sleep(step);
         loop {
-            match lines.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            match lines.try_recv() {
                 Ok((stream, line)) => on_line(stream, line),
-                Err(RecvTimeoutError::Timeout) => return false,
-                // Both outputs closed: the child is exiting, look again at once.
-                Err(RecvTimeoutError::Disconnected) => {
-                    open = false;
-                    return true;
-                }
+                Err(TryRecvError::Empty) => return false,
+                // Both outputs just closed: the child is exiting, look again soon.
+                Err(TryRecvError::Disconnected) => return std::mem::replace(&mut open, false),
             }
         }
     });
@@ -206,7 +203,7 @@ fn wait(
         step = if pause(step) {
             FIRST_POLL
         } else {
-            (step * 2).min(POLL)
+            (step * 2).min(WAIT_POLL)
         };
     }
 }

@@ -167,7 +167,10 @@ pub fn run(request: &Request, interrupt: &Interrupt) -> Result<Outcome> {
             }
             if line.starts_with("Thread ") {
                 threads_seen += 1;
-                progress.set_message(format!("{threads_seen} threads so far"));
+                // The spinner redraws every 120 ms: a message per thread is wasted work.
+                if threads_seen % 16 == 1 {
+                    progress.set_message(format!("{threads_seen} threads so far"));
+                }
             }
             missing_symbols |= lacks_symbols(&line);
             note_warning(&line, &mut warnings);
@@ -346,7 +349,9 @@ fn note_warning(line: &str, warnings: &mut Vec<String>) {
 }
 
 fn lacks_symbols(line: &str) -> bool {
-    line.starts_with('#') && (line.contains(" in ?? ") || line.contains(" ?? ("))
+    line.starts_with('#')
+        && line.contains("??")
+        && (line.contains(" in ?? ") || line.contains(" ?? ("))
         || line.trim() == "No symbol table info available."
 }
 
