@@ -93,10 +93,11 @@ best() {
     for _ in $(seq "$runs"); do
         read -r w s c < <(once "$@")
         if [[ -z $wall ]] || less "$w" "$wall"; then wall=$w; fi
-        if [[ -z $stopped ]] || less "$s" "$stopped"; then stopped=$s; fi
+        # 0 is a watcher that never saw the tracer (it started late), not a run without a stop.
+        if [[ $s != 0.000 ]] && { [[ -z $stopped ]] || less "$s" "$stopped"; }; then stopped=$s; fi
         if [[ -z $cpu ]] || less "$c" "$cpu"; then cpu=$c; fi
     done
-    echo "$wall $stopped $cpu"
+    echo "$wall ${stopped:-0.000} $cpu"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
