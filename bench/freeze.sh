@@ -7,13 +7,13 @@
 # `asterisk-bench`: freeze wants a name starting with asterisk, and a plain
 # `asterisk` on a shared machine may be taken for a real one and killed.
 #
-# Usage: bench/freeze.sh [THREADS...]      (default: 400 1000)
+# Usage: bench/freeze.sh [THREADS...]      (default: 100 400 1000)
 # Env:   BIN=path/to/wazo-astdebug         (default: release build, built once)
 #        RUNS=N                            best of N (default 3)
 set -euo pipefail
 
 sizes=("$@")
-[[ ${#sizes[@]} -gt 0 ]] || sizes=(400 1000)
+[[ ${#sizes[@]} -gt 0 ]] || sizes=(100 400 1000)
 runs=${RUNS:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
@@ -93,10 +93,11 @@ best() {
     for _ in $(seq "$runs"); do
         read -r w s c < <(once "$@")
         if [[ -z $wall ]] || less "$w" "$wall"; then wall=$w; fi
-        if [[ -z $stopped ]] || less "$s" "$stopped"; then stopped=$s; fi
+        # 0 is a watcher that never saw the tracer (it started late), not a run without a stop.
+        if [[ $s != 0.000 ]] && { [[ -z $stopped ]] || less "$s" "$stopped"; }; then stopped=$s; fi
         if [[ -z $cpu ]] || less "$c" "$cpu"; then cpu=$c; fi
     done
-    echo "$wall $stopped $cpu"
+    echo "$wall ${stopped:-0.000} $cpu"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
@@ -122,7 +123,7 @@ for n in "${sizes[@]}"; do
     read -r unknown_wall unknown_stop unknown_cpu < <(best "$pid" "$freeze" --pid "$pid")
     said=$(grep -o 'stopped [0-9.]* s' "$work/err" || echo "stopped ? s")
     printf '  %-38s %6ss wall %6ss stopped %5ss cpu\n' 'gdb -batch -ex "thread apply all bt"' "$gdb_wall" "$gdb_stop" "$gdb_cpu"
-    for row in "version known:known" "no version file (apt-cache):unknown"; do
+    for row in "version known:known" "no version file:unknown"; do
         label=${row%%:*} var=${row##*:}
         wall=${var}_wall stop=${var}_stop cpu=${var}_cpu
         printf '  %-38s %6ss wall %6ss stopped %5ss cpu  (%s× / %s× / %s× gdb)\n' \

@@ -28,7 +28,10 @@ impl Drop for Frozen {
 
 fn freeze_a_program(dir: &Path) -> Frozen {
     // Named as on a server: freeze refuses a pid that is not Asterisk.
-    let program = compile_c_as("deadlock", "asterisk", dir);
+    start_frozen(compile_c_as("deadlock", "asterisk", dir))
+}
+
+fn start_frozen(program: PathBuf) -> Frozen {
     let mut child = Process::new(&program)
         .stdout(Stdio::piped())
         .spawn()
@@ -214,6 +217,93 @@ fn a_real_deadlock_is_found_live_and_in_its_core() {
         .expect("bt-full.txt among the artefacts of freeze --core");
     let text = fs::read_to_string(full).unwrap();
     assert!(text.contains("Thread ") && text.contains("#0 "), "{text}");
+}
+
+/// What bare `gdb -batch -nx -ex "thread apply all bt" PROGRAM TARGET` prints.
+fn bare_gdb_backtrace(program: &Path, target: &[&str]) -> String {
+    let output = Process::new("gdb")
+        .args(["-batch", "-nx", "-ex", "thread apply all bt"])
+        .arg(program)
+        .args(target)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// freeze prints the backtrace from its own pass over the threads (each
+/// frame unwound once): the file must still be exactly what developers get
+/// from the doc's command, with symbols or without, live or from a core.
+#[test]
+fn bt_threads_txt_is_byte_for_byte_what_bare_gdb_prints() {
+    require_root!();
+    for stripped in [false, true] {
+        let sandbox = Sandbox::new(&["systemctl", "asterisk"]);
+        sandbox.prints("systemctl", "active\n");
+        sandbox.prints("asterisk", "Unable to connect to remote asterisk\n");
+        sandbox.fails("asterisk", 1);
+        let program = compile_c_as("deadlock", "asterisk", &sandbox.path(""));
+        if stripped {
+            let status = Process::new("strip").arg(&program).status().unwrap();
+            assert!(status.success());
+        }
+        let frozen = start_frozen(program);
+        let pid = frozen.child.id().to_string();
+        let live = sandbox.path("live");
+        let output = sandbox
+            .command_in(&live)
+            .args(["--yes", "freeze", "--pid", &pid, "--asterisk-bin"])
+            .arg(&frozen.program)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let bare = bare_gdb_backtrace(&frozen.program, &["-p", &pid]);
+        assert!(bare.contains("Thread 1 "), "{bare}");
+        assert_eq!(
+            fs::read_to_string(live.join("bt-threads.txt")).unwrap(),
+            bare,
+            "live, stripped: {stripped}"
+        );
+
+        let core = sandbox.path("core.frozen");
+        let gcore = Process::new("gcore")
+            .arg("-o")
+            .arg(&core)
+            .arg(&pid)
+            .output()
+            .unwrap();
+        let core = PathBuf::from(format!("{}.{pid}", core.display()));
+        assert!(
+            core.exists(),
+            "gcore failed: {}",
+            String::from_utf8_lossy(&gcore.stderr)
+        );
+        let on_core = sandbox.path("on-core");
+        let output = sandbox
+            .command_in(&on_core)
+            .args(["--yes", "freeze", "--core"])
+            .arg(&core)
+            .arg("--asterisk-bin")
+            .arg(&frozen.program)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let bare = bare_gdb_backtrace(&frozen.program, &[&core.to_string_lossy()]);
+        assert!(bare.contains("Thread 1 "), "{bare}");
+        assert_eq!(
+            fs::read_to_string(on_core.join("bt-threads.txt")).unwrap(),
+            bare,
+            "core, stripped: {stripped}"
+        );
+    }
 }
 
 #[test]

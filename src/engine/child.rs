@@ -24,7 +24,7 @@
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::{self, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use crate::engine::command::Cmd;
@@ -39,6 +39,14 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// keep the pipe open forever.
 const DRAIN_GRACE: Duration = Duration::from_millis(500);
 const POLL: Duration = Duration::from_millis(50);
+/// The first poll's wait, doubled up to [`WAIT_POLL`]: most children
+/// (systemctl, a CLI check, dpkg-query) are done in a few milliseconds, and a
+/// 50 ms poll would make each one a 50 ms wait.
+const FIRST_POLL: Duration = Duration::from_millis(1);
+/// How long a running child may have exited unseen. Output is read in
+/// batches at each poll, not line by line: waking for each of gdb's ten
+/// thousand lines would cost more than gdb's wait for the pipe.
+const WAIT_POLL: Duration = Duration::from_millis(10);
 
 /// Which output a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,9 +103,16 @@ pub fn run_lines(
     // Drop our copies of the pipes' write ends, or they never reach EOF.
     drop(command);
 
-    let status = wait(&mut child, cmd, Group::Own, interrupt, &mut || {
-        while let Ok((stream, line)) = lines.try_recv() {
-            on_line(stream, line);
+    let mut open = true;
+    let status = wait(&mut child, cmd, Group::Own, interrupt, &mut |step| {
+        std::thread::sleep(step);
+        loop {
+            match lines.try_recv() {
+                Ok((stream, line)) => on_line(stream, line),
+                Err(TryRecvError::Empty) => return false,
+                // Both outputs just closed: the child is exiting, look again soon.
+                Err(TryRecvError::Disconnected) => return std::mem::replace(&mut open, false),
+            }
         }
     });
     let deadline = Instant::now() + DRAIN_GRACE;
@@ -123,7 +138,10 @@ pub fn run_on_terminal(cmd: &Cmd, interrupt: Option<&Interrupt>) -> Result<ExitS
         command.current_dir(dir);
     }
     let mut child = spawn(&mut command, cmd)?;
-    wait(&mut child, cmd, Group::Foreground, interrupt, &mut || {})
+    wait(&mut child, cmd, Group::Foreground, interrupt, &mut |step| {
+        std::thread::sleep(step);
+        false
+    })
 }
 
 /// Where a child runs, and so what a stop signal is sent to.
@@ -136,19 +154,20 @@ enum Group {
     Foreground,
 }
 
-/// Polls `child` until it exits, calling `on_tick` between polls; stops it
+/// Polls `child` until it exits, `pause` passing the time between polls (it
+/// returns true when the child is about to exit: look again soon); stops it
 /// when `interrupt` fires or the command's time limit passes.
 fn wait(
     child: &mut Child,
     cmd: &Cmd,
     group: Group,
     interrupt: Option<&Interrupt>,
-    on_tick: &mut dyn FnMut(),
+    pause: &mut dyn FnMut(Duration) -> bool,
 ) -> Result<ExitStatus> {
     let _hold = Hold::new();
     let started = Instant::now();
+    let mut step = FIRST_POLL;
     loop {
-        on_tick();
         match child.try_wait() {
             // Ctrl-C at a terminal reaches the child too, which may die of it
             // before we look: a failure then is the interrupt, not the step.
@@ -181,7 +200,11 @@ fn wait(
                 });
             }
         }
-        std::thread::sleep(POLL);
+        step = if pause(step) {
+            FIRST_POLL
+        } else {
+            (step * 2).min(WAIT_POLL)
+        };
     }
 }
 

@@ -7,14 +7,24 @@
 # x86 for glibc 2.24 to 2.36). For a rwlock only the writer is recorded
 # (`__cur_writer`, or `__writer` before glibc 2.25; offset 24 on x86-64).
 #
-# Runs inside gdb (Python 3.4+: no f-strings). Writes one JSON object to the
-# path in `wazo_astdebug_out`, set by the caller before this script runs.
+# Runs inside gdb (Python 3.4+: no f-strings). Sourced before gdb attaches
+# (`-ix`: compiling it and importing json cost a live process nothing), run
+# by `wazo_astdebug_main()` once attached. Writes one JSON object to the
+# path in `wazo_astdebug_out`, set by the caller.
 #
 # With `wazo_astdebug_backtraces = True` the script also prints what
 # `thread apply all bt` would (same text, same order, gdb's own formatting:
 # each thread's `thread apply N bt`), in the same pass: gdb drops its frame
 # cache whenever the selected thread changes, so a separate `thread apply all
 # bt` before the script unwinds every frame twice while Asterisk is stopped.
+# With `wazo_astdebug_detach = True` (a live process) the script detaches as
+# soon as everything is read: the JSON is written while Asterisk runs again.
+#
+# A thousand threads of a frozen Asterisk stand in a few dozen places and
+# wait for a handful of locks: each frame (by pc and position) is described
+# once, each lock read once. Memory does not change while gdb holds the
+# process, so a cached answer is the answer.
+#
 # Every read is guarded: a missing symbol or unreadable page loses one
 # detail of one thread, never the run.
 
@@ -69,6 +79,19 @@ def rwlock_mode(name):
     return None
 
 
+# gdb.lookup_type searches every symbol table: once per name, not per thread.
+TYPES = {}
+
+
+def cached_type(name):
+    if name not in TYPES:
+        try:
+            TYPES[name] = gdb.lookup_type(name)
+        except Exception:
+            TYPES[name] = None
+    return TYPES[name]
+
+
 def read_arg(frame, names):
     for name in names:
         try:
@@ -76,7 +99,13 @@ def read_arg(frame, names):
         except Exception:
             continue
         try:
-            return int(value.cast(gdb.lookup_type("long").pointer()).cast(gdb.lookup_type("unsigned long")))
+            # A pointer's int() is its address: no casts (gdb 7.x and later).
+            if value.type.strip_typedefs().code == gdb.TYPE_CODE_PTR:
+                return int(value)
+        except Exception:
+            pass
+        try:
+            return int(value.cast(cached_type("long").pointer()).cast(cached_type("unsigned long")))
         except Exception:
             try:
                 return int(value)
@@ -107,19 +136,34 @@ def read_i32(inferior, address):
 
 
 def typed_field(address, type_name, fields):
+    """`((type_name *) address)->__data.<field>`, the first field the type has."""
+    lock_type = cached_type(type_name)
+    if lock_type is None:
+        return None
+    try:
+        data = gdb.Value(address).cast(lock_type.pointer()).dereference()["__data"]
+    except Exception:
+        return None
     for field in fields:
         try:
-            return int(gdb.parse_and_eval("((%s *) %d)->__data.%s" % (type_name, address, field)))
+            return int(data[field])
         except Exception:
             continue
     return None
 
 
+ARCHITECTURES = {}
+
+
 def is_x86_64(frame):
     try:
-        return "x86-64" in frame.architecture().name()
+        name = frame.architecture().name()
     except Exception:
         return False
+    known = ARCHITECTURES.get(name)
+    if known is None:
+        known = ARCHITECTURES[name] = "x86-64" in name
+    return known
 
 
 SYS_FUTEX_X86_64 = 202
@@ -133,6 +177,12 @@ def futex_word(frame):
     """
     if not is_x86_64(frame):
         return None
+    try:
+        if int(frame.read_register("orig_rax")) != SYS_FUTEX_X86_64:
+            return None
+        return int(frame.read_register("rdi")) & 0xFFFFFFFFFFFFFFFF
+    except Exception:
+        pass
     try:
         frame.select()
         if int(gdb.parse_and_eval("$orig_rax")) != SYS_FUTEX_X86_64:
@@ -218,11 +268,11 @@ class Mappings(object):
 MAPPINGS = None
 
 
-def frame_info(frame):
+def frame_info(frame, pc):
     name = frame.name() or "??"
-    entry = {"function": name, "pc": "0x%x" % frame.pc()}
+    entry = {"function": name, "pc": "0x%x" % pc}
     if MAPPINGS is not None:
-        path, offset = MAPPINGS.locate(frame.pc())
+        path, offset = MAPPINGS.locate(pc)
         if path is not None:
             entry["object"] = path
             entry["offset"] = "0x%x" % offset
@@ -241,31 +291,54 @@ def frame_info(frame):
     return entry
 
 
-def backtrace_text(thread):
+def print_backtrace(thread):
     """`thread apply N bt` of the selected thread, as `thread apply all bt` prints it.
 
     Run while `thread` is selected, so that gdb neither switches threads nor
     drops the frames it unwinds: the lock pass that follows reads them from
-    its cache.
+    its cache. Printed straight to gdb's output, as the bare command does.
     """
     try:
-        return gdb.execute("thread apply %d bt" % thread.num, to_string=True)
+        gdb.execute("thread apply %d bt" % thread.num)
     except Exception as error:
         gdb.write("%s\n" % error, gdb.STDERR)
-        return ""
+
+
+# Frame descriptions, and their JSON, by where the frame is: its pc, its
+# kind, the kind of the frame it returned into (gdb looks a caller's line
+# up at pc - 1 unless that frame is a signal trampoline), and how many
+# frames before it share its pc (inlined functions).
+FRAMES = {}
 
 
 def frames_of(thread):
+    """The thread's frames, innermost first, with their (shared) descriptions."""
     thread.switch()
     frames = []
+    infos = []
+    texts = []
     frame = gdb.newest_frame()
+    inner_kind = None
+    inner_pc = None
+    same_pc = 0
     while frame is not None and len(frames) < MAX_FRAMES:
+        pc = frame.pc()
+        kind = frame.type()
+        same_pc = same_pc + 1 if pc == inner_pc else 0
+        key = (pc, kind, inner_kind, same_pc)
+        known = FRAMES.get(key)
+        if known is None:
+            info = frame_info(frame, pc)
+            known = FRAMES[key] = (info, json.dumps(info))
         frames.append(frame)
+        infos.append(known[0])
+        texts.append(known[1])
+        inner_kind, inner_pc = kind, pc
         try:
             frame = frame.older()
         except Exception:
             break
-    return frames
+    return frames, infos, texts
 
 
 def start_function(infos):
@@ -287,6 +360,44 @@ def caller_site(infos, index):
             continue
         return info
     return None
+
+
+# What each lock's memory says, by (address, kind): read once however many wait for it.
+LOCKS = {}
+SYMBOLS = {}
+
+
+def cached_symbol(address):
+    if address not in SYMBOLS:
+        SYMBOLS[address] = symbol_at(address)
+    return SYMBOLS[address]
+
+
+def lock_state(inferior, address, kind, x86_64):
+    """The owner (a mutex) or writer and reader count (a rwlock) at `address`."""
+    key = (address, kind)
+    known = LOCKS.get(key)
+    if known is not None:
+        return known
+    state = {}
+    if kind == "mutex":
+        owner = typed_field(address, "pthread_mutex_t", ["__owner"])
+        if owner is None:
+            owner = read_i32(inferior, address + 8)
+        state["owner_lwp"] = owner if owner and owner > 0 else None
+    else:
+        writer = typed_field(address, "pthread_rwlock_t", ["__cur_writer", "__writer"])
+        if writer is None and x86_64:
+            writer = read_i32(inferior, address + 24)
+        state["owner_lwp"] = writer if writer and writer > 0 else None
+        # Readers are counted, never named: `__readers` >> 3 (glibc 2.25+).
+        readers = typed_field(address, "pthread_rwlock_t", ["__readers"])
+        if readers is None:
+            readers = read_i32(inferior, address)
+        if readers is not None and readers >= 0:
+            state["readers"] = readers >> 3
+    LOCKS[key] = state
+    return state
 
 
 def find_wait(inferior, frames, infos, lwps):
@@ -338,23 +449,8 @@ def find_wait(inferior, frames, infos, lwps):
     wait = {"kind": kind, "mode": mode, "address": None, "name": name}
     if address:
         wait["address"] = "0x%x" % address
-        wait["name"] = name or symbol_at(address)
-        if kind == "mutex":
-            owner = typed_field(address, "pthread_mutex_t", ["__owner"])
-            if owner is None:
-                owner = read_i32(inferior, address + 8)
-            wait["owner_lwp"] = owner if owner and owner > 0 else None
-        else:
-            writer = typed_field(address, "pthread_rwlock_t", ["__cur_writer", "__writer"])
-            if writer is None and is_x86_64(frames[0]):
-                writer = read_i32(inferior, address + 24)
-            wait["owner_lwp"] = writer if writer and writer > 0 else None
-            # Readers are counted, never named: `__readers` >> 3 (glibc 2.25+).
-            readers = typed_field(address, "pthread_rwlock_t", ["__readers"])
-            if readers is None:
-                readers = read_i32(inferior, address)
-            if readers is not None and readers >= 0:
-                wait["readers"] = readers >> 3
+        wait["name"] = name or cached_symbol(address)
+        wait.update(lock_state(inferior, address, kind, is_x86_64(frames[0])))
     if where is None and lock_index is not None:
         site = caller_site(infos, lock_index)
         if site is not None:
@@ -515,6 +611,7 @@ def signal_info():
 
 
 def analyse():
+    """The document, with each thread's frames kept as their JSON texts."""
     global MAPPINGS
     MAPPINGS = Mappings()
     inferior = gdb.selected_inferior()
@@ -532,35 +629,54 @@ def analyse():
     lwps = set(thread.ptid[1] for thread in threads)
     for thread in threads:
         entry = {"num": thread.num, "lwp": thread.ptid[1] or thread.ptid[0], "name": thread.name}
+        texts = []
         try:
             if backtraces:
                 thread.switch()
-                gdb.write(backtrace_text(thread))
-            frames = frames_of(thread)
-            infos = [frame_info(frame) for frame in frames]
-            entry["frames"] = infos
+                print_backtrace(thread)
+            frames, infos, texts = frames_of(thread)
             entry["start"] = start_function(infos)
             entry["waits"] = find_wait(inferior, frames, infos, lwps)
             task = task_of(inferior, thread, frames, infos)
             if task is not None:
                 entry["task"] = task
         except Exception as error:
-            entry.setdefault("frames", [])
             result["errors"].append("thread %d: %s" % (thread.num, error))
-        result["threads"].append(entry)
-    result["threads"].sort(key=lambda entry: entry["num"])
+        result["threads"].append((entry, texts))
+    result["threads"].sort(key=lambda pair: pair[0]["num"])
     return result
 
 
-def main():
+def encode(result):
+    """json.dumps of the document, each frame's JSON written once per distinct frame.
+
+    json.dumps, not json.dump: the streaming encoder is pure Python and
+    several times slower on a thousand-thread document.
+    """
+    threads = []
+    for entry, texts in result.pop("threads"):
+        head = json.dumps(entry)
+        threads.append('%s, "frames": [%s]}' % (head[:-1], ", ".join(texts)))
+    head = json.dumps(result)
+    return '%s, "threads": [%s]}' % (head[:-1], ", ".join(threads))
+
+
+def detach():
+    """Lets a live process go before anything that does not need it."""
+    if not globals().get("wazo_astdebug_detach", False):
+        return
+    try:
+        gdb.execute("detach")
+    except Exception as error:
+        gdb.write("detach: %s\n" % error, gdb.STDERR)
+
+
+def wazo_astdebug_main():
     try:
         result = analyse()
     except Exception as error:
         result = {"pid": None, "threads": [], "errors": ["analysis failed: %s" % error]}
-    # json.dumps, not json.dump: the streaming encoder is pure Python and
-    # several times slower on a thousand-thread document.
+    detach()
     with open(wazo_astdebug_out, "w") as out:  # noqa: F821 (set by the caller)
-        out.write(json.dumps(result))
+        out.write(encode(result))
 
-
-main()

@@ -8,6 +8,12 @@ use crate::host::Host;
 /// server's files under `--root`.
 pub const DPKG_STATUS: &str = "/var/lib/dpkg/status";
 
+/// Whether dpkg's status file can be read. When it can, what it lacks is
+/// not installed: `apt-cache policy` reads its `Installed:` line from it too.
+pub fn status_readable(host: &Host) -> bool {
+    std::fs::File::open(host.path(DPKG_STATUS)).is_ok()
+}
+
 /// The installed version of `package`, from dpkg's status file.
 pub fn installed_version(host: &Host, package: &str) -> Option<String> {
     let text = std::fs::read_to_string(host.path(DPKG_STATUS)).ok()?;

@@ -184,12 +184,15 @@ enum PendingState {
 
 impl Pending {
     /// Starts the look-up: the files are read at once, `apt-cache` (only
-    /// when they say nothing) runs in a thread.
+    /// when they say nothing and dpkg's status file could not be read, so
+    /// that it can tell something new) runs in a thread.
     pub fn start(host: &Host, option: Option<&str>) -> Pending {
         match detect_from_files(host, option) {
             Some(found) => Pending(PendingState::Known(
                 found.ok().map(|detected| detected.version.to_string()),
             )),
+            // Its second of start-up would only repeat the status file's answer.
+            None if crate::host::dpkg::status_readable(host) => Pending(PendingState::Known(None)),
             None => match std::thread::Builder::new()
                 .name("wazo-version".to_string())
                 .spawn(|| from_apt_cache().map(|version| version.to_string()))
@@ -355,6 +358,16 @@ mod tests {
             Pending::start(&host, None).wait().as_deref(),
             Some("26.05.1")
         );
+        // Readable and without wazo-platform: not installed, nothing to ask apt-cache.
+        std::fs::write(
+            root.path().join("var/lib/dpkg/status"),
+            "Package: gdb\nStatus: install ok installed\nVersion: 13.1-3\n\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            Pending::start(&host, None).0,
+            PendingState::Known(None)
+        ));
     }
 
     #[test]
