@@ -308,12 +308,20 @@ fn follow(
 /// 2) when the kernel refuses (not root, Yama).
 fn open(pid: u32) -> Result<Option<Watched>> {
     match Process::open(pid) {
-        Ok(process) => Ok(Some(Watched {
-            pid,
-            process,
-            samples: 0,
-            skipping: None,
-        })),
+        Ok(process) => {
+            if !process.lock_layout().owners_readable() {
+                errln!(
+                    "pid {pid}: {}: no cycle and no stalled lock can be seen.",
+                    process.lock_layout().note()
+                );
+            }
+            Ok(Some(Watched {
+                pid,
+                process,
+                samples: 0,
+                skipping: None,
+            }))
+        }
         Err(_) if process_state(pid).is_none() => Ok(None),
         Err(error) => Err(error),
     }

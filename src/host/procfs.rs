@@ -16,6 +16,8 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+use crate::host::addresses::{self, SymbolCache};
+use crate::host::glibc::{self, LockLayout};
 
 /// `futex` on x86-64.
 pub const SYS_FUTEX: i64 = 202;
@@ -134,6 +136,9 @@ pub struct Process {
     /// again from offset 0 (the kernel regenerates it): an open and a close
     /// per thread were a third of a sample's cost.
     syscall_files: std::cell::RefCell<HashMap<u32, File>>,
+    /// The symbol tables of the files it maps, read once each.
+    symbols: std::cell::RefCell<SymbolCache>,
+    layout: std::cell::OnceCell<LockLayout>,
 }
 
 /// Descriptors kept open for [`Process::syscalls`], at most: past it the
@@ -190,6 +195,8 @@ impl Process {
             pid,
             mem,
             syscall_files: Default::default(),
+            symbols: Default::default(),
+            layout: Default::default(),
         })
     }
 
@@ -329,6 +336,26 @@ impl Process {
         })
     }
 
+    /// Where `address` is, in words (`agents_lock (res_foo.so)`,
+    /// `res_foo.so .bss+0x120`, `heap`), from `maps` (of this process) and
+    /// the symbol tables of the files they map.
+    pub fn name_of(&self, maps: &[Mapping], address: u64) -> Option<String> {
+        addresses::name(&mut self.symbols.borrow_mut(), self.pid, maps, address)
+    }
+
+    /// Whether its glibc keeps lock owners where the reading looks (told
+    /// once: a process does not change its libc).
+    pub fn lock_layout(&self) -> &LockLayout {
+        self.layout
+            .get_or_init(|| glibc::lock_layout(self.pid, &self.maps()))
+    }
+
+    /// [`Process::lock_layout`], from mappings already read.
+    pub fn lock_layout_from(&self, maps: &[Mapping]) -> &LockLayout {
+        self.layout
+            .get_or_init(|| glibc::lock_layout(self.pid, maps))
+    }
+
     /// The process's mappings, for naming addresses.
     pub fn maps(&self) -> Vec<Mapping> {
         read_small(&PathBuf::from(format!("/proc/{}/maps", self.pid)))
@@ -345,24 +372,29 @@ pub struct Mapping {
     /// `rw-p` and the like.
     pub perms: String,
     pub offset: u64,
+    /// The file's inode (0 for anonymous memory): the file now at `path`
+    /// may not be the one mapped (a package upgraded under a running
+    /// Asterisk).
+    pub inode: u64,
     /// The file, `[heap]`, `[stack]`, or empty for anonymous memory.
     pub path: String,
 }
 
 impl Mapping {
-    fn parse(line: &str) -> Option<Mapping> {
+    pub fn parse(line: &str) -> Option<Mapping> {
         let mut words = line.split_whitespace();
         let (start, end) = words.next()?.split_once('-')?;
         let perms = words.next()?.to_string();
         let offset = words.next()?;
         let _device = words.next()?;
-        let _inode = words.next()?;
+        let inode = words.next()?.parse().ok()?;
         let path = words.collect::<Vec<_>>().join(" ");
         Some(Mapping {
             start: u64::from_str_radix(start, 16).ok()?,
             end: u64::from_str_radix(end, 16).ok()?,
             perms,
             offset: u64::from_str_radix(offset, 16).ok()?,
+            inode,
             path,
         })
     }

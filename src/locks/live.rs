@@ -34,7 +34,9 @@ pub fn look(pid: u32) -> Result<Look> {
             .or_insert_with(|| process.read_u32(address))
     };
     let fd_kind = |fd: u64| process.fd_kind(fd);
-    let built = from_proc::build(&tasks, &read, &maps, &fd_kind);
+    let name = |address: u64| process.name_of(&maps, address);
+    let layout = process.lock_layout_from(&maps);
+    let built = from_proc::build(&tasks, &read, &name, &fd_kind, layout);
     let took = started.elapsed();
     let analysis = built.graph.analyze();
     let info = source_info(
@@ -66,6 +68,10 @@ pub fn source_info(built: &ProcGraph, analysis: &Analysis, source: String) -> So
         ..SourceInfo::default()
     };
     info.notes = built.notes.clone();
+    if let Some(why) = &built.owners_unknown {
+        info.unlisted_why = Some(why.clone());
+        info.holders_unknown = Some(why.clone());
+    }
     info.stuck = holders::stuck(&built.graph, analysis, &built.doing, &|thread| {
         render::thread_label(&built.graph, thread)
     });

@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::host::procfs::{self, Process, Syscall};
+use crate::host::procfs::{Process, Syscall};
 use crate::locks::from_proc::{self, ProcGraph};
 use crate::locks::graph::{Analysis, LockGraph, ThreadRef};
 
@@ -131,7 +131,7 @@ pub fn sample(process: &Process) -> Result<Sample> {
     };
     // No mappings: naming every lock would read /proc/PID/maps each sample
     // (a thousand lines on Asterisk); only a suspect's locks are named.
-    let built = from_proc::build(&tasks, &read, &[], &|_| None);
+    let built = from_proc::build(&tasks, &read, &|_| None, &|_| None, process.lock_layout());
     let analysis = built.graph.analyze();
     let syscalls: HashMap<u32, &Syscall> =
         tasks.iter().map(|task| (task.tid, &task.syscall)).collect();
@@ -146,7 +146,7 @@ pub fn sample(process: &Process) -> Result<Sample> {
         for lock in suspects.iter_mut().flat_map(|s| s.locks.iter_mut()) {
             let address = u64::from_str_radix(lock.address.trim_start_matches("0x"), 16).ok();
             lock.place = address
-                .and_then(|address| procfs::place(&maps, address))
+                .and_then(|address| process.name_of(&maps, address))
                 .unwrap_or_default();
         }
         for suspect in &mut suspects {
