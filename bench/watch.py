@@ -149,9 +149,9 @@ def main():
             child.kill()
             child.wait()
         # What the command says the /proc reading itself took.
-        reading = re.search(r"read in (\d+) ms without stopping it", proc[2])
-        read_ms = int(reading.group(1)) if reading else float("nan")
-        print(f"{threads:>7}  {proc[0] * 1000:7.1f} ms  {read_ms:4d} ms  {proc[1] * 1000:5.1f} ms  "
+        reading = re.search(r"read in ([\d.]+) ms without stopping it", proc[2])
+        read_ms = float(reading.group(1)) if reading else float("nan")
+        print(f"{threads:>7}  {proc[0] * 1000:7.1f} ms  {read_ms:6.1f} ms  {proc[1] * 1000:5.1f} ms  "
               f"{bare[0] * 1000:7.1f} ms  {bare[1] * 1000:7.1f} ms     "
               f"{proc[0] / bare[0]:7.4f}   {read_ms / 1000 / bare[0]:7.4f}   {proc[1] / bare[1]:.4f}")
     print()

@@ -63,16 +63,37 @@ struct LockWait {
     readers: Option<u32>,
 }
 
-/// Builds the graph from the threads of one process; `read` reads a 32-bit
-/// word of its memory, `name` names an address, `fd_kind` says what a file
-/// descriptor is (`a socket`), `layout` whether owners may be read.
-pub fn build(
-    tasks: &[Task],
-    read: &dyn Fn(u64) -> Option<u32>,
-    name: &dyn Fn(u64) -> Option<String>,
-    fd_kind: &dyn Fn(u64) -> Option<String>,
-    layout: &LockLayout,
-) -> ProcGraph {
+/// What [`build`] reads from the process besides its threads' system calls.
+pub struct Reader<'a> {
+    /// A 32-bit word of its memory.
+    pub word: &'a dyn Fn(u64) -> Option<u32>,
+    /// An address in words (`agents_lock (res_foo.so)`).
+    pub place: &'a dyn Fn(u64) -> Option<String>,
+    /// What a file descriptor is (`a socket`).
+    pub fd_kind: &'a dyn Fn(u64) -> Option<String>,
+    /// A thread's name, asked only for the threads of a lock wait.
+    pub thread_name: &'a dyn Fn(u32) -> Option<String>,
+    /// Whether owners may be read.
+    pub layout: &'a LockLayout,
+}
+
+impl Reader<'_> {
+    /// A reader of words alone: no names, no descriptors.
+    pub fn words<'a>(word: &'a dyn Fn(u64) -> Option<u32>, layout: &'a LockLayout) -> Reader<'a> {
+        Reader {
+            word,
+            place: &|_| None,
+            fd_kind: &|_| None,
+            thread_name: &|_| None,
+            layout,
+        }
+    }
+}
+
+/// Builds the graph from the threads of one process.
+pub fn build(tasks: &[Task], reader: &Reader) -> ProcGraph {
+    let read = reader.word;
+    let layout = reader.layout;
     let tids: HashSet<u32> = tasks.iter().map(|task| task.tid).collect();
     let mut out = ProcGraph {
         threads: tasks.len(),
@@ -82,22 +103,6 @@ pub fn build(
     let owners = layout.owners_readable();
     if let LockLayout::Unknown { why } = layout {
         out.owners_unknown = Some(format!("lock owners were not read ({why})"));
-    }
-    let mut refs: HashMap<u32, ThreadRef> = HashMap::new();
-    for task in tasks {
-        // Asterisk leaves its threads' names as its own: no information.
-        let name = if task.name == "asterisk" {
-            ""
-        } else {
-            task.name.as_str()
-        };
-        let handle = out
-            .graph
-            .add_thread(&task.tid.to_string(), Some(u64::from(task.tid)), name);
-        refs.insert(task.tid, handle);
-        if matches!(task.state, 'T' | 't') {
-            out.stopped.push(task.tid);
-        }
     }
     let mut waits: Vec<(u32, LockWait)> = Vec::new();
     for task in tasks {
@@ -109,6 +114,30 @@ pub fn build(
             None => out.other_futex += 1,
         }
     }
+    let involved: HashSet<u32> = waits
+        .iter()
+        .flat_map(|(tid, wait)| [Some(*tid), wait.owner])
+        .flatten()
+        .collect();
+    let mut refs: HashMap<u32, ThreadRef> = HashMap::new();
+    for task in tasks {
+        let asked;
+        let name = if task.name.is_empty() && involved.contains(&task.tid) {
+            asked = (reader.thread_name)(task.tid).unwrap_or_default();
+            asked.as_str()
+        } else {
+            task.name.as_str()
+        };
+        // Asterisk leaves its threads' names as its own: no information.
+        let name = if name == "asterisk" { "" } else { name };
+        let handle = out
+            .graph
+            .add_thread(&task.tid.to_string(), Some(u64::from(task.tid)), name);
+        refs.insert(task.tid, handle);
+        if matches!(task.state, 'T' | 't') {
+            out.stopped.push(task.tid);
+        }
+    }
     let on_lock: HashSet<u32> = waits.iter().map(|(tid, _)| *tid).collect();
     for task in tasks {
         let doing = match &task.syscall {
@@ -117,7 +146,7 @@ pub fn build(
                 // select take arrays: no kind then).
                 let fd = match number {
                     0 | 1 | 17 | 18 | 19 | 20 | 43 | 44 | 45 | 46 | 47 | 288 | 295 | 299 => {
-                        args.first().and_then(|fd| fd_kind(*fd))
+                        args.first().and_then(|fd| (reader.fd_kind)(*fd))
                     }
                     _ => None,
                 };
@@ -131,7 +160,7 @@ pub fn build(
     let mut held: HashSet<(u32, u64)> = HashSet::new();
     for (tid, wait) in &waits {
         let address = format!("0x{:x}", wait.lock);
-        let name = name(wait.lock).unwrap_or_default();
+        let name = (reader.place)(wait.lock).unwrap_or_default();
         let lock = out.graph.add_lock(&address, &name);
         let nowhere = out.graph.site("", None, "");
         let waiter = refs[tid];
@@ -333,7 +362,7 @@ mod tests {
             task(14, None),
         ];
         let read = memory(&mem);
-        let built = build(&tasks, &read, &|_| None, &|_| None, &known());
+        let built = build(&tasks, &Reader::words(&read, &known()));
         let analysis = built.graph.analyze();
         assert_eq!(analysis.deadlocks.len(), 1);
         assert_eq!(analysis.deadlocks[0].members.len(), 2);
@@ -349,7 +378,7 @@ mod tests {
         let unknown = LockLayout::Unknown {
             why: "cannot tell".to_string(),
         };
-        let built = build(&tasks, &read, &|_| None, &|_| None, &unknown);
+        let built = build(&tasks, &Reader::words(&read, &unknown));
         let analysis = built.graph.analyze();
         assert!(analysis.deadlocks.is_empty());
         assert_eq!(analysis.edges.len(), 2);
@@ -363,7 +392,7 @@ mod tests {
         let mem = [(0x100, 2), (0x108, 999)];
         let tasks = [task(10, Some((0x100, 0x80)))];
         let read = memory(&mem);
-        let built = build(&tasks, &read, &|_| None, &|_| None, &known());
+        let built = build(&tasks, &Reader::words(&read, &known()));
         assert!(
             built
                 .graph
@@ -396,7 +425,7 @@ mod tests {
             task(21, Some((0x500, 0x80))),
         ];
         let read = memory(&mem);
-        let built = build(&tasks, &read, &|_| None, &|_| None, &known());
+        let built = build(&tasks, &Reader::words(&read, &known()));
         let analysis = built.graph.analyze();
         assert_eq!(analysis.deadlocks.len(), 1);
         assert!(analysis.deadlocks[0].possible);

@@ -131,7 +131,10 @@ pub fn sample(process: &Process) -> Result<Sample> {
     };
     // No mappings: naming every lock would read /proc/PID/maps each sample
     // (a thousand lines on Asterisk); only a suspect's locks are named.
-    let built = from_proc::build(&tasks, &read, &|_| None, &|_| None, process.lock_layout());
+    let built = from_proc::build(
+        &tasks,
+        &from_proc::Reader::words(&read, process.lock_layout()),
+    );
     let analysis = built.graph.analyze();
     let syscalls: HashMap<u32, &Syscall> =
         tasks.iter().map(|task| (task.tid, &task.syscall)).collect();

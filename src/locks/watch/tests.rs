@@ -42,7 +42,7 @@ fn suspects_of(tasks: &[Task], mem: &[(u64, u32)], switches: &dyn Fn(u32) -> u64
     let layout = crate::host::glibc::LockLayout::Known {
         glibc: "2.36".to_string(),
     };
-    let built = from_proc::build(tasks, &read, &|_| None, &|_| None, &layout);
+    let built = from_proc::build(tasks, &from_proc::Reader::words(&read, &layout));
     let analysis = built.graph.analyze();
     suspects(&built.graph, &analysis, &|tid| Stillness {
         syscall: tasks
