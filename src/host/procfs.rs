@@ -9,6 +9,7 @@
 //! needs the right to ptrace-read the process (root), and never stops it:
 //! the process's `TracerPid` stays 0 and no thread is ever `t` or `T`.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -146,6 +147,9 @@ pub struct Process {
     pub pid: u32,
     mem: File,
     kept: std::cell::RefCell<Kept>,
+    /// The places of the lock addresses threads kept waiting on, sample
+    /// after sample (see [`Process::places_of_waited`]).
+    places: std::cell::RefCell<HashMap<u64, String>>,
     /// The symbol tables of the files it maps, read once each.
     symbols: std::cell::RefCell<SymbolCache>,
     layout: std::cell::OnceCell<LockLayout>,
@@ -220,6 +224,7 @@ impl Process {
             pid,
             mem,
             kept: Default::default(),
+            places: Default::default(),
             symbols: Default::default(),
             layout: Default::default(),
         })
@@ -400,6 +405,31 @@ impl Process {
     /// the symbol tables of the files they map.
     pub fn name_of(&self, maps: &[Mapping], address: u64) -> Option<String> {
         addresses::name(&mut self.symbols.borrow_mut(), self.pid, maps, address)
+    }
+
+    /// [`Process::name_of`] for the lock addresses of one sample, the
+    /// mappings read only when one of them is new: a thread waiting on an
+    /// address keeps it mapped, so its place holds while it stays waited
+    /// on; one no longer asked for is forgotten (a module unloaded, another
+    /// mapped there, must not inherit its name). Reading the maps of a
+    /// thousand threads (two thousand lines) at every sample of a freeze
+    /// was a third of the sample.
+    pub fn places_of_waited(&self, addresses: &[u64]) -> HashMap<u64, String> {
+        let mut places = self.places.borrow_mut();
+        places.retain(|address, _| addresses.contains(address));
+        if addresses
+            .iter()
+            .any(|address| !places.contains_key(address))
+        {
+            let maps = self.maps();
+            for &address in addresses {
+                if !places.contains_key(&address) {
+                    let place = self.name_of(&maps, address).unwrap_or_default();
+                    places.insert(address, place);
+                }
+            }
+        }
+        places.clone()
     }
 
     /// Whether its glibc keeps lock owners where the reading looks (told
@@ -659,6 +689,20 @@ mod tests {
             maps.len(),
             text.lines().count()
         );
+    }
+
+    static WAITED_ON: std::sync::Mutex<u32> = std::sync::Mutex::new(0);
+
+    #[test]
+    fn places_of_waited_locks_are_kept_while_asked_for() {
+        let process = Process::open(std::process::id()).unwrap();
+        let address = &WAITED_ON as *const _ as u64;
+        let first = process.places_of_waited(&[address]);
+        let place = first.get(&address).cloned().unwrap_or_default();
+        assert!(place.contains("WAITED_ON"), "{place}");
+        assert_eq!(process.places_of_waited(&[address]), first);
+        process.places_of_waited(&[]);
+        assert!(process.places.borrow().is_empty());
     }
 
     /// A thread of ours, parked until told to end; its LWP.

@@ -41,6 +41,7 @@ pub fn look(pid: u32) -> Result<Look> {
             fd_kind: &|fd| process.fd_kind(fd),
             thread_name: &|tid| process.thread_name(tid),
             layout: process.lock_layout_from(&maps),
+            all_threads: true,
         },
     );
     let took = started.elapsed();

@@ -136,25 +136,30 @@ pub fn sample(process: &Process) -> Result<Sample> {
         &from_proc::Reader::words(&read, process.lock_layout()),
     );
     let analysis = built.graph.analyze();
-    let syscalls: HashMap<u32, &Syscall> =
-        tasks.iter().map(|task| (task.tid, &task.syscall)).collect();
+    // The tasks come in tid order.
     let mut suspects = suspects(&built.graph, &analysis, &|tid| Stillness {
-        syscall: syscalls
-            .get(&tid)
-            .map_or(Syscall::Unknown, |s| (*s).clone()),
+        syscall: tasks
+            .binary_search_by_key(&tid, |task| task.tid)
+            .map_or(Syscall::Unknown, |at| tasks[at].syscall.clone()),
         switches: process.switches(tid),
     });
-    if !suspects.is_empty() {
-        let maps = process.maps();
-        for lock in suspects.iter_mut().flat_map(|s| s.locks.iter_mut()) {
-            let address = u64::from_str_radix(lock.address.trim_start_matches("0x"), 16).ok();
-            lock.place = address
-                .and_then(|address| process.name_of(&maps, address))
-                .unwrap_or_default();
+    let addresses: Vec<u64> = suspects
+        .iter()
+        .flat_map(|s| s.locks.iter())
+        .filter_map(|lock| u64::from_str_radix(lock.address.strip_prefix("0x")?, 16).ok())
+        .collect();
+    let places = process.places_of_waited(&addresses);
+    for lock in suspects.iter_mut().flat_map(|s| s.locks.iter_mut()) {
+        let address = lock
+            .address
+            .strip_prefix("0x")
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok());
+        if let Some(place) = address.and_then(|address| places.get(&address)) {
+            lock.place.clone_from(place);
         }
-        for suspect in &mut suspects {
-            suspect.says = describe(suspect);
-        }
+    }
+    for suspect in &mut suspects {
+        suspect.says = describe(suspect);
     }
     Ok(Sample {
         threads: tasks.len(),
