@@ -411,9 +411,9 @@ impl Process {
     /// mappings read only when one of them is new: a thread waiting on an
     /// address keeps it mapped, so its place holds while it stays waited
     /// on; one no longer asked for is forgotten (a module unloaded, another
-    /// mapped there, must not inherit its name). Reading the maps of a
-    /// thousand threads (two thousand lines) at every sample of a freeze
-    /// was a third of the sample.
+    /// mapped there, must not inherit its name). The maps of a thousand
+    /// threads are two thousand lines: not worth reading at every sample
+    /// of a freeze.
     pub fn places_of_waited(&self, addresses: &[u64]) -> HashMap<u64, String> {
         let mut places = self.places.borrow_mut();
         places.retain(|address, _| addresses.contains(address));
