@@ -423,10 +423,9 @@ impl Process {
         {
             let maps = self.maps();
             for &address in addresses {
-                if !places.contains_key(&address) {
-                    let place = self.name_of(&maps, address).unwrap_or_default();
-                    places.insert(address, place);
-                }
+                places
+                    .entry(address)
+                    .or_insert_with(|| self.name_of(&maps, address).unwrap_or_default());
             }
         }
         places.clone()
