@@ -339,22 +339,7 @@ fn no_attach_reads_the_cycle_and_the_rwlock_wait_from_proc_alone() {
 /// `tests/fixtures/c/stuck.c` in `mode`, named asterisk; its LWPs.
 fn stuck_program(dir: &Path, mode: &str) -> (std::process::Child, Vec<u64>) {
     let program = compile_c_as("stuck", "asterisk", dir);
-    let mut child = Process::new(&program)
-        .arg(mode)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let lwps = line
-        .strip_prefix("ready ")
-        .unwrap_or_else(|| panic!("unexpected: {line:?}"))
-        .split_whitespace()
-        .map(|n| n.parse().unwrap())
-        .collect();
-    (child, lwps)
+    start_ready(&program, &[Path::new(mode)])
 }
 
 #[test]
