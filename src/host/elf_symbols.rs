@@ -83,6 +83,8 @@ pub struct ElfTables {
     /// Whether the file has a `.symtab` (a stripped file keeps `.dynsym`,
     /// its exported names, only).
     pub has_symtab: bool,
+    /// The bytes `objects` holds, about.
+    kept_bytes: u64,
 }
 
 fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
@@ -250,6 +252,12 @@ impl ElfTables {
                 continue;
             }
             if let Some(name) = name_at(&names, name).filter(|name| !name.is_empty()) {
+                // Names may be shared by many entries: what is kept has a
+                // bound of its own.
+                self.kept_bytes += (name.len() + std::mem::size_of::<Span>()) as u64;
+                if self.kept_bytes > TABLE_LIMIT {
+                    return;
+                }
                 self.objects.push(Span {
                     start: value,
                     size,
