@@ -14,10 +14,16 @@ and 1000 threads (bench/threads.c, built as `asterisk-bench`), in one run:
 - watch's CPU per sample at 1000 threads (idle, and with a deadlock held in
   place but never captured: --confirm above the samples taken), as watch
   itself measures it (CPU time of its sampling thread), and its whole CPU
-  (user + system, startup included) divided by the samples.
+  (user + system, startup included) divided by the samples;
+- watch's resident memory over a day of samples (43200 at the default
+  --interval 2), taken back to back (`watch --bench-samples`, hidden: no
+  sleep, a freeze only counted, never captured) against the largest frozen
+  target, as watch reports it (VmRSS) every tenth of them.
 
-Usage: bench/watch.py [THREADS...]     (as root; default 100 400 1000)
+Usage: bench/watch.py [--memory] [THREADS...]   (as root; default 100 400 1000;
+       --memory: the memory part alone)
 Env:   BIN=path/to/wazo-astdebug       (default: the release build)
+       MEMORY_SAMPLES=N                (default 43200)
 Nothing here asserts a time: the numbers are ratios measured side by side.
 """
 import os
@@ -126,15 +132,49 @@ def watch_cost(binary, program, threads, mode, out):
     return samples, each, most, whole
 
 
+def watch_memory(binary, program, threads, samples, out):
+    """[(samples, resident kB)] as `watch --bench-samples` reports them, and its wall time."""
+    child = start(program, threads, "frozen")
+    try:
+        started = time.perf_counter()
+        result = subprocess.run(
+            [binary, "-o", out, "watch", "--pid", str(child.pid), "--bench-samples", str(samples)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
+        wall = time.perf_counter() - started
+    finally:
+        child.kill()
+        child.wait()
+    points = [(int(n), int(kb)) for n, kb in
+              re.findall(r"bench: (\d+) samples, resident memory (\d+) kB", result.stderr)]
+    assert points, result.stderr
+    return points, wall
+
+
+def memory(binary, program, threads, work):
+    samples = int(os.environ.get("MEMORY_SAMPLES", "43200"))
+    points, wall = watch_memory(binary, program, threads, samples, os.path.join(work, "memory"))
+    print(f"watch --bench-samples {samples} on {threads} threads (frozen), {wall:.0f} s: "
+          "resident memory (kB) after N samples:")
+    print("  " + ", ".join(f"{n}: {kb}" for n, kb in points))
+    first, last = points[0][1], points[-1][1]
+    after_tenth = points[1][1] if len(points) > 1 else first
+    print(f"  end - first sample: {last - first:+d} kB; end - tenth: {last - after_tenth:+d} kB")
+
+
 def main():
-    sizes = [int(arg) for arg in sys.argv[1:]] or [100, 400, 1000]
+    memory_only = "--memory" in sys.argv[1:]
+    sizes = [int(arg) for arg in sys.argv[1:] if arg != "--memory"] or [100, 400, 1000]
     binary, program, work = build()
+    if memory_only:
+        memory(binary, program, max(sizes), work)
+        subprocess.run(["rm", "-rf", work])
+        return
     version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.split()[-1]
     gdb = subprocess.run(["gdb", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     print(f"wazo-astdebug {version}, {gdb}, target: bench/threads.c (N threads, an ABBA deadlock)")
     print()
-    print("threads  freeze --no-attach             gdb thread apply all bt   wall ratio         stopped")
-    print("         wall       reading  stopped    wall       stopped        tool/gdb  read/gdb  proc/gdb")
+    print("threads  freeze --no-attach               gdb thread apply all bt   wall ratio         stopped")
+    print("         wall       reading    stopped    wall       stopped        tool/gdb  read/gdb  proc/gdb")
     for threads in sizes:
         child = start(program, threads, "frozen")
         try:
@@ -149,9 +189,9 @@ def main():
             child.kill()
             child.wait()
         # What the command says the /proc reading itself took.
-        reading = re.search(r"read in (\d+) ms without stopping it", proc[2])
-        read_ms = int(reading.group(1)) if reading else float("nan")
-        print(f"{threads:>7}  {proc[0] * 1000:7.1f} ms  {read_ms:4d} ms  {proc[1] * 1000:5.1f} ms  "
+        reading = re.search(r"read in ([\d.]+) ms without stopping it", proc[2])
+        read_ms = float(reading.group(1)) if reading else float("nan")
+        print(f"{threads:>7}  {proc[0] * 1000:7.1f} ms  {read_ms:6.1f} ms  {proc[1] * 1000:5.1f} ms  "
               f"{bare[0] * 1000:7.1f} ms  {bare[1] * 1000:7.1f} ms     "
               f"{proc[0] / bare[0]:7.4f}   {read_ms / 1000 / bare[0]:7.4f}   {proc[1] / bare[1]:.4f}")
     print()
@@ -163,6 +203,8 @@ def main():
               f"{each:.2f} ms of CPU per sample (at most {most:.2f} ms); whole process "
               f"{whole:.2f} ms per sample; at the default --interval 2: "
               f"{each / 2000 * 100:.3f} % of one core")
+    print()
+    memory(binary, program, threads, work)
     subprocess.run(["rm", "-rf", work])
 
 

@@ -348,6 +348,25 @@ fn no_attach_names_the_cycle_from_proc_without_stopping_asterisk() {
     assert_eq!(crate::common::testbed::tracer_of(bed.pid), None);
     assert!(bed.running());
     assert!(bed.path("/tmp/out/proc-locks.txt").is_file());
+    // A stripped module: its locks by section, and glibc's version checked.
+    assert!(said.contains("res_astdebug_test.so .bss+0x"), "{said}");
+    assert!(said.contains("where glibc 2."), "{said}");
+}
+
+#[test]
+fn no_attach_names_a_module_s_static_locks_by_their_symbols() {
+    require_testbed!();
+    let bed = Bed::start(Module::Debug);
+    bed.break_it("abba 2");
+    let output = bed.tool(&["-o", "/tmp/out", "freeze", "--no-attach"]);
+    let said = text(&output);
+    assert!(output.status.success(), "{said}");
+    for lock in ["lock_a", "lock_b"] {
+        assert!(
+            said.contains(&format!("{lock} (res_astdebug_test.so) 0x")),
+            "{said}"
+        );
+    }
 }
 
 #[test]

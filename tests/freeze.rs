@@ -443,22 +443,7 @@ fn no_attach_reads_the_cycle_and_the_rwlock_wait_from_proc_alone() {
 /// `tests/fixtures/c/stuck.c` in `mode`, named asterisk; its LWPs.
 fn stuck_program(dir: &Path, mode: &str) -> (std::process::Child, Vec<u64>) {
     let program = compile_c_as("stuck", "asterisk", dir);
-    let mut child = Process::new(&program)
-        .arg(mode)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let lwps = line
-        .strip_prefix("ready ")
-        .unwrap_or_else(|| panic!("unexpected: {line:?}"))
-        .split_whitespace()
-        .map(|n| n.parse().unwrap())
-        .collect();
-    (child, lwps)
+    start_ready(&program, &[Path::new(mode)])
 }
 
 #[test]
@@ -677,4 +662,129 @@ fn the_thread_stuck_in_a_taskprocessor_task_is_found_with_and_without_symbols() 
         let how = if stripped { "own id" } else { "debug symbols" };
         assert!(rests_on.contains(how), "stripped {stripped}: {rests_on}");
     }
+}
+
+/// Compiles `tests/fixtures/c/named_module.c` as the shared object
+/// `dir/name`, stripped of its `.symtab` when `strip` is set.
+fn compile_module(name: &str, strip: bool, dir: &Path) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/c/named_module.c");
+    let module = dir.join(name);
+    let status = Process::new("cc")
+        .args(["-g", "-O0", "-fPIC", "-shared", "-o"])
+        .arg(&module)
+        .arg(&source)
+        .status()
+        .expect("cc runs (apt-get install gcc)");
+    assert!(status.success());
+    if strip {
+        let status = Process::new("strip")
+            .arg("--strip-all")
+            .arg(&module)
+            .status()
+            .expect("strip runs (binutils)");
+        assert!(status.success());
+    }
+    module
+}
+
+/// Starts `program` with `args` and reads its "ready …" line.
+fn start_ready(program: &Path, args: &[&Path]) -> (Child, Vec<u64>) {
+    let mut child = Process::new(program)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let lwps = line
+        .strip_prefix("ready ")
+        .unwrap_or_else(|| panic!("unexpected: {line:?}"))
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    (child, lwps)
+}
+
+#[test]
+fn no_attach_names_a_static_lock_by_symbol_and_a_stripped_one_by_section() {
+    require_root!();
+    let sandbox = Sandbox::new(&["systemctl", "asterisk"]);
+    let dir = sandbox.path("");
+    let program = compile_c_as("named_locks", "asterisk", &dir);
+    let named = compile_module("libnamed.so", false, &dir);
+    let stripped = compile_module("libstripped.so", true, &dir);
+    let (mut child, lwps) = start_ready(&program, &[&named, &stripped]);
+    let output = sandbox
+        .command()
+        .args(["freeze", "--no-attach", "--pid", &child.id().to_string()])
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // The same source twice: only the file with a .symtab names it.
+    assert!(
+        stderr.contains("waits for agents_lock (libnamed.so) 0x"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("held by LWP {}", lwps[0])),
+        "{stderr}"
+    );
+    assert!(
+        regex::Regex::new(r"waits for libstripped\.so \.bss\+0x[0-9a-f]+ 0x[0-9a-f]+, held by LWP")
+            .unwrap()
+            .is_match(&stderr),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("agents_lock (libstripped.so)"), "{stderr}");
+    assert!(stderr.contains("where glibc 2."), "{stderr}");
+}
+
+#[test]
+fn no_attach_on_a_program_without_glibc_says_it_cannot_read_owners() {
+    require_root!();
+    let sandbox = Sandbox::new(&["systemctl", "asterisk"]);
+    let dir = sandbox.path("");
+    // Static: no libc.so.6 mapped, so no glibc version to check the lock
+    // layout against.
+    let program = dir.join("asterisk");
+    let status = Process::new("cc")
+        .args(["-static", "-g", "-O0", "-pthread", "-o"])
+        .arg(&program)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/c/deadlock.c"))
+        .status()
+        .unwrap();
+    if !status.success() {
+        eprintln!("skipped: no static glibc (libc6-dev's libc.a)");
+        return;
+    }
+    let (mut child, _) = start_ready(&program, &[]);
+    let output = sandbox
+        .command()
+        .args(["freeze", "--no-attach", "--pid", &child.id().to_string()])
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("lock owners NOT read: cannot tell"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Cannot tell whether there is a deadlock"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("No deadlock"), "{stderr}");
+    assert!(!stderr.contains("DEADLOCK"), "{stderr}");
+    // The waits are still seen, named.
+    assert!(
+        stderr.contains("waits for channels_lock (asterisk)"),
+        "{stderr}"
+    );
 }

@@ -321,6 +321,9 @@ fn a_freeze_is_captured_once_however_long_it_lasts() {
     assert_eq!(output.status.code(), Some(0), "{said}");
     assert!(said.contains("1 freeze captured"), "{said}");
     assert_eq!(said.matches("FREEZE:").count(), 1, "{said}");
+    // The locks by their symbols: the fixture is not stripped.
+    assert!(said.contains("(channels_lock (asterisk-watch))"), "{said}");
+    assert!(said.contains("(agents_lock (asterisk-watch))"), "{said}");
     assert_eq!(fs::read_dir(sandbox.path("out")).unwrap().count(), 1);
     // The run directory on stdout, once.
     assert_eq!(

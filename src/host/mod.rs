@@ -4,12 +4,15 @@
 //! machine, and the tests need a fake server tree: every host path goes
 //! through [`Host::path`] so that both work without special cases.
 
+pub mod addresses;
 pub mod apt_sources;
 pub mod asterisk;
 pub mod changelog;
 pub mod debian_rules;
 pub mod dpkg;
+pub mod elf_symbols;
 pub mod files;
+pub mod glibc;
 pub mod procfs;
 pub mod runbook;
 pub mod sys;

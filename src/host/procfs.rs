@@ -16,6 +16,8 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+use crate::host::addresses::{self, SymbolCache};
+use crate::host::glibc::{self, LockLayout};
 
 /// `futex` on x86-64.
 pub const SYS_FUTEX: i64 = 202;
@@ -42,6 +44,18 @@ pub enum Syscall {
     Unknown,
 }
 
+impl Task {
+    /// A thread known by its system call alone.
+    fn bare(tid: u32, syscall: Syscall) -> Task {
+        Task {
+            tid,
+            name: String::new(),
+            state: '?',
+            syscall,
+        }
+    }
+}
+
 impl Syscall {
     /// Parses the file's one line: `202 0x7f... 0x80 0x2 0x0 ...`, or `running`,
     /// or `-1 sp pc` (not in a system call).
@@ -61,7 +75,9 @@ impl Syscall {
         }
         let args = words
             .take(6)
-            .filter_map(|word| u64::from_str_radix(word.trim_start_matches("0x"), 16).ok())
+            .filter_map(|word| {
+                u64::from_str_radix(word.strip_prefix("0x").unwrap_or(word), 16).ok()
+            })
             .collect();
         Syscall::Blocked { number, args }
     }
@@ -130,10 +146,28 @@ pub fn syscall_name(number: i64) -> Option<&'static str> {
 pub struct Process {
     pub pid: u32,
     mem: File,
-    /// Each thread's `syscall` file, kept open between samples and read
-    /// again from offset 0 (the kernel regenerates it): an open and a close
-    /// per thread were a third of a sample's cost.
-    syscall_files: std::cell::RefCell<HashMap<u32, File>>,
+    kept: std::cell::RefCell<Kept>,
+    /// The places of the lock addresses threads kept waiting on, sample
+    /// after sample (see [`Process::places_of_waited`]).
+    places: std::cell::RefCell<HashMap<u64, String>>,
+    /// The symbol tables of the files it maps, read once each.
+    symbols: std::cell::RefCell<SymbolCache>,
+    layout: std::cell::OnceCell<LockLayout>,
+}
+
+/// What `watch` keeps open between samples.
+#[derive(Default)]
+struct Kept {
+    /// Each thread's `syscall` file, in tid order, read again from offset 0
+    /// (the kernel regenerates it): an open and a close per thread were a
+    /// third of a sample's cost.
+    files: Vec<(u32, File)>,
+    /// Whether `files` holds every thread of the last listing.
+    complete: bool,
+    /// The process's `stat`, for its number of threads.
+    stat: Option<File>,
+    /// That number at the last listing.
+    count: Option<u64>,
 }
 
 /// Descriptors kept open for [`Process::syscalls`], at most: past it the
@@ -189,103 +223,140 @@ impl Process {
         Ok(Process {
             pid,
             mem,
-            syscall_files: Default::default(),
+            kept: Default::default(),
+            places: Default::default(),
+            symbols: Default::default(),
+            layout: Default::default(),
         })
     }
 
-    /// Every thread, in tid order.
+    /// Every thread, in tid order: its system call, and its state only
+    /// when the process is held (traced or stopped: then a thread's `t` or
+    /// `T` is worth saying). One file per thread: `comm` and `stat` for
+    /// each of a thousand threads tripled the reading, and Asterisk leaves
+    /// its threads' names as its own (see [`Process::thread_name`]).
     pub fn tasks(&self) -> Result<Vec<Task>> {
-        self.read_tasks(true)
+        let mut tasks = self.list_tasks(false)?;
+        if self.held() {
+            let dir = PathBuf::from(format!("/proc/{}/task", self.pid));
+            for task in &mut tasks {
+                let stat = read_small(&dir.join(format!("{}/stat", task.tid)));
+                if let Some((name, state)) = stat.as_deref().and_then(name_and_state) {
+                    task.name = name.to_string();
+                    task.state = state;
+                }
+            }
+        }
+        Ok(tasks)
     }
 
-    /// Every thread's system call alone, in tid order: a third of the reads
-    /// of [`Process::tasks`] (no `comm`, no `stat`: names are empty, states
-    /// `?`), for `watch`, which samples every few seconds for days.
+    /// Every thread's system call alone, in tid order (names empty, states
+    /// `?`), for `watch`, which samples every few seconds for days: each
+    /// thread's file stays open between samples, and the thread directory
+    /// is listed again only when the number of threads changed or a thread
+    /// has gone.
     pub fn syscalls(&self) -> Result<Vec<Task>> {
-        self.read_tasks(false)
+        self.list_tasks(true)
     }
 
-    fn read_tasks(&self, full: bool) -> Result<Vec<Task>> {
+    /// Thread `tid`'s name (`comm`), for the few threads a graph shows.
+    pub fn thread_name(&self, tid: u32) -> Option<String> {
+        read_small(&PathBuf::from(format!(
+            "/proc/{}/task/{tid}/comm",
+            self.pid
+        )))
+        .map(|name| name.trim().to_string())
+    }
+
+    /// Whether a debugger traces the process or a signal stopped it, by its
+    /// main thread (both hold every thread).
+    fn held(&self) -> bool {
+        let Some(status) = read_small(&PathBuf::from(format!("/proc/{}/status", self.pid))) else {
+            return false;
+        };
+        status.lines().any(|line| {
+            line.strip_prefix("TracerPid:")
+                .is_some_and(|pid| pid.trim() != "0")
+                || line.strip_prefix("State:").is_some_and(|state| {
+                    matches!(state.trim_start().chars().next(), Some('t' | 'T'))
+                })
+        })
+    }
+
+    /// The number of threads, from the process's `stat` (kept open).
+    fn thread_count(&self, kept: &mut Kept) -> Option<u64> {
+        if kept.stat.is_none() {
+            kept.stat = File::open(format!("/proc/{}/stat", self.pid)).ok();
+        }
+        let mut bytes = [0u8; 1024];
+        let length = kept.stat.as_ref()?.read_at(&mut bytes, 0).ok()?;
+        let text = std::str::from_utf8(bytes.get(..length)?).ok()?;
+        // After the name in parentheses: state is field 3, num_threads 20.
+        text.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(17)?
+            .parse()
+            .ok()
+    }
+
+    fn list_tasks(&self, keep: bool) -> Result<Vec<Task>> {
+        let mut kept = self.kept.borrow_mut();
+        let count = if keep {
+            self.thread_count(&mut kept)
+        } else {
+            None
+        };
+        if count.is_some() && count == kept.count && kept.complete {
+            let mut tasks = Vec::with_capacity(kept.files.len());
+            for (tid, file) in &kept.files {
+                match read_syscall(file) {
+                    Some(syscall) => tasks.push(Task::bare(*tid, syscall)),
+                    // Gone (its file says ESRCH): list the directory again.
+                    None => break,
+                }
+            }
+            if tasks.len() == kept.files.len() {
+                return Ok(tasks);
+            }
+        }
         let dir = PathBuf::from(format!("/proc/{}/task", self.pid));
         let entries = fs::read_dir(&dir).map_err(|error| Error::read(&dir, error))?;
         // Each file is opened relative to the task directory: a path from
         // / costs a lookup of every component, a thousand times a sample.
         let task_dir = File::open(&dir).ok();
-        let mut kept = self.syscall_files.borrow_mut();
-        let cap = if full { 0 } else { max_kept_open() };
-        let mut tasks = Vec::new();
-        for entry in entries.flatten() {
-            let Ok(tid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
+        let mut tids: Vec<u32> = entries
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+            .collect();
+        tids.sort_unstable();
+        let cap = if keep { max_kept_open() } else { 0 };
+        let old = std::mem::take(&mut kept.files);
+        let mut old = old.into_iter().peekable();
+        let mut files = Vec::new();
+        let mut tasks = Vec::with_capacity(tids.len());
+        for tid in tids {
+            // Both lists in tid order: the kept file of `tid`, if any.
+            while old.next_if(|(kept_tid, _)| *kept_tid < tid).is_some() {}
+            let file = match old.next_if(|(kept_tid, _)| *kept_tid == tid) {
+                Some((_, file)) => Some(file),
+                None => match &task_dir {
+                    Some(task_dir) => open_at(task_dir, &format!("{tid}/syscall")),
+                    None => File::open(dir.join(format!("{tid}/syscall"))).ok(),
+                },
             };
-            let path = entry.path();
-            let text = if full {
-                read_small(&path.join("syscall"))
-            } else {
-                self.read_syscall(tid, task_dir.as_ref(), &path, &mut kept, cap)
-            };
-            let syscall = text
-                .map(|text| Syscall::parse(&text))
-                .unwrap_or(Syscall::Unknown);
-            let (name, state) = if full {
-                let name = read_small(&path.join("comm"))
-                    .map(|name| name.trim().to_string())
-                    .unwrap_or_default();
-                let state = read_small(&path.join("stat"))
-                    .and_then(|stat| stat.rsplit_once(')')?.1.trim_start().chars().next())
-                    .unwrap_or('?');
-                (name, state)
-            } else {
-                (String::new(), '?')
-            };
-            tasks.push(Task {
-                tid,
-                name,
-                state,
-                syscall,
-            });
-        }
-        tasks.sort_by_key(|task| task.tid);
-        if !full {
-            // The files of threads that have exited.
-            kept.retain(|tid, _| tasks.binary_search_by_key(tid, |task| task.tid).is_ok());
-        }
-        Ok(tasks)
-    }
-
-    /// Thread `tid`'s `syscall` file, through its kept descriptor, else
-    /// opened (and kept while fewer than `cap` are).
-    fn read_syscall(
-        &self,
-        tid: u32,
-        task_dir: Option<&File>,
-        path: &std::path::Path,
-        kept: &mut HashMap<u32, File>,
-        cap: usize,
-    ) -> Option<String> {
-        let mut bytes = [0u8; 512];
-        if let Some(file) = kept.get(&tid) {
-            match file.read_at(&mut bytes, 0) {
-                Ok(length) if length > 0 => {
-                    return Some(String::from_utf8_lossy(bytes.get(..length)?).into_owned());
-                }
-                _ => {
-                    kept.remove(&tid);
-                }
+            let syscall = file.as_ref().and_then(read_syscall);
+            let readable = syscall.is_some();
+            tasks.push(Task::bare(tid, syscall.unwrap_or(Syscall::Unknown)));
+            if let Some(file) = file.filter(|_| readable && files.len() < cap) {
+                files.push((tid, file));
             }
         }
-        let file = match task_dir {
-            Some(task_dir) => open_at(task_dir, &format!("{tid}/syscall"))?,
-            None => File::open(path.join("syscall")).ok()?,
-        };
-        let length = file.read_at(&mut bytes, 0).ok()?;
-        let text = String::from_utf8_lossy(bytes.get(..length)?).into_owned();
-        if kept.len() < cap {
-            kept.insert(tid, file);
-        }
-        Some(text)
+        kept.complete = keep && files.len() == tasks.len();
+        kept.files = files;
+        kept.count = count;
+        Ok(tasks)
     }
-
     /// How many times thread `tid` was switched out so far (voluntary and
     /// not): unchanged between two readings, it has not run in between.
     pub fn switches(&self, tid: u32) -> Option<u64> {
@@ -329,11 +400,58 @@ impl Process {
         })
     }
 
+    /// Where `address` is, in words (`agents_lock (res_foo.so)`,
+    /// `res_foo.so .bss+0x120`, `heap`), from `maps` (of this process) and
+    /// the symbol tables of the files they map.
+    pub fn name_of(&self, maps: &[Mapping], address: u64) -> Option<String> {
+        addresses::name(&mut self.symbols.borrow_mut(), self.pid, maps, address)
+    }
+
+    /// [`Process::name_of`] for the lock addresses of one sample, the
+    /// mappings read only when one of them is new: a thread waiting on an
+    /// address keeps it mapped, so its place holds while it stays waited
+    /// on; one no longer asked for is forgotten (a module unloaded, another
+    /// mapped there, must not inherit its name). The maps of a thousand
+    /// threads are two thousand lines: not worth reading at every sample
+    /// of a freeze.
+    pub fn places_of_waited(&self, addresses: &[u64]) -> HashMap<u64, String> {
+        let mut places = self.places.borrow_mut();
+        places.retain(|address, _| addresses.contains(address));
+        if addresses
+            .iter()
+            .any(|address| !places.contains_key(address))
+        {
+            let maps = self.maps();
+            for &address in addresses {
+                places
+                    .entry(address)
+                    .or_insert_with(|| self.name_of(&maps, address).unwrap_or_default());
+            }
+        }
+        places.clone()
+    }
+
+    /// Whether its glibc keeps lock owners where the reading looks (told
+    /// once: a process does not change its libc).
+    pub fn lock_layout(&self) -> &LockLayout {
+        self.layout
+            .get_or_init(|| glibc::lock_layout(self.pid, &self.maps()))
+    }
+
+    /// [`Process::lock_layout`], from mappings already read.
+    pub fn lock_layout_from(&self, maps: &[Mapping]) -> &LockLayout {
+        self.layout
+            .get_or_init(|| glibc::lock_layout(self.pid, maps))
+    }
+
     /// The process's mappings, for naming addresses.
     pub fn maps(&self) -> Vec<Mapping> {
-        read_small(&PathBuf::from(format!("/proc/{}/maps", self.pid)))
-            .map(|text| text.lines().filter_map(Mapping::parse).collect())
-            .unwrap_or_default()
+        read_bounded(
+            &PathBuf::from(format!("/proc/{}/maps", self.pid)),
+            MAPS_LIMIT,
+        )
+        .map(|text| text.lines().filter_map(Mapping::parse).collect())
+        .unwrap_or_default()
     }
 }
 
@@ -345,24 +463,29 @@ pub struct Mapping {
     /// `rw-p` and the like.
     pub perms: String,
     pub offset: u64,
+    /// The file's inode (0 for anonymous memory): the file now at `path`
+    /// may not be the one mapped (a package upgraded under a running
+    /// Asterisk).
+    pub inode: u64,
     /// The file, `[heap]`, `[stack]`, or empty for anonymous memory.
     pub path: String,
 }
 
 impl Mapping {
-    fn parse(line: &str) -> Option<Mapping> {
+    pub fn parse(line: &str) -> Option<Mapping> {
         let mut words = line.split_whitespace();
         let (start, end) = words.next()?.split_once('-')?;
         let perms = words.next()?.to_string();
         let offset = words.next()?;
         let _device = words.next()?;
-        let _inode = words.next()?;
+        let inode = words.next()?.parse().ok()?;
         let path = words.collect::<Vec<_>>().join(" ");
         Some(Mapping {
             start: u64::from_str_radix(start, 16).ok()?,
             end: u64::from_str_radix(end, 16).ok()?,
             perms,
             offset: u64::from_str_radix(offset, 16).ok()?,
+            inode,
             path,
         })
     }
@@ -411,6 +534,25 @@ pub fn place(maps: &[Mapping], address: u64) -> Option<String> {
     }
 }
 
+/// A thread's system call, read through its open `syscall` file; None
+/// when the thread has gone.
+fn read_syscall(file: &File) -> Option<Syscall> {
+    let mut bytes = [0u8; 256];
+    let length = file
+        .read_at(&mut bytes, 0)
+        .ok()
+        .filter(|length| *length > 0)?;
+    let text = std::str::from_utf8(bytes.get(..length)?).ok()?;
+    Some(Syscall::parse(text))
+}
+
+/// `comm` and the state letter of a `stat` line.
+fn name_and_state(stat: &str) -> Option<(&str, char)> {
+    let (head, rest) = stat.rsplit_once(')')?;
+    let name = head.split_once('(')?.1;
+    Some((name, rest.trim_start().chars().next()?))
+}
+
 /// Opens `relative` under directory `dir`, read-only.
 fn open_at(dir: &File, relative: &str) -> Option<File> {
     use std::os::fd::{AsRawFd, FromRawFd};
@@ -430,71 +572,23 @@ fn open_at(dir: &File, relative: &str) -> Option<File> {
 
 /// A /proc file of a few lines, read with a bound.
 fn read_small(path: &std::path::Path) -> Option<String> {
+    read_bounded(path, 64 * 1024)
+}
+
+/// The most of /proc/PID/maps read: two lines per thread (its stack and
+/// guard page), so a thousand threads are past 150 KiB, and the libraries
+/// come after the stacks.
+const MAPS_LIMIT: u64 = 32 << 20;
+
+fn read_bounded(path: &std::path::Path, limit: u64) -> Option<String> {
     let mut text = String::new();
     File::open(path)
         .ok()?
-        .take(64 * 1024)
+        .take(limit)
         .read_to_string(&mut text)
         .ok()?;
     Some(text)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_the_syscall_file() {
-        assert_eq!(
-            Syscall::parse(
-                "202 0x7f1c2a0c2340 0x80 0x2 0x0 0x0 0x0 0x7f1c29ffe9e0 0x7f1c2a1a1ecc\n"
-            )
-            .futex(),
-            Some((0x7f1c2a0c2340, 0x80))
-        );
-        assert_eq!(Syscall::parse("running\n"), Syscall::Running);
-        assert_eq!(Syscall::parse("-1 0x7ffd 0x5555\n"), Syscall::Running);
-        assert_eq!(Syscall::parse(""), Syscall::Unknown);
-        assert_eq!(Syscall::parse("7 0x1 0x2").futex(), None);
-        assert_eq!(Syscall::parse("7 0x1 0x2").to_string(), "asleep in poll");
-        assert_eq!(
-            Syscall::parse("202 0x7f10 0x80 0x2").to_string(),
-            "asleep in futex on 0x7f10"
-        );
-        assert_eq!(
-            Syscall::parse("999 0x7f10").to_string(),
-            "in system call 999 (0x7f10, …)"
-        );
-    }
-
-    #[test]
-    fn names_places_by_mapping() {
-        let maps: Vec<Mapping> = [
-            "5555000-5556000 r--p 00000000 08:01 1 /usr/sbin/asterisk",
-            "5556000-5558000 r-xp 00001000 08:01 1 /usr/sbin/asterisk",
-            "7f00000-7f10000 rw-p 00000000 00:00 0 [heap]",
-            "7f20000-7f21000 rw-p 00000000 00:00 0 ",
-        ]
-        .iter()
-        .filter_map(|line| Mapping::parse(line))
-        .collect();
-        assert_eq!(place(&maps, 0x5557010).as_deref(), Some("asterisk+0x2010"));
-        assert_eq!(place(&maps, 0x7f00010).as_deref(), Some("heap"));
-        assert_eq!(place(&maps, 0x7f20010).as_deref(), Some("anonymous memory"));
-        assert_eq!(place(&maps, 0x10), None);
-    }
-
-    #[test]
-    fn reads_our_own_threads_without_stopping_us() {
-        let process = Process::open(std::process::id()).unwrap();
-        let tasks = process.tasks().unwrap();
-        assert!(tasks.iter().any(|task| task.tid == std::process::id()));
-        let light = process.syscalls().unwrap();
-        assert!(
-            light
-                .iter()
-                .all(|task| task.state == '?' && task.name.is_empty())
-        );
-        assert!(process.switches(std::process::id()).is_some());
-    }
-}
+mod tests;

@@ -118,6 +118,7 @@ pub fn source_info(path: &Path, info: &DumpInfo) -> SourceInfo {
         notes,
         unlisted_why: None,
         stuck: Vec::new(),
+        holders_unknown: None,
     }
 }
 

@@ -2,12 +2,15 @@
 //!
 //! A thread blocked on a glibc mutex sleeps in `futex(FUTEX_WAIT, word, 2)`
 //! where `word` is the mutex's first field, and the mutex keeps its owner's
-//! LWP 8 bytes further (`__data.__owner`, glibc 2.24 to 2.4x on x86-64). A
+//! LWP 8 bytes further (`__data.__owner`, glibc 2.28 to 2.4x on x86-64). A
 //! rwlock keeps its writer's LWP at +24 (`__cur_writer`); readers sleep on
 //! +8, writers on +12 (or on +8 when they wait for readers to drain). That is
 //! enough for "who waits for whom", read in microseconds while Asterisk
-//! keeps running. What it cannot see: names (no symbols are read), and which
-//! threads hold an rwlock as readers (glibc only counts them).
+//! keeps running. The owners are read only where the target's glibc is one
+//! whose layout this is (`host::glibc`); otherwise the waits are shown
+//! without holders. Locks are named by the symbol tables of the files
+//! mapped (`host::addresses`), when they are not stripped. What it cannot
+//! see: which threads hold an rwlock as readers (glibc only counts them).
 //!
 //! Every guess is checked against the process: an "owner" must be one of its
 //! threads, or the wait is not counted as a lock wait at all (condition
@@ -15,7 +18,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::host::procfs::{Mapping, Syscall, Task, place};
+use crate::host::glibc::LockLayout;
+use crate::host::procfs::{Syscall, Task};
 use crate::locks::graph::{LockGraph, LockKind, ThreadRef};
 use crate::locks::holders::Doing;
 
@@ -45,6 +49,8 @@ pub struct ProcGraph {
     pub notes: Vec<String>,
     /// What each thread is doing, from its system call.
     pub doing: HashMap<ThreadRef, Doing>,
+    /// Why no lock owner was read (see `host::glibc`), when none was.
+    pub owners_unknown: Option<String>,
 }
 
 /// What one blocked thread waits for.
@@ -57,28 +63,81 @@ struct LockWait {
     readers: Option<u32>,
 }
 
-/// Builds the graph from the threads of one process; `read` reads a 32-bit
-/// word of its memory, `maps` names addresses, `fd_kind` says what a file
-/// descriptor is (`a socket`).
-pub fn build(
-    tasks: &[Task],
-    read: &dyn Fn(u64) -> Option<u32>,
-    maps: &[Mapping],
-    fd_kind: &dyn Fn(u64) -> Option<String>,
-) -> ProcGraph {
+/// What [`build`] reads from the process besides its threads' system calls.
+pub struct Reader<'a> {
+    /// A 32-bit word of its memory.
+    pub word: &'a dyn Fn(u64) -> Option<u32>,
+    /// An address in words (`agents_lock (res_foo.so)`).
+    pub place: &'a dyn Fn(u64) -> Option<String>,
+    /// What a file descriptor is (`a socket`).
+    pub fd_kind: &'a dyn Fn(u64) -> Option<String>,
+    /// A thread's name, asked only for the threads of a lock wait.
+    pub thread_name: &'a dyn Fn(u32) -> Option<String>,
+    /// Whether owners may be read.
+    pub layout: &'a LockLayout,
+    /// Whether every thread goes into the graph (a reading to show), or
+    /// only those of a lock wait (`watch`'s samples, a thousand times less
+    /// work on an idle PBX).
+    pub all_threads: bool,
+}
+
+impl Reader<'_> {
+    /// A reader of words alone: no names, no descriptors.
+    pub fn words<'a>(word: &'a dyn Fn(u64) -> Option<u32>, layout: &'a LockLayout) -> Reader<'a> {
+        Reader {
+            word,
+            place: &|_| None,
+            fd_kind: &|_| None,
+            thread_name: &|_| None,
+            layout,
+            all_threads: false,
+        }
+    }
+}
+
+/// Builds the graph from the threads of one process.
+pub fn build(tasks: &[Task], reader: &Reader) -> ProcGraph {
+    let read = reader.word;
+    let layout = reader.layout;
     let tids: HashSet<u32> = tasks.iter().map(|task| task.tid).collect();
     let mut out = ProcGraph {
         threads: tasks.len(),
         ..ProcGraph::default()
     };
+    out.notes.push(layout.note());
+    let owners = layout.owners_readable();
+    if let LockLayout::Unknown { why } = layout {
+        out.owners_unknown = Some(format!("lock owners were not read ({why})"));
+    }
+    let mut waits: Vec<(u32, LockWait)> = Vec::new();
+    for task in tasks {
+        let Some((word, op)) = task.syscall.futex() else {
+            continue;
+        };
+        match classify(word, op, task.tid, &tids, read, owners) {
+            Some(wait) => waits.push((task.tid, wait)),
+            None => out.other_futex += 1,
+        }
+    }
+    let involved: HashSet<u32> = waits
+        .iter()
+        .flat_map(|(tid, wait)| [Some(*tid), wait.owner])
+        .flatten()
+        .collect();
     let mut refs: HashMap<u32, ThreadRef> = HashMap::new();
     for task in tasks {
-        // Asterisk leaves its threads' names as its own: no information.
-        let name = if task.name == "asterisk" {
-            ""
+        if !reader.all_threads && !involved.contains(&task.tid) {
+            continue;
+        }
+        let asked;
+        let name = if task.name.is_empty() && involved.contains(&task.tid) {
+            asked = (reader.thread_name)(task.tid).unwrap_or_default();
+            asked.as_str()
         } else {
             task.name.as_str()
         };
+        // Asterisk leaves its threads' names as its own: no information.
+        let name = if name == "asterisk" { "" } else { name };
         let handle = out
             .graph
             .add_thread(&task.tid.to_string(), Some(u64::from(task.tid)), name);
@@ -87,25 +146,18 @@ pub fn build(
             out.stopped.push(task.tid);
         }
     }
-    let mut waits: Vec<(u32, LockWait)> = Vec::new();
-    for task in tasks {
-        let Some((word, op)) = task.syscall.futex() else {
-            continue;
-        };
-        match classify(word, op, task.tid, &tids, read) {
-            Some(wait) => waits.push((task.tid, wait)),
-            None => out.other_futex += 1,
-        }
-    }
     let on_lock: HashSet<u32> = waits.iter().map(|(tid, _)| *tid).collect();
     for task in tasks {
+        let Some(&thread) = refs.get(&task.tid) else {
+            continue;
+        };
         let doing = match &task.syscall {
             Syscall::Blocked { number, args } => {
                 // Most I/O calls take the file descriptor first (poll and
                 // select take arrays: no kind then).
                 let fd = match number {
                     0 | 1 | 17 | 18 | 19 | 20 | 43 | 44 | 45 | 46 | 47 | 288 | 295 | 299 => {
-                        args.first().and_then(|fd| fd_kind(*fd))
+                        args.first().and_then(|fd| (reader.fd_kind)(*fd))
                     }
                     _ => None,
                 };
@@ -114,12 +166,12 @@ pub fn build(
             Syscall::Running => Doing::Running,
             Syscall::Unknown => continue,
         };
-        out.doing.insert(refs[&task.tid], doing);
+        out.doing.insert(thread, doing);
     }
     let mut held: HashSet<(u32, u64)> = HashSet::new();
     for (tid, wait) in &waits {
         let address = format!("0x{:x}", wait.lock);
-        let name = place(maps, wait.lock).unwrap_or_default();
+        let name = (reader.place)(wait.lock).unwrap_or_default();
         let lock = out.graph.add_lock(&address, &name);
         let nowhere = out.graph.site("", None, "");
         let waiter = refs[tid];
@@ -170,16 +222,25 @@ pub fn build(
 }
 
 /// What a thread asleep on futex `word` with operation `op` waits for, or
-/// None when it is no lock we can recognise.
+/// None when it is no lock we can recognise. Without `owners`, only the
+/// lock word itself is read: a contended mutex's (0, 1 or 2, the same in
+/// every glibc) and a priority-inheritance mutex's (the kernel's format).
 fn classify(
     word: u64,
     op: u64,
     tid: u32,
     tids: &HashSet<u32>,
     read: &dyn Fn(u64) -> Option<u32>,
+    owners: bool,
 ) -> Option<LockWait> {
     let owner_of = |address: u64| read(address).filter(|lwp| *lwp != tid && tids.contains(lwp));
     match op & FUTEX_CMD_MASK {
+        FUTEX_WAIT if !owners => matches!(read(word), Some(1 | 2)).then_some(LockWait {
+            lock: word,
+            kind: LockKind::Mutex,
+            owner: None,
+            readers: None,
+        }),
         FUTEX_WAIT => {
             // lll_lock_wait: the word is a mutex's `__lock`, 2 when contended.
             if matches!(read(word), Some(1 | 2)) {
@@ -204,6 +265,7 @@ fn classify(
                 readers: None,
             })
         }
+        _ if !owners => None,
         _ => rwlock_wait(word, tid, tids, read),
     }
 }
@@ -288,6 +350,12 @@ mod tests {
         }
     }
 
+    fn known() -> LockLayout {
+        LockLayout::Known {
+            glibc: "2.36".to_string(),
+        }
+    }
+
     fn memory(words: &[(u64, u32)]) -> impl Fn(u64) -> Option<u32> + '_ {
         move |address| words.iter().find(|(at, _)| *at == address).map(|(_, v)| *v)
     }
@@ -305,7 +373,7 @@ mod tests {
             task(14, None),
         ];
         let read = memory(&mem);
-        let built = build(&tasks, &read, &[], &|_| None);
+        let built = build(&tasks, &Reader::words(&read, &known()));
         let analysis = built.graph.analyze();
         assert_eq!(analysis.deadlocks.len(), 1);
         assert_eq!(analysis.deadlocks[0].members.len(), 2);
@@ -314,11 +382,28 @@ mod tests {
     }
 
     #[test]
+    fn without_a_known_layout_waits_are_kept_and_owners_not_read() {
+        let mem = [(0x100, 2), (0x108, 11), (0x200, 2), (0x208, 10)];
+        let tasks = [task(10, Some((0x100, 0x80))), task(11, Some((0x200, 0x80)))];
+        let read = memory(&mem);
+        let unknown = LockLayout::Unknown {
+            why: "cannot tell".to_string(),
+        };
+        let built = build(&tasks, &Reader::words(&read, &unknown));
+        let analysis = built.graph.analyze();
+        assert!(analysis.deadlocks.is_empty());
+        assert_eq!(analysis.edges.len(), 2);
+        assert!(analysis.edges.iter().all(|e| e.holder.is_none()));
+        assert!(built.owners_unknown.is_some());
+        assert!(built.notes[0].contains("NOT read"), "{:?}", built.notes);
+    }
+
+    #[test]
     fn an_owner_that_is_not_a_thread_is_no_owner() {
         let mem = [(0x100, 2), (0x108, 999)];
         let tasks = [task(10, Some((0x100, 0x80)))];
         let read = memory(&mem);
-        let built = build(&tasks, &read, &[], &|_| None);
+        let built = build(&tasks, &Reader::words(&read, &known()));
         assert!(
             built
                 .graph
@@ -351,12 +436,15 @@ mod tests {
             task(21, Some((0x500, 0x80))),
         ];
         let read = memory(&mem);
-        let built = build(&tasks, &read, &[], &|_| None);
+        let built = build(&tasks, &Reader::words(&read, &known()));
         let analysis = built.graph.analyze();
         assert_eq!(analysis.deadlocks.len(), 1);
         assert!(analysis.deadlocks[0].possible);
         assert!(
-            built.notes[0].contains("LWP 21 probably"),
+            built
+                .notes
+                .iter()
+                .any(|note| note.contains("LWP 21 probably")),
             "{:?}",
             built.notes
         );

@@ -33,16 +33,25 @@ pub fn look(pid: u32) -> Result<Look> {
             .entry(address)
             .or_insert_with(|| process.read_u32(address))
     };
-    let fd_kind = |fd: u64| process.fd_kind(fd);
-    let built = from_proc::build(&tasks, &read, &maps, &fd_kind);
+    let built = from_proc::build(
+        &tasks,
+        &from_proc::Reader {
+            word: &read,
+            place: &|address| process.name_of(&maps, address),
+            fd_kind: &|fd| process.fd_kind(fd),
+            thread_name: &|tid| process.thread_name(tid),
+            layout: process.lock_layout_from(&maps),
+            all_threads: true,
+        },
+    );
     let took = started.elapsed();
     let analysis = built.graph.analyze();
     let info = source_info(
         &built,
         &analysis,
         format!(
-            "/proc of pid {pid}, read in {} ms without stopping it",
-            took.as_millis()
+            "/proc of pid {pid}, read in {:.1} ms without stopping it",
+            took.as_secs_f64() * 1000.0
         ),
     );
     let text = render::text(&built.graph, &analysis, &info);
@@ -66,6 +75,10 @@ pub fn source_info(built: &ProcGraph, analysis: &Analysis, source: String) -> So
         ..SourceInfo::default()
     };
     info.notes = built.notes.clone();
+    if let Some(why) = &built.owners_unknown {
+        info.unlisted_why = Some(why.clone());
+        info.holders_unknown = Some(why.clone());
+    }
     info.stuck = holders::stuck(&built.graph, analysis, &built.doing, &|thread| {
         render::thread_label(&built.graph, thread)
     });

@@ -109,7 +109,19 @@ pub fn sample(process: &Process, maps: &[Mapping], since: Instant) -> Result<Sna
             .entry(address)
             .or_insert_with(|| process.read_u32(address))
     };
-    let built = from_proc::build(&tasks, &read, maps, &|_| None);
+    // Every thread (a thread stopped on its own counts), named where the
+    // maps tell, owners only on a glibc whose layout is known.
+    let built = from_proc::build(
+        &tasks,
+        &from_proc::Reader {
+            word: &read,
+            place: &|address| process.name_of(maps, address),
+            fd_kind: &|_| None,
+            thread_name: &|_| None,
+            layout: process.lock_layout_from(maps),
+            all_threads: true,
+        },
+    );
     let analysis = built.graph.analyze();
     let syscalls: HashMap<u32, &Syscall> =
         tasks.iter().map(|task| (task.tid, &task.syscall)).collect();

@@ -30,6 +30,9 @@ pub struct SourceInfo {
     /// Holders that keep others waiting while doing something else (see
     /// `locks::holders`): they lead the explanation.
     pub stuck: Vec<String>,
+    /// Why this source cannot tell who holds the locks (set: "no cycle"
+    /// proves nothing, and is not said).
+    pub holders_unknown: Option<String>,
 }
 
 /// `thread 5 LWP 1234 (name)`, or `LWP 1234 (name)` where the id is the LWP.
@@ -232,7 +235,18 @@ pub fn text(graph: &LockGraph, analysis: &Analysis, info: &SourceInfo) -> String
         }
         let _ = writeln!(out);
     }
-    if analysis.deadlocks.is_empty() && info.stuck.is_empty() {
+    if let Some(why) = info
+        .holders_unknown
+        .as_ref()
+        .filter(|_| analysis.deadlocks.is_empty())
+    {
+        let _ = writeln!(
+            out,
+            "Cannot tell whether there is a deadlock ({}): {why}.",
+            plural(analysis.edges.len(), "wait edge", "wait edges")
+        );
+        let _ = writeln!(out);
+    } else if analysis.deadlocks.is_empty() && info.stuck.is_empty() {
         let _ = writeln!(
             out,
             "No deadlock: no cycle in the wait-for graph ({}).",

@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::host::procfs::{self, Process, Syscall};
+use crate::host::procfs::{Process, Syscall};
 use crate::locks::from_proc::{self, ProcGraph};
 use crate::locks::graph::{Analysis, LockGraph, ThreadRef};
 
@@ -133,27 +133,35 @@ pub fn sample(process: &Process) -> Result<Sample> {
     };
     // No mappings: naming every lock would read /proc/PID/maps each sample
     // (a thousand lines on Asterisk); only a suspect's locks are named.
-    let built = from_proc::build(&tasks, &read, &[], &|_| None);
+    let built = from_proc::build(
+        &tasks,
+        &from_proc::Reader::words(&read, process.lock_layout()),
+    );
     let analysis = built.graph.analyze();
-    let syscalls: HashMap<u32, &Syscall> =
-        tasks.iter().map(|task| (task.tid, &task.syscall)).collect();
+    // The tasks come in tid order.
     let mut suspects = suspects(&built.graph, &analysis, &|tid| Stillness {
-        syscall: syscalls
-            .get(&tid)
-            .map_or(Syscall::Unknown, |s| (*s).clone()),
+        syscall: tasks
+            .binary_search_by_key(&tid, |task| task.tid)
+            .map_or(Syscall::Unknown, |at| tasks[at].syscall.clone()),
         switches: process.switches(tid),
     });
-    if !suspects.is_empty() {
-        let maps = process.maps();
-        for lock in suspects.iter_mut().flat_map(|s| s.locks.iter_mut()) {
-            let address = u64::from_str_radix(lock.address.trim_start_matches("0x"), 16).ok();
-            lock.place = address
-                .and_then(|address| procfs::place(&maps, address))
-                .unwrap_or_default();
+    let addresses: Vec<u64> = suspects
+        .iter()
+        .flat_map(|s| s.locks.iter())
+        .filter_map(|lock| u64::from_str_radix(lock.address.strip_prefix("0x")?, 16).ok())
+        .collect();
+    let places = process.places_of_waited(&addresses);
+    for lock in suspects.iter_mut().flat_map(|s| s.locks.iter_mut()) {
+        let address = lock
+            .address
+            .strip_prefix("0x")
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok());
+        if let Some(place) = address.and_then(|address| places.get(&address)) {
+            lock.place.clone_from(place);
         }
-        for suspect in &mut suspects {
-            suspect.says = describe(suspect);
-        }
+    }
+    for suspect in &mut suspects {
+        suspect.says = describe(suspect);
     }
     Ok(Sample {
         threads: tasks.len(),

@@ -229,7 +229,11 @@ fn write_record(
             let info = live::source_info(
                 &freeze.sample.built,
                 &freeze.sample.analysis,
-                format!("/proc of pid {pid}, the sample that confirmed the freeze"),
+                format!(
+                    "/proc of pid {pid}, the sample that confirmed the freeze (of its {} threads, \
+                     those of its lock waits)",
+                    freeze.sample.threads
+                ),
             );
             text.push_str(&format!(
                 "(a new /proc reading failed: {error}; the confirming sample's:)\n"

@@ -35,7 +35,10 @@ fn reading(
     switches: &dyn Fn(u32) -> Option<u64>,
 ) -> Snapshot {
     let read = |address: u64| mem.iter().find(|(a, _)| *a == address).map(|(_, v)| *v);
-    let built = from_proc::build(tasks, &read, &[], &|_| None);
+    let layout = crate::host::glibc::LockLayout::Known {
+        glibc: "2.36".to_string(),
+    };
+    let built = from_proc::build(tasks, &from_proc::Reader::words(&read, &layout));
     let analysis = built.graph.analyze();
     let mut snapshot = snapshot(&built.graph, &analysis, &|tid| Stillness {
         syscall: tasks

@@ -39,7 +39,10 @@ fn running(tid: u32) -> Task {
 /// count being `switches(tid)`.
 fn suspects_of(tasks: &[Task], mem: &[(u64, u32)], switches: &dyn Fn(u32) -> u64) -> Vec<Suspect> {
     let read = |address: u64| mem.iter().find(|(at, _)| *at == address).map(|(_, v)| *v);
-    let built = from_proc::build(tasks, &read, &[], &|_| None);
+    let layout = crate::host::glibc::LockLayout::Known {
+        glibc: "2.36".to_string(),
+    };
+    let built = from_proc::build(tasks, &from_proc::Reader::words(&read, &layout));
     let analysis = built.graph.analyze();
     suspects(&built.graph, &analysis, &|tid| Stillness {
         syscall: tasks
