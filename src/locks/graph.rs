@@ -22,7 +22,6 @@
 //! wait chain would overflow the stack.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
@@ -31,6 +30,9 @@ use serde::Serialize;
 pub use super::hash::{FastHasher, FastMap};
 
 pub use super::analysis::{Analysis, CycleStep, Deadlock, Edge, MAX_BEHIND, MAX_EDGES};
+pub use values::{Addr, Site, SiteData, SiteList};
+
+mod values;
 
 /// A thread of the graph; only [`LockGraph::add_thread`] makes one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -87,58 +89,6 @@ impl LockKind {
     }
 }
 
-/// A place in Asterisk's source: where a lock was taken or is awaited.
-///
-/// The strings are shared: a dump names a few hundred files and functions
-/// hundreds of thousands of times ([`LockGraph::site`] interns them).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Site {
-    pub file: Arc<str>,
-    pub line: Option<u32>,
-    pub func: Arc<str>,
-}
-
-impl Serialize for Site {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut site = serializer.serialize_struct("Site", 3)?;
-        site.serialize_field("file", &*self.file)?;
-        site.serialize_field("line", &self.line)?;
-        site.serialize_field("func", &*self.func)?;
-        site.end()
-    }
-}
-
-impl Site {
-    /// A site with its own strings; [`LockGraph::site`] shares them instead.
-    pub fn new(file: &str, line: Option<u32>, func: &str) -> Site {
-        Site {
-            file: Arc::from(file),
-            line,
-            func: Arc::from(func),
-        }
-    }
-
-    /// Nothing to show: no file, no line, no function (gdb's `??` is none).
-    pub fn is_empty(&self) -> bool {
-        self.file.is_empty() && self.line.is_none() && matches!(&*self.func, "" | "??")
-    }
-}
-
-impl fmt::Display for Site {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.file)?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-        }
-        match (&*self.func, self.file.is_empty() && self.line.is_none()) {
-            ("" | "??", _) => Ok(()),
-            (func, true) => f.write_str(func),
-            (func, false) => write!(f, " {func}"),
-        }
-    }
-}
-
 /// Strings are shared (`Arc<str>`): thousands of threads carry the same
 /// name, and the id doubles as the lookup key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +115,7 @@ impl Thread {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lock {
     /// Normalised address: the lock's identity.
-    pub addr: String,
+    pub addr: Addr,
     /// The C expression Asterisk printed (`chan`, `&p->lock`), possibly empty
     /// (shared: most are called `chan`).
     pub name: Arc<str>,
@@ -196,7 +146,7 @@ pub struct Acquisition {
     /// For a wait: where the current holder took the lock, one per
     /// reentrancy level (Asterisk's "Locked Here" lines, which do not name
     /// the holder).
-    pub locked_here: Vec<Site>,
+    pub locked_here: SiteList,
 }
 
 /// Turns `0x00007F..` and `0x7f..` into the same key, so that sources that
@@ -235,6 +185,20 @@ pub fn clean(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+enum LockKey {
+    Value(u64),
+    Text(String),
+}
+
+/// How a lock is looked up: by value when the address fits 64 bits (all of
+/// them on real dumps), else by its normalised text, which is as unique.
+fn lock_key(addr: &str) -> LockKey {
+    match addr_value(addr).map(u64::try_from) {
+        Some(Ok(value)) => LockKey::Value(value),
+        _ => LockKey::Text(normalize_addr(addr)),
+    }
+}
+
 fn addr_value(addr: &str) -> Option<u128> {
     let addr = addr.trim();
     let hex = addr
@@ -249,14 +213,18 @@ pub struct LockGraph {
     thread_by_id: FastMap<Arc<str>, usize>,
     pub(super) locks: Vec<Lock>,
     /// Hex addresses by value, anything else (`(nil)`) by text.
-    lock_by_value: FastMap<u128, usize>,
-    lock_by_text: FastMap<String, usize>,
+    lock_by_value: FastMap<u64, u32>,
+    lock_by_text: FastMap<Arc<str>, u32>,
     pub(super) acquisitions: Vec<Acquisition>,
     strings: HashSet<Arc<str>, BuildHasherDefault<FastHasher>>,
     /// The strings interned last, by a cheap mix of their length and three
     /// bytes: a dump names the same files, functions and lock names on every
     /// line, and this spares hashing them each time.
     recent: Vec<Option<Arc<str>>>,
+    /// Every site once: acquisitions hold a pointer to theirs.
+    sites: HashSet<Site, BuildHasherDefault<FastHasher>>,
+    /// The sites made last, as `recent` is for strings.
+    recent_sites: Vec<Option<Site>>,
 }
 
 /// Slots of [`LockGraph::recent`].
@@ -268,6 +236,10 @@ fn recent_slot(text: &str) -> usize {
     let at = |index: usize| usize::from(bytes.get(index).copied().unwrap_or(0));
     (len.wrapping_mul(31) ^ at(0) ^ at(len / 2).wrapping_mul(7) ^ at(len.wrapping_sub(1)) << 3)
         % RECENT
+}
+
+fn site_slot(file: &str, line: Option<u32>, func: &str) -> usize {
+    (recent_slot(file) ^ recent_slot(func).rotate_left(3) ^ line.unwrap_or(0) as usize) % RECENT
 }
 
 impl LockGraph {
@@ -306,12 +278,13 @@ impl LockGraph {
     /// Adds a lock keyed by its address, or returns the one already there
     /// (keeping the first non-empty name).
     pub fn add_lock(&mut self, addr: &str, name: &str) -> LockRef {
-        let value = addr_value(addr);
-        let found = match value {
-            Some(value) => self.lock_by_value.get(&value),
-            None => self.lock_by_text.get(&normalize_addr(addr)),
+        let key = lock_key(addr);
+        let found = match &key {
+            LockKey::Value(value) => self.lock_by_value.get(value),
+            LockKey::Text(text) => self.lock_by_text.get(&**text),
         };
         if let Some(&index) = found {
+            let index = index as usize;
             let empty = self.locks.get(index).is_some_and(|l| l.name.is_empty());
             if empty && !name.is_empty() {
                 let name = self.intern(name);
@@ -322,23 +295,53 @@ impl LockGraph {
             return LockRef(index);
         }
         let index = self.locks.len();
-        let key = normalize_addr(addr);
-        match value {
-            Some(value) => self.lock_by_value.insert(value, index),
-            None => self.lock_by_text.insert(key.clone(), index),
+        // Past u32::MAX locks the maps stop answering and a lock is listed
+        // twice: no dump comes near it (it would weigh hundreds of GB).
+        let slot = u32::try_from(index).unwrap_or(u32::MAX);
+        let addr = match key {
+            LockKey::Value(value) => {
+                self.lock_by_value.insert(value, slot);
+                Addr::value(value)
+            }
+            LockKey::Text(text) => {
+                let addr = Addr::text(&text);
+                self.lock_by_text.insert(Arc::from(&*text), slot);
+                addr
+            }
         };
         let name = self.intern(name);
-        self.locks.push(Lock { addr: key, name });
+        self.locks.push(Lock { addr, name });
         LockRef(index)
     }
 
-    /// A [`Site`] whose strings are shared with the graph's other sites.
+    /// A [`Site`] shared with every other acquisition at the same place.
     pub fn site(&mut self, file: &str, line: Option<u32>, func: &str) -> Site {
-        Site {
+        let slot = site_slot(file, line, func);
+        if let Some(Some(site)) = self.recent_sites.get(slot) {
+            if site.line == line && *site.file == *file && *site.func == *func {
+                return site.clone();
+            }
+        }
+        let data = SiteData {
             file: self.intern(file),
             line,
             func: self.intern(func),
+        };
+        let site = match self.sites.get(&data) {
+            Some(site) => site.clone(),
+            None => {
+                let site = Site::from_data(data);
+                self.sites.insert(site.clone());
+                site
+            }
+        };
+        if self.recent_sites.len() < RECENT {
+            self.recent_sites.resize(RECENT, None);
         }
+        if let Some(entry) = self.recent_sites.get_mut(slot) {
+            *entry = Some(site.clone());
+        }
+        site
     }
 
     /// Every string of the graph comes through here (or `add_thread` for
@@ -429,7 +432,7 @@ impl LockGraph {
             claim,
             kind,
             site,
-            locked_here: Vec::new(),
+            locked_here: SiteList::default(),
         });
         self.acquisitions.len() - 1
     }
@@ -447,12 +450,11 @@ impl LockGraph {
     }
 
     pub fn find_lock(&self, addr: &str) -> Option<LockRef> {
-        match addr_value(addr) {
-            Some(value) => self.lock_by_value.get(&value),
-            None => self.lock_by_text.get(&normalize_addr(addr)),
+        match lock_key(addr) {
+            LockKey::Value(value) => self.lock_by_value.get(&value),
+            LockKey::Text(text) => self.lock_by_text.get(&*text),
         }
-        .copied()
-        .map(LockRef)
+        .map(|&index| LockRef(index as usize))
     }
 
     pub fn threads(&self) -> &[Thread] {

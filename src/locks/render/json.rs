@@ -191,7 +191,7 @@ pub fn json(graph: &LockGraph, analysis: &Analysis, out: &mut dyn Write) -> io::
     for (index, lock) in locks.iter().enumerate() {
         w.raw(if index == 0 { b"{" } else { b",{" })?;
         w.key(true, "addr")?;
-        w.string(&lock.addr)?;
+        lock.addr.with_str(|addr| w.string(addr))?;
         w.key(false, "name")?;
         w.string(&lock.name)?;
         let from = starts.get(index).copied().unwrap_or(0) as usize;
@@ -263,7 +263,10 @@ pub fn json(graph: &LockGraph, analysis: &Analysis, out: &mut dyn Write) -> io::
             None => w.raw(b"null")?,
         }
         w.key(false, "lock")?;
-        w.string(lock.map(|l| l.addr.as_str()).unwrap_or(""))?;
+        match lock {
+            Some(lock) => lock.addr.with_str(|addr| w.string(addr))?,
+            None => w.string("")?,
+        }
         w.key(false, "lock_name")?;
         w.string(lock.map(|l| &*l.name).unwrap_or(""))?;
         w.key(false, "in_cycle")?;
@@ -347,7 +350,7 @@ pub(super) mod reference {
 
     #[derive(Serialize)]
     struct JsonLock<'a> {
-        addr: &'a str,
+        addr: String,
         name: &'a str,
         holders: Vec<JsonClaim<'a>>,
         waiters: Vec<JsonClaim<'a>>,
@@ -359,7 +362,7 @@ pub(super) mod reference {
         waiter: &'a str,
         /// `null`: the holder is not listed in the dump.
         holder: Option<&'a str>,
-        lock: &'a str,
+        lock: String,
         lock_name: &'a str,
         in_cycle: bool,
         /// The holder is inferred (an rwlock reader glibc does not record).
@@ -405,7 +408,7 @@ pub(super) mod reference {
             .locks()
             .iter()
             .map(|l| JsonLock {
-                addr: &l.addr,
+                addr: l.addr.to_string(),
                 name: &l.name,
                 holders: Vec::new(),
                 waiters: Vec::new(),
@@ -438,7 +441,7 @@ pub(super) mod reference {
                 JsonEdge {
                     waiter: id(e.waiter),
                     holder: e.holder.map(id),
-                    lock: lock.map(|l| l.addr.as_str()).unwrap_or(""),
+                    lock: lock.map(|l| l.addr.to_string()).unwrap_or_default(),
                     lock_name: lock.map(|l| &*l.name).unwrap_or(""),
                     in_cycle: analysis.edge_in_cycle(e),
                     probable: e.probable,
