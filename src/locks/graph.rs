@@ -36,23 +36,34 @@ mod values;
 
 /// A thread of the graph; only [`LockGraph::add_thread`] makes one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ThreadRef(pub(super) usize);
+pub struct ThreadRef(pub(super) u32);
 
 impl ThreadRef {
     /// Position in [`LockGraph::threads`].
     pub fn index(self) -> usize {
-        self.0
+        self.0 as usize
+    }
+
+    /// Four bytes, not eight, in every acquisition and edge: past u32::MAX
+    /// threads (a dump of hundreds of GB) refs would stick at the last one.
+    pub(super) fn at(index: usize) -> ThreadRef {
+        ThreadRef(u32::try_from(index).unwrap_or(u32::MAX))
     }
 }
 
 /// A lock of the graph; only [`LockGraph::add_lock`] makes one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct LockRef(pub(super) usize);
+pub struct LockRef(pub(super) u32);
 
 impl LockRef {
     /// Position in [`LockGraph::locks`].
     pub fn index(self) -> usize {
-        self.0
+        self.0 as usize
+    }
+
+    /// As [`ThreadRef::at`].
+    pub(super) fn at(index: usize) -> LockRef {
+        LockRef(u32::try_from(index).unwrap_or(u32::MAX))
     }
 }
 
@@ -261,7 +272,7 @@ impl LockGraph {
                     thread.name = name;
                 }
             }
-            return ThreadRef(index);
+            return ThreadRef::at(index);
         }
         let index = self.threads.len();
         let id: Arc<str> = Arc::from(&*clean(id));
@@ -272,13 +283,22 @@ impl LockGraph {
             name,
         });
         self.thread_by_id.insert(id, index);
-        ThreadRef(index)
+        ThreadRef::at(index)
     }
 
     /// Adds a lock keyed by its address, or returns the one already there
     /// (keeping the first non-empty name).
     pub fn add_lock(&mut self, addr: &str, name: &str) -> LockRef {
-        let key = lock_key(addr);
+        self.add_lock_keyed(lock_key(addr), name)
+    }
+
+    /// [`LockGraph::add_lock`] for an address already read as a number
+    /// (`add_lock("0x10", …)` is `add_lock_value(0x10, …)`).
+    pub fn add_lock_value(&mut self, addr: u64, name: &str) -> LockRef {
+        self.add_lock_keyed(LockKey::Value(addr), name)
+    }
+
+    fn add_lock_keyed(&mut self, key: LockKey, name: &str) -> LockRef {
         let found = match &key {
             LockKey::Value(value) => self.lock_by_value.get(value),
             LockKey::Text(text) => self.lock_by_text.get(&**text),
@@ -292,7 +312,7 @@ impl LockGraph {
                     lock.name = name;
                 }
             }
-            return LockRef(index);
+            return LockRef::at(index);
         }
         let index = self.locks.len();
         // Past u32::MAX locks the maps stop answering and a lock is listed
@@ -311,7 +331,7 @@ impl LockGraph {
         };
         let name = self.intern(name);
         self.locks.push(Lock { addr, name });
-        LockRef(index)
+        LockRef::at(index)
     }
 
     /// A [`Site`] shared with every other acquisition at the same place.
@@ -438,7 +458,7 @@ impl LockGraph {
     }
 
     pub fn find_thread(&self, id: &str) -> Option<ThreadRef> {
-        self.thread_by_id.get(id).copied().map(ThreadRef)
+        self.thread_by_id.get(id).copied().map(ThreadRef::at)
     }
 
     /// For sources that only know the owner's LWP (glibc's `__owner`).
@@ -446,7 +466,7 @@ impl LockGraph {
         self.threads
             .iter()
             .position(|thread| thread.lwp == Some(lwp))
-            .map(ThreadRef)
+            .map(ThreadRef::at)
     }
 
     pub fn find_lock(&self, addr: &str) -> Option<LockRef> {
@@ -454,7 +474,7 @@ impl LockGraph {
             LockKey::Value(value) => self.lock_by_value.get(&value),
             LockKey::Text(text) => self.lock_by_text.get(&*text),
         }
-        .map(|&index| LockRef(index as usize))
+        .map(|&index| LockRef::at(index as usize))
     }
 
     pub fn threads(&self) -> &[Thread] {
@@ -471,20 +491,20 @@ impl LockGraph {
 
     /// The thread at a position of [`LockGraph::threads`].
     pub fn thread_at(&self, index: usize) -> Option<ThreadRef> {
-        (index < self.threads.len()).then_some(ThreadRef(index))
+        (index < self.threads.len()).then_some(ThreadRef::at(index))
     }
 
     /// The lock at a position of [`LockGraph::locks`].
     pub fn lock_at(&self, index: usize) -> Option<LockRef> {
-        (index < self.locks.len()).then_some(LockRef(index))
+        (index < self.locks.len()).then_some(LockRef::at(index))
     }
 
     pub fn thread(&self, thread: ThreadRef) -> Option<&Thread> {
-        self.threads.get(thread.0)
+        self.threads.get(thread.index())
     }
 
     pub fn lock(&self, lock: LockRef) -> Option<&Lock> {
-        self.locks.get(lock.0)
+        self.locks.get(lock.index())
     }
 
     pub fn is_empty(&self) -> bool {

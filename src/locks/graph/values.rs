@@ -110,16 +110,15 @@ impl fmt::Display for Site {
     }
 }
 
-/// The "Locked Here" sites of a wait: nearly always none or one, so a boxed
-/// slice (two words) rather than a `Vec` (three); read as a `[Site]`.
+/// The "Locked Here" sites of a wait, read as a `[Site]`: only waits have
+/// any, so one word in every acquisition (a `Vec` is three) and the list
+/// behind it for the few that do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SiteList(Box<[Site]>);
+pub struct SiteList(Option<Box<Vec<Site>>>);
 
 impl SiteList {
     pub(super) fn push(&mut self, site: Site) {
-        let mut sites = std::mem::take(&mut self.0).into_vec();
-        sites.push(site);
-        self.0 = sites.into_boxed_slice();
+        self.0.get_or_insert_with(Box::default).push(site);
     }
 }
 
@@ -127,13 +126,13 @@ impl Deref for SiteList {
     type Target = [Site];
 
     fn deref(&self) -> &[Site] {
-        &self.0
+        self.0.as_deref().map_or(&[], Vec::as_slice)
     }
 }
 
 impl<const N: usize> PartialEq<[Site; N]> for SiteList {
     fn eq(&self, other: &[Site; N]) -> bool {
-        *self.0 == *other
+        **self == *other
     }
 }
 
@@ -228,7 +227,7 @@ mod tests {
     #[test]
     fn values_stay_small() {
         assert_eq!(std::mem::size_of::<Site>(), 8);
-        assert_eq!(std::mem::size_of::<SiteList>(), 16);
+        assert_eq!(std::mem::size_of::<SiteList>(), 8);
         assert!(std::mem::size_of::<Addr>() <= 24);
     }
 }
