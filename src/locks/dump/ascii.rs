@@ -7,7 +7,7 @@
 //! and every split falls on a char boundary. `reference.rs` (the reader
 //! before this path) and the fuzzers hold the two to the same graph.
 
-use memchr::{memchr, memmem, memrchr};
+use memchr::{memchr, memrchr};
 
 use super::{Claim, Parser};
 use crate::locks::graph::LockKind;
@@ -41,8 +41,21 @@ fn find_byte(text: &str, byte: u8) -> Option<usize> {
     memchr(byte, text.as_bytes())
 }
 
+/// A plain scan: the needles are a few bytes and the fields short, where
+/// `memmem::find` spent more building its searcher than searching.
 fn find(text: &str, needle: &str) -> Option<usize> {
-    memmem::find(text.as_bytes(), needle.as_bytes())
+    let needle = needle.as_bytes();
+    let first = *needle.first()?;
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(offset) = bytes.get(from..).and_then(|rest| memchr(first, rest)) {
+        let at = from + offset;
+        if bytes.get(at..at + needle.len()) == Some(needle) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 fn tail(text: &str, from: usize) -> &str {
@@ -318,6 +331,24 @@ mod tests {
                 is_space(byte),
                 char::from(byte).is_whitespace(),
                 "{byte:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn find_is_str_find() {
+        for (text, needle) in [
+            ("a):b", "):"),
+            (")):", "):"),
+            ("a line b", " line "),
+            ("line", " line "),
+            ("1 - 2", " - "),
+            ("", " - "),
+            ("x", ""),
+        ] {
+            assert_eq!(
+                find(text, needle),
+                text.find(needle).filter(|_| !needle.is_empty())
             );
         }
     }
