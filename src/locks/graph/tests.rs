@@ -158,3 +158,12 @@ fn long_chain_into_a_cycle() {
     assert_eq!(analysis.deadlocks.len(), 1);
     assert_eq!(analysis.deadlocks[0].behind.len(), n - 2);
 }
+
+/// What a 100,000-thread dump with five locks a thread costs is mostly
+/// these two, times a million: they must not grow back by accident.
+#[test]
+fn acquisitions_and_locks_stay_small() {
+    assert!(std::mem::size_of::<Acquisition>() <= 32);
+    assert!(std::mem::size_of::<Lock>() <= 40);
+    assert_eq!(std::mem::size_of::<ThreadRef>(), 4);
+}
