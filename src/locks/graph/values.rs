@@ -120,7 +120,9 @@ pub struct SiteList(Option<Box<Vec<Site>>>);
 
 impl SiteList {
     pub(super) fn push(&mut self, site: Site) {
-        self.0.get_or_insert_with(Box::default).push(site);
+        self.0
+            .get_or_insert_with(|| Box::new(Vec::with_capacity(1)))
+            .push(site);
     }
 }
 
@@ -156,6 +158,14 @@ impl Addr {
 
     pub(super) fn text(text: &str) -> Addr {
         Addr(AddrRepr::Text(Arc::from(text)))
+    }
+
+    /// The address as a number, when it is one.
+    pub fn as_value(&self) -> Option<u64> {
+        match self.0 {
+            AddrRepr::Value(value) => Some(value),
+            AddrRepr::Text(_) => None,
+        }
     }
 
     /// Calls `f` with the address as text, formatted on the stack.
