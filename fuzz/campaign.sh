@@ -4,7 +4,7 @@
 #
 #   fuzz/campaign.sh            # about 20 minutes on one core
 #   SCALE=10 fuzz/campaign.sh   # a tenth of that
-#   ONLY="redact lockdump" fuzz/campaign.sh   # some modules only
+#   ONLY="redact dump" fuzz/campaign.sh   # some modules only
 #
 # Each line of the output gives the module, the cases per fuzzer, the wall
 # time and cargo's verdict. A failure prints proptest's minimal input: turn
@@ -29,8 +29,8 @@ for target in \
   syslog::fuzz_tests:4000 \
   stamp::fuzz_tests:400000 \
   astlog::fuzz_tests:500000 \
-  lockgraph::fuzz_tests:60000 \
-  lockdump::fuzz_tests:85000 \
+  graph::fuzz_tests:60000 \
+  dump::fuzz_tests:85000 \
   threads::fuzz_tests:250000 \
   redact::fuzz_tests:120000; do
   filter=${target%%:*}
