@@ -4,7 +4,7 @@
 #
 #   fuzz/campaign.sh            # about 20 minutes on one core
 #   SCALE=10 fuzz/campaign.sh   # a tenth of that
-#   ONLY="redact lockdump" fuzz/campaign.sh   # some modules only
+#   ONLY="redact dump" fuzz/campaign.sh   # some modules only
 #
 # Each line of the output gives the module, the cases per fuzzer, the wall
 # time and cargo's verdict. A failure prints proptest's minimal input: turn
@@ -18,7 +18,9 @@ cargo test -q --lib --no-run
 # module filter : cases per fuzzer (up to about 80 s per module on one core;
 # syslog's scanner sets up a 1 MiB buffer per call, hence its fewer cases)
 for target in \
-  segfault::fuzz_tests:350000 \
+  segfault_line::fuzz_tests:350000 \
+  binary::fuzz_tests:200000 \
+  elf_symbols::fuzz_tests:20000 \
   version::fuzz_tests:250000 \
   runbook::fuzz_tests:110000 \
   apt_sources::fuzz_tests:500000 \
@@ -30,8 +32,8 @@ for target in \
   stamp::fuzz_tests:400000 \
   astlog::fuzz_tests:500000 \
   taskprocessors::fuzz_tests:50000 \
-  lockgraph::fuzz_tests:60000 \
-  lockdump::fuzz_tests:85000 \
+  graph::fuzz_tests:60000 \
+  dump::fuzz_tests:85000 \
   threads::fuzz_tests:250000 \
   redact::fuzz_tests:120000; do
   filter=${target%%:*}
@@ -44,6 +46,11 @@ for target in \
         --skip _are_linear --skip _adversarial --skip _are_bounded --skip long_lines 2>&1)
   code=$?
   [ $code -eq 0 ] || status=1
+  # A filter that matches nothing is a campaign that tested nothing.
+  if grep -qE '^test result: ok\. 0 passed' <<<"$out"; then
+    echo "$filter: no fuzzer matched (renamed module?)" >&2
+    status=1
+  fi
   printf '%-24s %7d cases %5ds  %s\n' "$filter" "$cases" $(( $(date +%s) - start )) \
     "$(grep -E '^test result' <<<"$out")"
   [ $code -eq 0 ] || grep -E -A30 'minimal failing input|panicked' <<<"$out" | head -60

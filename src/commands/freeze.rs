@@ -224,7 +224,12 @@ fn collect(
             Err(error) => evidence.warnings.raise(error.to_string()),
         }
     }
-    let mut findings = analyse(evidence, gdb_analysis.as_ref(), target);
+    let mut findings = analyse(
+        evidence,
+        gdb_analysis.as_ref(),
+        target,
+        seen.as_ref().map(|seen| &seen.graph),
+    );
     findings.taskprocessors = taskprocessor_report(context, args, target, evidence, &gdb_analysis);
     if let Some(seen) = &seen {
         let agreement = live::compare(
@@ -492,16 +497,20 @@ fn analyse(
     evidence: &mut Evidence,
     gdb_analysis: Option<&threads::Analysis>,
     target: &Target,
+    named_by: Option<&LockGraph>,
 ) -> Findings {
     let stack_groups = gdb_analysis
         .map(|analysis| threads::stack_groups(&analysis.threads))
         .unwrap_or_default();
-    let (graph, graph_source, source_info) = choose_graph(
+    let (mut graph, graph_source, source_info) = choose_graph(
         evidence.locks_dump.as_deref(),
         gdb_analysis,
         target,
         &mut evidence.warnings,
     );
+    if let Some(named_by) = named_by {
+        graph.borrow_lock_names(named_by);
+    }
     let analysis = graph.analyze();
     let summary = render::text(&graph, &analysis, &source_info);
     Findings {

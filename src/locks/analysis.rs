@@ -15,10 +15,12 @@ impl LockGraph {
         let edges = self.edges(&mut dropped_edges);
         let thread_count = self.threads.len();
         let graph = Csr::new(thread_count, &edges, |edge| {
-            edge.holder.map(|holder| (edge.waiter.0, holder.0))
+            edge.holder
+                .map(|holder| (edge.waiter.index(), holder.index()))
         });
         let reverse = Csr::new(thread_count, &edges, |edge| {
-            edge.holder.map(|holder| (holder.0, edge.waiter.0))
+            edge.holder
+                .map(|holder| (holder.index(), edge.waiter.index()))
         });
         let components = tarjan(&graph);
 
@@ -44,7 +46,7 @@ impl LockGraph {
                 .into_iter()
                 .filter_map(|(thread, edge)| {
                     edges.get(edge).map(|e| CycleStep {
-                        thread: ThreadRef(thread),
+                        thread: ThreadRef::at(thread),
                         lock: e.lock,
                         edge,
                     })
@@ -56,7 +58,7 @@ impl LockGraph {
                 .iter()
                 .any(|step: &CycleStep| edges.get(step.edge).is_some_and(|e| e.probable));
             deadlocks.push(Deadlock {
-                members: sorted.into_iter().map(ThreadRef).collect(),
+                members: sorted.into_iter().map(ThreadRef::at).collect(),
                 cycle: steps,
                 behind: Vec::new(),
                 possible,
@@ -71,7 +73,7 @@ impl LockGraph {
             let (behind, complete) =
                 stuck_behind(&reverse, &components.of, &deadlock.members, &mut budget);
             behind_cut += usize::from(!complete);
-            deadlock.behind = behind.into_iter().map(ThreadRef).collect();
+            deadlock.behind = behind.into_iter().map(ThreadRef::at).collect();
         }
         for thread in behind_any(&reverse, &in_cycle) {
             if let Some(flag) = blocked_on_cycle.get_mut(thread) {
@@ -83,7 +85,7 @@ impl LockGraph {
         let mut deadlock_of = vec![None; thread_count];
         for (index, deadlock) in deadlocks.iter().enumerate() {
             for member in &deadlock.members {
-                if let Some(slot) = deadlock_of.get_mut(member.0) {
+                if let Some(slot) = deadlock_of.get_mut(member.index()) {
                     *slot = Some(index);
                 }
             }
@@ -102,19 +104,26 @@ impl LockGraph {
     fn edges(&self, dropped: &mut usize) -> Vec<Edge> {
         // Holders grouped by lock in one flat array (a map of vectors costs
         // an allocation per lock), each thread once, in the order listed.
-        let mut holds: Vec<(usize, ThreadRef, usize)> = self
+        // Twelve bytes a hold: it lives beside the whole graph.
+        let mut holds: Vec<(LockRef, ThreadRef, u32)> = self
             .acquisitions
             .iter()
             .enumerate()
             .filter(|(_, acq)| matches!(acq.claim, Claim::Holds | Claim::ProbablyHolds))
-            .map(|(index, acq)| (acq.lock.0, acq.thread, index))
+            .map(|(index, acq)| {
+                (
+                    acq.lock,
+                    acq.thread,
+                    u32::try_from(index).unwrap_or(u32::MAX),
+                )
+            })
             .collect();
         holds.sort_unstable();
         holds.dedup_by_key(|&mut (lock, thread, _)| (lock, thread));
         holds.sort_unstable_by_key(|&(lock, _, index)| (lock, index));
-        let mut start = vec![0usize; self.locks.len() + 1];
+        let mut start = vec![0u32; self.locks.len() + 1];
         for &(lock, _, _) in &holds {
-            if let Some(slot) = start.get_mut(lock + 1) {
+            if let Some(slot) = start.get_mut(lock.index() + 1) {
                 *slot += 1;
             }
         }
@@ -125,8 +134,8 @@ impl LockGraph {
             }
         }
         let holders_of = |lock: usize| {
-            let from = start.get(lock).copied().unwrap_or(0);
-            let to = start.get(lock + 1).copied().unwrap_or(from);
+            let from = start.get(lock).copied().unwrap_or(0) as usize;
+            let to = start.get(lock + 1).copied().unwrap_or(0) as usize;
             holds.get(from..to).unwrap_or(&[])
         };
 
@@ -137,7 +146,8 @@ impl LockGraph {
             }
             let mut any = false;
             let mut only_self = false;
-            for &(_, holder, hold) in holders_of(acq.lock.0) {
+            for &(_, holder, hold) in holders_of(acq.lock.index()) {
+                let hold = hold as usize;
                 // Asterisk mutexes are recursive: waiting for a mutex one
                 // already holds does not block. An rwlock does (upgrade).
                 if holder == acq.thread && acq.kind == LockKind::Mutex {
@@ -242,19 +252,19 @@ pub struct Analysis {
 
 impl Analysis {
     pub fn in_cycle(&self, thread: ThreadRef) -> bool {
-        self.in_cycle.get(thread.0).copied().unwrap_or(false)
+        self.in_cycle.get(thread.index()).copied().unwrap_or(false)
     }
 
     pub fn blocked_on_cycle(&self, thread: ThreadRef) -> bool {
         self.blocked_on_cycle
-            .get(thread.0)
+            .get(thread.index())
             .copied()
             .unwrap_or(false)
     }
 
     /// Whether this edge is one of a cycle (both ends in the same deadlock).
     pub fn edge_in_cycle(&self, edge: &Edge) -> bool {
-        let of = |thread: ThreadRef| self.deadlock_of.get(thread.0).copied().flatten();
+        let of = |thread: ThreadRef| self.deadlock_of.get(thread.index()).copied().flatten();
         edge.holder
             .is_some_and(|holder| of(edge.waiter).is_some() && of(edge.waiter) == of(holder))
     }

@@ -19,7 +19,7 @@ use std::io::{self, BufRead};
 
 use memchr::{memchr, memmem};
 
-use crate::locks::graph::{LockGraph, LockKind, ThreadRef};
+use crate::locks::graph::{LockGraph, LockKind, LockRef, Site, ThreadRef};
 
 /// The useful part of any line is far shorter; the rest is dropped.
 pub const MAX_LINE: usize = 16 * 1024;
@@ -58,6 +58,8 @@ struct Parser {
     last_wait: Option<usize>,
     /// Just after a `=====` rule: the next `=== text` line may be the version.
     after_rule: bool,
+    /// A thread's name as it is put together, kept from thread to thread.
+    scratch: String,
 }
 
 /// Parses a whole dump from `reader`.
@@ -162,6 +164,12 @@ impl Parser {
         {
             self.after_rule = false;
             return;
+        }
+        if rest.is_ascii() {
+            if let Ok(text) = std::str::from_utf8(rest) {
+                self.ascii_line(text);
+                return;
+            }
         }
         // Control characters are replaced where strings are stored (the
         // graph's `intern`), not here on every line.
@@ -276,15 +284,26 @@ impl Parser {
         };
         let lock = self.graph.add_lock(parsed.addr, parsed.name);
         let site = self.graph.site(parsed.file, parsed.line, parsed.func);
+        self.record(claim, thread, lock, parsed.kind, site);
+    }
+
+    fn record(
+        &mut self,
+        claim: Claim,
+        thread: ThreadRef,
+        lock: LockRef,
+        kind: LockKind,
+        site: Site,
+    ) {
         match claim {
             Claim::Hold => {
-                self.graph.holds(thread, lock, parsed.kind, site);
+                self.graph.holds(thread, lock, kind, site);
             }
             Claim::Wait => {
-                self.last_wait = Some(self.graph.waits_for(thread, lock, parsed.kind, site));
+                self.last_wait = Some(self.graph.waits_for(thread, lock, kind, site));
             }
             Claim::Tried => {
-                self.graph.tried_and_failed(thread, lock, parsed.kind, site);
+                self.graph.tried_and_failed(thread, lock, kind, site);
             }
         }
     }
@@ -428,6 +447,11 @@ fn collapse_spaces(text: &str) -> String {
     }
     out
 }
+
+mod ascii;
+
+#[cfg(test)]
+mod reference;
 
 #[cfg(test)]
 mod tests;

@@ -22,7 +22,6 @@
 //! wait chain would overflow the stack.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
@@ -31,26 +30,40 @@ use serde::Serialize;
 pub use super::hash::{FastHasher, FastMap};
 
 pub use super::analysis::{Analysis, CycleStep, Deadlock, Edge, MAX_BEHIND, MAX_EDGES};
+pub use values::{Addr, Site, SiteData, SiteList};
+
+mod values;
 
 /// A thread of the graph; only [`LockGraph::add_thread`] makes one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ThreadRef(pub(super) usize);
+pub struct ThreadRef(pub(super) u32);
 
 impl ThreadRef {
     /// Position in [`LockGraph::threads`].
     pub fn index(self) -> usize {
-        self.0
+        self.0 as usize
+    }
+
+    /// Four bytes, not eight, in every acquisition and edge: past u32::MAX
+    /// threads (a dump of hundreds of GB) refs would stick at the last one.
+    pub(super) fn at(index: usize) -> ThreadRef {
+        ThreadRef(u32::try_from(index).unwrap_or(u32::MAX))
     }
 }
 
 /// A lock of the graph; only [`LockGraph::add_lock`] makes one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct LockRef(pub(super) usize);
+pub struct LockRef(pub(super) u32);
 
 impl LockRef {
     /// Position in [`LockGraph::locks`].
     pub fn index(self) -> usize {
-        self.0
+        self.0 as usize
+    }
+
+    /// As [`ThreadRef::at`].
+    pub(super) fn at(index: usize) -> LockRef {
+        LockRef(u32::try_from(index).unwrap_or(u32::MAX))
     }
 }
 
@@ -87,58 +100,6 @@ impl LockKind {
     }
 }
 
-/// A place in Asterisk's source: where a lock was taken or is awaited.
-///
-/// The strings are shared: a dump names a few hundred files and functions
-/// hundreds of thousands of times ([`LockGraph::site`] interns them).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Site {
-    pub file: Arc<str>,
-    pub line: Option<u32>,
-    pub func: Arc<str>,
-}
-
-impl Serialize for Site {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut site = serializer.serialize_struct("Site", 3)?;
-        site.serialize_field("file", &*self.file)?;
-        site.serialize_field("line", &self.line)?;
-        site.serialize_field("func", &*self.func)?;
-        site.end()
-    }
-}
-
-impl Site {
-    /// A site with its own strings; [`LockGraph::site`] shares them instead.
-    pub fn new(file: &str, line: Option<u32>, func: &str) -> Site {
-        Site {
-            file: Arc::from(file),
-            line,
-            func: Arc::from(func),
-        }
-    }
-
-    /// Nothing to show: no file, no line, no function (gdb's `??` is none).
-    pub fn is_empty(&self) -> bool {
-        self.file.is_empty() && self.line.is_none() && matches!(&*self.func, "" | "??")
-    }
-}
-
-impl fmt::Display for Site {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.file)?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-        }
-        match (&*self.func, self.file.is_empty() && self.line.is_none()) {
-            ("" | "??", _) => Ok(()),
-            (func, true) => f.write_str(func),
-            (func, false) => write!(f, " {func}"),
-        }
-    }
-}
-
 /// Strings are shared (`Arc<str>`): thousands of threads carry the same
 /// name, and the id doubles as the lookup key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +126,7 @@ impl Thread {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lock {
     /// Normalised address: the lock's identity.
-    pub addr: String,
+    pub addr: Addr,
     /// The C expression Asterisk printed (`chan`, `&p->lock`), possibly empty
     /// (shared: most are called `chan`).
     pub name: Arc<str>,
@@ -196,7 +157,7 @@ pub struct Acquisition {
     /// For a wait: where the current holder took the lock, one per
     /// reentrancy level (Asterisk's "Locked Here" lines, which do not name
     /// the holder).
-    pub locked_here: Vec<Site>,
+    pub locked_here: SiteList,
 }
 
 /// Turns `0x00007F..` and `0x7f..` into the same key, so that sources that
@@ -235,6 +196,64 @@ pub fn clean(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Past this many entries a graph's vectors grow by an eighth, not double:
+/// a doubling at 600,000 acquisitions left 400,000 slots (13 MB) unused.
+const GROW_STEP_FROM: usize = 1 << 16;
+
+fn grow<T>(items: &mut Vec<T>) {
+    if items.len() == items.capacity() && items.len() >= GROW_STEP_FROM {
+        items.reserve_exact(items.len() / 8);
+    }
+}
+
+/// Locks by address value: a table of lock indexes (4 bytes a slot; a
+/// `u64 -> u32` map took 16), the address read back from the lock itself.
+#[derive(Debug, Default, Clone)]
+struct LocksByValue(hashbrown::HashTable<u32>);
+
+/// The addresses are multiples of 8 or 64: mixed so that the low bits,
+/// which pick the slot, differ (FxHash of one word leaves them zero).
+fn value_hash(value: u64) -> u64 {
+    let mixed = (value ^ value >> 31).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    mixed ^ mixed >> 29
+}
+
+impl LocksByValue {
+    fn value_at(locks: &[Lock], index: u32) -> Option<u64> {
+        locks
+            .get(index as usize)
+            .and_then(|lock| lock.addr.as_value())
+    }
+
+    fn get(&self, locks: &[Lock], value: u64) -> Option<u32> {
+        self.0
+            .find(value_hash(value), |&index| {
+                Self::value_at(locks, index) == Some(value)
+            })
+            .copied()
+    }
+
+    fn insert(&mut self, locks: &[Lock], value: u64, index: u32) {
+        self.0.insert_unique(value_hash(value), index, |&index| {
+            value_hash(Self::value_at(locks, index).unwrap_or(0))
+        });
+    }
+}
+
+enum LockKey {
+    Value(u64),
+    Text(String),
+}
+
+/// How a lock is looked up: by value when the address fits 64 bits (all of
+/// them on real dumps), else by its normalised text, which is as unique.
+fn lock_key(addr: &str) -> LockKey {
+    match addr_value(addr).map(u64::try_from) {
+        Some(Ok(value)) => LockKey::Value(value),
+        _ => LockKey::Text(normalize_addr(addr)),
+    }
+}
+
 fn addr_value(addr: &str) -> Option<u128> {
     let addr = addr.trim();
     let hex = addr
@@ -249,14 +268,18 @@ pub struct LockGraph {
     thread_by_id: FastMap<Arc<str>, usize>,
     pub(super) locks: Vec<Lock>,
     /// Hex addresses by value, anything else (`(nil)`) by text.
-    lock_by_value: FastMap<u128, usize>,
-    lock_by_text: FastMap<String, usize>,
+    lock_by_value: LocksByValue,
+    lock_by_text: FastMap<Arc<str>, u32>,
     pub(super) acquisitions: Vec<Acquisition>,
     strings: HashSet<Arc<str>, BuildHasherDefault<FastHasher>>,
     /// The strings interned last, by a cheap mix of their length and three
     /// bytes: a dump names the same files, functions and lock names on every
     /// line, and this spares hashing them each time.
     recent: Vec<Option<Arc<str>>>,
+    /// Every site once: acquisitions hold a pointer to theirs.
+    sites: HashSet<Site, BuildHasherDefault<FastHasher>>,
+    /// The sites made last, as `recent` is for strings.
+    recent_sites: Vec<Option<Site>>,
 }
 
 /// Slots of [`LockGraph::recent`].
@@ -268,6 +291,10 @@ fn recent_slot(text: &str) -> usize {
     let at = |index: usize| usize::from(bytes.get(index).copied().unwrap_or(0));
     (len.wrapping_mul(31) ^ at(0) ^ at(len / 2).wrapping_mul(7) ^ at(len.wrapping_sub(1)) << 3)
         % RECENT
+}
+
+fn site_slot(file: &str, line: Option<u32>, func: &str) -> usize {
+    (recent_slot(file) ^ recent_slot(func).rotate_left(3) ^ line.unwrap_or(0) as usize) % RECENT
 }
 
 impl LockGraph {
@@ -289,29 +316,40 @@ impl LockGraph {
                     thread.name = name;
                 }
             }
-            return ThreadRef(index);
+            return ThreadRef::at(index);
         }
         let index = self.threads.len();
         let id: Arc<str> = Arc::from(&*clean(id));
         let name = self.intern(name);
+        grow(&mut self.threads);
         self.threads.push(Thread {
             id: Arc::clone(&id),
             lwp,
             name,
         });
         self.thread_by_id.insert(id, index);
-        ThreadRef(index)
+        ThreadRef::at(index)
     }
 
     /// Adds a lock keyed by its address, or returns the one already there
     /// (keeping the first non-empty name).
     pub fn add_lock(&mut self, addr: &str, name: &str) -> LockRef {
-        let value = addr_value(addr);
-        let found = match value {
-            Some(value) => self.lock_by_value.get(&value),
-            None => self.lock_by_text.get(&normalize_addr(addr)),
+        self.add_lock_keyed(lock_key(addr), name)
+    }
+
+    /// [`LockGraph::add_lock`] for an address already read as a number
+    /// (`add_lock("0x10", …)` is `add_lock_value(0x10, …)`).
+    pub fn add_lock_value(&mut self, addr: u64, name: &str) -> LockRef {
+        self.add_lock_keyed(LockKey::Value(addr), name)
+    }
+
+    fn add_lock_keyed(&mut self, key: LockKey, name: &str) -> LockRef {
+        let found = match &key {
+            LockKey::Value(value) => self.lock_by_value.get(&self.locks, *value),
+            LockKey::Text(text) => self.lock_by_text.get(&**text).copied(),
         };
-        if let Some(&index) = found {
+        if let Some(index) = found {
+            let index = index as usize;
             let empty = self.locks.get(index).is_some_and(|l| l.name.is_empty());
             if empty && !name.is_empty() {
                 let name = self.intern(name);
@@ -319,26 +357,56 @@ impl LockGraph {
                     lock.name = name;
                 }
             }
-            return LockRef(index);
+            return LockRef::at(index);
         }
         let index = self.locks.len();
-        let key = normalize_addr(addr);
-        match value {
-            Some(value) => self.lock_by_value.insert(value, index),
-            None => self.lock_by_text.insert(key.clone(), index),
+        // Past u32::MAX locks the maps stop answering and a lock is listed
+        // twice: no dump comes near it (it would weigh hundreds of GB).
+        let slot = u32::try_from(index).unwrap_or(u32::MAX);
+        let addr = match &key {
+            LockKey::Value(value) => Addr::value(*value),
+            LockKey::Text(text) => {
+                self.lock_by_text.insert(Arc::from(&**text), slot);
+                Addr::text(text)
+            }
         };
         let name = self.intern(name);
-        self.locks.push(Lock { addr: key, name });
-        LockRef(index)
+        grow(&mut self.locks);
+        self.locks.push(Lock { addr, name });
+        if let LockKey::Value(value) = key {
+            self.lock_by_value.insert(&self.locks, value, slot);
+        }
+        LockRef::at(index)
     }
 
-    /// A [`Site`] whose strings are shared with the graph's other sites.
+    /// A [`Site`] shared with every other acquisition at the same place.
     pub fn site(&mut self, file: &str, line: Option<u32>, func: &str) -> Site {
-        Site {
+        let slot = site_slot(file, line, func);
+        if let Some(Some(site)) = self.recent_sites.get(slot) {
+            if site.line == line && *site.file == *file && *site.func == *func {
+                return site.clone();
+            }
+        }
+        let data = SiteData {
             file: self.intern(file),
             line,
             func: self.intern(func),
+        };
+        let site = match self.sites.get(&data) {
+            Some(site) => site.clone(),
+            None => {
+                let site = Site::from_data(data);
+                self.sites.insert(site.clone());
+                site
+            }
+        };
+        if self.recent_sites.len() < RECENT {
+            self.recent_sites.resize(RECENT, None);
         }
+        if let Some(entry) = self.recent_sites.get_mut(slot) {
+            *entry = Some(site.clone());
+        }
+        site
     }
 
     /// Every string of the graph comes through here (or `add_thread` for
@@ -423,19 +491,20 @@ impl LockGraph {
         kind: LockKind,
         site: Site,
     ) -> usize {
+        grow(&mut self.acquisitions);
         self.acquisitions.push(Acquisition {
             thread,
             lock,
             claim,
             kind,
             site,
-            locked_here: Vec::new(),
+            locked_here: SiteList::default(),
         });
         self.acquisitions.len() - 1
     }
 
     pub fn find_thread(&self, id: &str) -> Option<ThreadRef> {
-        self.thread_by_id.get(id).copied().map(ThreadRef)
+        self.thread_by_id.get(id).copied().map(ThreadRef::at)
     }
 
     /// For sources that only know the owner's LWP (glibc's `__owner`).
@@ -443,16 +512,37 @@ impl LockGraph {
         self.threads
             .iter()
             .position(|thread| thread.lwp == Some(lwp))
-            .map(ThreadRef)
+            .map(ThreadRef::at)
+    }
+
+    /// Gives the locks this graph has no name for the name `other` has for
+    /// the same address: gdb without symbols knows a lock by its address
+    /// alone, where the /proc reading named it by symbol or section.
+    /// Returns how many were named.
+    pub fn borrow_lock_names(&mut self, other: &LockGraph) -> usize {
+        let mut named = 0;
+        for lock in &mut self.locks {
+            if !lock.name.is_empty() {
+                continue;
+            }
+            let theirs = other
+                .find_lock(&lock.addr.to_string())
+                .and_then(|found| other.lock(found))
+                .filter(|found| !found.name.is_empty());
+            if let Some(found) = theirs {
+                lock.name = found.name.clone();
+                named += 1;
+            }
+        }
+        named
     }
 
     pub fn find_lock(&self, addr: &str) -> Option<LockRef> {
-        match addr_value(addr) {
-            Some(value) => self.lock_by_value.get(&value),
-            None => self.lock_by_text.get(&normalize_addr(addr)),
+        match lock_key(addr) {
+            LockKey::Value(value) => self.lock_by_value.get(&self.locks, value),
+            LockKey::Text(text) => self.lock_by_text.get(&*text).copied(),
         }
-        .copied()
-        .map(LockRef)
+        .map(|index| LockRef::at(index as usize))
     }
 
     pub fn threads(&self) -> &[Thread] {
@@ -469,20 +559,20 @@ impl LockGraph {
 
     /// The thread at a position of [`LockGraph::threads`].
     pub fn thread_at(&self, index: usize) -> Option<ThreadRef> {
-        (index < self.threads.len()).then_some(ThreadRef(index))
+        (index < self.threads.len()).then_some(ThreadRef::at(index))
     }
 
     /// The lock at a position of [`LockGraph::locks`].
     pub fn lock_at(&self, index: usize) -> Option<LockRef> {
-        (index < self.locks.len()).then_some(LockRef(index))
+        (index < self.locks.len()).then_some(LockRef::at(index))
     }
 
     pub fn thread(&self, thread: ThreadRef) -> Option<&Thread> {
-        self.threads.get(thread.0)
+        self.threads.get(thread.index())
     }
 
     pub fn lock(&self, lock: LockRef) -> Option<&Lock> {
-        self.locks.get(lock.0)
+        self.locks.get(lock.index())
     }
 
     pub fn is_empty(&self) -> bool {

@@ -74,11 +74,13 @@ pub fn snapshot(
         let Some(lock) = graph.lock(edge.lock) else {
             continue;
         };
-        let seen = locks.entry(lock.addr.clone()).or_insert_with(|| LockSeen {
-            name: lock.name.to_string(),
-            owner: None,
-            waiters: BTreeSet::new(),
-        });
+        let seen = locks
+            .entry(lock.addr.to_string())
+            .or_insert_with(|| LockSeen {
+                name: lock.name.to_string(),
+                owner: None,
+                waiters: BTreeSet::new(),
+            });
         seen.waiters.extend(lwp(edge.waiter));
         // A probable reader is a guess, not an owner.
         if !edge.probable && seen.owner.is_none() {

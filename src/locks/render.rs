@@ -483,7 +483,7 @@ pub fn dot(graph: &LockGraph, analysis: &Analysis, out: &mut dyn Write) -> io::R
             .lock(edge.lock)
             .map(|l| {
                 if l.name.is_empty() {
-                    l.addr.clone()
+                    l.addr.to_string()
                 } else {
                     l.name.to_string()
                 }

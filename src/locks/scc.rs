@@ -233,9 +233,9 @@ pub(super) fn stuck_behind(
     members: &[ThreadRef],
     budget: &mut usize,
 ) -> (Vec<usize>, bool) {
-    let component = members.first().and_then(|m| of.get(m.0).copied());
+    let component = members.first().and_then(|m| of.get(m.index()).copied());
     let mut seen: HashSet<usize> = HashSet::new();
-    let mut queue: Vec<usize> = members.iter().map(|m| m.0).collect();
+    let mut queue: Vec<usize> = members.iter().map(|m| m.index()).collect();
     let mut behind = Vec::new();
     let mut complete = true;
     'search: while let Some(node) = queue.pop() {

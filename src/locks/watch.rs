@@ -189,7 +189,7 @@ pub fn suspects(
         graph
             .lock(lock)
             .map(|l| SuspectLock {
-                address: l.addr.clone(),
+                address: l.addr.to_string(),
                 place: String::new(),
             })
             .unwrap_or(SuspectLock {

@@ -78,8 +78,24 @@ const WORDS: &[&str] = &[
     "\u{1b}[31m",
 ];
 
+/// The differential test: the reader and the one it replaced
+/// (`reference.rs`) must build the same graph and counts from any input.
+pub(super) fn same_as_reference(
+    data: &[u8],
+    graph: &LockGraph,
+    info: &DumpInfo,
+) -> Result<(), TestCaseError> {
+    let (old, old_info) = super::reference::parse(data).unwrap();
+    prop_assert_eq!(info, &old_info);
+    prop_assert_eq!(graph.threads(), old.threads());
+    prop_assert_eq!(graph.locks(), old.locks());
+    prop_assert_eq!(graph.acquisitions(), old.acquisitions());
+    Ok(())
+}
+
 fn parse_and_check(data: &[u8]) -> Result<(LockGraph, DumpInfo), TestCaseError> {
     let (graph, info) = timed("lockdump::parse", CASE_BUDGET, || parse_bytes(data));
+    same_as_reference(data, &graph, &info)?;
     prop_assert_eq!(info.threads, graph.threads().len());
     prop_assert!(info.lines as usize <= data.len() + 1);
     check(&graph)?;
@@ -147,7 +163,7 @@ fn fuzz_lockdump_long_lines_ignore_buffer_size() {
 
 /// A dump of `n` threads, each holding its lock and waiting for the next
 /// one's, the last closing a 2-thread deadlock.
-fn chain_dump(n: usize) -> Vec<u8> {
+pub(super) fn chain_dump(n: usize) -> Vec<u8> {
     let mut out = b"=== Currently Held Locks\n".to_vec();
     for i in 0..n {
         let next = if i + 1 == n { n - 2 } else { i + 1 };
@@ -213,6 +229,7 @@ fn fuzz_lockdump_large_inputs_are_linear() {
     let dump = chain_dump(25_000);
     let (graph, info) = timed("25k threads", BIG_BUDGET, || parse_bytes(&dump));
     assert_eq!(info.threads, 25_000);
+    same_as_reference(&dump, &graph, &info).unwrap();
     let analysis = timed("25k analysis", BIG_BUDGET, || graph.analyze());
     assert_eq!(analysis.deadlocks[0].behind.len(), 24_998);
 }

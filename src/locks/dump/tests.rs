@@ -478,3 +478,101 @@ fn truncated_fields_never_panic() {
     crate::locks::render::json(&graph, &analysis, &mut out).unwrap();
     assert!(info.recognized);
 }
+
+/// A dump shaped as `bench/graph.sh` writes them: `locks` held a thread,
+/// execinfo or BETTER_BACKTRACES frames, a chain with a deadlock at its head.
+fn bench_dump(threads: usize, locks: usize, better: bool) -> String {
+    let mut out = String::from("=== 20.3.0\n=== Currently Held Locks\n===\n");
+    let frame = if better {
+        "\t[0x55d0c6a1c010] asterisk channel.c:4240 ast_channel_frame_0()\n"
+    } else {
+        "\t/usr/sbin/asterisk(__ast_pthread_mutex_lock+0x9e) [0x55d0c6a1c010]\n"
+    };
+    for i in 0..threads {
+        out.push_str(&format!(
+            "=== Thread ID: 0x7f3a{:08x} LWP:{} (pbx_thread           started at [ 4787] pbx.c ast_pbx_start())\n\
+             === ---> Lock #0 (channel.c): MUTEX 4240 ast_write chan 0x55d0{:08x} (1)\n{frame}",
+            i * 4096,
+            10000 + i,
+            i * 64
+        ));
+        for h in 1..locks {
+            out.push_str(&format!(
+                "=== ---> Lock #{h} (chan_pjsip.c): MUTEX {} chan_pjsip_write &pvt->lock 0x56e0{:08x} (1)\n{frame}",
+                900 + h,
+                (i * 8 + h) * 64
+            ));
+        }
+        let peer = match i {
+            0..8 => i ^ 1,
+            _ if i % 10 == 0 => usize::MAX,
+            _ => i - 1,
+        };
+        if peer == usize::MAX {
+            out.push_str(
+                "=== ---> Waiting for Lock #1 (res_pjsip.c): MUTEX 99 f &lock 0x7f0000000001 (1)\n",
+            );
+        } else {
+            out.push_str(&format!(
+                "=== ---> Waiting for Lock #1 (channel.c): MUTEX 1213 ast_queue_frame chan 0x55d0{:08x} (1)\n{frame}\
+                 === --- ---> Locked Here: channel.c line 4240 (ast_write)\n",
+                peer * 64
+            ));
+        }
+        out.push_str(
+            "=== -------------------------------------------------------------------\n===\n",
+        );
+    }
+    out
+}
+
+/// The differential test on every fixture and on what pasting does to them:
+/// the byte-level reader builds the graph the reader before it built.
+#[test]
+fn same_graph_as_the_reference_reader() {
+    let mut inputs: Vec<(String, Vec<u8>)> = [SEED, AST18, AST11, AST12, AST13, AST21, EXAMPLE]
+        .iter()
+        .enumerate()
+        .map(|(at, text)| (format!("fixture {at}"), text.as_bytes().to_vec()))
+        .collect();
+    for (name, shape) in [
+        ("plain", bench_dump(300, 1, false)),
+        ("better", bench_dump(300, 5, true)),
+    ] {
+        inputs.push((name.to_string(), shape.into_bytes()));
+    }
+    inputs.push(("chain".to_string(), super::fuzz_tests::chain_dump(500)));
+    let originals = inputs.clone();
+    for (name, data) in originals {
+        let text = String::from_utf8_lossy(&data).into_owned();
+        let variants = [
+            ("crlf", text.replace('\n', "\r\n")),
+            ("tabs as spaces", text.replace('\t', "        ")),
+            (
+                "prefixed",
+                text.replace("=== ", "[Dec  1 10:00:00] pbx*CLI> === "),
+            ),
+            ("indented", text.replace("\n===", "\n  ===")),
+            (
+                "non-ascii names",
+                text.replace("chan ", "chän ").replace("started", "stärted"),
+            ),
+            ("vertical tabs", text.replace(' ', "\u{b}")),
+            ("nbsp", text.replace(' ', "\u{a0}")),
+            (
+                "cuts",
+                text.replace(" (1)\n", " ...\n")
+                    .replacen("=== Thread", "...\n=== Thread", 3),
+            ),
+        ];
+        for (variant, changed) in variants {
+            inputs.push((format!("{name}, {variant}"), changed.into_bytes()));
+        }
+    }
+    for (name, data) in &inputs {
+        let (graph, info) = parse_bytes(data);
+        if let Err(error) = super::fuzz_tests::same_as_reference(data, &graph, &info) {
+            panic!("{name}: {error}");
+        }
+    }
+}

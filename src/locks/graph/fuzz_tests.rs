@@ -79,7 +79,7 @@ fn model_edges(g: &LockGraph) -> BTreeSet<(usize, Option<usize>)> {
                 only_self = true;
             } else {
                 any = true;
-                out.insert((index, Some(holder.0)));
+                out.insert((index, Some(holder.index())));
             }
         }
         if !any && !only_self {
@@ -94,7 +94,7 @@ fn reachability(n: usize, edges: &[Edge]) -> Vec<Vec<bool>> {
     let mut reach = vec![vec![false; n]; n];
     for e in edges {
         if let Some(h) = e.holder {
-            reach[e.waiter.0][h.0] = true;
+            reach[e.waiter.index()][h.index()] = true;
         }
     }
     for k in 0..n {
@@ -119,7 +119,7 @@ pub(crate) fn check(g: &LockGraph) -> Result<(), TestCaseError> {
     let got: BTreeSet<(usize, Option<usize>)> = a
         .edges
         .iter()
-        .map(|e| (e.wait, e.holder.map(|h| h.0)))
+        .map(|e| (e.wait, e.holder.map(|h| h.index())))
         .collect();
     prop_assert_eq!(&got, &model_edges(g));
     prop_assert_eq!(got.len(), a.edges.len(), "duplicate edges");
@@ -163,16 +163,16 @@ pub(crate) fn check(g: &LockGraph) -> Result<(), TestCaseError> {
         }
         // Members are one strongly connected component.
         for m in &deadlock.members {
-            prop_assert_eq!(a.deadlock_of[m.0], Some(index));
+            prop_assert_eq!(a.deadlock_of[m.index()], Some(index));
             for o in &deadlock.members {
-                prop_assert!(reach[m.0][o.0]);
+                prop_assert!(reach[m.index()][o.index()]);
             }
         }
         // Behind: exactly the threads outside that reach the component.
-        let first = deadlock.members[0].0;
+        let first = deadlock.members[0].index();
         let expected: Vec<ThreadRef> = (0..n)
             .filter(|&t| reach[t][first] && a.deadlock_of[t] != Some(index))
-            .map(ThreadRef)
+            .map(ThreadRef::at)
             .collect();
         prop_assert_eq!(&deadlock.behind, &expected);
     }

@@ -158,3 +158,28 @@ fn long_chain_into_a_cycle() {
     assert_eq!(analysis.deadlocks.len(), 1);
     assert_eq!(analysis.deadlocks[0].behind.len(), n - 2);
 }
+
+/// What a 100,000-thread dump with five locks a thread costs is mostly
+/// these two, times a million: they must not grow back by accident.
+#[test]
+fn acquisitions_and_locks_stay_small() {
+    assert!(std::mem::size_of::<Acquisition>() <= 32);
+    assert!(std::mem::size_of::<Lock>() <= 40);
+    assert_eq!(std::mem::size_of::<ThreadRef>(), 4);
+}
+
+#[test]
+fn unnamed_locks_borrow_the_name_of_the_same_address_only() {
+    let mut gdb = LockGraph::new();
+    gdb.add_lock("0x7f00000010", "");
+    gdb.add_lock("0x7f00000020", "chan");
+    gdb.add_lock("0x7f00000030", "");
+    let mut proc = LockGraph::new();
+    proc.add_lock_value(0x7f0000_0010, "lock_a (res_foo.so)");
+    proc.add_lock_value(0x7f0000_0020, "agents_lock (res_foo.so)");
+    proc.add_lock_value(0x7f0000_0040, "heap");
+    assert_eq!(gdb.borrow_lock_names(&proc), 1);
+    let names: Vec<&str> = gdb.locks().iter().map(|lock| &*lock.name).collect();
+    // Its own name is kept; an address /proc did not see stays unnamed.
+    assert_eq!(names, ["lock_a (res_foo.so)", "chan", ""]);
+}

@@ -7,7 +7,7 @@
 
 use std::io::{self, Write};
 
-use crate::locks::graph::{Analysis, Claim, LockGraph, Site, ThreadRef};
+use crate::locks::graph::{Addr, Analysis, Claim, LockGraph, Site, ThreadRef};
 
 /// Which claims go in a lock's list (`holders`, `waiters`, `tried_and_failed`).
 type ClaimFilter = fn(Claim) -> bool;
@@ -35,6 +35,17 @@ impl Out<'_> {
     /// runs between them.
     fn string(&mut self, text: &str) -> io::Result<()> {
         let bytes = text.as_bytes();
+        // No early exit, so the check runs a vector at a time; nearly every
+        // string passes it and is copied in one piece.
+        let plain = !bytes.iter().fold(false, |dirty, &b| {
+            dirty | (b < 0x20) | (b == b'"') | (b == b'\\')
+        });
+        if plain {
+            self.buffer.reserve(bytes.len() + 2);
+            self.buffer.push(b'"');
+            self.buffer.extend_from_slice(bytes);
+            return self.raw(b"\"");
+        }
         self.buffer.reserve(bytes.len() + 2);
         self.buffer.push(b'"');
         let mut start = 0;
@@ -86,22 +97,30 @@ impl Out<'_> {
         self.raw(if value { b"true" } else { b"false" })
     }
 
-    /// A field name: always one of this file's plain ASCII names, so unescaped.
-    fn key(&mut self, first: bool, key: &str) -> io::Result<()> {
-        if !first {
-            self.buffer.push(b',');
+    /// A lock address: what `%p` printed is hex digits, written as they are
+    /// made (a `String` or a scan for escapes per lock and edge cost a tenth
+    /// of the run); anything else is a string.
+    fn addr(&mut self, addr: &Addr) -> io::Result<()> {
+        match addr.as_value() {
+            Some(value) => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let digits = (64 - value.leading_zeros()).div_ceil(4).max(1);
+                self.buffer.extend_from_slice(b"\"0x");
+                for at in (0..digits).rev() {
+                    self.buffer.push(HEX[((value >> (at * 4)) & 0xf) as usize]);
+                }
+                self.raw(b"\"")
+            }
+            None => addr.with_str(|text| self.string(text)),
         }
-        self.buffer.push(b'"');
-        self.buffer.extend_from_slice(key.as_bytes());
-        self.raw(b"\":")
     }
 
     fn site(&mut self, site: &Site) -> io::Result<()> {
-        self.key(true, "file")?;
+        self.raw(b"\"file\":")?;
         self.string(&site.file)?;
-        self.key(false, "line")?;
+        self.raw(b",\"line\":")?;
         self.number(site.line.map(u64::from))?;
-        self.key(false, "func")?;
+        self.raw(b",\"func\":")?;
         self.string(&site.func)
     }
 }
@@ -144,23 +163,23 @@ pub fn json_warned(
     };
     let id = |thread: ThreadRef| graph.thread(thread).map(|t| &*t.id).unwrap_or("");
     w.raw(b"{")?;
-    w.key(true, "schema")?;
+    w.raw(b"\"schema\":")?;
     w.raw(crate::output::JSON_SCHEMA.to_string().as_bytes())?;
-    w.key(false, "threads")?;
+    w.raw(b",\"threads\":")?;
     w.raw(b"[")?;
     for (index, t) in graph.threads().iter().enumerate() {
         w.raw(if index == 0 { b"{" } else { b",{" })?;
-        w.key(true, "id")?;
+        w.raw(b"\"id\":")?;
         w.string(&t.id)?;
-        w.key(false, "lwp")?;
+        w.raw(b",\"lwp\":")?;
         w.number(t.lwp)?;
-        w.key(false, "name")?;
+        w.raw(b",\"name\":")?;
         w.string(&t.name)?;
-        w.key(false, "start")?;
+        w.raw(b",\"start\":")?;
         w.string(t.short_name())?;
-        w.key(false, "in_cycle")?;
+        w.raw(b",\"in_cycle\":")?;
         w.boolean(analysis.in_cycle.get(index).copied().unwrap_or(false))?;
-        w.key(false, "blocked_on_cycle")?;
+        w.raw(b",\"blocked_on_cycle\":")?;
         w.boolean(
             analysis
                 .blocked_on_cycle
@@ -199,27 +218,26 @@ pub fn json_warned(
         }
     }
     drop(next);
-    w.key(false, "locks")?;
+    w.raw(b",\"locks\":")?;
     w.raw(b"[")?;
     for (index, lock) in locks.iter().enumerate() {
         w.raw(if index == 0 { b"{" } else { b",{" })?;
-        w.key(true, "addr")?;
-        w.string(&lock.addr)?;
-        w.key(false, "name")?;
+        w.raw(b"\"addr\":")?;
+        w.addr(&lock.addr)?;
+        w.raw(b",\"name\":")?;
         w.string(&lock.name)?;
         let from = starts.get(index).copied().unwrap_or(0) as usize;
         let to = starts.get(index + 1).copied().unwrap_or(0) as usize;
         let claims = by_lock.get(from..to).unwrap_or(&[]);
-        let lists: [(&str, ClaimFilter); 3] = [
-            ("holders", |c| {
+        let lists: [(&[u8], ClaimFilter); 3] = [
+            (b",\"holders\":[", |c| {
                 matches!(c, Claim::Holds | Claim::ProbablyHolds)
             }),
-            ("waiters", |c| c == Claim::WaitsFor),
-            ("tried_and_failed", |c| c == Claim::TriedAndFailed),
+            (b",\"waiters\":[", |c| c == Claim::WaitsFor),
+            (b",\"tried_and_failed\":[", |c| c == Claim::TriedAndFailed),
         ];
-        for (name, wanted) in lists {
-            w.key(false, name)?;
-            w.raw(b"[")?;
+        for (opening, wanted) in lists {
+            w.raw(opening)?;
             let mut first = true;
             for acq in claims
                 .iter()
@@ -233,18 +251,18 @@ pub fn json_warned(
                 } else {
                     b",{"
                 })?;
-                w.key(true, "thread")?;
+                w.raw(b"\"thread\":")?;
                 w.string(id(acq.thread))?;
-                w.key(false, "kind")?;
+                w.raw(b",\"kind\":")?;
                 w.string(acq.kind.as_str())?;
-                w.key(false, "file")?;
+                w.raw(b",\"file\":")?;
                 w.string(&acq.site.file)?;
-                w.key(false, "line")?;
+                w.raw(b",\"line\":")?;
                 w.number(acq.site.line.map(u64::from))?;
-                w.key(false, "func")?;
+                w.raw(b",\"func\":")?;
                 w.string(&acq.site.func)?;
                 if !acq.locked_here.is_empty() {
-                    w.key(false, "locked_here")?;
+                    w.raw(b",\"locked_here\":")?;
                     w.raw(b"[")?;
                     for (at, site) in acq.locked_here.iter().enumerate() {
                         w.raw(if at == 0 { b"{" } else { b",{" })?;
@@ -263,33 +281,36 @@ pub fn json_warned(
     drop(by_lock);
     drop(starts);
 
-    w.key(false, "edges")?;
+    w.raw(b",\"edges\":")?;
     w.raw(b"[")?;
     for (index, e) in analysis.edges.iter().enumerate() {
         let lock = graph.lock(e.lock);
         w.raw(if index == 0 { b"{" } else { b",{" })?;
-        w.key(true, "waiter")?;
+        w.raw(b"\"waiter\":")?;
         w.string(id(e.waiter))?;
-        w.key(false, "holder")?;
+        w.raw(b",\"holder\":")?;
         match e.holder {
             Some(holder) => w.string(id(holder))?,
             None => w.raw(b"null")?,
         }
-        w.key(false, "lock")?;
-        w.string(lock.map(|l| l.addr.as_str()).unwrap_or(""))?;
-        w.key(false, "lock_name")?;
+        w.raw(b",\"lock\":")?;
+        match lock {
+            Some(lock) => w.addr(&lock.addr)?,
+            None => w.string("")?,
+        }
+        w.raw(b",\"lock_name\":")?;
         w.string(lock.map(|l| &*l.name).unwrap_or(""))?;
-        w.key(false, "in_cycle")?;
+        w.raw(b",\"in_cycle\":")?;
         w.boolean(analysis.edge_in_cycle(e))?;
         if e.probable {
-            w.key(false, "probable")?;
+            w.raw(b",\"probable\":")?;
             w.boolean(true)?;
         }
         w.raw(b"}")?;
     }
     w.raw(b"]")?;
 
-    w.key(false, "cycles")?;
+    w.raw(b",\"cycles\":")?;
     w.raw(b"[")?;
     for (index, deadlock) in analysis.deadlocks.iter().enumerate() {
         w.raw(if index == 0 { b"[" } else { b",[" })?;
@@ -302,7 +323,7 @@ pub fn json_warned(
         w.raw(b"]")?;
     }
     w.raw(b"]")?;
-    w.key(false, "possible")?;
+    w.raw(b",\"possible\":")?;
     w.raw(b"[")?;
     for (index, deadlock) in analysis.deadlocks.iter().enumerate() {
         if index > 0 {
@@ -311,7 +332,7 @@ pub fn json_warned(
         w.boolean(deadlock.possible)?;
     }
     w.raw(b"]")?;
-    w.key(false, "blocked_on_cycles")?;
+    w.raw(b",\"blocked_on_cycles\":")?;
     w.raw(b"[")?;
     let mut first = true;
     for (index, blocked) in analysis.blocked_on_cycle.iter().enumerate() {
@@ -324,7 +345,7 @@ pub fn json_warned(
         w.string(&t.id)?;
     }
     w.raw(b"]")?;
-    w.key(false, "warnings")?;
+    w.raw(b",\"warnings\":")?;
     w.raw(b"[")?;
     for (index, warning) in warnings.iter().enumerate() {
         if index > 0 {
@@ -369,7 +390,7 @@ pub(super) mod reference {
 
     #[derive(Serialize)]
     struct JsonLock<'a> {
-        addr: &'a str,
+        addr: String,
         name: &'a str,
         holders: Vec<JsonClaim<'a>>,
         waiters: Vec<JsonClaim<'a>>,
@@ -381,7 +402,7 @@ pub(super) mod reference {
         waiter: &'a str,
         /// `null`: the holder is not listed in the dump.
         holder: Option<&'a str>,
-        lock: &'a str,
+        lock: String,
         lock_name: &'a str,
         in_cycle: bool,
         /// The holder is inferred (an rwlock reader glibc does not record).
@@ -429,7 +450,7 @@ pub(super) mod reference {
             .locks()
             .iter()
             .map(|l| JsonLock {
-                addr: &l.addr,
+                addr: l.addr.to_string(),
                 name: &l.name,
                 holders: Vec::new(),
                 waiters: Vec::new(),
@@ -462,7 +483,7 @@ pub(super) mod reference {
                 JsonEdge {
                     waiter: id(e.waiter),
                     holder: e.holder.map(id),
-                    lock: lock.map(|l| l.addr.as_str()).unwrap_or(""),
+                    lock: lock.map(|l| l.addr.to_string()).unwrap_or_default(),
                     lock_name: lock.map(|l| &*l.name).unwrap_or(""),
                     in_cycle: analysis.edge_in_cycle(e),
                     probable: e.probable,

@@ -1,0 +1,366 @@
+//! The fast path of the reader: a `===` line that is all ASCII (every line
+//! of every real dump) read with byte searches, not `str`'s Unicode-aware
+//! patterns and trims, which cost most of the time on a 100,000-thread dump.
+//!
+//! It must read exactly what the general path (`Parser::dump_line`) reads:
+//! on ASCII text a char is a byte, `char::is_whitespace` is [`is_space`],
+//! and every split falls on a char boundary. `reference.rs` (the reader
+//! before this path) and the fuzzers hold the two to the same graph.
+
+use memchr::{memchr, memrchr};
+
+use super::{Claim, Parser};
+use crate::locks::graph::LockKind;
+
+/// `char::is_whitespace` on an ASCII byte (0x0b too, unlike `u8::is_ascii_whitespace`).
+fn is_space(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+fn trim_start(text: &str) -> &str {
+    let skip = text
+        .bytes()
+        .position(|b| !is_space(b))
+        .unwrap_or(text.len());
+    text.get(skip..).unwrap_or("")
+}
+
+fn trim_end(text: &str) -> &str {
+    let keep = text
+        .bytes()
+        .rposition(|b| !is_space(b))
+        .map_or(0, |at| at + 1);
+    text.get(..keep).unwrap_or("")
+}
+
+fn trim(text: &str) -> &str {
+    trim_end(trim_start(text))
+}
+
+fn find_byte(text: &str, byte: u8) -> Option<usize> {
+    memchr(byte, text.as_bytes())
+}
+
+/// A plain scan: the needles are a few bytes and the fields short, where
+/// `memmem::find` spent more building its searcher than searching.
+fn find(text: &str, needle: &str) -> Option<usize> {
+    let needle = needle.as_bytes();
+    let first = *needle.first()?;
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(offset) = bytes.get(from..).and_then(|rest| memchr(first, rest)) {
+        let at = from + offset;
+        if bytes.get(at..at + needle.len()) == Some(needle) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+fn tail(text: &str, from: usize) -> &str {
+    text.get(from..).unwrap_or("")
+}
+
+fn head(text: &str, to: usize) -> &str {
+    text.get(..to).unwrap_or("")
+}
+
+/// `str::parse::<u32>`: an optional `+`, then at least one digit, no overflow.
+fn parse_u32(text: &str) -> Option<u32> {
+    let digits = text.strip_prefix('+').unwrap_or(text);
+    if digits.is_empty() {
+        return None;
+    }
+    digits.bytes().try_fold(0u32, |value, byte| {
+        if !byte.is_ascii_digit() {
+            return None;
+        }
+        value.checked_mul(10)?.checked_add(u32::from(byte - b'0'))
+    })
+}
+
+/// Leading ASCII digits of `text`, as `str::parse::<u64>` reads them.
+fn parse_digits_u64(digits: &str) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.bytes().try_fold(0u64, |value, byte| {
+        value.checked_mul(10)?.checked_add(u64::from(byte - b'0'))
+    })
+}
+
+fn leading_digits(text: &str) -> usize {
+    text.bytes()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(text.len())
+}
+
+/// The value of `0x<hex>` when it fits 64 bits (the graph's own key), so
+/// that the graph need not parse it again; `None` sends it the text.
+fn hex_value(addr: &str) -> Option<u64> {
+    let hex = addr
+        .strip_prefix("0x")
+        .or_else(|| addr.strip_prefix("0X"))?;
+    let significant = hex.trim_start_matches('0');
+    if significant.len() > 16 || hex.is_empty() {
+        return None;
+    }
+    significant.bytes().try_fold(0u64, |value, byte| {
+        let digit = char::from(byte).to_digit(16)?;
+        Some(value << 4 | u64::from(digit))
+    })
+}
+
+struct Fields<'a> {
+    file: &'a str,
+    kind: LockKind,
+    line: Option<u32>,
+    func: &'a str,
+    name: &'a str,
+    addr: &'a str,
+    suspended: bool,
+}
+
+/// `super::parse_lock_fields`, on ASCII.
+fn lock_fields(body: &str) -> Option<Fields<'_>> {
+    let open = find_byte(body, b'(')?;
+    let close = open + find(tail(body, open), "):")?;
+    let file = trim(body.get(open + 1..close)?);
+    let mut rest = trim(tail(body, close + 2));
+    let cut = rest.ends_with("...");
+    if cut {
+        rest = trim_end(head(rest, rest.len() - 3));
+    }
+    let mut suspended = false;
+    let mut counted = false;
+    if rest.ends_with(')') {
+        if let Some(paren) = memrchr(b'(', rest.as_bytes()) {
+            let inner = rest.get(paren + 1..rest.len() - 1).unwrap_or("");
+            let count = trim(match find(inner, " - ") {
+                Some(dash) => head(inner, dash),
+                None => inner,
+            });
+            if !count.is_empty() && count.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+                suspended = find(inner, "suspended").is_some();
+                counted = true;
+                rest = trim_end(head(rest, paren));
+            }
+        }
+    }
+    if cut && !counted {
+        return None;
+    }
+    let kind_end = find_byte(rest, b' ')?;
+    let kind = LockKind::parse(head(rest, kind_end));
+    let rest = trim_start(tail(rest, kind_end));
+    let line_end = find_byte(rest, b' ')?;
+    let line = parse_u32(head(rest, line_end));
+    let rest = trim_start(tail(rest, line_end));
+    let func_end = find_byte(rest, b' ')?;
+    let func = head(rest, func_end);
+    let rest = trim(tail(rest, func_end));
+    let (name, addr) = match memrchr(b' ', rest.as_bytes()) {
+        Some(space) => (trim(head(rest, space)), tail(rest, space + 1)),
+        None => ("", rest),
+    };
+    if !super::is_address(addr) || line.is_none() && kind == LockKind::Unknown {
+        return None;
+    }
+    Some(Fields {
+        file,
+        kind,
+        line,
+        func,
+        name,
+        addr,
+        suspended,
+    })
+}
+
+/// `%-20s` pads the start function: runs of spaces become one, into
+/// `out` (reused from line to line, not a `String` a thread).
+fn collapse_spaces_into(text: &str, out: &mut String) {
+    out.clear();
+    // `split_whitespace`, not `split_ascii_whitespace`: the latter keeps 0x0b.
+    for word in text
+        .split(|c: char| c.is_ascii() && is_space(c as u8))
+        .filter(|word| !word.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+}
+
+impl Parser {
+    /// `Parser::dump_line` for a line that is all ASCII (`rest` untrimmed).
+    pub(super) fn ascii_line(&mut self, rest: &str) {
+        let text = trim(rest);
+        if text.starts_with('=') {
+            self.after_rule = true;
+            return;
+        }
+        let after_rule = std::mem::take(&mut self.after_rule);
+        if let Some(rest) = text.strip_prefix("Thread ID:") {
+            self.ascii_thread_line(rest);
+        } else if let Some(rest) = text.strip_prefix("--- --->") {
+            self.ascii_locked_here_line(trim(rest));
+        } else if let Some(rest) = text.strip_prefix("--->") {
+            self.ascii_lock_line(trim(rest));
+        } else {
+            // Headers and version lines: a few a dump, the general path.
+            self.after_rule = after_rule;
+            self.dump_line(text);
+        }
+    }
+
+    fn ascii_thread_line(&mut self, rest: &str) {
+        let rest = trim(rest);
+        let id_end = rest
+            .bytes()
+            .position(|b| is_space(b) || b == b'(')
+            .unwrap_or(rest.len());
+        let mut id = head(rest, id_end);
+        while let Some(shorter) = id.strip_suffix("...") {
+            id = shorter;
+        }
+        if id.is_empty() {
+            return;
+        }
+        let mut rest = trim_start(tail(rest, id_end));
+        let mut lwp = None;
+        if let Some(after) = rest.strip_prefix("LWP:") {
+            let digits = leading_digits(after);
+            lwp = parse_digits_u64(head(after, digits));
+            rest = trim_start(tail(after, digits));
+        }
+        let name = rest.strip_prefix('(').unwrap_or(rest);
+        let name = name.strip_suffix(')').unwrap_or(name);
+        collapse_spaces_into(name, &mut self.scratch);
+        self.info.recognized = true;
+        self.thread = Some(self.graph.add_thread(id, lwp, &self.scratch));
+        self.last_wait = None;
+    }
+
+    fn ascii_lock_line(&mut self, body: &str) {
+        let (claim, body) = if let Some(rest) = body.strip_prefix("Waiting for ") {
+            (Claim::Wait, rest)
+        } else if let Some(rest) = body.strip_prefix("Tried and failed to get ") {
+            (Claim::Tried, rest)
+        } else {
+            (Claim::Hold, body)
+        };
+        let Some(body) = body.strip_prefix("Lock #") else {
+            return;
+        };
+        self.info.lock_lines += 1;
+        self.last_wait = None;
+        let Some(parsed) = lock_fields(body) else {
+            self.info.unreadable_lock_lines += 1;
+            return;
+        };
+        if parsed.suspended {
+            self.info.suspended += 1;
+            return;
+        }
+        let Some(thread) = self.thread else {
+            self.info.orphan_lock_lines += 1;
+            return;
+        };
+        let lock = match hex_value(parsed.addr) {
+            Some(value) => self.graph.add_lock_value(value, parsed.name),
+            None => self.graph.add_lock(parsed.addr, parsed.name),
+        };
+        let site = self.graph.site(parsed.file, parsed.line, parsed.func);
+        self.record(claim, thread, lock, parsed.kind, site);
+    }
+
+    fn ascii_locked_here_line(&mut self, rest: &str) {
+        let Some(rest) = rest.strip_prefix("Locked Here:") else {
+            return;
+        };
+        let Some(wait) = self.last_wait else {
+            return;
+        };
+        let rest = trim(rest);
+        let (file, after) = match find(rest, " line ") {
+            Some(pos) => (head(rest, pos), tail(rest, pos + 6)),
+            None => (rest, ""),
+        };
+        let after = trim(after);
+        let digits = leading_digits(after);
+        let line = parse_digits_u64(head(after, digits)).and_then(|n| u32::try_from(n).ok());
+        let func = trim(tail(after, digits));
+        let func = func.strip_prefix('(').unwrap_or(func);
+        let func = func.strip_suffix(')').unwrap_or(func);
+        let site = self.graph.site(trim(file), line, trim(func));
+        self.graph.add_locked_here(wait, site);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_parse_as_str_parse_does() {
+        for text in [
+            "",
+            "+",
+            "+5",
+            "-0",
+            "12",
+            "4294967295",
+            "4294967296",
+            "1a",
+            "007",
+        ] {
+            assert_eq!(parse_u32(text), text.parse::<u32>().ok(), "{text:?}");
+        }
+        for text in ["", "0", "18446744073709551615", "18446744073709551616"] {
+            assert_eq!(parse_digits_u64(text), text.parse::<u64>().ok(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn spaces_are_chars_whitespace() {
+        for byte in 0u8..0x80 {
+            assert_eq!(
+                is_space(byte),
+                char::from(byte).is_whitespace(),
+                "{byte:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn find_is_str_find() {
+        for (text, needle) in [
+            ("a):b", "):"),
+            (")):", "):"),
+            ("a line b", " line "),
+            ("line", " line "),
+            ("1 - 2", " - "),
+            ("", " - "),
+            ("x", ""),
+        ] {
+            assert_eq!(
+                find(text, needle),
+                text.find(needle).filter(|_| !needle.is_empty())
+            );
+        }
+    }
+
+    #[test]
+    fn hex_values_agree_with_the_graph_key() {
+        assert_eq!(hex_value("0x0"), Some(0));
+        assert_eq!(hex_value("0X00ff"), Some(0xff));
+        assert_eq!(hex_value("0xffffffffffffffff"), Some(u64::MAX));
+        assert_eq!(hex_value("0x0000ffffffffffffffff"), Some(u64::MAX));
+        assert_eq!(hex_value("0x1ffffffffffffffff"), None);
+        assert_eq!(hex_value("0x"), None);
+        assert_eq!(hex_value("(nil)"), None);
+    }
+}
