@@ -16,6 +16,7 @@ mod dry_run;
 mod fleet;
 mod freeze;
 mod freeze_samples;
+mod freeze_taskprocessors;
 mod graph;
 mod json_vocabulary;
 mod layout;

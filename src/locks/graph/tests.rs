@@ -175,9 +175,9 @@ fn unnamed_locks_borrow_the_name_of_the_same_address_only() {
     gdb.add_lock("0x7f00000020", "chan");
     gdb.add_lock("0x7f00000030", "");
     let mut proc = LockGraph::new();
-    proc.add_lock_value(0x7f0000_0010, "lock_a (res_foo.so)");
-    proc.add_lock_value(0x7f0000_0020, "agents_lock (res_foo.so)");
-    proc.add_lock_value(0x7f0000_0040, "heap");
+    proc.add_lock_value(0x007f_0000_0010, "lock_a (res_foo.so)");
+    proc.add_lock_value(0x007f_0000_0020, "agents_lock (res_foo.so)");
+    proc.add_lock_value(0x007f_0000_0040, "heap");
     assert_eq!(gdb.borrow_lock_names(&proc), 1);
     let names: Vec<&str> = gdb.locks().iter().map(|lock| &*lock.name).collect();
     // Its own name is kept; an address /proc did not see stays unnamed.
