@@ -24,6 +24,7 @@ mod man;
 mod rebuild;
 mod recover;
 mod report;
+mod report_corpus;
 mod safety;
 mod segfaults;
 mod setup_dbg;
