@@ -385,6 +385,17 @@ impl Process {
         Some(u32::from_le_bytes(bytes))
     }
 
+    /// Words of the process's memory, each read once however often asked:
+    /// the idle threads of a pool sleep on one condition variable, whose
+    /// words every one of them would read again (a read of /proc/PID/mem
+    /// walks the target's mappings). For one reading: memory moves on.
+    pub fn word_cache(&self) -> WordCache<'_> {
+        WordCache {
+            process: self,
+            words: Default::default(),
+        }
+    }
+
     /// What file descriptor `fd` is, in words: `a socket`, `a pipe`, a path.
     pub fn fd_kind(&self, fd: u64) -> Option<String> {
         let target = fs::read_link(format!("/proc/{}/fd/{fd}", self.pid)).ok()?;
@@ -452,6 +463,22 @@ impl Process {
         )
         .map(|text| text.lines().filter_map(Mapping::parse).collect())
         .unwrap_or_default()
+    }
+}
+
+/// See [`Process::word_cache`].
+pub struct WordCache<'a> {
+    process: &'a Process,
+    words: std::cell::RefCell<std::collections::HashMap<u64, Option<u32>>>,
+}
+
+impl WordCache<'_> {
+    pub fn read(&self, address: u64) -> Option<u32> {
+        *self
+            .words
+            .borrow_mut()
+            .entry(address)
+            .or_insert_with(|| self.process.read_u32(address))
     }
 }
 

@@ -26,13 +26,8 @@ pub fn look(pid: u32) -> Result<Look> {
     let tasks = process.tasks()?;
     let maps = process.maps();
     // Each word read once: a pool's idle threads share a condition variable.
-    let words: std::cell::RefCell<std::collections::HashMap<u64, Option<u32>>> = Default::default();
-    let read = |address: u64| {
-        *words
-            .borrow_mut()
-            .entry(address)
-            .or_insert_with(|| process.read_u32(address))
-    };
+    let words = process.word_cache();
+    let read = |address: u64| words.read(address);
     let built = from_proc::build(
         &tasks,
         &from_proc::Reader {

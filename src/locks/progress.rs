@@ -104,13 +104,9 @@ pub fn snapshot(
 pub fn sample(process: &Process, maps: &[Mapping], since: Instant) -> Result<Snapshot> {
     let began = Instant::now();
     let tasks = process.tasks()?;
-    let words: std::cell::RefCell<HashMap<u64, Option<u32>>> = Default::default();
-    let read = |address: u64| {
-        *words
-            .borrow_mut()
-            .entry(address)
-            .or_insert_with(|| process.read_u32(address))
-    };
+    // Each word read once: a pool's idle threads share a condition variable.
+    let words = process.word_cache();
+    let read = |address: u64| words.read(address);
     // Every thread (a thread stopped on its own counts), named where the
     // maps tell, owners only on a glibc whose layout is known.
     let built = from_proc::build(

@@ -121,16 +121,9 @@ pub struct Sample {
 /// context-switch counts. /proc only: the process is never stopped.
 pub fn sample(process: &Process) -> Result<Sample> {
     let tasks = process.syscalls()?;
-    // Each word read once per sample: the idle threads of a pool sleep on
-    // one condition variable, whose words every one of them would read
-    // again (a read of /proc/PID/mem walks the target's mappings).
-    let words: std::cell::RefCell<HashMap<u64, Option<u32>>> = Default::default();
-    let read = |address: u64| {
-        *words
-            .borrow_mut()
-            .entry(address)
-            .or_insert_with(|| process.read_u32(address))
-    };
+    // Each word read once: a pool's idle threads share a condition variable.
+    let words = process.word_cache();
+    let read = |address: u64| words.read(address);
     // No mappings: naming every lock would read /proc/PID/maps each sample
     // (a thousand lines on Asterisk); only a suspect's locks are named.
     let built = from_proc::build(
