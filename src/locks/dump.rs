@@ -257,6 +257,20 @@ impl Parser {
 
     /// `[Waiting for |Tried and failed to get ]Lock #N (file): KIND line func name addr[ (count[ - suspended])]`
     fn lock_line(&mut self, body: &str) {
+        self.lock_line_with(body, parse_lock_fields, |graph, fields| {
+            graph.add_lock(fields.addr, fields.name)
+        });
+    }
+
+    /// A lock line once `fields` has read it: the same counts and the same
+    /// record for the general path and the ASCII one, which differ only in
+    /// how they read the fields and key the lock.
+    fn lock_line_with(
+        &mut self,
+        body: &str,
+        fields: for<'a> fn(&'a str) -> Option<LockFields<'a>>,
+        add_lock: fn(&mut LockGraph, &LockFields) -> LockRef,
+    ) {
         let (claim, body) = if let Some(rest) = body.strip_prefix("Waiting for ") {
             (Claim::Wait, rest)
         } else if let Some(rest) = body.strip_prefix("Tried and failed to get ") {
@@ -270,7 +284,7 @@ impl Parser {
         };
         self.info.lock_lines += 1;
         self.last_wait = None;
-        let Some(parsed) = parse_lock_fields(body) else {
+        let Some(parsed) = fields(body) else {
             self.info.unreadable_lock_lines += 1;
             return;
         };
@@ -282,7 +296,7 @@ impl Parser {
             self.info.orphan_lock_lines += 1;
             return;
         };
-        let lock = self.graph.add_lock(parsed.addr, parsed.name);
+        let lock = add_lock(&mut self.graph, &parsed);
         let site = self.graph.site(parsed.file, parsed.line, parsed.func);
         self.record(claim, thread, lock, parsed.kind, site);
     }

@@ -9,7 +9,7 @@
 
 use memchr::{memchr, memrchr};
 
-use super::{Claim, Parser};
+use super::{LockFields, Parser};
 use crate::locks::graph::LockKind;
 
 /// `char::is_whitespace` on an ASCII byte (0x0b too, unlike `u8::is_ascii_whitespace`).
@@ -112,18 +112,8 @@ fn hex_value(addr: &str) -> Option<u64> {
     })
 }
 
-struct Fields<'a> {
-    file: &'a str,
-    kind: LockKind,
-    line: Option<u32>,
-    func: &'a str,
-    name: &'a str,
-    addr: &'a str,
-    suspended: bool,
-}
-
 /// `super::parse_lock_fields`, on ASCII.
-fn lock_fields(body: &str) -> Option<Fields<'_>> {
+fn lock_fields(body: &str) -> Option<LockFields<'_>> {
     let open = find_byte(body, b'(')?;
     let close = open + find(tail(body, open), "):")?;
     let file = trim(body.get(open + 1..close)?);
@@ -167,7 +157,7 @@ fn lock_fields(body: &str) -> Option<Fields<'_>> {
     if !super::is_address(addr) || line.is_none() && kind == LockKind::Unknown {
         return None;
     }
-    Some(Fields {
+    Some(LockFields {
         file,
         kind,
         line,
@@ -245,36 +235,12 @@ impl Parser {
     }
 
     fn ascii_lock_line(&mut self, body: &str) {
-        let (claim, body) = if let Some(rest) = body.strip_prefix("Waiting for ") {
-            (Claim::Wait, rest)
-        } else if let Some(rest) = body.strip_prefix("Tried and failed to get ") {
-            (Claim::Tried, rest)
-        } else {
-            (Claim::Hold, body)
-        };
-        let Some(body) = body.strip_prefix("Lock #") else {
-            return;
-        };
-        self.info.lock_lines += 1;
-        self.last_wait = None;
-        let Some(parsed) = lock_fields(body) else {
-            self.info.unreadable_lock_lines += 1;
-            return;
-        };
-        if parsed.suspended {
-            self.info.suspended += 1;
-            return;
-        }
-        let Some(thread) = self.thread else {
-            self.info.orphan_lock_lines += 1;
-            return;
-        };
-        let lock = match hex_value(parsed.addr) {
-            Some(value) => self.graph.add_lock_value(value, parsed.name),
-            None => self.graph.add_lock(parsed.addr, parsed.name),
-        };
-        let site = self.graph.site(parsed.file, parsed.line, parsed.func);
-        self.record(claim, thread, lock, parsed.kind, site);
+        self.lock_line_with(body, lock_fields, |graph, fields| {
+            match hex_value(fields.addr) {
+                Some(value) => graph.add_lock_value(value, fields.name),
+                None => graph.add_lock(fields.addr, fields.name),
+            }
+        });
     }
 
     fn ascii_locked_here_line(&mut self, rest: &str) {
