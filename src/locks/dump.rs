@@ -471,4 +471,4 @@ mod reference;
 mod tests;
 
 #[cfg(test)]
-mod fuzz_tests;
+pub(crate) mod fuzz_tests;

@@ -9,7 +9,9 @@ use proptest::prelude::*;
 use super::*;
 use crate::locks::graph::fuzz_tests::{check, render_all};
 
-const SEEDS: &[&[u8]] = &[
+/// Every dump fixture: the fuzzers' seeds, and the inputs other tests of
+/// the graph run on.
+pub(crate) const SEEDS: &[&[u8]] = &[
     include_bytes!(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/core-show-locks.txt"

@@ -4,40 +4,10 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::locks::dump::fuzz_tests::SEEDS;
 use crate::locks::dump::parse_bytes;
 use crate::locks::graph::LockKind;
 use crate::test_support::*;
-
-const SEEDS: &[&[u8]] = &[
-    include_bytes!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/core-show-locks.txt"
-    )),
-    include_bytes!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/locks/ast11-hex.txt"
-    )),
-    include_bytes!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/locks/ast12-version.txt"
-    )),
-    include_bytes!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/locks/ast13-lwp.txt"
-    )),
-    include_bytes!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/locks/ast18-decimal.txt"
-    )),
-    include_bytes!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/locks/ast21-timing.txt"
-    )),
-    include_bytes!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/locks/seed-excerpt.txt"
-    )),
-];
 
 fn both(graph: &LockGraph) -> (String, String) {
     let analysis = graph.analyze();
