@@ -3,11 +3,10 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 
-use crate::common::{Sandbox, compile_c_as, file_mode};
+use crate::common::{Sandbox, compile_c_as, file_mode, start_ready};
 use predicates::prelude::*;
 
 /// The frozen program, killed when the test ends however it ends.
@@ -31,20 +30,7 @@ pub(crate) fn freeze_a_program(dir: &Path) -> Frozen {
 }
 
 fn start_frozen(program: PathBuf) -> Frozen {
-    let mut child = Process::new(&program)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let numbers: Vec<u64> = line
-        .strip_prefix("ready ")
-        .unwrap_or_else(|| panic!("unexpected: {line:?}"))
-        .split_whitespace()
-        .map(|n| n.parse().unwrap())
-        .collect();
+    let (child, numbers) = start_ready::<&str>(&program, &[]);
     Frozen {
         child,
         program,
@@ -513,26 +499,6 @@ fn compile_module(name: &str, strip: bool, dir: &Path) -> PathBuf {
     module
 }
 
-/// Starts `program` with `args` and reads its "ready …" line.
-fn start_ready(program: &Path, args: &[&Path]) -> (Child, Vec<u64>) {
-    let mut child = Process::new(program)
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let lwps = line
-        .strip_prefix("ready ")
-        .unwrap_or_else(|| panic!("unexpected: {line:?}"))
-        .split_whitespace()
-        .map(|n| n.parse().unwrap())
-        .collect();
-    (child, lwps)
-}
-
 #[test]
 fn no_attach_names_a_static_lock_by_symbol_and_a_stripped_one_by_section() {
     require_root!();
@@ -588,7 +554,7 @@ fn no_attach_on_a_program_without_glibc_says_it_cannot_read_owners() {
         eprintln!("skipped: no static glibc (libc6-dev's libc.a)");
         return;
     }
-    let (mut child, _) = start_ready(&program, &[]);
+    let (mut child, _) = start_ready::<&str>(&program, &[]);
     let output = sandbox
         .command()
         .args(["freeze", "--no-attach", "--pid", &child.id().to_string()])

@@ -3,11 +3,10 @@
 //! and frozen (nothing moves): the verdicts differ.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command as Process, Stdio};
+use std::process::{Child, Command as Process};
 
-use crate::common::{Sandbox, compile_c_as, file_mode};
+use crate::common::{Sandbox, compile_c_as, file_mode, start_ready};
 use predicates::prelude::*;
 
 /// A fixture run as `asterisk` (freeze refuses any other name), killed
@@ -28,16 +27,7 @@ fn start(name: &str, arg: &str, dir: &Path, stripped: bool) -> Running {
         let status = Process::new("strip").arg(&program).status().unwrap();
         assert!(status.success(), "strip {}", program.display());
     }
-    let mut child = Process::new(&program)
-        .arg(arg)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("ready "), "unexpected: {line:?}");
+    let (child, _) = start_ready(&program, &[arg]);
     Running(child)
 }
 

@@ -3,12 +3,11 @@
 //! in memory, with and without symbols.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command as Process, Stdio};
+use std::process::Command as Process;
 
-use crate::common::{Sandbox, compile_c_as, file_mode};
+use crate::common::{Sandbox, compile_c_as, file_mode, start_ready};
 use crate::freeze::freeze_a_program;
 
 #[test]
@@ -144,20 +143,7 @@ fn the_thread_stuck_in_a_taskprocessor_task_is_found_with_and_without_symbols() 
             let strip = Process::new("strip").arg(&program).status().unwrap();
             assert!(built.success() && strip.success());
         }
-        let mut child = Process::new(&program)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let lwps: Vec<i64> = line
-            .strip_prefix("ready ")
-            .unwrap_or_else(|| panic!("unexpected: {line:?}"))
-            .split_whitespace()
-            .map(|n| n.parse().unwrap())
-            .collect();
+        let (mut child, lwps) = start_ready::<&str>(&program, &[]);
         let output = sandbox
             .command()
             .args(["--json", "freeze", "--timeout", "3", "--pid"])

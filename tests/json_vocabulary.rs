@@ -8,7 +8,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Output, Stdio};
 use std::time::Duration;
@@ -477,15 +476,7 @@ fn watch_and_the_freeze_it_runs() {
     sandbox.prints("asterisk", "Unable to connect to remote asterisk\n");
     sandbox.fails("asterisk", 1);
     let program = compile_c_as("deadlock", "asterisk-vocab", &sandbox.path(""));
-    let mut child = Process::new(&program)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
-    assert!(ready.starts_with("ready "), "{ready:?}");
+    let (child, _) = crate::common::start_ready::<&str>(&program, &[]);
     let target = Deadlocked(child);
     let pid = target.0.id().to_string();
 

@@ -447,6 +447,31 @@ impl GroupRun {
     }
 }
 
+/// Starts a C fixture that prints `ready N N ...` once its threads are in
+/// place (their LWPs, or other numbers it reports), and waits for that line.
+pub fn start_ready<S: AsRef<std::ffi::OsStr>>(
+    program: &Path,
+    args: &[S],
+) -> (std::process::Child, Vec<u64>) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("{}: {error}", program.display()));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let numbers = line
+        .strip_prefix("ready")
+        .unwrap_or_else(|| panic!("{}: unexpected {line:?}", program.display()))
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    (child, numbers)
+}
+
 /// Whether process `pid` still exists (and is not a zombie).
 pub fn alive(pid: i32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
