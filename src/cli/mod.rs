@@ -84,13 +84,16 @@ pub enum Command {
     /// During a freeze: symptoms, live backtrace, `core show locks`, and which threads deadlock on which locks
     #[command(
         long_about = "During a freeze: symptoms, live backtrace, `core show locks`, and which threads deadlock on which locks.\n\n\
-            Checks the doc's symptoms with a time limit each (service status, `core show channels`), saves \
-            `core show locks` when Asterisk has DEBUG_THREADS, takes the doc's `gdb -batch -ex \"thread apply \
+            First reads the wait-for graph from /proc, without stopping Asterisk (--no-attach stops there). \
+            Checks the doc's symptoms with a time limit each (service status, `core show channels`, \
+            `core show taskprocessors`), saves `core show locks` when Asterisk has DEBUG_THREADS, takes the doc's `gdb -batch -ex \"thread apply \
             all bt\"` and, in the same attach, reads who waits for which mutex or rwlock from memory, so the \
             deadlock is found even without DEBUG_THREADS. Prints the deadlock in words and the threads grouped \
             by identical stacks; --graph also draws it. The process is left running. --core does the same on \
             a core file, e.g. one left by the freeze check's abort(). --samples N first reads /proc N times \
-            and compares: frozen (no lock changes hands) or only slow.",
+            and compares: frozen (no lock changes hands) or only slow. The deadlocked threads' and top lock \
+            holders' own lines in the `full` log go into threads-log.txt, and stuck taskprocessors are named \
+            with the thread serving each.",
         after_help = "Examples:\n  wazo-astdebug freeze --graph\n  wazo-astdebug --json freeze --pid 1255\n  \
             wazo-astdebug freeze --samples 3 --interval 0.5\n  \
             wazo-astdebug freeze --core /var/spool/asterisk/core.1255.1764303163"
