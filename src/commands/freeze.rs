@@ -208,7 +208,10 @@ fn collect(
         evidence.check_symptoms(context, timeout, out)?;
     }
     context.interrupt.check()?;
-    let gdb_analysis = take_backtrace(context, binary, target, out, evidence)?;
+    let mut gdb_analysis = take_backtrace(context, binary, target, out, evidence)?;
+    if let (Target::Pid(pid), Some(analysis)) = (target, gdb_analysis.as_mut()) {
+        name_locks(*pid, analysis);
+    }
     if let (Target::Pid(pid), true) = (target, args.gcore) {
         take_core(context, *pid, out, evidence);
     }
@@ -392,6 +395,18 @@ fn follow_threads(
             None
         }
     }
+}
+
+/// Names the locks of gdb's reading of a live process, which gdb leaves
+/// unnamed (see `lock_symbol` in `gdb_locks.py`), from /proc and the ELF
+/// files: Asterisk runs again by now. Memory of no file keeps /proc's
+/// words (`heap`), as [`LockGraph::borrow_lock_names`] would give it.
+fn name_locks(pid: u32, analysis: &mut threads::Analysis) {
+    let Ok(process) = crate::host::procfs::Process::open(pid) else {
+        return;
+    };
+    let maps = process.maps();
+    analysis.name_locks(&mut |address| process.symbol_of(&maps, address));
 }
 
 /// `--gcore`: a core of the live process, so the evidence outlives a restart.

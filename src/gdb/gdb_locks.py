@@ -92,18 +92,46 @@ def cached_type(name):
     return TYPES[name]
 
 
-def read_arg(frame, names):
+# The arguments of each frame's function, by the frame's description:
+# gdb's read_var(name) searches the frame's blocks at every call, and
+# raises (slowly) when a frame has no debug info; a thousand threads stand
+# at a few pcs.
+ARGUMENTS = {}
+
+
+def arguments(frame, info):
+    """{name: (gdb.Symbol, is a pointer)} of the function `frame` is in."""
+    known = ARGUMENTS.get(id(info))
+    if known is not None:
+        return known
+    known = {}
+    try:
+        block = frame.block()
+        while block is not None and block.function is None:
+            block = block.superblock
+        for symbol in block if block is not None else ():
+            if symbol.is_argument:
+                known[symbol.name] = (symbol, symbol.type.strip_typedefs().code == gdb.TYPE_CODE_PTR)
+    except Exception:
+        pass
+    # Kept with the description it is keyed by (the key is its id).
+    ARGUMENTS[id(info)] = known
+    return known
+
+
+def read_arg(frame, args, names):
     for name in names:
-        try:
-            value = frame.read_var(name)
-        except Exception:
+        found = args.get(name)
+        if found is None:
             continue
+        symbol, pointer = found
         try:
-            # A pointer's int() is its address: no casts (gdb 7.x and later).
-            if value.type.strip_typedefs().code == gdb.TYPE_CODE_PTR:
+            value = frame.read_var(symbol)
+            if pointer:
+                # A pointer's int() is its address: no casts (gdb 7.x and later).
                 return int(value)
         except Exception:
-            pass
+            continue
         try:
             return int(value.cast(cached_type("long").pointer()).cast(cached_type("unsigned long")))
         except Exception:
@@ -114,16 +142,22 @@ def read_arg(frame, names):
     return None
 
 
-def read_string_arg(frame, name):
+def read_string_arg(frame, args, name):
+    found = args.get(name)
+    if found is None:
+        return None
     try:
-        return frame.read_var(name).string(length=200)
+        return frame.read_var(found[0]).string(length=200)
     except Exception:
         return None
 
 
-def read_int_arg(frame, name):
+def read_int_arg(frame, args, name):
+    found = args.get(name)
+    if found is None:
+        return None
     try:
-        return int(frame.read_var(name))
+        return int(frame.read_var(found[0]))
     except Exception:
         return None
 
@@ -135,20 +169,53 @@ def read_i32(inferior, address):
         return None
 
 
-def typed_field(address, type_name, fields):
-    """`((type_name *) address)->__data.<field>`, the first field the type has."""
+# Where each integer field of a lock's `__data` is, from glibc's debug info,
+# by type name: read once, then one read of a lock's bytes gives all of its
+# fields (a cast and a dereference per field cost ten times more).
+LAYOUTS = {}
+INTEGER_FORMATS = {1: "b", 2: "h", 4: "i", 8: "q"}
+
+
+def layout(type_name):
+    """{field: (offset, struct format)} of `type_name`'s `__data`, or None."""
+    if type_name in LAYOUTS:
+        return LAYOUTS[type_name]
+    fields = None
     lock_type = cached_type(type_name)
-    if lock_type is None:
-        return None
     try:
-        data = gdb.Value(address).cast(lock_type.pointer()).dereference()["__data"]
+        data = [field for field in lock_type.strip_typedefs().fields() if field.name == "__data"][0]
+        fields = {}
+        for field in data.type.strip_typedefs().fields():
+            field_type = field.type.strip_typedefs()
+            code = INTEGER_FORMATS.get(field_type.sizeof)
+            if field_type.code != gdb.TYPE_CODE_INT or code is None or field.bitpos % 8:
+                continue
+            if str(field_type).startswith("unsigned"):
+                code = code.upper()
+            fields[field.name] = ((data.bitpos + field.bitpos) // 8, "<" + code)
+    except Exception:
+        fields = None
+    LAYOUTS[type_name] = fields
+    return fields
+
+
+def typed_fields(inferior, address, type_name):
+    """{field: value} of `((type_name *) address)->__data`, or None without the type."""
+    fields = layout(type_name)
+    if not fields:
+        return None
+    size = max(offset + struct.calcsize(code) for offset, code in fields.values())
+    try:
+        data = bytes(inferior.read_memory(address, size))
     except Exception:
         return None
-    for field in fields:
-        try:
-            return int(data[field])
-        except Exception:
-            continue
+    return dict((name, struct.unpack_from(code, data, offset)[0]) for name, (offset, code) in fields.items())
+
+
+def first_field(fields, names):
+    for name in names:
+        if fields is not None and name in fields:
+            return fields[name]
     return None
 
 
@@ -265,7 +332,54 @@ class Mappings(object):
         return path, pc - self.bases.get(path, 0)
 
 
+class Anonymous(object):
+    """The memory of a core that no file backs, from its PT_LOAD headers.
+
+    A core's `info proc mappings` (its NT_FILE note) lists the files only;
+    the program headers list every mapping. One that no file covers is
+    heap, a stack or anonymous memory, unless it starts where a file's
+    mapping ends: the tail of that file's .bss, which a symbol may name.
+    """
+
+    def __init__(self, core=None, mappings=None):
+        self.starts = []
+        self.ends = []
+        if not core or mappings is None:
+            return
+        ends = set(span[1] for span in mappings.spans)
+        segments = []
+        try:
+            with open(core, "rb") as source:
+                header = source.read(64)
+                if header[:4] != b"\x7fELF" or header[4:6] != b"\x02\x01":
+                    return
+                phoff, = struct.unpack_from("<Q", header, 32)
+                entsize, count = struct.unpack_from("<HH", header, 54)
+                # 0xffff: the count is in section 0 (extended numbering), not read.
+                if entsize != 56 or count == 0xFFFF:
+                    return
+                source.seek(phoff)
+                table = source.read(56 * count)
+        except (IOError, OSError, struct.error):
+            return
+        for at in range(0, len(table) - 55, 56):
+            kind, = struct.unpack_from("<I", table, at)
+            vaddr, = struct.unpack_from("<Q", table, at + 16)
+            memsz, = struct.unpack_from("<Q", table, at + 40)
+            if kind != 1 or vaddr in ends or mappings.locate(vaddr)[0] is not None:
+                continue
+            segments.append((vaddr, vaddr + memsz))
+        segments.sort()
+        self.starts = [start for start, _ in segments]
+        self.ends = [end for _, end in segments]
+
+    def holds(self, address):
+        at = bisect.bisect_right(self.starts, address) - 1
+        return at >= 0 and address < self.ends[at]
+
+
 MAPPINGS = None
+ANONYMOUS = Anonymous()
 
 
 def frame_info(frame, pc):
@@ -367,9 +481,18 @@ LOCKS = {}
 SYMBOLS = {}
 
 
-def cached_symbol(address):
+def lock_symbol(address):
+    """`info symbol` of a lock's address, when gdb is the one to name it.
+
+    Not for a live process: about 0.1 ms each while Asterisk is stopped,
+    and the caller names its locks from /proc and the ELF files once gdb
+    has let go. Not for what a core says is memory of no file (heap,
+    anonymous): gdb can only answer "No symbol" there.
+    """
+    if not globals().get("wazo_astdebug_lock_names", True):
+        return None
     if address not in SYMBOLS:
-        SYMBOLS[address] = symbol_at(address)
+        SYMBOLS[address] = None if ANONYMOUS.holds(address) else symbol_at(address)
     return SYMBOLS[address]
 
 
@@ -381,17 +504,18 @@ def lock_state(inferior, address, kind, x86_64):
         return known
     state = {}
     if kind == "mutex":
-        owner = typed_field(address, "pthread_mutex_t", ["__owner"])
+        owner = first_field(typed_fields(inferior, address, "pthread_mutex_t"), ["__owner"])
         if owner is None:
             owner = read_i32(inferior, address + 8)
         state["owner_lwp"] = owner if owner and owner > 0 else None
     else:
-        writer = typed_field(address, "pthread_rwlock_t", ["__cur_writer", "__writer"])
+        fields = typed_fields(inferior, address, "pthread_rwlock_t")
+        writer = first_field(fields, ["__cur_writer", "__writer"])
         if writer is None and x86_64:
             writer = read_i32(inferior, address + 24)
         state["owner_lwp"] = writer if writer and writer > 0 else None
         # Readers are counted, never named: `__readers` >> 3 (glibc 2.25+).
-        readers = typed_field(address, "pthread_rwlock_t", ["__readers"])
+        readers = first_field(fields, ["__readers"])
         if readers is None:
             readers = read_i32(inferior, address)
         if readers is not None and readers >= 0:
@@ -400,26 +524,29 @@ def lock_state(inferior, address, kind, x86_64):
     return state
 
 
-def find_wait(inferior, frames, infos, lwps):
-    """What the thread is blocked on, or None."""
+# What to read of a stack to know what it waits for, by its frames'
+# descriptions: a thousand threads stand in a few dozen stacks, and which
+# frames are lock calls depends on the functions alone.
+PLANS = {}
+ADDRESS, ASTERISK, AO2 = range(3)
+
+
+def wait_plan(infos):
+    """(kind, mode, reads, where), reads being (frame index, what, names); None when no lock call."""
     kind = None
     mode = None
-    address = None
     lock_index = None
-    name = None
-    where = None
-    for index, frame in enumerate(frames[:LOCK_SEARCH_DEPTH]):
-        function = normalise(infos[index]["function"])
+    reads = []
+    for index, info in enumerate(infos[:LOCK_SEARCH_DEPTH]):
+        function = normalise(info["function"])
         if function in MUTEX_FUNCTIONS or function in LLL_WAIT_FUNCTIONS:
             if kind is None:
                 kind, lock_index = "mutex", index
-            if address is None:
-                address = read_arg(frame, ["mutex", "futex"])
+            reads.append((index, ADDRESS, ("mutex", "futex")))
         elif rwlock_mode(function):
             if kind is None:
                 kind, mode, lock_index = "rwlock", rwlock_mode(function), index
-            if address is None:
-                address = read_arg(frame, ["rwlock"])
+            reads.append((index, ADDRESS, ("rwlock",)))
         elif function in ASTERISK_MUTEX or function in ASTERISK_RWLOCK_READ or function in ASTERISK_RWLOCK_WRITE:
             if kind is None:
                 if function in ASTERISK_MUTEX:
@@ -429,18 +556,46 @@ def find_wait(inferior, frames, infos, lwps):
                     mode = "read" if function in ASTERISK_RWLOCK_READ else "write"
                 lock_index = index
             # ast_mutex_t and ast_rwlock_t start with the pthread lock itself.
-            if address is None:
-                address = read_arg(frame, ["t"])
-            name = name or read_string_arg(frame, "mutex_name") or read_string_arg(frame, "name")
-            file_name = read_string_arg(frame, "filename")
-            line = read_int_arg(frame, "lineno") or read_int_arg(frame, "line")
-            func = read_string_arg(frame, "func")
-            if file_name and where is None:
-                where = {"file": file_name, "line": line, "function": func}
+            reads.append((index, ASTERISK, ("t",)))
         elif function in ("ao2_lock", "ao2_rdlock", "ao2_wrlock") and kind is not None:
-            name = name or read_string_arg(frame, "var")
+            reads.append((index, AO2, None))
     if kind is None:
         return None
+    where = None
+    site = caller_site(infos, lock_index)
+    if site is not None:
+        where = {"file": site.get("file"), "line": site.get("line"), "function": site["function"],
+                 "object": site.get("object"), "offset": site.get("offset")}
+    return kind, mode, reads, where
+
+
+def find_wait(inferior, frames, infos, lwps):
+    """What the thread is blocked on, or None."""
+    key = tuple(map(id, infos))
+    if key not in PLANS:
+        PLANS[key] = wait_plan(infos)
+    plan = PLANS[key]
+    if plan is None:
+        return None
+    kind, mode, reads, caller = plan
+    address = None
+    name = None
+    where = None
+    for index, what, names in reads:
+        frame = frames[index]
+        args = arguments(frame, infos[index])
+        if what == AO2:
+            name = name or read_string_arg(frame, args, "var")
+            continue
+        if address is None:
+            address = read_arg(frame, args, names)
+        if what == ASTERISK:
+            name = name or read_string_arg(frame, args, "mutex_name") or read_string_arg(frame, args, "name")
+            file_name = read_string_arg(frame, args, "filename")
+            line = read_int_arg(frame, args, "lineno") or read_int_arg(frame, args, "line")
+            func = read_string_arg(frame, args, "func")
+            if file_name and where is None:
+                where = {"file": file_name, "line": line, "function": func}
     if address is None:
         futex = futex_word(frames[0])
         if futex:
@@ -449,151 +604,10 @@ def find_wait(inferior, frames, infos, lwps):
     wait = {"kind": kind, "mode": mode, "address": None, "name": name}
     if address:
         wait["address"] = "0x%x" % address
-        wait["name"] = name or cached_symbol(address)
+        wait["name"] = name or lock_symbol(address)
         wait.update(lock_state(inferior, address, kind, is_x86_64(frames[0])))
-    if where is None and lock_index is not None:
-        site = caller_site(infos, lock_index)
-        if site is not None:
-            where = {"file": site.get("file"), "line": site.get("line"), "function": site["function"],
-                     "object": site.get("object"), "offset": site.get("offset")}
-    wait["where"] = where
+    wait["where"] = where or caller
     return wait
-
-
-TASK_EXECUTE = "ast_taskprocessor_execute"
-CALLEE_SAVED_X86_64 = ("rbx", "rbp", "r12", "r13", "r14", "r15")
-# Bytes read at each pointer a taskprocessor may be: past the end of Asterisk
-# 22's struct ast_taskprocessor, whose name is inline at its end.
-TPS_WINDOW = 512
-# Leading words of that struct that may point to the name (Asterisk 13's `const char *name`).
-TPS_NAME_POINTERS = 2
-# Around a frame's stack pointer: the thread's own stack, never a taskprocessor.
-STACK_SKIP = 1 << 20
-# Stack words of ast_taskprocessor_execute's frame looked at, for a spilled tps.
-TPS_STACK_WORDS = 32
-
-
-def c_strings(data, minimum=3):
-    """NUL-terminated runs of name characters: what a taskprocessor name looks like."""
-    runs = []
-    start = None
-    for index, byte in enumerate(data):
-        if 0x20 < byte < 0x7f:
-            if start is None:
-                start = index
-            continue
-        if byte == 0 and start is not None and index - start >= minimum:
-            runs.append(data[start:index].decode("ascii"))
-        start = None
-    return runs
-
-
-# x86-64 user space ends here (47-bit addresses).
-USER_SPACE_END = 1 << 47
-
-
-def read_bytes(inferior, address, size):
-    # One smaller try: a struct near the end of a mapping.
-    for length in (size, 128):
-        try:
-            return bytes(inferior.read_memory(address, length))
-        except Exception:
-            continue
-    return None
-
-
-def tps_name_with_symbols(inferior, frame):
-    """`tps->name`: a pointer in older releases, an inline array (`char name[]`) in newer ones."""
-    try:
-        field = frame.read_var("tps")["name"]
-        if field.type.strip_typedefs().code == gdb.TYPE_CODE_ARRAY:
-            address = int(field.address)
-        else:
-            address = int(field)
-    except Exception:
-        return None
-    data = read_bytes(inferior, address, 256)
-    if not data:
-        return None
-    name = data.split(b"\0", 1)[0]
-    if not c_strings(name + b"\0"):
-        return None
-    return name.decode("ascii")
-
-
-def task_of(inferior, thread, frames, infos):
-    """The taskprocessor a thread is running a task of, as far as memory says.
-
-    An idle taskprocessor thread waits on its semaphore; one inside
-    ast_taskprocessor_execute is running a task, and the function holds its
-    tps in a callee-saved register or its own stack, since it uses it again
-    once the task returns. With debug symbols, gdb reads `tps->name`; without,
-    each pointer there is read and the C strings found are returned, with
-    whether that memory also holds this thread's own pthread_t (the `thread`
-    field Asterisk sets while a task runs): the Rust side matches them against
-    the names `core show taskprocessors` gave.
-    """
-    for index, info in enumerate(infos):
-        if normalise(info["function"]) != TASK_EXECUTE:
-            continue
-        frame = frames[index]
-        task = {"frame": index, "name": None, "candidates": []}
-        name = tps_name_with_symbols(inferior, frame)
-        if name:
-            task["name"] = name
-            return task
-        if not is_x86_64(frame):
-            return task
-        pointers = []
-        for register in CALLEE_SAVED_X86_64:
-            try:
-                pointers.append(int(frame.read_register(register)) & 0xFFFFFFFFFFFFFFFF)
-            except Exception:
-                pass
-        sp = None
-        try:
-            sp = int(frame.read_register("rsp")) & 0xFFFFFFFFFFFFFFFF
-            stack = read_bytes(inferior, sp, 8 * TPS_STACK_WORDS) or b""
-            pointers += [word for (word,) in struct.iter_unpack("<Q", stack[: len(stack) // 8 * 8])]
-        except Exception:
-            pass
-        try:
-            handle = thread.handle()
-        except Exception:
-            handle = None
-        # Never the taskprocessor: the thread's own descriptor (its pthread_t)
-        # and its stack, which both hold its id too.
-        seen = set()
-        if handle is not None and len(handle) == 8:
-            seen.add(struct.unpack("<Q", handle)[0])
-        for pointer in pointers:
-            if sp is not None and sp - STACK_SKIP <= pointer < sp + STACK_SKIP:
-                continue
-            # A struct from malloc: aligned, in user space. Anything else
-            # would cost a failed read (an exception) while Asterisk is stopped.
-            if pointer < 0x10000 or pointer >= USER_SPACE_END or pointer % 8 or pointer in seen:
-                continue
-            seen.add(pointer)
-            window = read_bytes(inferior, pointer, TPS_WINDOW)
-            if window is None:
-                continue
-            words = window[: len(window) // 8 * 8]
-            own = handle is not None and len(handle) == 8 and any(
-                words[at:at + 8] == handle for at in range(0, len(words), 8))
-            strings = c_strings(window)
-            if own:
-                for (target,) in list(struct.iter_unpack("<Q", words))[:TPS_NAME_POINTERS]:
-                    if 0x10000 <= target < USER_SPACE_END:
-                        named = read_bytes(inferior, target, 256)
-                        if named:
-                            strings += c_strings(named.split(b"\0", 1)[0] + b"\0")[:1]
-            if strings:
-                task["candidates"].append({"strings": strings[:16], "self": own})
-            if own and strings:
-                # The taskprocessor itself: its `thread` is this thread.
-                break
-        return task
-    return None
 
 
 def signal_info():
@@ -612,8 +626,10 @@ def signal_info():
 
 def analyse():
     """The document, with each thread's frames kept as their JSON texts."""
-    global MAPPINGS
+    global MAPPINGS, ANONYMOUS
     MAPPINGS = Mappings()
+    if globals().get("wazo_astdebug_lock_names", True):
+        ANONYMOUS = Anonymous(globals().get("wazo_astdebug_core"), MAPPINGS)
     inferior = gdb.selected_inferior()
     current = gdb.selected_thread()
     result = {

@@ -24,7 +24,8 @@ use crate::error::{Error, Result};
 use crate::gdb::threads::Analysis;
 use crate::host::sys::{create_private, process_state};
 
-const LOCK_SCRIPT: &str = include_str!("gdb_locks.py");
+/// The script gdb sources, in parts that share one namespace.
+const LOCK_SCRIPT: [&str; 2] = [include_str!("gdb_locks.py"), include_str!("gdb_tasks.py")];
 
 /// The doc's backtrace of every thread, which the script can print itself.
 const ALL_BACKTRACES: &str = "thread apply all bt";
@@ -97,9 +98,20 @@ impl Request {
             if script_prints {
                 early("python wazo_astdebug_backtraces = True".to_string());
             }
-            if one_pass && matches!(self.target, Target::Pid(_)) {
-                // The script lets go before writing its JSON, not at gdb's exit.
-                early("python wazo_astdebug_detach = True".to_string());
+            match &self.target {
+                Target::Pid(_) if one_pass => {
+                    // The script lets go before writing its JSON, not at gdb's exit.
+                    early("python wazo_astdebug_detach = True".to_string());
+                    // An `info symbol` per lock while Asterisk is stopped: the caller
+                    // names them once gdb has let go (`name_locks`).
+                    early("python wazo_astdebug_lock_names = False".to_string());
+                }
+                Target::Core(core) if one_pass => {
+                    // Its program headers say which lock addresses no file backs.
+                    let core = serde_json::to_string(&core.to_string_lossy()).unwrap_or_default();
+                    early(format!("python wazo_astdebug_core = {core}"));
+                }
+                _ => {}
             }
             argv.push("-ix".to_string());
             argv.push(script.display().to_string());
@@ -302,9 +314,11 @@ fn write_script() -> Result<tempfile::NamedTempFile> {
         .suffix(".py")
         .tempfile()
         .map_err(|error| Error::write(std::env::temp_dir(), error))?;
-    script
-        .write_all(LOCK_SCRIPT.as_bytes())
-        .map_err(|error| Error::write(script.path().to_path_buf(), error))?;
+    for part in LOCK_SCRIPT {
+        script
+            .write_all(part.as_bytes())
+            .map_err(|error| Error::write(script.path().to_path_buf(), error))?;
+    }
     Ok(script)
 }
 

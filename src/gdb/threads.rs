@@ -208,6 +208,36 @@ fn is_lock_call(name: &str) -> bool {
         || matches!(name, "ao2_lock" | "ao2_rdlock" | "ao2_wrlock")
 }
 
+impl Analysis {
+    /// Names the locks gdb left unnamed with `name` (of an address), each
+    /// address asked once: gdb names none of a live process's (an `info
+    /// symbol` per lock would be paid while Asterisk is stopped). Returns
+    /// how many waits were named.
+    pub fn name_locks(&mut self, name: &mut dyn FnMut(u64) -> Option<String>) -> usize {
+        let mut names: HashMap<u64, Option<String>> = HashMap::new();
+        let mut named = 0;
+        for wait in self.threads.iter_mut().filter_map(|t| t.waits.as_mut()) {
+            if wait.name.as_deref().is_some_and(|name| !name.is_empty()) {
+                continue;
+            }
+            let Some(address) = wait.address.as_deref().and_then(parse_address) else {
+                continue;
+            };
+            let found = names.entry(address).or_insert_with(|| name(address));
+            if let Some(found) = found {
+                wait.name = Some(found.clone());
+                named += 1;
+            }
+        }
+        named
+    }
+}
+
+/// `0x7f00...` as gdb's script writes an address.
+fn parse_address(text: &str) -> Option<u64> {
+    u64::from_str_radix(text.strip_prefix("0x")?, 16).ok()
+}
+
 impl Thread {
     /// A short label: `LWP 1234 (what)`, see [`Thread::what`].
     pub fn label(&self) -> String {
@@ -350,6 +380,44 @@ pub fn signal_name(number: i32) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unnamed_locks_are_named_once_per_address() {
+        let mut analysis: Analysis = serde_json::from_str(
+            r#"{"pid": 1, "threads": [
+                {"num": 1, "lwp": 10, "waits": {"kind": "mutex", "address": "0x4040"}},
+                {"num": 2, "lwp": 11, "waits": {"kind": "mutex", "address": "0x4040", "name": null}},
+                {"num": 3, "lwp": 12, "waits": {"kind": "mutex", "address": "0x9000", "name": "by_gdb"}},
+                {"num": 4, "lwp": 13, "waits": {"kind": "rwlock", "address": "0x5000"}},
+                {"num": 5, "lwp": 14, "waits": {"kind": "mutex"}},
+                {"num": 6, "lwp": 15}
+            ]}"#,
+        )
+        .unwrap();
+        let mut asked = Vec::new();
+        let named = analysis.name_locks(&mut |address| {
+            asked.push(address);
+            (address == 0x4040).then(|| "agents_lock".to_string())
+        });
+        assert_eq!(named, 2);
+        assert_eq!(asked, [0x4040, 0x5000]);
+        let names: Vec<Option<&str>> = analysis
+            .threads
+            .iter()
+            .map(|t| t.waits.as_ref().and_then(|w| w.name.as_deref()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                Some("agents_lock"),
+                Some("agents_lock"),
+                Some("by_gdb"),
+                None,
+                None,
+                None
+            ]
+        );
+    }
 
     fn thread(lwp: i64, functions: &[&str]) -> Thread {
         Thread {

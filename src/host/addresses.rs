@@ -9,11 +9,17 @@
 //! started; failing that (no CAP_SYS_ADMIN), through its path, and only
 //! when the inode there is still the one mapped. Its tables are read once
 //! per file (path, inode, mtime): `watch` names locks sample after sample.
+//!
+//! A stripped file (no `.symtab`) is named from its debug file when one is
+//! installed (`-dbgsym` packages, `wazo-astdebug setup-dbg`): the file's
+//! build-id note names it, `/usr/lib/debug/.build-id/xx/yyyy.debug`, whose
+//! `.symtab` has the same addresses. That is what gdb reads too, so a lock
+//! is named as well as gdb would.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::host::elf_symbols::ElfTables;
@@ -30,15 +36,67 @@ struct FileKey {
     mtime: (i64, i64),
 }
 
+/// Where debug packages put their files.
+pub const DEBUG_ROOT: &str = "/usr/lib/debug";
+
 /// Symbol tables already read, by file.
-#[derive(Default)]
 pub struct SymbolCache {
     files: HashMap<FileKey, Option<Arc<ElfTables>>>,
+    /// Where debug files are looked for, by build-id (a parameter for the tests).
+    debug_root: PathBuf,
     /// How many files were parsed (not found in the cache), for the tests.
     pub reads: usize,
 }
 
+impl Default for SymbolCache {
+    fn default() -> SymbolCache {
+        SymbolCache::with_debug_root(Path::new(DEBUG_ROOT))
+    }
+}
+
 impl SymbolCache {
+    pub fn with_debug_root(debug_root: &Path) -> SymbolCache {
+        SymbolCache {
+            files: HashMap::new(),
+            debug_root: debug_root.to_path_buf(),
+            reads: 0,
+        }
+    }
+
+    /// The data objects of the debug file of a stripped file, added to its
+    /// tables; the tables as they are when there is none, or it is not the
+    /// stripped file's (another build-id).
+    fn with_debug_file(&self, mut tables: ElfTables) -> ElfTables {
+        if tables.has_symtab {
+            return tables;
+        }
+        let Some(path) = tables
+            .build_id
+            .as_deref()
+            .and_then(|id| debug_file(&self.debug_root, id))
+        else {
+            return tables;
+        };
+        let Ok(file) = open_input(&path, "not reading it") else {
+            return tables;
+        };
+        let Some(debug) = file
+            .metadata()
+            .ok()
+            .and_then(|metadata| ElfTables::read(&(&file, metadata.len())))
+        else {
+            return tables;
+        };
+        if debug.build_id != tables.build_id || !debug.has_symtab {
+            return tables;
+        }
+        tables.objects.extend(debug.objects);
+        tables.objects.sort_by_key(|span| span.start);
+        tables.objects.dedup();
+        tables.has_symtab = true;
+        tables
+    }
+
     /// The tables of the file `mapping` maps in process `pid`; None when it
     /// cannot be opened or is no ELF64 file.
     fn tables(&mut self, pid: u32, mapping: &Mapping) -> Option<Arc<ElfTables>> {
@@ -56,10 +114,25 @@ impl SymbolCache {
             self.files.clear();
         }
         self.reads += 1;
-        let tables = ElfTables::read(&(&file, metadata.len())).map(Arc::new);
+        let tables = ElfTables::read(&(&file, metadata.len()))
+            .map(|tables| Arc::new(self.with_debug_file(tables)));
         self.files.insert(key, tables.clone());
         tables
     }
+}
+
+/// `ROOT/.build-id/xx/yyyy.debug` for build-id `xxyyyy`, as gdb looks it up.
+fn debug_file(root: &Path, id: &[u8]) -> Option<PathBuf> {
+    let (first, rest) = id.split_first()?;
+    if rest.is_empty() {
+        return None;
+    }
+    let rest: String = rest.iter().map(|byte| format!("{byte:02x}")).collect();
+    Some(
+        root.join(".build-id")
+            .join(format!("{first:02x}"))
+            .join(format!("{rest}.debug")),
+    )
 }
 
 /// The file behind `mapping`, as mapped.
@@ -99,12 +172,16 @@ fn page_mask() -> u64 {
 fn file_address(tables: &ElfTables, mapping: &Mapping, address: u64) -> Option<u64> {
     let mask = page_mask();
     // The segment the mapping was made for: its offset rounds down to the
-    // mapping's; else (a RELRO split of one segment into two mappings) the
+    // mapping's (of two, the one as writable as the mapping); else (a RELRO split of one segment into two mappings) the
     // segment that holds the mapping's first byte.
+    let writable = mapping.perms.contains('w');
+    let at_offset = |s: &&crate::host::elf_symbols::Segment| s.offset & mask == mapping.offset;
     let segment = tables
         .segments
         .iter()
-        .find(|s| s.offset & mask == mapping.offset)
+        .filter(at_offset)
+        .find(|s| s.writable == writable)
+        .or_else(|| tables.segments.iter().find(at_offset))
         .or_else(|| {
             tables
                 .segments
@@ -118,9 +195,15 @@ fn file_address(tables: &ElfTables, mapping: &Mapping, address: u64) -> Option<u
     Some(address.wrapping_sub(bias))
 }
 
-/// Where `address` of process `pid` is, in words, or None when no mapping
-/// holds it.
-pub fn name(cache: &mut SymbolCache, pid: u32, maps: &[Mapping], address: u64) -> Option<String> {
+/// What the tables of the file `address` lies in say about it.
+enum Found {
+    /// A data object of the file (`agents_lock`, `lock_table+0x40`), and the file's name.
+    Object(String, String),
+    /// No object there: where it is in words (`res_foo.so .bss+0x120`, `heap`).
+    Place(String),
+}
+
+fn find(cache: &mut SymbolCache, pid: u32, maps: &[Mapping], address: u64) -> Option<Found> {
     let index = maps
         .iter()
         .position(|m| m.start <= address && address < m.end)?;
@@ -135,27 +218,52 @@ pub fn name(cache: &mut SymbolCache, pid: u32, maps: &[Mapping], address: u64) -
         }
     }
     if !mapping.path.starts_with('/') {
-        return place(maps, address);
+        return place(maps, address).map(Found::Place);
     }
     let file = file_name(&mapping.path);
     let found = cache
         .tables(pid, mapping)
         .and_then(|tables| Some((file_address(&tables, mapping, address)?, tables)));
     let Some((at, tables)) = found else {
-        return place(maps, address);
+        return place(maps, address).map(Found::Place);
     };
     if let Some(object) = tables.object_at(at) {
-        return Some(format!("{object} ({file})"));
+        return Some(Found::Object(object, file.to_string()));
     }
-    Some(match tables.section_at(at) {
+    Some(Found::Place(match tables.section_at(at) {
         Some(section) => format!("{file} {section}"),
         None => format!("{file}+0x{at:x}"),
+    }))
+}
+
+/// Where `address` of process `pid` is, in words, or None when no mapping
+/// holds it: `agents_lock (app_agent_pool.so)`, `res_foo.so .bss+0x120`, `heap`.
+pub fn name(cache: &mut SymbolCache, pid: u32, maps: &[Mapping], address: u64) -> Option<String> {
+    Some(match find(cache, pid, maps, address)? {
+        Found::Object(object, file) => format!("{object} ({file})"),
+        Found::Place(place) => place,
+    })
+}
+
+/// The name gdb's `info symbol` would give `address` (`agents_lock`,
+/// `lock_table+0x40`, without the file), else [`name`]'s words for where
+/// it is: what gdb's reading of a live process is named with, after gdb.
+pub fn symbol_or_place(
+    cache: &mut SymbolCache,
+    pid: u32,
+    maps: &[Mapping],
+    address: u64,
+) -> Option<String> {
+    Some(match find(cache, pid, maps, address)? {
+        Found::Object(object, _) => object,
+        Found::Place(place) => place,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::elf_symbols::ElfTables;
     use crate::host::elf_symbols::tests::tiny_elf;
 
     fn mapping(line: &str) -> Mapping {
@@ -230,5 +338,116 @@ mod tests {
             name(&mut cache, u32::MAX, &maps, 0x7f0000004040).as_deref(),
             Some("res_foo.so+0x4040")
         );
+    }
+
+    fn run(program: &str, args: &[&std::ffi::OsStr]) {
+        let status = std::process::Command::new(program)
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{program} {args:?}");
+    }
+
+    #[test]
+    fn a_stripped_file_is_named_from_its_debug_file_found_by_build_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("prog.c");
+        std::fs::write(
+            &source,
+            "int agents_lock[10] = {1};\nint main(void) { return agents_lock[0]; }\n",
+        )
+        .unwrap();
+        let built = dir.path().join("prog");
+        let debug = dir.path().join("prog.debug");
+        let stripped = dir.path().join("asterisk");
+        run(
+            "cc",
+            &[
+                "-g".as_ref(),
+                "-Wl,--build-id".as_ref(),
+                "-o".as_ref(),
+                built.as_os_str(),
+                source.as_os_str(),
+            ],
+        );
+        run(
+            "objcopy",
+            &[
+                "--only-keep-debug".as_ref(),
+                built.as_os_str(),
+                debug.as_os_str(),
+            ],
+        );
+        run(
+            "objcopy",
+            &[
+                "--strip-all".as_ref(),
+                built.as_os_str(),
+                stripped.as_os_str(),
+            ],
+        );
+
+        let read = |path: &Path| {
+            let file = File::open(path).unwrap();
+            let length = file.metadata().unwrap().len();
+            ElfTables::read(&(&file, length)).unwrap()
+        };
+        let full = read(&built);
+        let lock = full
+            .objects
+            .iter()
+            .find(|o| o.name == "agents_lock")
+            .unwrap()
+            .start;
+        let tables = read(&stripped);
+        assert!(!tables.has_symtab);
+        let id = tables
+            .build_id
+            .clone()
+            .expect("cc -Wl,--build-id gives a build-id note");
+        assert_eq!(read(&debug).build_id.as_ref(), Some(&id));
+        // The data segment, mapped at 0x7f0000000000 plus its file addresses.
+        let segment = *tables
+            .segments
+            .iter()
+            .find(|s| s.vaddr <= lock && lock < s.vaddr + s.filesz)
+            .unwrap();
+        let base = 0x7f00_0000_0000u64;
+        let start = base + (segment.vaddr & !0xfff);
+        let end = (base + segment.vaddr + segment.filesz + 0xfff) & !0xfff;
+        let inode = std::fs::metadata(&stripped).unwrap().ino();
+        let maps = vec![mapping(&format!(
+            "{start:x}-{end:x} rw-p {:08x} 08:01 {inode} {}",
+            segment.offset & !0xfff,
+            stripped.display()
+        ))];
+        let address = base + lock;
+
+        // No debug file installed: the section only.
+        let root = dir.path().join("debug");
+        let mut cache = SymbolCache::with_debug_root(&root);
+        let placed = name(&mut cache, u32::MAX, &maps, address).unwrap();
+        assert!(placed.starts_with("asterisk .data+0x"), "{placed}");
+
+        let hex: String = id.iter().map(|byte| format!("{byte:02x}")).collect();
+        let installed = root.join(".build-id").join(&hex[..2]);
+        std::fs::create_dir_all(&installed).unwrap();
+        std::fs::copy(&debug, installed.join(format!("{}.debug", &hex[2..]))).unwrap();
+        let mut cache = SymbolCache::with_debug_root(&root);
+        assert_eq!(
+            name(&mut cache, u32::MAX, &maps, address + 4).as_deref(),
+            Some("agents_lock+0x4 (asterisk)")
+        );
+        assert_eq!(
+            symbol_or_place(&mut cache, u32::MAX, &maps, address).as_deref(),
+            Some("agents_lock")
+        );
+        assert_eq!(cache.reads, 1);
+
+        // Another build's debug file under that name is not this file's.
+        std::fs::copy(&stripped, installed.join(format!("{}.debug", &hex[2..]))).unwrap();
+        let mut cache = SymbolCache::with_debug_root(&root);
+        let placed = name(&mut cache, u32::MAX, &maps, address).unwrap();
+        assert!(placed.starts_with("asterisk .data+0x"), "{placed}");
     }
 }

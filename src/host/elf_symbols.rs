@@ -22,6 +22,15 @@ const MAX_SECTIONS: usize = 8192;
 const MAX_NAME: usize = 256;
 
 const PT_LOAD: u32 = 1;
+const PT_NOTE: u32 = 4;
+const PF_W: u32 = 2;
+const SHT_NOTE: u32 = 7;
+const NT_GNU_BUILD_ID: u32 = 3;
+/// The most of notes read in search of the build-id: a file's notes are a
+/// few hundred bytes.
+const NOTES_LIMIT: u64 = 64 << 10;
+/// SHA-1 is 20 bytes; nothing sane uses more than a SHA-512's 64.
+const MAX_BUILD_ID: usize = 64;
 const SHT_SYMTAB: u32 = 2;
 const SHT_DYNSYM: u32 = 11;
 const SHF_ALLOC: u64 = 2;
@@ -61,6 +70,9 @@ pub struct Segment {
     pub offset: u64,
     pub vaddr: u64,
     pub filesz: u64,
+    /// PF_W: tells a data segment from the read-only one whose last page it
+    /// shares (both then map at the same file offset).
+    pub writable: bool,
 }
 
 /// One allocated section or one data object, by its file addresses.
@@ -83,6 +95,10 @@ pub struct ElfTables {
     /// Whether the file has a `.symtab` (a stripped file keeps `.dynsym`,
     /// its exported names, only).
     pub has_symtab: bool,
+    /// Its `NT_GNU_BUILD_ID` note: the name of its debug file under
+    /// `/usr/lib/debug/.build-id/`, where a `-dbgsym` package puts the
+    /// `.symtab` the stripped file lost.
+    pub build_id: Option<Vec<u8>>,
     /// The bytes `objects` holds, about.
     kept_bytes: u64,
 }
@@ -109,6 +125,7 @@ struct Section {
     offset: u64,
     size: u64,
     link: u32,
+    align: u64,
     entsize: u64,
 }
 
@@ -116,6 +133,8 @@ struct Section {
 /// little-endian file; None when it is not one or they do not fit in it.
 struct Headers {
     segments: Vec<Segment>,
+    /// PT_NOTE segments: (offset, size, alignment).
+    notes: Vec<(u64, u64, u64)>,
     sections: Vec<Section>,
     shstrndx: usize,
 }
@@ -133,15 +152,19 @@ fn headers(source: &dyn Source) -> Option<Headers> {
     let shnum = usize::from(u16_at(&header, 60)?);
     let shstrndx = usize::from(u16_at(&header, 62)?);
     let mut segments = Vec::new();
+    let mut notes = Vec::new();
     if phnum > 0 && phentsize == 56 && phnum <= MAX_SEGMENTS {
         let table = source.bytes(phoff, 56 * phnum as u64)?;
         for entry in table.chunks_exact(56) {
-            if u32_at(entry, 0)? == PT_LOAD {
-                segments.push(Segment {
+            match u32_at(entry, 0)? {
+                PT_LOAD => segments.push(Segment {
                     offset: u64_at(entry, 8)?,
                     vaddr: u64_at(entry, 16)?,
                     filesz: u64_at(entry, 32)?,
-                });
+                    writable: u32_at(entry, 4)? & PF_W != 0,
+                }),
+                PT_NOTE => notes.push((u64_at(entry, 8)?, u64_at(entry, 32)?, u64_at(entry, 48)?)),
+                _ => {}
             }
         }
     }
@@ -159,6 +182,7 @@ fn headers(source: &dyn Source) -> Option<Headers> {
                     offset: u64_at(entry, 24)?,
                     size: u64_at(entry, 32)?,
                     link: u32_at(entry, 40)?,
+                    align: u64_at(entry, 48)?,
                     entsize: u64_at(entry, 56)?,
                 });
             }
@@ -166,6 +190,7 @@ fn headers(source: &dyn Source) -> Option<Headers> {
     }
     Some(Headers {
         segments,
+        notes,
         sections,
         shstrndx,
     })
@@ -214,6 +239,7 @@ impl ElfTables {
             tables.has_symtab |= section.kind == SHT_SYMTAB;
             tables.read_symbols(source, section, &headers.sections);
         }
+        tables.build_id = build_id(source, &headers);
         tables.sections.sort_by_key(|span| span.start);
         tables.objects.sort_by_key(|span| span.start);
         tables.objects.dedup();
@@ -295,6 +321,48 @@ impl ElfTables {
         let found = innermost(&self.sections, vaddr)?;
         Some(format!("{}+0x{:x}", found.name, vaddr - found.start))
     }
+}
+
+/// The `NT_GNU_BUILD_ID` of the file: from its note sections, else (no
+/// section headers) its PT_NOTE segments.
+fn build_id(source: &dyn Source, headers: &Headers) -> Option<Vec<u8>> {
+    let sections = headers
+        .sections
+        .iter()
+        .filter(|s| s.kind == SHT_NOTE)
+        .map(|s| (s.offset, s.size, s.align));
+    let segments = headers.notes.iter().copied();
+    for (offset, size, align) in sections.chain(segments) {
+        let Some(bytes) = source.bytes(offset, size.min(NOTES_LIMIT)) else {
+            continue;
+        };
+        // Notes are 4-aligned but for 8-aligned ones (.note.gnu.property).
+        if let Some(id) = note_build_id(&bytes, if align == 8 { 8 } else { 4 }) {
+            return Some(id);
+        }
+    }
+    None
+}
+
+/// The build-id among the notes of `bytes`, aligned to `align`.
+fn note_build_id(bytes: &[u8], align: usize) -> Option<Vec<u8>> {
+    let pad = |length: usize| length.checked_add(align - 1).map(|l| l & !(align - 1));
+    let mut at = 0;
+    while at + 12 <= bytes.len() {
+        let namesz = usize::try_from(u32_at(bytes, at)?).ok()?;
+        let descsz = usize::try_from(u32_at(bytes, at + 4)?).ok()?;
+        let kind = u32_at(bytes, at + 8)?;
+        let name_at = at + 12;
+        let desc_at = name_at.checked_add(pad(namesz)?)?;
+        let end = desc_at.checked_add(pad(descsz)?)?;
+        let name = bytes.get(name_at..name_at.checked_add(namesz)?)?;
+        let desc = bytes.get(desc_at..desc_at.checked_add(descsz)?)?;
+        if kind == NT_GNU_BUILD_ID && name == b"GNU\0" && (1..=MAX_BUILD_ID).contains(&descsz) {
+            return Some(desc.to_vec());
+        }
+        at = end;
+    }
+    None
 }
 
 /// The span holding `at` that starts last (the innermost of nested ones).

@@ -418,6 +418,12 @@ impl Process {
         addresses::name(&mut self.symbols.borrow_mut(), self.pid, maps, address)
     }
 
+    /// The name gdb would give `address` (`agents_lock`), else where it is
+    /// in words, as [`Process::name_of`]: for gdb's reading, named after it.
+    pub fn symbol_of(&self, maps: &[Mapping], address: u64) -> Option<String> {
+        addresses::symbol_or_place(&mut self.symbols.borrow_mut(), self.pid, maps, address)
+    }
+
     /// [`Process::name_of`] for the lock addresses of one sample, the
     /// mappings read only when one of them is new: a thread waiting on an
     /// address keeps it mapped, so its place holds while it stays waited
