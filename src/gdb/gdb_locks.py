@@ -28,7 +28,6 @@
 # Every read is guarded: a missing symbol or unreadable page loses one
 # detail of one thread, never the run.
 
-import bisect
 import json
 import re
 import struct
@@ -286,102 +285,6 @@ def symbol_at(address):
     return words[0]
 
 
-class Mappings(object):
-    """Which file each address is in, and at what offset from its load base.
-
-    A production server has no debug symbols: most frames are `??`. The
-    shared object and the offset still say where (`res_foo.so+0x1229`), and
-    `addr2line -e <file> 0x1229` turns them into a line where symbols exist.
-    Read once from `info proc mappings`, which works on a live process and on
-    a core (its NT_FILE note).
-    """
-
-    def __init__(self):
-        self.starts = []
-        self.spans = []
-        bases = {}
-        try:
-            text = gdb.execute("info proc mappings", to_string=True)
-        except Exception:
-            text = ""
-        for line in text.splitlines():
-            words = line.split()
-            if len(words) < 5 or not words[0].startswith("0x") or not words[-1].startswith("/"):
-                continue
-            try:
-                start, end, offset = int(words[0], 16), int(words[1], 16), int(words[3], 16)
-            except ValueError:
-                continue
-            path = words[-1]
-            base = start - offset
-            if path not in bases or base < bases[path]:
-                bases[path] = base
-            self.spans.append((start, end, path))
-        self.spans.sort()
-        self.starts = [span[0] for span in self.spans]
-        self.bases = bases
-
-    def locate(self, pc):
-        """(file, offset from its load base), or (None, None)."""
-        at = bisect.bisect_right(self.starts, pc) - 1
-        if at < 0:
-            return None, None
-        start, end, path = self.spans[at]
-        if pc >= end:
-            return None, None
-        return path, pc - self.bases.get(path, 0)
-
-
-class Anonymous(object):
-    """The memory of a core that no file backs, from its PT_LOAD headers.
-
-    A core's `info proc mappings` (its NT_FILE note) lists the files only;
-    the program headers list every mapping. One that no file covers is
-    heap, a stack or anonymous memory, unless it starts where a file's
-    mapping ends: the tail of that file's .bss, which a symbol may name.
-    """
-
-    def __init__(self, core=None, mappings=None):
-        self.starts = []
-        self.ends = []
-        if not core or mappings is None:
-            return
-        ends = set(span[1] for span in mappings.spans)
-        segments = []
-        try:
-            with open(core, "rb") as source:
-                header = source.read(64)
-                if header[:4] != b"\x7fELF" or header[4:6] != b"\x02\x01":
-                    return
-                phoff, = struct.unpack_from("<Q", header, 32)
-                entsize, count = struct.unpack_from("<HH", header, 54)
-                # 0xffff: the count is in section 0 (extended numbering), not read.
-                if entsize != 56 or count == 0xFFFF:
-                    return
-                source.seek(phoff)
-                table = source.read(56 * count)
-        except (IOError, OSError, struct.error):
-            return
-        for at in range(0, len(table) - 55, 56):
-            kind, = struct.unpack_from("<I", table, at)
-            vaddr, = struct.unpack_from("<Q", table, at + 16)
-            memsz, = struct.unpack_from("<Q", table, at + 40)
-            if kind != 1 or vaddr in ends or mappings.locate(vaddr)[0] is not None:
-                continue
-            segments.append((vaddr, vaddr + memsz))
-        segments.sort()
-        self.starts = [start for start, _ in segments]
-        self.ends = [end for _, end in segments]
-
-    def holds(self, address):
-        at = bisect.bisect_right(self.starts, address) - 1
-        return at >= 0 and address < self.ends[at]
-
-
-MAPPINGS = None
-ANONYMOUS = Anonymous()
-
-
 def frame_info(frame, pc):
     name = frame.name() or "??"
     entry = {"function": name, "pc": "0x%x" % pc}
@@ -425,9 +328,10 @@ def print_backtrace(thread):
 FRAMES = {}
 
 
-def frames_of(thread):
+def frames_of(thread, selected=False):
     """The thread's frames, innermost first, with their (shared) descriptions."""
-    thread.switch()
+    if not selected:
+        thread.switch()
     frames = []
     infos = []
     texts = []
@@ -650,7 +554,7 @@ def analyse():
             if backtraces:
                 thread.switch()
                 print_backtrace(thread)
-            frames, infos, texts = frames_of(thread)
+            frames, infos, texts = frames_of(thread, bool(backtraces))
             entry["start"] = start_function(infos)
             entry["waits"] = find_wait(inferior, frames, infos, lwps)
             task = task_of(inferior, thread, frames, infos)

@@ -1,7 +1,7 @@
 # wazo-astdebug: which taskprocessor a thread runs a task of, read with gdb.
 #
-# Part of the lock script: written after gdb_locks.py into the one file gdb
-# sources (`-ix`), so it shares its imports and helpers (`normalise`,
+# Part of the lock script: written after gdb_locks.py and gdb_maps.py into
+# the one file gdb sources (`-ix`), so it shares their helpers (`normalise`,
 # `is_x86_64`). Kept apart only to keep each file readable.
 
 import struct

@@ -25,7 +25,11 @@ use crate::gdb::threads::Analysis;
 use crate::host::sys::{create_private, process_state};
 
 /// The script gdb sources, in parts that share one namespace.
-const LOCK_SCRIPT: [&str; 2] = [include_str!("gdb_locks.py"), include_str!("gdb_tasks.py")];
+const LOCK_SCRIPT: [&str; 3] = [
+    include_str!("gdb_locks.py"),
+    include_str!("gdb_maps.py"),
+    include_str!("gdb_tasks.py"),
+];
 
 /// The doc's backtrace of every thread, which the script can print itself.
 const ALL_BACKTRACES: &str = "thread apply all bt";
