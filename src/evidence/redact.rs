@@ -35,7 +35,8 @@
 //!
 //! This file holds the public API and the streaming (lines read in
 //! bounded pieces, what spans lines, the counts); the rest is in
-//! `redact/`: `line` (the prefilter, and the spans found on one line),
+//! `redact/`: `line` (the spans found on one line), `prefilter` (the words
+//! that let the rules run),
 //! the rule families `config` (settings and shell forms), `sip` (digests
 //! and URIs), `http` (tokens, JWTs, cookies), `values` (how far a value
 //! goes, in what gdb and configs print), and `vocabulary` (the words that
@@ -49,6 +50,7 @@ use memchr::memmem;
 mod config;
 mod http;
 mod line;
+mod prefilter;
 mod sip;
 mod values;
 mod vocabulary;
@@ -297,7 +299,7 @@ fn cut_point(line: &[u8]) -> usize {
     let triggers: Vec<(usize, usize)> = redactor
         .prefilter
         .find_iter(window)
-        .map(|found| (floor + found.start(), floor + found.end()))
+        .map(|(start, end)| (floor + start, floor + end))
         .collect();
     for &(start, end) in triggers.iter().rev() {
         if end + TRIGGER_GAP < limit {
