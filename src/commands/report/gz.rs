@@ -24,8 +24,10 @@ use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 /// that the channel costs nothing next to deflate, small enough that the
 /// chunks in flight stay a few MB whatever the file's size.
 const CHUNK: usize = 1 << 16;
-/// Chunks in flight: redaction runs ahead of deflate by this much at most.
-const IN_FLIGHT: usize = 4;
+/// Chunks in flight: redaction runs ahead of deflate by this much at most
+/// (1 MiB), enough that neither waits for the other when the scheduler
+/// runs them by turns on a busy machine.
+const IN_FLIGHT: usize = 16;
 
 /// The level `gzip` and `tar czf` use by default.
 fn level() -> Compression {
