@@ -11,16 +11,16 @@
 //!   anything that is not a regular file (a symlink could point at /etc);
 //! - every text file is redacted while it streams (see [`crate::evidence::redact`]),
 //!   so a gigabyte log needs no more memory than a short one, and compressed
-//!   on a second thread meanwhile, so that it takes about as long as gzip;
+//!   on a second thread meanwhile: with two cores, about as long as gzip;
 //! - the bundle is written mode 0600 to a temporary file beside DIR and
 //!   renamed at the end, so a failure or Ctrl-C never leaves a partial
 //!   `DIR.tar.gz` that someone could attach by mistake.
 //!
 //! The pieces: `run_dir` finds the run directory and walks it, `pack`
 //! turns each file into what goes in (or the reason it stays out),
-//! `tar_gz` writes the archive; this file decides and prints the summary.
+//! `tar_gz` writes the archive (its `gz`, the gzip stream: each file
+//! compressed on a second thread); this file decides and prints the summary.
 
-mod gz;
 mod pack;
 mod run_dir;
 mod tar_gz;
@@ -36,10 +36,10 @@ use crate::context::{Context, DEFAULT_OUTPUT_BASE};
 use crate::error::{Error, Result};
 use crate::evidence::mask::Masker;
 use crate::evidence::redact::Counts;
-use gz::Apart;
 use pack::{Included, Outcome, pack_file};
 pub use run_dir::newest_run_dir;
 use run_dir::{Entry, LeftOut, is_run_name, left, walk};
+use tar_gz::Apart;
 
 /// The doc's warning, repeated every time a bundle is made.
 pub const CORE_REMINDER: &str = "DO NOT attach the core file publicly! It may contain sensitive \

@@ -5,7 +5,7 @@
 //! Every entry is mode 0600 (0700 for a directory) whatever it was on the
 //! server, with the mtime of its source. A file's content is compressed
 //! apart while it is redacted, and spliced in after its header (see
-//! [`super::gz`]).
+//! [`gz`]).
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -14,8 +14,11 @@ use std::time::UNIX_EPOCH;
 
 use tempfile::NamedTempFile;
 
-use super::gz::{Compressed, GzWriter};
 use crate::error::{Error, Result};
+use gz::{Compressed, GzWriter};
+
+mod gz;
+pub use gz::Apart;
 
 /// The archive being written into the temporary file.
 pub type Tar<'a> = tar::Builder<GzWriter<io::BufWriter<&'a File>>>;
