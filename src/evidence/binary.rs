@@ -100,10 +100,25 @@ impl TextGuard {
 /// Bytes that no text file holds: controls other than tab, newline,
 /// carriage return, form feed and escape (colours), and backspace.
 pub fn controls(bytes: &[u8]) -> usize {
+    // Every line of a file goes through here: branchless, counted in u8
+    // lanes a block at a time, so that it compiles to vector compares.
+    let control = |byte: u8| {
+        (byte < 0x20)
+            & (byte != b'\t')
+            & (byte != b'\n')
+            & (byte != b'\r')
+            & (byte != 0x0c)
+            & (byte != 0x1b)
+            & (byte != 0x08)
+    };
     bytes
-        .iter()
-        .filter(|&&byte| byte < 0x20 && !matches!(byte, b'\t' | b'\n' | b'\r' | 0x0c | 0x1b | 0x08))
-        .count()
+        .chunks(255)
+        .map(|block| {
+            block
+                .iter()
+                .fold(0u8, |count, &byte| count + control(byte) as u8) as usize
+        })
+        .sum()
 }
 
 #[cfg(test)]

@@ -35,17 +35,22 @@
 //!
 //! This file holds the public API and the streaming (lines read in
 //! bounded pieces, what spans lines, the counts); the rest is in
-//! `redact/`: `line` (the prefilter, and the spans found on one line),
+//! `redact/`: `line` (the spans found on one line), `prefilter` (the words
+//! that let the rules run),
 //! the rule families `config` (settings and shell forms), `sip` (digests
 //! and URIs), `http` (tokens, JWTs, cookies), `values` (how far a value
 //! goes, in what gdb and configs print), and `vocabulary` (the words that
 //! name a credential). A new secret pattern goes in its family's file.
 
 use std::io::{self, BufRead, Write};
+use std::sync::OnceLock;
+
+use memchr::memmem;
 
 mod config;
 mod http;
 mod line;
+mod prefilter;
 mod sip;
 mod values;
 mod vocabulary;
@@ -294,7 +299,7 @@ fn cut_point(line: &[u8]) -> usize {
     let triggers: Vec<(usize, usize)> = redactor
         .prefilter
         .find_iter(window)
-        .map(|found| (floor + found.start(), floor + found.end()))
+        .map(|(start, end)| (floor + start, floor + end))
         .collect();
     for &(start, end) in triggers.iter().rev() {
         if end + TRIGGER_GAP < limit {
@@ -346,6 +351,7 @@ fn cut_point(line: &[u8]) -> usize {
 /// the pieces of a line cut for length.
 pub struct StreamRedactor {
     redactor: &'static Redactor,
+    pem: &'static PemMarkers,
     context: LineContext,
     in_private_key: bool,
     /// The previous piece did not end its line.
@@ -366,6 +372,7 @@ impl StreamRedactor {
     pub fn new() -> StreamRedactor {
         StreamRedactor {
             redactor: Redactor::shared(),
+            pem: PemMarkers::shared(),
             context: LineContext::default(),
             in_private_key: false,
             mid_line: false,
@@ -413,18 +420,16 @@ impl StreamRedactor {
                 self.context.digest = false;
                 self.context.cookie = false;
             }
-            // `-----` is rare: look for it before building two searchers.
-            let dashes = memchr::memchr(b'-', line).is_some()
-                && memchr::memmem::find(line, b"-----").is_some();
-            let is_pem = |marker: &[u8]| {
-                dashes
-                    && memchr::memmem::find(line, marker).is_some()
-                    && memchr::memmem::find(line, b"PRIVATE KEY-----").is_some()
+            // `-----` is rare: look for it before the two markers.
+            let dashes =
+                memchr::memchr(b'-', line).is_some() && self.pem.dashes.find(line).is_some();
+            let is_pem = |marker: &memmem::Finder| {
+                dashes && marker.find(line).is_some() && self.pem.private.find(line).is_some()
             };
-            if is_pem(b"-----BEGIN ") {
+            if is_pem(&self.pem.begin) {
                 self.in_private_key = true;
                 self.count(Kind::PrivateKey);
-            } else if self.in_private_key && is_pem(b"-----END ") {
+            } else if self.in_private_key && is_pem(&self.pem.end) {
                 self.in_private_key = false;
             }
             let block_before = self.context.block;
@@ -446,8 +451,7 @@ impl StreamRedactor {
     fn hides_whole(&mut self, line: &[u8]) -> bool {
         let end = trim_end(line);
         if self.in_private_key {
-            let is_end = memchr::memmem::find(line, b"-----END ").is_some()
-                && memchr::memmem::find(line, b"PRIVATE KEY-----").is_some();
+            let is_end = self.pem.end.find(line).is_some() && self.pem.private.find(line).is_some();
             return !is_end && end > 0 && !line.starts_with(MARK);
         }
         let Some(block) = self.context.block else {
@@ -481,6 +485,27 @@ impl StreamRedactor {
 
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+}
+
+/// The searchers for PEM key markers, which every line with a `-` goes
+/// through: built once, not at each search (`memmem::find` builds one).
+struct PemMarkers {
+    dashes: memmem::Finder<'static>,
+    begin: memmem::Finder<'static>,
+    end: memmem::Finder<'static>,
+    private: memmem::Finder<'static>,
+}
+
+impl PemMarkers {
+    fn shared() -> &'static PemMarkers {
+        static SHARED: OnceLock<PemMarkers> = OnceLock::new();
+        SHARED.get_or_init(|| PemMarkers {
+            dashes: memmem::Finder::new(b"-----"),
+            begin: memmem::Finder::new(b"-----BEGIN "),
+            end: memmem::Finder::new(b"-----END "),
+            private: memmem::Finder::new(b"PRIVATE KEY-----"),
+        })
     }
 }
 

@@ -3,23 +3,28 @@
 //! partial `DIR.tar.gz` that someone could attach by mistake.
 //!
 //! Every entry is mode 0600 (0700 for a directory) whatever it was on the
-//! server, with the mtime of its source.
+//! server, with the mtime of its source. A file's content is compressed
+//! apart while it is redacted, and spliced in after its header (see
+//! [`gz`]).
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::time::UNIX_EPOCH;
 
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use tempfile::NamedTempFile;
 
 use crate::error::{Error, Result};
+use gz::{Compressed, GzWriter};
+
+mod gz;
+pub use gz::Apart;
 
 /// The archive being written into the temporary file.
-pub type Tar<'a> = tar::Builder<GzEncoder<io::BufWriter<&'a File>>>;
+pub type Tar<'a> = tar::Builder<GzWriter<io::BufWriter<&'a File>>>;
 
-/// The temporary bundle, and a scratch file to stage redacted copies in.
+/// The temporary bundle, and a scratch file for each file's compressed
+/// content.
 pub fn create(parent: &Path, name: &str) -> Result<(NamedTempFile, File)> {
     // Same directory as the bundle, so the final rename is atomic; 0600 and
     // removed on drop, so an error or Ctrl-C leaves nothing behind.
@@ -28,15 +33,15 @@ pub fn create(parent: &Path, name: &str) -> Result<(NamedTempFile, File)> {
         .suffix(".tmp")
         .tempfile_in(parent)
         .map_err(|error| Error::write(parent, error))?;
-    // Redacted copies are staged here (unnamed, 0600) because a tar header
+    // Compressed contents wait here (unnamed, 0600) because a tar header
     // needs the size before the content, and redaction changes the size.
     let scratch = tempfile::tempfile_in(parent).map_err(|error| Error::write(parent, error))?;
     Ok((temp, scratch))
 }
 
-pub fn builder(temp: &NamedTempFile) -> Tar<'_> {
-    let encoder = GzEncoder::new(io::BufWriter::new(temp.as_file()), Compression::default());
-    tar::Builder::new(encoder)
+pub fn builder(temp: &NamedTempFile) -> io::Result<Tar<'_>> {
+    let out = io::BufWriter::with_capacity(1 << 16, temp.as_file());
+    Ok(tar::Builder::new(GzWriter::new(out)?))
 }
 
 pub fn append_dir<W: Write>(
@@ -61,17 +66,39 @@ pub fn append_file<W: Write>(
     source: &Path,
     content: impl Read,
 ) -> io::Result<()> {
+    tar.append_data(&mut file_header(size, source), path, content)
+}
+
+/// A regular file of `size` bytes that `compressed` holds in `scratch`.
+pub fn append_compressed(
+    tar: &mut Tar<'_>,
+    path: &Path,
+    size: u64,
+    source: &Path,
+    compressed: Compressed,
+    scratch: &File,
+) -> io::Result<()> {
+    // The header (and a long name's entry) through tar, then the content
+    // as it is: tar pads only what it copied itself, here nothing.
+    tar.append_data(&mut file_header(size, source), path, io::empty())?;
+    let out = tar.get_mut();
+    out.splice(compressed, scratch)?;
+    let pad = (512 - size % 512) % 512;
+    out.write_all(&[0; 512][..pad as usize])
+}
+
+fn file_header(size: u64, source: &Path) -> tar::Header {
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(tar::EntryType::Regular);
     header.set_size(size);
     header.set_mode(0o600);
     header.set_mtime(mtime(source));
-    tar.append_data(&mut header, path, content)
+    header
 }
 
 /// Ends the archive and syncs it; returns its size.
 pub fn finish(tar: Tar<'_>) -> io::Result<u64> {
-    let buffered = tar.into_inner().and_then(GzEncoder::finish)?;
+    let buffered = tar.into_inner().and_then(GzWriter::finish)?;
     let file = buffered.into_inner().map_err(|error| error.into_error())?;
     file.sync_all()?;
     Ok(file.metadata()?.len())

@@ -61,3 +61,57 @@ fn sizes() {
     assert_eq!(human_size(1536), "1.5 KiB");
     assert_eq!(human_size(3 << 20), "3.0 MiB");
 }
+
+#[test]
+fn contents_compressed_apart_read_back_as_one_archive() {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (temp, scratch) = tar_gz::create(dir.path(), "run").unwrap();
+    let mut tar = tar_gz::builder(&temp).unwrap();
+    tar_gz::append_dir(&mut tar, Path::new("run"), dir.path()).unwrap();
+    // A name past tar's 100 bytes goes in a long-name entry of its own.
+    let long = format!("run/{}.log", "x".repeat(150));
+    let contents: Vec<Vec<u8>> = vec![
+        b"secret=[REDACTED]\n".repeat(40_000),
+        Vec::new(),
+        // A multiple of the tar block: no padding after it.
+        vec![b'z'; 1024],
+    ];
+    for (index, content) in contents.iter().enumerate() {
+        let mut apart = Apart::new(&scratch).unwrap();
+        apart.write_all(content).unwrap();
+        let compressed = apart.finish().unwrap();
+        let name = if index == 0 {
+            long.clone()
+        } else {
+            format!("run/{index}")
+        };
+        tar_gz::append_compressed(
+            &mut tar,
+            Path::new(&name),
+            content.len() as u64,
+            dir.path(),
+            compressed,
+            &scratch,
+        )
+        .unwrap();
+    }
+    tar_gz::append_file(&mut tar, Path::new("run/list"), 4, dir.path(), &b"list"[..]).unwrap();
+    tar_gz::finish(tar).unwrap();
+
+    let bundle = fs::File::open(temp.path()).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bundle));
+    let mut read = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut content = Vec::new();
+        entry.read_to_end(&mut content).unwrap();
+        read.push((entry.path().unwrap().display().to_string(), content));
+    }
+    let names: Vec<&str> = read.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["run", long.as_str(), "run/1", "run/2", "run/list"]);
+    for (index, content) in contents.iter().enumerate() {
+        assert!(&read[index + 1].1 == content, "entry {index}");
+    }
+    assert_eq!(read[4].1, b"list");
+}

@@ -15,14 +15,10 @@ use regex::bytes::Regex;
 
 use super::config::ConfigRules;
 use super::http::HttpRules;
+use super::prefilter::Prefilter;
 use super::sip::SipRules;
 use super::values::{GdbRules, MAX_GDB_SYMBOL, skip_gdb_pointer, value_spans};
 use super::{Counts, Kind, LineContext, MARK, trim_end};
-
-/// Lines that may hold a secret: everything else is copied untouched
-/// without running the other patterns (most log lines). Every pattern's
-/// trigger is here.
-const PREFILTER: &str = r"(?i-u)mysql|mariadb|pass|pwd|pin|key|cred|token|secret|jwt|communit|phrase|ha1|com2sec|bearer|basic|digest|nonce|response|rspauth|://|sip|register|auth|cookie|eyj|[0-9*#+][ \t]*=>|-p|-u|--user";
 
 /// What the prefilter found, as the rules it lets run.
 pub(super) const T_CRED: u32 = 1;
@@ -164,7 +160,10 @@ impl Scan<'_> {
 
 /// The compiled patterns. Build one with [`Redactor::shared`].
 pub struct Redactor {
-    pub(super) prefilter: Regex,
+    /// Lines that may hold a secret: everything else is copied untouched
+    /// without running the other patterns (most log lines). Every
+    /// pattern's trigger is in it.
+    pub(super) prefilter: Prefilter,
     gdb: GdbRules,
     config: ConfigRules,
     sip: SipRules,
@@ -176,7 +175,7 @@ impl Redactor {
     pub fn shared() -> &'static Redactor {
         static SHARED: OnceLock<Redactor> = OnceLock::new();
         SHARED.get_or_init(|| Redactor {
-            prefilter: compile(PREFILTER),
+            prefilter: Prefilter::new(),
             gdb: GdbRules::new(),
             config: ConfigRules::new(),
             sip: SipRules::new(),
@@ -242,8 +241,8 @@ impl Redactor {
         // Which rules can match, from one pass of the prefilter: most lines
         // run none, and a SIP header line only the SIP rules.
         let mut mask = 0;
-        for found in self.prefilter.find_iter(line) {
-            mask |= trigger(found.as_bytes());
+        for (start, end) in self.prefilter.find_iter(line) {
+            mask |= trigger(&line[start..end]);
         }
         if continued.cookie || gdb_value {
             mask = u32::MAX;
