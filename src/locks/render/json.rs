@@ -222,17 +222,19 @@ pub fn json_warned(
             *slot += before;
         }
     }
-    let mut next = starts.clone();
+    // The starts are the fill's cursors (a copy of them was four bytes a
+    // lock more at the peak): each ends where the next lock's list begins,
+    // so lock i's list is then ends[i - 1]..ends[i].
     let mut by_lock = vec![0u32; acquisitions.len()];
     for (index, acq) in acquisitions.iter().enumerate() {
-        if let Some(slot) = next.get_mut(acq.lock.index()) {
+        if let Some(slot) = starts.get_mut(acq.lock.index()) {
             if let Some(target) = by_lock.get_mut(*slot as usize) {
                 *target = index as u32;
             }
             *slot += 1;
         }
     }
-    drop(next);
+    let ends = starts;
     w.raw(b",\"locks\":");
     w.raw(b"[");
     for (index, lock) in locks.iter().enumerate() {
@@ -241,8 +243,11 @@ pub fn json_warned(
         w.addr(&lock.addr);
         w.raw(b",\"name\":");
         w.text(&lock.name);
-        let from = starts.get(index).copied().unwrap_or(0) as usize;
-        let to = starts.get(index + 1).copied().unwrap_or(0) as usize;
+        let from = match index {
+            0 => 0,
+            _ => ends.get(index - 1).copied().unwrap_or(0) as usize,
+        };
+        let to = ends.get(index).copied().unwrap_or(0) as usize;
         let claims = by_lock.get(from..to).unwrap_or(&[]);
         let lists: [(&[u8], ClaimFilter); 3] = [
             (b",\"holders\":[", |c| {
@@ -296,7 +301,7 @@ pub fn json_warned(
     }
     w.raw(b"]");
     drop(by_lock);
-    drop(starts);
+    drop(ends);
 
     w.raw(b",\"edges\":");
     w.raw(b"[");
