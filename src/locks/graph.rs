@@ -281,7 +281,9 @@ impl LockGraph {
     /// Adds a thread, or returns the one with the same id; a later call can
     /// fill in an LWP or name the first one lacked.
     pub fn add_thread(&mut self, id: &str, lwp: Option<u64>, name: &str) -> ThreadRef {
-        self.restore_lookups();
+        if self.lookups_dropped {
+            self.restore_lookups();
+        }
         if let Some(index) = self.thread_by_id.get(&self.threads, id) {
             let index = index as usize;
             let empty = self.threads.get(index).is_some_and(|t| t.name.is_empty());
@@ -301,7 +303,7 @@ impl LockGraph {
         let name = self.intern(name);
         grow(&mut self.threads);
         self.threads.push(Thread { id, lwp, name });
-        let key = self.threads.last().map_or("", |thread| &*thread.id);
+        let key = self.threads.last().map_or(&[][..], |t| t.id.as_bytes());
         let slot = u32::try_from(index).unwrap_or(u32::MAX);
         self.thread_by_id.insert(&self.threads, key, slot);
         ThreadRef::at(index)
@@ -320,7 +322,9 @@ impl LockGraph {
     }
 
     fn add_lock_keyed(&mut self, key: LockKey, name: &str) -> LockRef {
-        self.restore_lookups();
+        if self.lookups_dropped {
+            self.restore_lookups();
+        }
         let found = match &key {
             LockKey::Value(value) => self.lock_by_value.get(&self.locks, *value),
             LockKey::Text(text) => self.lock_by_text.get(&**text).copied(),
@@ -510,13 +514,12 @@ impl LockGraph {
     /// sites interned from then on are not shared with the earlier ones,
     /// which only costs memory.
     fn restore_lookups(&mut self) {
-        if !std::mem::take(&mut self.lookups_dropped) {
-            return;
-        }
+        self.lookups_dropped = false;
         if self.thread_by_id.is_empty() {
             for (index, thread) in self.threads.iter().enumerate() {
                 let slot = u32::try_from(index).unwrap_or(u32::MAX);
-                self.thread_by_id.insert(&self.threads, &thread.id, slot);
+                self.thread_by_id
+                    .insert(&self.threads, thread.id.as_bytes(), slot);
             }
         }
         if self.lock_by_value.is_empty() {

@@ -14,9 +14,9 @@ pub(super) fn mix(value: u64) -> u64 {
     mixed ^ mixed >> 29
 }
 
-fn text_hash(text: &str) -> u64 {
+fn text_hash(text: &[u8]) -> u64 {
     let mut hasher = FastHasher::default();
-    hasher.write(text.as_bytes());
+    hasher.write(text);
     mix(hasher.finish())
 }
 
@@ -55,11 +55,14 @@ impl LocksByValue {
 pub(super) struct ThreadsById(hashbrown::HashTable<u32>);
 
 impl ThreadsById {
-    fn id_at(threads: &[Thread], index: u32) -> &str {
-        threads.get(index as usize).map_or("", |thread| &thread.id)
+    fn id_at(threads: &[Thread], index: u32) -> &[u8] {
+        threads
+            .get(index as usize)
+            .map_or(&[], |thread| thread.id.as_bytes())
     }
 
     pub(super) fn get(&self, threads: &[Thread], id: &str) -> Option<u32> {
+        let id = id.as_bytes();
         self.0
             .find(text_hash(id), |&index| Self::id_at(threads, index) == id)
             .copied()
@@ -67,7 +70,7 @@ impl ThreadsById {
 
     /// Points `id` at `index`, replacing an older thread of the same id (as
     /// a map's insert does: ids that clean to the same text).
-    pub(super) fn insert(&mut self, threads: &[Thread], id: &str, index: u32) {
+    pub(super) fn insert(&mut self, threads: &[Thread], id: &[u8], index: u32) {
         let hash = text_hash(id);
         if let Some(slot) = self
             .0

@@ -271,6 +271,17 @@ impl ThreadId {
     }
 }
 
+impl ThreadId {
+    /// The id's bytes, not checked again as UTF-8 (they were a `str`), for
+    /// writers that copy bytes: JSON reads an id for every claim and edge.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            IdRepr::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or(&[]),
+            IdRepr::Shared(text) => text.as_bytes(),
+        }
+    }
+}
+
 impl Deref for ThreadId {
     type Target = str;
 
@@ -350,6 +361,7 @@ mod tests {
         ] {
             let id = ThreadId::new(text);
             assert_eq!(&*id, text);
+            assert_eq!(id.as_bytes(), text.as_bytes());
             assert_eq!(id.to_string(), text);
             assert_eq!(format!("{id:?}"), format!("{text:?}"));
         }
