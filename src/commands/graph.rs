@@ -38,7 +38,7 @@ pub fn run(context: &Context, args: &GraphArgs) -> Result<()> {
         GraphFormat::Text
     });
     let output = output_path(args, format, context.opts.output_dir.as_deref());
-    let (graph, info) = read_dump(&args.file)?;
+    let (mut graph, info) = read_dump(&args.file)?;
     if context.dry_run() {
         // Standard output writes no file; a file is shown, not written.
         let target =
@@ -53,6 +53,8 @@ pub fn run(context: &Context, args: &GraphArgs) -> Result<()> {
             return Ok(());
         }
     }
+    // Nothing is looked up or added from here on.
+    graph.drop_lookups();
     let analysis = graph.analyze();
 
     let result = match format {

@@ -4,7 +4,10 @@
 //! recursive walk of a long wait chain would overflow the stack) and every
 //! thread stuck behind them.
 
-use super::graph::{Claim, LockGraph, LockKind, LockRef, ThreadRef};
+use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
+
+use super::graph::{Claim, FastHasher, LockGraph, LockKind, LockRef, ThreadRef};
 use super::scc::{Csr, behind_any, stuck_behind, tarjan, walk_cycle};
 
 impl LockGraph {
@@ -14,13 +17,11 @@ impl LockGraph {
         let mut dropped_edges = 0;
         let edges = self.edges(&mut dropped_edges);
         let thread_count = self.threads.len();
+        // One direction at a time, each dropped when done: the peak of a
+        // big graph's run is here, beside the whole graph and its edges.
         let graph = Csr::new(thread_count, &edges, |edge| {
             edge.holder
                 .map(|holder| (edge.waiter.index(), holder.index()))
-        });
-        let reverse = Csr::new(thread_count, &edges, |edge| {
-            edge.holder
-                .map(|holder| (holder.index(), edge.waiter.index()))
         });
         let components = tarjan(&graph);
 
@@ -64,6 +65,11 @@ impl LockGraph {
                 possible,
             });
         }
+        drop(graph);
+        let reverse = Csr::new(thread_count, &edges, |edge| {
+            edge.holder
+                .map(|holder| (holder.index(), edge.waiter.index()))
+        });
         // Thousands of deadlocks with a thread waiting on all of them made
         // deadlocks * threads entries (12 s for 4,000 + 4,000): the lists
         // share a budget, and the flags come from one search from all cycles.
@@ -80,6 +86,8 @@ impl LockGraph {
                 *flag = true;
             }
         }
+        drop(reverse);
+        drop(components);
         // Oldest thread first: the cycle order then reads the same run after run.
         deadlocks.sort_by_key(|deadlock| deadlock.cycle.first().map(|step| step.thread));
         let mut deadlock_of = vec![None; thread_count];
@@ -103,26 +111,26 @@ impl LockGraph {
 
     fn edges(&self, dropped: &mut usize) -> Vec<Edge> {
         // Holders grouped by lock in one flat array (a map of vectors costs
-        // an allocation per lock), each thread once, in the order listed.
-        // Twelve bytes a hold: it lives beside the whole graph.
-        let mut holds: Vec<(LockRef, ThreadRef, u32)> = self
+        // an allocation per lock), each thread once, in the order listed:
+        // (lock, acquisition index), eight bytes a hold, allocated once.
+        let is_hold = |claim: Claim| matches!(claim, Claim::Holds | Claim::ProbablyHolds);
+        let count = self
             .acquisitions
             .iter()
-            .enumerate()
-            .filter(|(_, acq)| matches!(acq.claim, Claim::Holds | Claim::ProbablyHolds))
-            .map(|(index, acq)| {
-                (
-                    acq.lock,
-                    acq.thread,
-                    u32::try_from(index).unwrap_or(u32::MAX),
-                )
-            })
-            .collect();
+            .filter(|acq| is_hold(acq.claim))
+            .count();
+        let mut holds: Vec<(LockRef, u32)> = Vec::with_capacity(count);
+        holds.extend(
+            self.acquisitions
+                .iter()
+                .enumerate()
+                .filter(|(_, acq)| is_hold(acq.claim))
+                .map(|(index, acq)| (acq.lock, u32::try_from(index).unwrap_or(u32::MAX))),
+        );
         holds.sort_unstable();
-        holds.dedup_by_key(|&mut (lock, thread, _)| (lock, thread));
-        holds.sort_unstable_by_key(|&(lock, _, index)| (lock, index));
+        self.first_hold_per_thread(&mut holds);
         let mut start = vec![0u32; self.locks.len() + 1];
-        for &(lock, _, _) in &holds {
+        for &(lock, _) in &holds {
             if let Some(slot) = start.get_mut(lock.index() + 1) {
                 *slot += 1;
             }
@@ -139,15 +147,31 @@ impl LockGraph {
             holds.get(from..to).unwrap_or(&[])
         };
 
-        let mut edges = Vec::new();
+        // Reserved once: at most one edge a holder of the awaited lock, or
+        // one for none (exact on real dumps), within the budget.
+        let bound: usize = self
+            .acquisitions
+            .iter()
+            .filter(|acq| acq.claim == Claim::WaitsFor)
+            .map(|acq| holders_of(acq.lock.index()).len().max(1))
+            .sum();
+        let waits = self
+            .acquisitions
+            .iter()
+            .filter(|acq| acq.claim == Claim::WaitsFor)
+            .count();
+        let mut edges = Vec::with_capacity(bound.min(MAX_EDGES + waits));
         for (index, acq) in self.acquisitions.iter().enumerate() {
             if acq.claim != Claim::WaitsFor {
                 continue;
             }
             let mut any = false;
             let mut only_self = false;
-            for &(_, holder, hold) in holders_of(acq.lock.index()) {
+            for &(_, hold) in holders_of(acq.lock.index()) {
                 let hold = hold as usize;
+                let Some(holder) = self.acquisitions.get(hold).map(|held| held.thread) else {
+                    continue;
+                };
                 // Asterisk mutexes are recursive: waiting for a mutex one
                 // already holds does not block. An rwlock does (upgrade).
                 if holder == acq.thread && acq.kind == LockKind::Mutex {
@@ -187,6 +211,46 @@ impl LockGraph {
             }
         }
         edges
+    }
+
+    /// Keeps, in `holds` sorted by (lock, acquisition), the first hold of
+    /// each thread of a lock (a thread listing a lock twice holds it once).
+    fn first_hold_per_thread(&self, holds: &mut Vec<(LockRef, u32)>) {
+        let thread_of = |index: u32| self.acquisitions.get(index as usize).map(|a| a.thread);
+        // Past this many holders of one lock (readers), a set, not a scan.
+        const SCAN: usize = 16;
+        let mut kept = 0;
+        let mut group = 0;
+        let mut current = None;
+        let mut seen: HashSet<Option<ThreadRef>, BuildHasherDefault<FastHasher>> =
+            HashSet::default();
+        for at in 0..holds.len() {
+            let Some(&(lock, index)) = holds.get(at) else {
+                break;
+            };
+            if current != Some(lock) {
+                current = Some(lock);
+                group = kept;
+                seen.clear();
+            }
+            let thread = thread_of(index);
+            let earlier = holds.get(group..kept).unwrap_or(&[]);
+            let duplicate = if earlier.len() < SCAN {
+                earlier.iter().any(|&(_, other)| thread_of(other) == thread)
+            } else {
+                if seen.is_empty() {
+                    seen.extend(earlier.iter().map(|&(_, other)| thread_of(other)));
+                }
+                !seen.insert(thread)
+            };
+            if !duplicate {
+                if let Some(slot) = holds.get_mut(kept) {
+                    *slot = (lock, index);
+                }
+                kept += 1;
+            }
+        }
+        holds.truncate(kept);
     }
 }
 

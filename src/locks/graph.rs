@@ -30,8 +30,11 @@ use serde::Serialize;
 pub use super::hash::{FastHasher, FastMap};
 
 pub use super::analysis::{Analysis, CycleStep, Deadlock, Edge, MAX_BEHIND, MAX_EDGES};
-pub use values::{Addr, Site, SiteData, SiteList};
+pub use values::{Addr, Site, SiteData, SiteList, ThreadId};
 
+use lookup::{LocksByValue, ThreadsById};
+
+mod lookup;
 mod values;
 
 /// A thread of the graph; only [`LockGraph::add_thread`] makes one.
@@ -100,12 +103,11 @@ impl LockKind {
     }
 }
 
-/// Strings are shared (`Arc<str>`): thousands of threads carry the same
-/// name, and the id doubles as the lookup key.
+/// Names are shared (`Arc<str>`): thousands of threads carry the same one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Thread {
     /// As the source printed it (`0xb6cffb70`, `3077372784`, `LWP 1234`).
-    pub id: Arc<str>,
+    pub id: ThreadId,
     pub lwp: Option<u64>,
     /// Asterisk's "start_fn started at [line] file caller()", spaces collapsed.
     pub name: Arc<str>,
@@ -206,40 +208,6 @@ fn grow<T>(items: &mut Vec<T>) {
     }
 }
 
-/// Locks by address value: a table of lock indexes (4 bytes a slot; a
-/// `u64 -> u32` map took 16), the address read back from the lock itself.
-#[derive(Debug, Default, Clone)]
-struct LocksByValue(hashbrown::HashTable<u32>);
-
-/// The addresses are multiples of 8 or 64: mixed so that the low bits,
-/// which pick the slot, differ (FxHash of one word leaves them zero).
-fn value_hash(value: u64) -> u64 {
-    let mixed = (value ^ value >> 31).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    mixed ^ mixed >> 29
-}
-
-impl LocksByValue {
-    fn value_at(locks: &[Lock], index: u32) -> Option<u64> {
-        locks
-            .get(index as usize)
-            .and_then(|lock| lock.addr.as_value())
-    }
-
-    fn get(&self, locks: &[Lock], value: u64) -> Option<u32> {
-        self.0
-            .find(value_hash(value), |&index| {
-                Self::value_at(locks, index) == Some(value)
-            })
-            .copied()
-    }
-
-    fn insert(&mut self, locks: &[Lock], value: u64, index: u32) {
-        self.0.insert_unique(value_hash(value), index, |&index| {
-            value_hash(Self::value_at(locks, index).unwrap_or(0))
-        });
-    }
-}
-
 enum LockKey {
     Value(u64),
     Text(String),
@@ -265,7 +233,7 @@ fn addr_value(addr: &str) -> Option<u128> {
 #[derive(Debug, Default, Clone)]
 pub struct LockGraph {
     pub(super) threads: Vec<Thread>,
-    thread_by_id: FastMap<Arc<str>, usize>,
+    thread_by_id: ThreadsById,
     pub(super) locks: Vec<Lock>,
     /// Hex addresses by value, anything else (`(nil)`) by text.
     lock_by_value: LocksByValue,
@@ -280,6 +248,14 @@ pub struct LockGraph {
     sites: HashSet<Site, BuildHasherDefault<FastHasher>>,
     /// The sites made last, as `recent` is for strings.
     recent_sites: Vec<Option<Site>>,
+    /// Every "Locked Here" list once: waits hold a pointer to theirs.
+    site_lists: HashSet<Arc<Vec<Site>>, BuildHasherDefault<FastHasher>>,
+    /// The list made last, from which list and site: every wait of a dump
+    /// often has the same one.
+    last_list: Option<(SiteList, Site, SiteList)>,
+    /// [`LockGraph::drop_lookups`] emptied the tables above: they are built
+    /// again if anything is added.
+    lookups_dropped: bool,
 }
 
 /// Slots of [`LockGraph::recent`].
@@ -305,7 +281,11 @@ impl LockGraph {
     /// Adds a thread, or returns the one with the same id; a later call can
     /// fill in an LWP or name the first one lacked.
     pub fn add_thread(&mut self, id: &str, lwp: Option<u64>, name: &str) -> ThreadRef {
-        if let Some(&index) = self.thread_by_id.get(id) {
+        if self.lookups_dropped {
+            self.restore_lookups();
+        }
+        if let Some(index) = self.thread_by_id.get(&self.threads, id) {
+            let index = index as usize;
             let empty = self.threads.get(index).is_some_and(|t| t.name.is_empty());
             let name = if empty { Some(self.intern(name)) } else { None };
             if let Some(thread) = self.threads.get_mut(index) {
@@ -319,15 +299,13 @@ impl LockGraph {
             return ThreadRef::at(index);
         }
         let index = self.threads.len();
-        let id: Arc<str> = Arc::from(&*clean(id));
+        let id = ThreadId::new(&clean(id));
         let name = self.intern(name);
         grow(&mut self.threads);
-        self.threads.push(Thread {
-            id: Arc::clone(&id),
-            lwp,
-            name,
-        });
-        self.thread_by_id.insert(id, index);
+        self.threads.push(Thread { id, lwp, name });
+        let key = self.threads.last().map_or(&[][..], |t| t.id.as_bytes());
+        let slot = u32::try_from(index).unwrap_or(u32::MAX);
+        self.thread_by_id.insert(&self.threads, key, slot);
         ThreadRef::at(index)
     }
 
@@ -344,6 +322,9 @@ impl LockGraph {
     }
 
     fn add_lock_keyed(&mut self, key: LockKey, name: &str) -> LockRef {
+        if self.lookups_dropped {
+            self.restore_lookups();
+        }
         let found = match &key {
             LockKey::Value(value) => self.lock_by_value.get(&self.locks, *value),
             LockKey::Text(text) => self.lock_by_text.get(&**text).copied(),
@@ -478,8 +459,76 @@ impl LockGraph {
     /// Adds where the holder of an awaited lock took it (acquisition index
     /// as returned by [`LockGraph::waits_for`]); ignored for other indexes.
     pub fn add_locked_here(&mut self, acquisition: usize, site: Site) {
+        let Some(before) = self
+            .acquisitions
+            .get(acquisition)
+            .map(|a| a.locked_here.clone())
+        else {
+            return;
+        };
+        let cached = self
+            .last_list
+            .as_ref()
+            .filter(|(from, with, _)| from.same(&before) && with.same(&site))
+            .map(|(_, _, list)| list.clone());
+        let list = match cached {
+            Some(list) => list,
+            None => {
+                let mut sites = before.to_vec();
+                sites.push(site.clone());
+                let shared = match self.site_lists.get(&sites) {
+                    Some(shared) => Arc::clone(shared),
+                    None => {
+                        let shared = Arc::new(sites);
+                        self.site_lists.insert(Arc::clone(&shared));
+                        shared
+                    }
+                };
+                let list = SiteList::shared(shared);
+                self.last_list = Some((before, site, list.clone()));
+                list
+            }
+        };
         if let Some(acq) = self.acquisitions.get_mut(acquisition) {
-            acq.locked_here.push(site);
+            acq.locked_here = list;
+        }
+    }
+
+    /// Frees what only reading needs (the lookup tables, the interning
+    /// sets: a fifth of a big graph's memory) before the analysis and the
+    /// renderers, which need none of it. Lookups still answer, by a scan;
+    /// adding to the graph builds the tables again.
+    pub fn drop_lookups(&mut self) {
+        self.thread_by_id = ThreadsById::default();
+        self.lock_by_value = LocksByValue::default();
+        self.strings = HashSet::default();
+        self.recent = Vec::new();
+        self.sites = HashSet::default();
+        self.recent_sites = Vec::new();
+        self.site_lists = HashSet::default();
+        self.last_list = None;
+        self.lookups_dropped = true;
+    }
+
+    /// The tables [`LockGraph::drop_lookups`] freed, built again. Strings and
+    /// sites interned from then on are not shared with the earlier ones,
+    /// which only costs memory.
+    fn restore_lookups(&mut self) {
+        self.lookups_dropped = false;
+        if self.thread_by_id.is_empty() {
+            for (index, thread) in self.threads.iter().enumerate() {
+                let slot = u32::try_from(index).unwrap_or(u32::MAX);
+                self.thread_by_id
+                    .insert(&self.threads, thread.id.as_bytes(), slot);
+            }
+        }
+        if self.lock_by_value.is_empty() {
+            for (index, lock) in self.locks.iter().enumerate() {
+                if let Some(value) = lock.addr.as_value() {
+                    let slot = u32::try_from(index).unwrap_or(u32::MAX);
+                    self.lock_by_value.insert(&self.locks, value, slot);
+                }
+            }
         }
     }
 
@@ -504,7 +553,17 @@ impl LockGraph {
     }
 
     pub fn find_thread(&self, id: &str) -> Option<ThreadRef> {
-        self.thread_by_id.get(id).copied().map(ThreadRef::at)
+        if self.lookups_dropped {
+            // The last of equal ids, as the table answers.
+            return self
+                .threads
+                .iter()
+                .rposition(|thread| *thread.id == *id)
+                .map(ThreadRef::at);
+        }
+        self.thread_by_id
+            .get(&self.threads, id)
+            .map(|index| ThreadRef::at(index as usize))
     }
 
     /// For sources that only know the owner's LWP (glibc's `__owner`).
@@ -539,6 +598,11 @@ impl LockGraph {
 
     pub fn find_lock(&self, addr: &str) -> Option<LockRef> {
         match lock_key(addr) {
+            LockKey::Value(value) if self.lookups_dropped => self
+                .locks
+                .iter()
+                .position(|lock| lock.addr.as_value() == Some(value))
+                .and_then(|index| u32::try_from(index).ok()),
             LockKey::Value(value) => self.lock_by_value.get(&self.locks, value),
             LockKey::Text(text) => self.lock_by_text.get(&*text).copied(),
         }

@@ -337,22 +337,34 @@ pub fn text(graph: &LockGraph, analysis: &Analysis, info: &SourceInfo) -> String
 /// Who holds what most threads wait for: the question when there is no
 /// cycle (a holder stuck elsewhere), and context when there is one.
 fn contended(out: &mut String, graph: &LockGraph, analysis: &Analysis) -> bool {
-    let mut waiting = vec![0usize; graph.locks().len()];
+    // Four bytes a lock, and the top five kept as the counts are read: the
+    // list of every waited-for lock, sorted, was the peak of a text run.
+    let mut waiting = vec![0u32; graph.locks().len()];
     for acq in graph.acquisitions() {
         if acq.claim == Claim::WaitsFor {
             if let Some(count) = waiting.get_mut(acq.lock.index()) {
-                *count += 1;
+                *count = count.saturating_add(1);
             }
         }
     }
-    let mut ranked: Vec<(usize, usize)> = waiting
-        .iter()
-        .enumerate()
-        .filter(|(_, count)| **count > 0)
-        .map(|(lock, &count)| (lock, count))
-        .collect();
-    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    ranked.truncate(5);
+    // Most waiters first, then the lock listed first (locks come in order,
+    // so a tie never displaces an earlier one).
+    let mut ranked: Vec<(usize, usize)> = Vec::with_capacity(6);
+    for (lock, &count) in waiting.iter().enumerate() {
+        let count = count as usize;
+        if count == 0 {
+            continue;
+        }
+        let at = ranked
+            .iter()
+            .position(|&(_, other)| other < count)
+            .unwrap_or(ranked.len());
+        if at < 5 {
+            ranked.insert(at, (lock, count));
+            ranked.truncate(5);
+        }
+    }
+    drop(waiting);
     if ranked.is_empty() {
         return false;
     }

@@ -7,11 +7,17 @@ use std::collections::{HashMap, HashSet};
 
 use super::graph::{Edge, ThreadRef};
 
-/// Adjacency lists in two flat arrays: 100,000 threads stay a few MB.
+/// Adjacency lists in two flat arrays of 4-byte indexes (threads and edges
+/// are counted in u32 everywhere in the graph): 12 bytes a thread and edge,
+/// where usize took 24.
 pub(super) struct Csr {
-    start: Vec<usize>,
+    start: Vec<u32>,
     /// (target node, edge index)
-    targets: Vec<(usize, usize)>,
+    targets: Vec<(u32, u32)>,
+}
+
+fn small(index: usize) -> u32 {
+    u32::try_from(index).unwrap_or(u32::MAX)
 }
 
 impl Csr {
@@ -20,7 +26,7 @@ impl Csr {
         edges: &[Edge],
         pick: impl Fn(&Edge) -> Option<(usize, usize)>,
     ) -> Csr {
-        let mut count = vec![0usize; nodes + 1];
+        let mut count = vec![0u32; nodes + 1];
         for edge in edges {
             if let Some((from, to)) = pick(edge) {
                 if from < nodes && to < nodes {
@@ -37,13 +43,13 @@ impl Csr {
             }
         }
         let mut fill = count.clone();
-        let mut targets = vec![(0, 0); count.last().copied().unwrap_or(0)];
+        let mut targets = vec![(0, 0); count.last().copied().unwrap_or(0) as usize];
         for (index, edge) in edges.iter().enumerate() {
             if let Some((from, to)) = pick(edge) {
                 if from < nodes && to < nodes {
                     if let Some(pos) = fill.get_mut(from) {
-                        if let Some(slot) = targets.get_mut(*pos) {
-                            *slot = (to, index);
+                        if let Some(slot) = targets.get_mut(*pos as usize) {
+                            *slot = (small(to), small(index));
                         }
                         *pos += 1;
                     }
@@ -57,17 +63,21 @@ impl Csr {
     }
 
     pub(super) fn targets(&self, node: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
-        let from = self.start.get(node).copied().unwrap_or(0);
-        let to = self.start.get(node + 1).copied().unwrap_or(from);
-        self.targets.get(from..to).unwrap_or(&[]).iter().copied()
+        let from = self.start.get(node).copied().unwrap_or(0) as usize;
+        let to = self.start.get(node + 1).map_or(from, |&to| to as usize);
+        self.targets
+            .get(from..to)
+            .unwrap_or(&[])
+            .iter()
+            .map(|&(target, edge)| (target as usize, edge as usize))
     }
 
     fn target_at(&self, node: usize, offset: usize) -> Option<usize> {
-        let from = self.start.get(node).copied()?;
-        let to = self.start.get(node + 1).copied()?;
+        let from = self.start.get(node).copied()? as usize;
+        let to = self.start.get(node + 1).copied()? as usize;
         let pos = from + offset;
         if pos < to {
-            self.targets.get(pos).map(|&(target, _)| target)
+            self.targets.get(pos).map(|&(target, _)| target as usize)
         } else {
             None
         }
@@ -76,25 +86,26 @@ impl Csr {
 
 pub(super) struct Components {
     /// Component of each node.
-    pub(super) of: Vec<usize>,
+    pub(super) of: Vec<u32>,
     /// (component, its threads), only for components that are cycles.
     pub(super) members: Vec<(usize, Vec<usize>)>,
 }
 
-const UNVISITED: usize = usize::MAX;
+const UNVISITED: u32 = u32::MAX;
 
 /// Tarjan's strongly connected components with an explicit call stack.
 pub(super) fn tarjan(graph: &Csr) -> Components {
     let nodes = graph.start.len().saturating_sub(1);
     let mut index = vec![UNVISITED; nodes];
-    let mut low = vec![0usize; nodes];
+    let mut low = vec![0u32; nodes];
     let mut on_stack = vec![false; nodes];
-    let mut stack: Vec<usize> = Vec::new();
-    let mut calls: Vec<(usize, usize)> = Vec::new();
+    let mut stack: Vec<u32> = Vec::new();
+    // (node, next target offset): a wait chain as long as the dump.
+    let mut calls: Vec<(u32, u32)> = Vec::new();
     let mut of = vec![UNVISITED; nodes];
     let mut members: Vec<(usize, Vec<usize>)> = Vec::new();
     let mut count = 0usize;
-    let mut next_index = 0usize;
+    let mut next_index = 0u32;
 
     for root in 0..nodes {
         if index.get(root).copied() != Some(UNVISITED) {
@@ -108,9 +119,10 @@ pub(super) fn tarjan(graph: &Csr) -> Components {
             &mut on_stack,
             &mut stack,
         );
-        calls.push((root, 0));
+        calls.push((small(root), 0));
         while let Some(&(node, offset)) = calls.last() {
-            if let Some(target) = graph.target_at(node, offset) {
+            let node = node as usize;
+            if let Some(target) = graph.target_at(node, offset as usize) {
                 if let Some(call) = calls.last_mut() {
                     call.1 += 1;
                 }
@@ -124,7 +136,7 @@ pub(super) fn tarjan(graph: &Csr) -> Components {
                             &mut on_stack,
                             &mut stack,
                         );
-                        calls.push((target, 0));
+                        calls.push((small(target), 0));
                     }
                     Some(target_index) if on_stack.get(target).copied().unwrap_or(false) => {
                         if let Some(l) = low.get_mut(node) {
@@ -142,11 +154,12 @@ pub(super) fn tarjan(graph: &Csr) -> Components {
                 count += 1;
                 let mut list = Vec::new();
                 while let Some(member) = stack.pop() {
+                    let member = member as usize;
                     if let Some(flag) = on_stack.get_mut(member) {
                         *flag = false;
                     }
                     if let Some(slot) = of.get_mut(member) {
-                        *slot = component;
+                        *slot = small(component);
                     }
                     list.push(member);
                     if member == node {
@@ -160,7 +173,7 @@ pub(super) fn tarjan(graph: &Csr) -> Components {
                 }
             }
             if let Some(&(parent, _)) = calls.last() {
-                if let Some(l) = low.get_mut(parent) {
+                if let Some(l) = low.get_mut(parent as usize) {
                     *l = (*l).min(node_low);
                 }
             }
@@ -171,11 +184,11 @@ pub(super) fn tarjan(graph: &Csr) -> Components {
 
 fn visit(
     node: usize,
-    next_index: &mut usize,
-    index: &mut [usize],
-    low: &mut [usize],
+    next_index: &mut u32,
+    index: &mut [u32],
+    low: &mut [u32],
     on_stack: &mut [bool],
-    stack: &mut Vec<usize>,
+    stack: &mut Vec<u32>,
 ) {
     if let Some(slot) = index.get_mut(node) {
         *slot = *next_index;
@@ -187,14 +200,14 @@ fn visit(
         *flag = true;
     }
     *next_index += 1;
-    stack.push(node);
+    stack.push(small(node));
 }
 
 /// Follows edges inside one component from its lowest thread until a thread
 /// repeats: that loop is a real cycle to explain, as (thread, edge) steps.
 pub(super) fn walk_cycle(
     graph: &Csr,
-    of: &[usize],
+    of: &[u32],
     component: usize,
     members: &[usize],
 ) -> Vec<(usize, usize)> {
@@ -214,7 +227,7 @@ pub(super) fn walk_cycle(
         }
         let next = graph
             .targets(node)
-            .find(|&(target, _)| of.get(target).copied() == Some(component));
+            .find(|&(target, _)| of.get(target).copied() == Some(small(component)));
         let Some((target, edge)) = next else {
             return path;
         };
@@ -229,7 +242,7 @@ pub(super) fn walk_cycle(
 /// shared by all deadlocks) runs out.
 pub(super) fn stuck_behind(
     reverse: &Csr,
-    of: &[usize],
+    of: &[u32],
     members: &[ThreadRef],
     budget: &mut usize,
 ) -> (Vec<usize>, bool) {

@@ -183,3 +183,52 @@ fn unnamed_locks_borrow_the_name_of_the_same_address_only() {
     // Its own name is kept; an address /proc did not see stays unnamed.
     assert_eq!(names, ["lock_a (res_foo.so)", "chan", ""]);
 }
+
+/// The bytes a thread, lock and wait cost at a million threads: each
+/// byte here is a MB there (the aim is 256 MiB at 1M threads).
+#[test]
+fn a_thread_and_its_locks_stay_small() {
+    assert_eq!(std::mem::size_of::<Thread>(), 56);
+    assert_eq!(std::mem::size_of::<Lock>(), 32);
+    assert_eq!(std::mem::size_of::<Acquisition>(), 32);
+    assert_eq!(std::mem::size_of::<Edge>(), 48);
+}
+
+#[test]
+fn lookups_answer_the_same_once_dropped() {
+    let mut g = LockGraph::new();
+    let a = g.add_thread("0x1", Some(1), "a");
+    let b = g.add_thread("0x2", Some(2), "b");
+    let l = g.add_lock("0x10", "m");
+    let t = g.add_lock("(nil)", "");
+    g.drop_lookups();
+    assert_eq!(g.find_thread("0x2"), Some(b));
+    assert_eq!(g.find_thread("0x3"), None);
+    assert_eq!(g.find_lock("0x0010"), Some(l));
+    assert_eq!(g.find_lock("(nil)"), Some(t));
+    // Adding builds the tables again: the same thread and lock, not new ones.
+    assert_eq!(g.add_thread("0x1", None, ""), a);
+    assert_eq!(g.add_lock_value(0x10, ""), l);
+    assert_eq!(g.add_thread("0x3", None, "c").index(), 2);
+    assert_eq!(g.find_thread("0x3").map(ThreadRef::index), Some(2));
+}
+
+#[test]
+fn waits_share_equal_locked_here_lists() {
+    let mut g = LockGraph::new();
+    let a = g.add_thread("A", None, "");
+    let b = g.add_thread("B", None, "");
+    let l = g.add_lock("0x10", "m");
+    let s = g.site("a.c", Some(1), "f");
+    let other = Site::new("b.c", Some(2), "g");
+    let first = g.waits_for(a, l, LockKind::Mutex, s.clone());
+    let second = g.waits_for(b, l, LockKind::Mutex, s.clone());
+    for wait in [first, second] {
+        g.add_locked_here(wait, s.clone());
+        g.add_locked_here(wait, other.clone());
+    }
+    g.add_locked_here(second, s.clone());
+    let lists: Vec<&SiteList> = g.acquisitions().iter().map(|a| &a.locked_here).collect();
+    assert_eq!(*lists[0], [s.clone(), other.clone()]);
+    assert_eq!(*lists[1], [s.clone(), other, s]);
+}

@@ -41,6 +41,11 @@ impl Site {
         Site(Arc::new(data))
     }
 
+    /// The same shared site, not only an equal one.
+    pub(super) fn same(&self, other: &Site) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Nothing to show: no file, no line, no function (gdb's `??` is none).
     pub fn is_empty(&self) -> bool {
         self.file.is_empty() && self.line.is_none() && matches!(&*self.func, "" | "??")
@@ -111,18 +116,25 @@ impl fmt::Display for Site {
 }
 
 /// The "Locked Here" sites of a wait, read as a `[Site]`: only waits have
-/// any, so one word in every acquisition (a `Vec` is three) and the list
-/// behind it for the few that do.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-// The extra allocation is the point: one word here instead of a Vec's three.
-#[allow(clippy::box_collection)]
-pub struct SiteList(Option<Box<Vec<Site>>>);
+/// any, so one word in every acquisition (a `Vec` is three). The list behind
+/// it is shared ([`crate::locks::graph::LockGraph::add_locked_here`] interns
+/// it): a dump repeats the same few lists on every wait, and a list of its own
+/// cost each wait two allocations, 64 bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct SiteList(Option<Arc<Vec<Site>>>);
 
 impl SiteList {
-    pub(super) fn push(&mut self, site: Site) {
-        self.0
-            .get_or_insert_with(|| Box::new(Vec::with_capacity(1)))
-            .push(site);
+    pub(super) fn shared(list: Arc<Vec<Site>>) -> SiteList {
+        SiteList(Some(list))
+    }
+
+    /// The same list, not only an equal one.
+    pub(super) fn same(&self, other: &SiteList) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
     }
 }
 
@@ -145,10 +157,12 @@ impl<const N: usize> PartialEq<[Site; N]> for SiteList {
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Addr(AddrRepr);
 
+/// `Text` is one word (an `Arc<str>` is two): sixteen bytes a lock, not 24,
+/// and the text never happens on real dumps.
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum AddrRepr {
     Value(u64),
-    Text(Arc<str>),
+    Text(Arc<String>),
 }
 
 impl Addr {
@@ -157,7 +171,7 @@ impl Addr {
     }
 
     pub(super) fn text(text: &str) -> Addr {
-        Addr(AddrRepr::Text(Arc::from(text)))
+        Addr(AddrRepr::Text(Arc::new(text.to_string())))
     }
 
     /// The address as a number, when it is one.
@@ -225,6 +239,96 @@ impl PartialEq<&str> for Addr {
     }
 }
 
+/// Ids of this many bytes or fewer are kept in the [`ThreadId`] itself.
+const INLINE: usize = 22;
+
+/// A thread's id as the source printed it (`0x7f3a00001000`, `3077372784`,
+/// `LWP 1234`), read as a `str`. Every thread has its own, so the short ones
+/// (all of them on real dumps) live in the value itself: an `Arc<str>` per
+/// thread cost 64 bytes with its allocation, this costs 24 and none.
+#[derive(Clone)]
+pub struct ThreadId(IdRepr);
+
+#[derive(Clone)]
+enum IdRepr {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Shared(Arc<str>),
+}
+
+impl ThreadId {
+    pub fn new(text: &str) -> ThreadId {
+        let source = text.as_bytes();
+        match u8::try_from(source.len()) {
+            Ok(len) if source.len() <= INLINE => {
+                let mut bytes = [0u8; INLINE];
+                if let Some(slot) = bytes.get_mut(..source.len()) {
+                    slot.copy_from_slice(source);
+                }
+                ThreadId(IdRepr::Inline { len, bytes })
+            }
+            _ => ThreadId(IdRepr::Shared(Arc::from(text))),
+        }
+    }
+}
+
+impl ThreadId {
+    /// The id's bytes, not checked again as UTF-8 (they were a `str`), for
+    /// writers that copy bytes: JSON reads an id for every claim and edge.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            IdRepr::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or(&[]),
+            IdRepr::Shared(text) => text.as_bytes(),
+        }
+    }
+}
+
+impl Deref for ThreadId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match &self.0 {
+            // The bytes were a whole `str`: the check cannot fail, and
+            // there is no unchecked way without `unsafe`.
+            IdRepr::Inline { len, bytes } => {
+                std::str::from_utf8(bytes.get(..usize::from(*len)).unwrap_or(&[])).unwrap_or("")
+            }
+            IdRepr::Shared(text) => text,
+        }
+    }
+}
+
+impl PartialEq for ThreadId {
+    fn eq(&self, other: &ThreadId) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for ThreadId {}
+
+impl PartialEq<str> for ThreadId {
+    fn eq(&self, other: &str) -> bool {
+        **self == *other
+    }
+}
+
+impl Hash for ThreadId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (**self).hash(state);
+    }
+}
+
+impl fmt::Display for ThreadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl fmt::Debug for ThreadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +344,28 @@ mod tests {
     fn values_stay_small() {
         assert_eq!(std::mem::size_of::<Site>(), 8);
         assert_eq!(std::mem::size_of::<SiteList>(), 8);
-        assert!(std::mem::size_of::<Addr>() <= 24);
+        assert_eq!(std::mem::size_of::<Addr>(), 16);
+        assert_eq!(std::mem::size_of::<ThreadId>(), 24);
+    }
+
+    #[test]
+    fn thread_ids_keep_their_text() {
+        let long = "x".repeat(INLINE + 1);
+        for text in [
+            "",
+            "0x7f3a00001000",
+            "3077372784",
+            "LWP 1234",
+            "é",
+            long.as_str(),
+        ] {
+            let id = ThreadId::new(text);
+            assert_eq!(&*id, text);
+            assert_eq!(id.as_bytes(), text.as_bytes());
+            assert_eq!(id.to_string(), text);
+            assert_eq!(format!("{id:?}"), format!("{text:?}"));
+        }
+        let exact = "y".repeat(INLINE);
+        assert_eq!(&*ThreadId::new(&exact), exact);
     }
 }

@@ -20,9 +20,11 @@ struct Out<'a> {
     out: &'a mut dyn Write,
 }
 
+/// The pieces of a record only append to the buffer; [`Out::flush`], once a
+/// record, writes it out when it is full (a check per field was a tenth of
+/// the run).
 impl Out<'_> {
-    fn raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.buffer.extend_from_slice(bytes);
+    fn flush(&mut self) -> io::Result<()> {
         if self.buffer.len() >= CHUNK {
             self.out.write_all(&self.buffer)?;
             self.buffer.clear();
@@ -30,11 +32,20 @@ impl Out<'_> {
         Ok(())
     }
 
+    fn raw(&mut self, bytes: &[u8]) {
+        self.buffer.extend_from_slice(bytes);
+    }
+
     /// A JSON string, escaped as serde_json escapes it. Real dumps need no
     /// escape at all: the text is scanned for the bytes that do and copied in
     /// runs between them.
-    fn string(&mut self, text: &str) -> io::Result<()> {
-        let bytes = text.as_bytes();
+    fn text(&mut self, text: &str) {
+        self.text_bytes(text.as_bytes());
+    }
+
+    /// [`Out::text`] of a `str`'s bytes: thread ids are read so, without
+    /// checking them as UTF-8 again at every use (a twentieth of the run).
+    fn text_bytes(&mut self, bytes: &[u8]) {
         // No early exit, so the check runs a vector at a time; nearly every
         // string passes it and is copied in one piece.
         let plain = !bytes.iter().fold(false, |dirty, &b| {
@@ -44,7 +55,8 @@ impl Out<'_> {
             self.buffer.reserve(bytes.len() + 2);
             self.buffer.push(b'"');
             self.buffer.extend_from_slice(bytes);
-            return self.raw(b"\"");
+            self.buffer.push(b'"');
+            return;
         }
         self.buffer.reserve(bytes.len() + 2);
         self.buffer.push(b'"');
@@ -79,49 +91,71 @@ impl Out<'_> {
         }
         self.buffer
             .extend_from_slice(bytes.get(start..).unwrap_or(&[]));
-        self.raw(b"\"")
+        self.buffer.push(b'"');
     }
 
-    fn number(&mut self, value: Option<u64>) -> io::Result<()> {
+    /// [`Out::text`] as the writer's tests call it.
+    #[cfg(test)]
+    fn string(&mut self, text: &str) -> io::Result<()> {
+        self.text(text);
+        Ok(())
+    }
+
+    fn number(&mut self, value: Option<u64>) {
         match value {
             Some(value) => {
                 let mut digits = itoa_buffer();
                 let text = format_u64(value, &mut digits);
-                self.raw(text)
+                self.raw(text);
             }
             None => self.raw(b"null"),
         }
     }
 
-    fn boolean(&mut self, value: bool) -> io::Result<()> {
-        self.raw(if value { b"true" } else { b"false" })
+    fn boolean(&mut self, value: bool) {
+        self.raw(if value { b"true" } else { b"false" });
     }
 
     /// A lock address: what `%p` printed is hex digits, written as they are
     /// made (a `String` or a scan for escapes per lock and edge cost a tenth
     /// of the run); anything else is a string.
-    fn addr(&mut self, addr: &Addr) -> io::Result<()> {
+    fn addr(&mut self, addr: &Addr) {
         match addr.as_value() {
             Some(value) => {
+                // Made on the stack and copied once: a push a digit checked
+                // the buffer's room twelve times an address.
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                let digits = (64 - value.leading_zeros()).div_ceil(4).max(1);
-                self.buffer.extend_from_slice(b"\"0x");
-                for at in (0..digits).rev() {
-                    self.buffer.push(HEX[((value >> (at * 4)) & 0xf) as usize]);
+                let mut quoted = *b"\"0x0000000000000000\"";
+                let mut at = quoted.len() - 1;
+                let mut rest = value;
+                loop {
+                    at -= 1;
+                    if let Some(slot) = quoted.get_mut(at) {
+                        *slot = HEX[(rest & 0xf) as usize];
+                    }
+                    rest >>= 4;
+                    if rest == 0 || at <= 3 {
+                        break;
+                    }
                 }
-                self.raw(b"\"")
+                let start = at - 3;
+                if let Some(prefix) = quoted.get_mut(start..at) {
+                    prefix.copy_from_slice(b"\"0x");
+                }
+                self.buffer
+                    .extend_from_slice(quoted.get(start..).unwrap_or(&[]));
             }
-            None => addr.with_str(|text| self.string(text)),
+            None => addr.with_str(|text| self.text(text)),
         }
     }
 
-    fn site(&mut self, site: &Site) -> io::Result<()> {
-        self.raw(b"\"file\":")?;
-        self.string(&site.file)?;
-        self.raw(b",\"line\":")?;
-        self.number(site.line.map(u64::from))?;
-        self.raw(b",\"func\":")?;
-        self.string(&site.func)
+    fn site(&mut self, site: &Site) {
+        self.raw(b"\"file\":");
+        self.text(&site.file);
+        self.raw(b",\"line\":");
+        self.number(site.line.map(u64::from));
+        self.raw(b",\"func\":");
+        self.text(&site.func);
     }
 }
 
@@ -161,35 +195,36 @@ pub fn json_warned(
         buffer: Vec::with_capacity(CHUNK + 4096),
         out,
     };
-    let id = |thread: ThreadRef| graph.thread(thread).map(|t| &*t.id).unwrap_or("");
-    w.raw(b"{")?;
-    w.raw(b"\"schema\":")?;
-    w.raw(crate::output::JSON_SCHEMA.to_string().as_bytes())?;
-    w.raw(b",\"threads\":")?;
-    w.raw(b"[")?;
+    let id = |thread: ThreadRef| graph.thread(thread).map_or(&[][..], |t| t.id.as_bytes());
+    w.raw(b"{");
+    w.raw(b"\"schema\":");
+    w.raw(crate::output::JSON_SCHEMA.to_string().as_bytes());
+    w.raw(b",\"threads\":");
+    w.raw(b"[");
     for (index, t) in graph.threads().iter().enumerate() {
-        w.raw(if index == 0 { b"{" } else { b",{" })?;
-        w.raw(b"\"id\":")?;
-        w.string(&t.id)?;
-        w.raw(b",\"lwp\":")?;
-        w.number(t.lwp)?;
-        w.raw(b",\"name\":")?;
-        w.string(&t.name)?;
-        w.raw(b",\"start\":")?;
-        w.string(t.short_name())?;
-        w.raw(b",\"in_cycle\":")?;
-        w.boolean(analysis.in_cycle.get(index).copied().unwrap_or(false))?;
-        w.raw(b",\"blocked_on_cycle\":")?;
+        w.raw(if index == 0 { b"{" } else { b",{" });
+        w.raw(b"\"id\":");
+        w.text_bytes(t.id.as_bytes());
+        w.raw(b",\"lwp\":");
+        w.number(t.lwp);
+        w.raw(b",\"name\":");
+        w.text(&t.name);
+        w.raw(b",\"start\":");
+        w.text(t.short_name());
+        w.raw(b",\"in_cycle\":");
+        w.boolean(analysis.in_cycle.get(index).copied().unwrap_or(false));
+        w.raw(b",\"blocked_on_cycle\":");
         w.boolean(
             analysis
                 .blocked_on_cycle
                 .get(index)
                 .copied()
                 .unwrap_or(false),
-        )?;
-        w.raw(b"}")?;
+        );
+        w.raw(b"}");
+        w.flush()?;
     }
-    w.raw(b"]")?;
+    w.raw(b"]");
 
     // Each lock's claims, in the order they were recorded: the acquisitions
     // sorted by lock (a counting sort, four bytes per acquisition).
@@ -207,27 +242,32 @@ pub fn json_warned(
             *slot += before;
         }
     }
-    let mut next = starts.clone();
+    // The starts are the fill's cursors (a copy of them was four bytes a
+    // lock more at the peak): each ends where the next lock's list begins,
+    // so lock i's list is then ends[i - 1]..ends[i].
     let mut by_lock = vec![0u32; acquisitions.len()];
     for (index, acq) in acquisitions.iter().enumerate() {
-        if let Some(slot) = next.get_mut(acq.lock.index()) {
+        if let Some(slot) = starts.get_mut(acq.lock.index()) {
             if let Some(target) = by_lock.get_mut(*slot as usize) {
                 *target = index as u32;
             }
             *slot += 1;
         }
     }
-    drop(next);
-    w.raw(b",\"locks\":")?;
-    w.raw(b"[")?;
+    let ends = starts;
+    w.raw(b",\"locks\":");
+    w.raw(b"[");
     for (index, lock) in locks.iter().enumerate() {
-        w.raw(if index == 0 { b"{" } else { b",{" })?;
-        w.raw(b"\"addr\":")?;
-        w.addr(&lock.addr)?;
-        w.raw(b",\"name\":")?;
-        w.string(&lock.name)?;
-        let from = starts.get(index).copied().unwrap_or(0) as usize;
-        let to = starts.get(index + 1).copied().unwrap_or(0) as usize;
+        w.raw(if index == 0 { b"{" } else { b",{" });
+        w.raw(b"\"addr\":");
+        w.addr(&lock.addr);
+        w.raw(b",\"name\":");
+        w.text(&lock.name);
+        let from = match index {
+            0 => 0,
+            _ => ends.get(index - 1).copied().unwrap_or(0) as usize,
+        };
+        let to = ends.get(index).copied().unwrap_or(0) as usize;
         let claims = by_lock.get(from..to).unwrap_or(&[]);
         let lists: [(&[u8], ClaimFilter); 3] = [
             (b",\"holders\":[", |c| {
@@ -237,7 +277,7 @@ pub fn json_warned(
             (b",\"tried_and_failed\":[", |c| c == Claim::TriedAndFailed),
         ];
         for (opening, wanted) in lists {
-            w.raw(opening)?;
+            w.raw(opening);
             let mut first = true;
             for acq in claims
                 .iter()
@@ -250,110 +290,115 @@ pub fn json_warned(
                     b"{"
                 } else {
                     b",{"
-                })?;
-                w.raw(b"\"thread\":")?;
-                w.string(id(acq.thread))?;
-                w.raw(b",\"kind\":")?;
-                w.string(acq.kind.as_str())?;
-                w.raw(b",\"file\":")?;
-                w.string(&acq.site.file)?;
-                w.raw(b",\"line\":")?;
-                w.number(acq.site.line.map(u64::from))?;
-                w.raw(b",\"func\":")?;
-                w.string(&acq.site.func)?;
+                });
+                w.raw(b"\"thread\":");
+                w.text_bytes(id(acq.thread));
+                w.raw(b",\"kind\":");
+                w.text(acq.kind.as_str());
+                w.raw(b",\"file\":");
+                w.text(&acq.site.file);
+                w.raw(b",\"line\":");
+                w.number(acq.site.line.map(u64::from));
+                w.raw(b",\"func\":");
+                w.text(&acq.site.func);
                 if !acq.locked_here.is_empty() {
-                    w.raw(b",\"locked_here\":")?;
-                    w.raw(b"[")?;
+                    w.raw(b",\"locked_here\":");
+                    w.raw(b"[");
                     for (at, site) in acq.locked_here.iter().enumerate() {
-                        w.raw(if at == 0 { b"{" } else { b",{" })?;
-                        w.site(site)?;
-                        w.raw(b"}")?;
+                        w.raw(if at == 0 { b"{" } else { b",{" });
+                        w.site(site);
+                        w.raw(b"}");
                     }
-                    w.raw(b"]")?;
+                    w.raw(b"]");
                 }
-                w.raw(b"}")?;
+                w.raw(b"}");
+                w.flush()?;
             }
-            w.raw(b"]")?;
+            w.raw(b"]");
         }
-        w.raw(b"}")?;
+        w.raw(b"}");
+        w.flush()?;
     }
-    w.raw(b"]")?;
+    w.raw(b"]");
     drop(by_lock);
-    drop(starts);
+    drop(ends);
 
-    w.raw(b",\"edges\":")?;
-    w.raw(b"[")?;
+    w.raw(b",\"edges\":");
+    w.raw(b"[");
     for (index, e) in analysis.edges.iter().enumerate() {
         let lock = graph.lock(e.lock);
-        w.raw(if index == 0 { b"{" } else { b",{" })?;
-        w.raw(b"\"waiter\":")?;
-        w.string(id(e.waiter))?;
-        w.raw(b",\"holder\":")?;
+        w.raw(if index == 0 { b"{" } else { b",{" });
+        w.raw(b"\"waiter\":");
+        w.text_bytes(id(e.waiter));
+        w.raw(b",\"holder\":");
         match e.holder {
-            Some(holder) => w.string(id(holder))?,
-            None => w.raw(b"null")?,
+            Some(holder) => w.text_bytes(id(holder)),
+            None => w.raw(b"null"),
         }
-        w.raw(b",\"lock\":")?;
+        w.raw(b",\"lock\":");
         match lock {
-            Some(lock) => w.addr(&lock.addr)?,
-            None => w.string("")?,
+            Some(lock) => w.addr(&lock.addr),
+            None => w.text(""),
         }
-        w.raw(b",\"lock_name\":")?;
-        w.string(lock.map(|l| &*l.name).unwrap_or(""))?;
-        w.raw(b",\"in_cycle\":")?;
-        w.boolean(analysis.edge_in_cycle(e))?;
+        w.raw(b",\"lock_name\":");
+        w.text(lock.map(|l| &*l.name).unwrap_or(""));
+        w.raw(b",\"in_cycle\":");
+        w.boolean(analysis.edge_in_cycle(e));
         if e.probable {
-            w.raw(b",\"probable\":")?;
-            w.boolean(true)?;
+            w.raw(b",\"probable\":");
+            w.boolean(true);
         }
-        w.raw(b"}")?;
+        w.raw(b"}");
+        w.flush()?;
     }
-    w.raw(b"]")?;
+    w.raw(b"]");
 
-    w.raw(b",\"cycles\":")?;
-    w.raw(b"[")?;
+    w.raw(b",\"cycles\":");
+    w.raw(b"[");
     for (index, deadlock) in analysis.deadlocks.iter().enumerate() {
-        w.raw(if index == 0 { b"[" } else { b",[" })?;
+        w.raw(if index == 0 { b"[" } else { b",[" });
         for (at, step) in deadlock.cycle.iter().enumerate() {
             if at > 0 {
-                w.raw(b",")?;
+                w.raw(b",");
             }
-            w.string(id(step.thread))?;
+            w.text_bytes(id(step.thread));
+            w.flush()?;
         }
-        w.raw(b"]")?;
+        w.raw(b"]");
     }
-    w.raw(b"]")?;
-    w.raw(b",\"possible\":")?;
-    w.raw(b"[")?;
+    w.raw(b"]");
+    w.raw(b",\"possible\":");
+    w.raw(b"[");
     for (index, deadlock) in analysis.deadlocks.iter().enumerate() {
         if index > 0 {
-            w.raw(b",")?;
+            w.raw(b",");
         }
-        w.boolean(deadlock.possible)?;
+        w.boolean(deadlock.possible);
     }
-    w.raw(b"]")?;
-    w.raw(b",\"blocked_on_cycles\":")?;
-    w.raw(b"[")?;
+    w.raw(b"]");
+    w.raw(b",\"blocked_on_cycles\":");
+    w.raw(b"[");
     let mut first = true;
     for (index, blocked) in analysis.blocked_on_cycle.iter().enumerate() {
         let Some(t) = graph.threads().get(index).filter(|_| *blocked) else {
             continue;
         };
         if !std::mem::take(&mut first) {
-            w.raw(b",")?;
+            w.raw(b",");
         }
-        w.string(&t.id)?;
+        w.text_bytes(t.id.as_bytes());
+        w.flush()?;
     }
-    w.raw(b"]")?;
-    w.raw(b",\"warnings\":")?;
-    w.raw(b"[")?;
+    w.raw(b"]");
+    w.raw(b",\"warnings\":");
+    w.raw(b"[");
     for (index, warning) in warnings.iter().enumerate() {
         if index > 0 {
-            w.raw(b",")?;
+            w.raw(b",");
         }
-        w.string(warning)?;
+        w.text(warning);
     }
-    w.raw(b"]}\n")?;
+    w.raw(b"]}\n");
     let Out { buffer, out } = w;
     out.write_all(&buffer)
 }
