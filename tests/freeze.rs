@@ -206,8 +206,12 @@ fn a_real_deadlock_is_found_live_and_in_its_core() {
 
 /// What bare `gdb -batch -nx -ex "thread apply all bt" PROGRAM TARGET` prints.
 fn bare_gdb_backtrace(program: &Path, target: &[&str]) -> String {
+    bare_gdb(program, target, "thread apply all bt")
+}
+
+fn bare_gdb(program: &Path, target: &[&str], command: &str) -> String {
     let output = Process::new("gdb")
-        .args(["-batch", "-nx", "-ex", "thread apply all bt"])
+        .args(["-batch", "-nx", "-ex", command])
         .arg(program)
         .args(target)
         .stdin(Stdio::null())
@@ -287,6 +291,22 @@ fn bt_threads_txt_is_byte_for_byte_what_bare_gdb_prints() {
             fs::read_to_string(on_core.join("bt-threads.txt")).unwrap(),
             bare,
             "core, stripped: {stripped}"
+        );
+        // bt-full.txt comes from the same unwind, bt-threads.txt being it
+        // without the locals: still exactly the doc's `bt full`.
+        let full = bare_gdb(
+            &frozen.program,
+            &[&core.to_string_lossy()],
+            "thread apply all bt full",
+        );
+        assert!(
+            full.contains("No locals.") || full.contains("No symbol table"),
+            "{full}"
+        );
+        assert_eq!(
+            fs::read_to_string(on_core.join("bt-full.txt")).unwrap(),
+            full,
+            "core, bt full, stripped: {stripped}"
         );
     }
 }

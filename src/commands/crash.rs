@@ -290,6 +290,7 @@ fn read_core(
         commands: vec!["bt full".to_string(), "thread apply all bt".to_string()],
         text_out: out.join("bt-threads.txt"),
         analysis_out: Some(out.join("gdb-threads.json")),
+        full_out: None,
     };
     let outcome = gdb::run(&request, &context.interrupt)?;
     // Every thread's locals too, as Asterisk's ast_coredumper writes them:
@@ -300,6 +301,7 @@ fn read_core(
         commands: vec!["thread apply all bt full".to_string()],
         text_out: out.join("bt-full.txt"),
         analysis_out: None,
+        full_out: None,
     };
     if let Err(error) = gdb::run(&full, &context.interrupt) {
         if let Error::Interrupted = error {

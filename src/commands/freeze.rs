@@ -476,9 +476,19 @@ fn take_backtrace(
         commands: vec!["thread apply all bt".to_string()],
         text_out: out.join("bt-threads.txt"),
         analysis_out: Some(out.join("gdb-threads.json")),
+        // Every thread's locals too, as ast_coredumper writes them, from the
+        // same unwind: a core costs the PBX nothing (never live, where the
+        // locals would lengthen the stop).
+        full_out: match target {
+            Target::Core(_) => Some(out.join("bt-full.txt")),
+            Target::Pid(_) => None,
+        },
     };
     let outcome = gdb::run(&request, &context.interrupt)?;
     evidence.artefacts.push(request.text_out.clone());
+    if let Some(full) = request.full_out.as_ref().filter(|path| path.exists()) {
+        evidence.artefacts.push(full.clone());
+    }
     for warning in outcome.warnings {
         evidence.warnings.raise(warning);
     }
@@ -488,23 +498,6 @@ fn take_backtrace(
         request.text_out.display()
     );
     evidence.stopped = outcome.stopped;
-    if let Target::Core(core) = target {
-        // Every thread's locals too, as ast_coredumper writes them: a core
-        // costs the PBX nothing to read twice (never done live, where it
-        // would double the stop).
-        let full = gdb::Request {
-            binary: request.binary,
-            target: Target::Core(core.clone()),
-            commands: vec!["thread apply all bt full".to_string()],
-            text_out: out.join("bt-full.txt"),
-            analysis_out: None,
-        };
-        match gdb::run(&full, &context.interrupt) {
-            Ok(_) => evidence.artefacts.push(full.text_out),
-            Err(Error::Interrupted) => return Err(Error::Interrupted),
-            Err(error) => evidence.warnings.raise(format!("no bt-full.txt: {error}")),
-        }
-    }
     Ok(outcome.analysis)
 }
 

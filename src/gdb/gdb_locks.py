@@ -17,6 +17,9 @@
 # each thread's `thread apply N bt`), in the same pass: gdb drops its frame
 # cache whenever the selected thread changes, so a separate `thread apply all
 # bt` before the script unwinds every frame twice while Asterisk is stopped.
+# With `wazo_astdebug_full = True` as well (a core), each thread's
+# backtrace is `bt full`: the caller keeps it as bt-full.txt and drops the
+# locals for bt-threads.txt, one unwind for both files.
 # With `wazo_astdebug_detach = True` (a live process) the script detaches as
 # soon as everything is read: the JSON is written while Asterisk runs again.
 #
@@ -315,8 +318,9 @@ def print_backtrace(thread):
     drops the frames it unwinds: the lock pass that follows reads them from
     its cache. Printed straight to gdb's output, as the bare command does.
     """
+    command = "bt full" if globals().get("wazo_astdebug_full", False) else "bt"
     try:
-        gdb.execute("thread apply %d bt" % thread.num)
+        gdb.execute("thread apply %d %s" % (thread.num, command))
     except Exception as error:
         gdb.write("%s\n" % error, gdb.STDERR)
 

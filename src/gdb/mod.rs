@@ -52,6 +52,9 @@ pub struct Request {
     pub text_out: PathBuf,
     /// Where the lock analysis goes, if wanted.
     pub analysis_out: Option<PathBuf>,
+    /// On a core with the analysis: `thread apply all bt full` goes here, from
+    /// the same unwind as `text_out`, which gets it without the locals.
+    pub full_out: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -78,13 +81,26 @@ impl Request {
         self.command_line(script, true)
     }
 
+    /// Whether the script prints the backtraces itself (one unwind).
+    fn script_prints(&self, script: Option<&Path>, one_pass: bool) -> bool {
+        one_pass
+            && self.analysis_out.is_some()
+            && script.is_some()
+            && self.commands.last().map(String::as_str) == Some(ALL_BACKTRACES)
+    }
+
+    /// Whether the run prints `bt full`, for `full_out`.
+    fn prints_full(&self, script: Option<&Path>) -> bool {
+        self.full_out.is_some()
+            && matches!(self.target, Target::Core(_))
+            && self.script_prints(script, true)
+    }
+
     fn command_line(&self, script: Option<&Path>, one_pass: bool) -> Cmd {
         let mut argv = vec!["gdb".to_string(), "-batch".to_string(), "-nx".to_string()];
         let mut commands = self.commands.as_slice();
-        let script_prints = one_pass
-            && self.analysis_out.is_some()
-            && script.is_some()
-            && commands.last().map(String::as_str) == Some(ALL_BACKTRACES);
+        let script_prints = self.script_prints(script, one_pass);
+        let full = one_pass && self.prints_full(script);
         if script_prints {
             commands = commands.get(..commands.len() - 1).unwrap_or(&[]);
         }
@@ -101,6 +117,9 @@ impl Request {
             early(format!("python wazo_astdebug_out = {literal}"));
             if script_prints {
                 early("python wazo_astdebug_backtraces = True".to_string());
+            }
+            if full {
+                early("python wazo_astdebug_full = True".to_string());
             }
             match &self.target {
                 Target::Pid(_) if one_pass => {
@@ -159,6 +178,12 @@ pub fn run(request: &Request, interrupt: &Interrupt) -> Result<Outcome> {
         Target::Core(_) => None,
     };
     let mut text = BufWriter::new(create_private(&request.text_out)?);
+    let mut full = match &request.full_out {
+        Some(path) if request.prints_full(Some(script.path())) => {
+            Some((path, BufWriter::new(create_private(path)?)))
+        }
+        _ => None,
+    };
     if let Some(path) = &request.analysis_out {
         // Created here so that gdb's Python, which truncates it, keeps mode 0600.
         create_private(path)?;
@@ -188,10 +213,21 @@ pub fn run(request: &Request, interrupt: &Interrupt) -> Result<Outcome> {
                     progress.set_message(format!("{threads_seen} threads so far"));
                 }
             }
+            if let Some((path, file)) = &mut full {
+                if let Err(error) = writeln!(file, "{line}") {
+                    write_error.get_or_insert((path.to_path_buf(), error));
+                }
+                // Judged on what `bt` prints, as when bt full was a run of its
+                // own: "No symbol table info available." of a libc frame is
+                // not a backtrace without symbols.
+                if is_full_only(&line) {
+                    return;
+                }
+            }
             missing_symbols |= lacks_symbols(&line);
             note_warning(&line, &mut warnings);
             if let Err(error) = writeln!(text, "{line}") {
-                write_error.get_or_insert(error);
+                write_error.get_or_insert((request.text_out.clone(), error));
             }
         },
     );
@@ -212,10 +248,15 @@ pub fn run(request: &Request, interrupt: &Interrupt) -> Result<Outcome> {
         }
     }
     if let Err(error) = text.flush() {
-        write_error.get_or_insert(error);
+        write_error.get_or_insert((request.text_out.clone(), error));
     }
-    if let Some(error) = write_error {
-        return Err(Error::write(&request.text_out, error));
+    if let Some((path, file)) = &mut full {
+        if let Err(error) = file.flush() {
+            write_error.get_or_insert((path.to_path_buf(), error));
+        }
+    }
+    if let Some((path, error)) = write_error {
+        return Err(Error::write(&path, error));
     }
     let status = status?;
     if missing_symbols {
@@ -272,6 +313,15 @@ pub fn run(request: &Request, interrupt: &Interrupt) -> Result<Outcome> {
         analysis,
         stopped,
     })
+}
+
+/// A line `bt full` prints and `bt` does not: a local (gdb indents them by
+/// eight spaces, and `-batch` never wraps a line) or gdb's word that a frame
+/// has none. Checked against bare gdb's text on cores, stripped and not.
+fn is_full_only(line: &str) -> bool {
+    line.starts_with("        ")
+        || line == "No locals."
+        || line == "No symbol table info available."
 }
 
 /// How often the watch looks at the target's tracer.
@@ -458,6 +508,7 @@ mod tests {
             commands: vec!["bt full".to_string(), "thread apply all bt".to_string()],
             text_out: PathBuf::from("bt-threads.txt"),
             analysis_out: Some(PathBuf::from("/out/it's \"here\".json")),
+            full_out: None,
         };
         let cmd = request.command(Some(Path::new("/tmp/s.py")));
         assert_eq!(
@@ -467,6 +518,60 @@ mod tests {
              -ex 'bt full' -ex 'thread apply all bt' -ex 'python wazo_astdebug_main()' \
              /usr/sbin/asterisk /var/spool/asterisk/core.1255.1700000000"
         );
+    }
+
+    #[test]
+    fn a_core_gets_bt_full_from_the_same_unwind() {
+        let request = Request {
+            binary: PathBuf::from("/usr/sbin/asterisk"),
+            target: Target::Core(PathBuf::from("/cores/core.1")),
+            commands: vec!["thread apply all bt".to_string()],
+            text_out: PathBuf::from("bt-threads.txt"),
+            analysis_out: Some(PathBuf::from("/out/a.json")),
+            full_out: Some(PathBuf::from("/out/bt-full.txt")),
+        };
+        let script = Some(Path::new("/tmp/s.py"));
+        assert!(request.prints_full(script));
+        let cmd = request.run_command(script).to_string();
+        assert!(
+            cmd.contains("-iex 'python wazo_astdebug_full = True'"),
+            "{cmd}"
+        );
+        assert!(!cmd.contains("-ex 'thread apply all bt'"), "{cmd}");
+        // Live, the locals would lengthen the stop: never.
+        let live = Request {
+            target: Target::Pid(1),
+            ..request.clone()
+        };
+        assert!(!live.prints_full(script));
+        assert!(
+            !live
+                .run_command(script)
+                .to_string()
+                .contains("wazo_astdebug_full")
+        );
+    }
+
+    #[test]
+    fn the_locals_of_bt_full_are_told_from_bt() {
+        for local in [
+            "        mutex = 0x55d0c8a1b2c0",
+            "        __PRETTY_FUNCTION__ = \"ast_write\"",
+            "No locals.",
+            "No symbol table info available.",
+        ] {
+            assert!(is_full_only(local), "{local:?}");
+        }
+        for bt in [
+            "#0  0x00007f in __lll_lock_wait () from /lib/x86_64-linux-gnu/libc.so.6",
+            "Thread 2 (Thread 0x7f3a1c2f9700 (LWP 18211)):",
+            "",
+            "Backtrace stopped: previous frame inner to this frame (corrupt stack?)",
+            "[New LWP 18211]",
+            "    at bridge.c:1591",
+        ] {
+            assert!(!is_full_only(bt), "{bt:?}");
+        }
     }
 
     #[test]

@@ -79,6 +79,7 @@ pub fn print_script(
         commands: vec!["bt full".to_string(), "thread apply all bt".to_string()],
         text_out: out.join("bt-threads.txt"),
         analysis_out: None,
+        full_out: None,
     };
     outln!("if [ -f \"$CORE\" ]; then");
     outln!(

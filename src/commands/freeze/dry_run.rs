@@ -122,6 +122,7 @@ fn print_script(target: &Target, binary: &Path, out: &Path, timeout: Duration, w
         commands: vec!["thread apply all bt".to_string()],
         text_out: out.join("bt-threads.txt"),
         analysis_out: None,
+        full_out: None,
     };
     outln!(
         "{} > {}",
@@ -131,4 +132,19 @@ fn print_script(target: &Target, binary: &Path, out: &Path, timeout: Duration, w
     outln!(
         "# (in the same gdb run: who waits for which lock, read from memory, into gdb-threads.json)"
     );
+    if let Target::Core(_) = target {
+        let full = gdb::Request {
+            commands: vec!["thread apply all bt full".to_string()],
+            text_out: out.join("bt-full.txt"),
+            ..request
+        };
+        outln!(
+            "# (freeze prints this from the same gdb run too, and bt-threads.txt is it without the locals)"
+        );
+        outln!(
+            "{} > {}",
+            vars.cmd(&full.command(None)),
+            vars.path(&full.text_out)
+        );
+    }
 }
