@@ -285,30 +285,17 @@ fn read_core(
     warnings: &mut Warnings,
 ) -> Result<CoreReading> {
     let request = gdb::Request {
-        binary: binary.clone(),
+        binary,
         target: Target::Core(core.path.clone()),
         commands: vec!["bt full".to_string(), "thread apply all bt".to_string()],
         text_out: out.join("bt-threads.txt"),
         analysis_out: Some(out.join("gdb-threads.json")),
-        full_out: None,
+        // Every thread's locals too, as Asterisk's ast_coredumper writes them
+        // (redacted in the bundle like the rest), from the same gdb run: a
+        // second one loaded the symbols and unwound every thread again.
+        full_out: Some(out.join("bt-full.txt")),
     };
     let outcome = gdb::run(&request, &context.interrupt)?;
-    // Every thread's locals too, as Asterisk's ast_coredumper writes them:
-    // a core costs nothing to read twice (redacted in the bundle like the rest).
-    let full = gdb::Request {
-        binary,
-        target: Target::Core(core.path.clone()),
-        commands: vec!["thread apply all bt full".to_string()],
-        text_out: out.join("bt-full.txt"),
-        analysis_out: None,
-        full_out: None,
-    };
-    if let Err(error) = gdb::run(&full, &context.interrupt) {
-        if let Error::Interrupted = error {
-            return Err(error);
-        }
-        warnings.raise(format!("no bt-full.txt: {error}"));
-    }
     for warning in outcome.warnings {
         warnings.raise(warning);
     }

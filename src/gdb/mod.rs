@@ -53,7 +53,8 @@ pub struct Request {
     /// Where the lock analysis goes, if wanted.
     pub analysis_out: Option<PathBuf>,
     /// On a core with the analysis: `thread apply all bt full` goes here, from
-    /// the same unwind as `text_out`, which gets it without the locals.
+    /// the same unwind as `text_out`, which gets it without the locals. What
+    /// the commands before it print goes to both, as it is.
     pub full_out: Option<PathBuf>,
 }
 
@@ -219,8 +220,10 @@ pub fn run(request: &Request, interrupt: &Interrupt) -> Result<Outcome> {
                 }
                 // Judged on what `bt` prints, as when bt full was a run of its
                 // own: "No symbol table info available." of a libc frame is
-                // not a backtrace without symbols.
-                if is_full_only(&line) {
+                // not a backtrace without symbols. Before the first thread,
+                // the locals are those of a `bt full` asked for by name (the
+                // crashing thread's): kept in both files.
+                if threads_seen > 0 && is_full_only(&line) {
                     return;
                 }
             }
