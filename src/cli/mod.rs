@@ -73,7 +73,7 @@ pub enum Command {
             Finds the kernel's segfault lines and asks when the incident happened (default: the newest \
             segfault). Picks the core file in /var/spool/asterisk (or core_pattern's directory) whose pid \
             or time fits, runs the doc's `gdb -batch -ex \"bt full\" -ex \"thread apply all bt\"` into \
-            bt-threads.txt, prints the signal and the crashing thread's top frames, copies the Asterisk \
+            bt-threads.txt and, from the same gdb run, every thread's `bt full` into bt-full.txt, prints the signal and the crashing thread's top frames, copies the Asterisk \
             `full` log that covers the incident (a rotated one if need be) and writes bug-report.md. \
             Artefacts are mode 0600; the core file is never copied.",
         after_help = "Examples:\n  wazo-astdebug crash\n  wazo-astdebug crash --at \"2026-11-28 04:10\"\n  \
@@ -90,7 +90,8 @@ pub enum Command {
             all bt\"` and, in the same attach, reads who waits for which mutex or rwlock from memory, so the \
             deadlock is found even without DEBUG_THREADS. Prints the deadlock in words and the threads grouped \
             by identical stacks; --graph also draws it. The process is left running. --core does the same on \
-            a core file, e.g. one left by the freeze check's abort(). --samples N first reads /proc N times \
+            a core file, e.g. one left by the freeze check's abort(), and also writes every thread's `bt \
+            full` into bt-full.txt from the same gdb run. --samples N first reads /proc N times \
             and compares: frozen (no lock changes hands) or only slow. The deadlocked threads' and top lock \
             holders' own lines in the `full` log go into threads-log.txt, and stuck taskprocessors are named \
             with the thread serving each.",
