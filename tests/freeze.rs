@@ -519,6 +519,21 @@ fn compile_module(name: &str, strip: bool, dir: &Path) -> PathBuf {
     module
 }
 
+/// `freeze --no-attach` on `child`, which it then ends: what freeze said,
+/// once it has succeeded.
+fn no_attach(sandbox: &Sandbox, child: &mut std::process::Child) -> String {
+    let output = sandbox
+        .command()
+        .args(["freeze", "--no-attach", "--pid", &child.id().to_string()])
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    stderr
+}
+
 #[test]
 fn no_attach_names_a_static_lock_by_symbol_and_a_stripped_one_by_section() {
     require_root!();
@@ -528,15 +543,7 @@ fn no_attach_names_a_static_lock_by_symbol_and_a_stripped_one_by_section() {
     let named = compile_module("libnamed.so", false, &dir);
     let stripped = compile_module("libstripped.so", true, &dir);
     let (mut child, lwps) = start_ready(&program, &[&named, &stripped]);
-    let output = sandbox
-        .command()
-        .args(["freeze", "--no-attach", "--pid", &child.id().to_string()])
-        .output()
-        .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    let stderr = no_attach(&sandbox, &mut child);
     // The same source twice: only the file with a .symtab names it.
     assert!(
         stderr.contains("waits for agents_lock (libnamed.so) 0x"),
@@ -575,15 +582,7 @@ fn no_attach_on_a_program_without_glibc_says_it_cannot_read_owners() {
         return;
     }
     let (mut child, _) = start_ready::<&str>(&program, &[]);
-    let output = sandbox
-        .command()
-        .args(["freeze", "--no-attach", "--pid", &child.id().to_string()])
-        .output()
-        .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    let stderr = no_attach(&sandbox, &mut child);
     assert!(
         stderr.contains("lock owners NOT read: cannot tell"),
         "{stderr}"
