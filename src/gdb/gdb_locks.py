@@ -557,6 +557,7 @@ def analyse():
         try:
             if backtraces:
                 thread.switch()
+                solibs_for(thread)
                 print_backtrace(thread)
             frames, infos, texts = frames_of(thread, bool(backtraces))
             entry["start"] = start_function(infos)
@@ -568,6 +569,9 @@ def analyse():
             result["errors"].append("thread %d: %s" % (thread.num, error))
         result["threads"].append((entry, texts))
     result["threads"].sort(key=lambda pair: pair[0]["num"])
+    solibs = solibs_read(MAPPINGS)
+    if solibs is not None:
+        result["solibs"] = solibs
     return result
 
 

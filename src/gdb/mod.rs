@@ -25,10 +25,11 @@ use crate::gdb::threads::Analysis;
 use crate::host::sys::{create_private, process_state};
 
 /// The script gdb sources, in parts that share one namespace.
-const LOCK_SCRIPT: [&str; 3] = [
+const LOCK_SCRIPT: [&str; 4] = [
     include_str!("gdb_locks.py"),
     include_str!("gdb_maps.py"),
     include_str!("gdb_tasks.py"),
+    include_str!("gdb_solibs.py"),
 ];
 
 /// The doc's backtrace of every thread, which the script can print itself.
@@ -124,6 +125,14 @@ impl Request {
             }
             match &self.target {
                 Target::Pid(_) if one_pass => {
+                    if script_prints && commands.is_empty() {
+                        // Symbols only for the libraries the threads are in,
+                        // loaded by the script as it meets them: reading all
+                        // of a Wazo Asterisk's 470 takes most of the stop.
+                        // Nothing else prints a frame before the script.
+                        early("set auto-solib-add off".to_string());
+                        early("python wazo_astdebug_lazy = True".to_string());
+                    }
                     // The script lets go before writing its JSON, not at gdb's exit.
                     early("python wazo_astdebug_detach = True".to_string());
                     // An `info symbol` per lock while Asterisk is stopped: the caller
@@ -159,6 +168,21 @@ impl Request {
         // Never SIGINT: gdb would pass it to Asterisk, which shuts down.
         Cmd::new(argv).kill_only()
     }
+}
+
+/// What the stop line says of the libraries whose symbols gdb read.
+fn describe_solibs(solibs: threads::Solibs) -> String {
+    if solibs.all {
+        return format!(
+            "; it read the symbols of all {} shared objects, as bare gdb does",
+            solibs.mapped
+        );
+    }
+    format!(
+        "; it read the symbols of {} of the {} shared objects mapped, those the threads' frames \
+         are in",
+        solibs.read, solibs.mapped
+    )
 }
 
 /// Runs gdb, streaming its output into `text_out` with a progress line.
@@ -236,12 +260,15 @@ pub fn run(request: &Request, interrupt: &Interrupt) -> Result<Outcome> {
     );
     progress.finish_and_clear();
     let stopped = watch.and_then(StopWatch::finish);
-    if let Some(stopped) = stopped {
-        errln!(
-            "Asterisk was stopped {:.2} s (gdb attached, then detached)",
-            stopped.as_secs_f64()
-        );
-    }
+    let say_stopped = |solibs: Option<threads::Solibs>| {
+        if let Some(stopped) = stopped {
+            errln!(
+                "Asterisk was stopped {:.2} s (gdb attached, then detached{})",
+                stopped.as_secs_f64(),
+                solibs.map(describe_solibs).unwrap_or_default()
+            );
+        }
+    };
     if let Some(state) = state_before {
         if let Target::Pid(pid) = request.target {
             // A gdb that exited by itself detached cleanly; one killed (Ctrl-C,
@@ -258,6 +285,9 @@ pub fn run(request: &Request, interrupt: &Interrupt) -> Result<Outcome> {
             write_error.get_or_insert((path.to_path_buf(), error));
         }
     }
+    if write_error.is_some() || status.is_err() {
+        say_stopped(None);
+    }
     if let Some((path, error)) = write_error {
         return Err(Error::write(&path, error));
     }
@@ -273,6 +303,7 @@ pub fn run(request: &Request, interrupt: &Interrupt) -> Result<Outcome> {
         Some(path) => read_analysis(path, &mut warnings),
         None => None,
     };
+    say_stopped(analysis.as_ref().and_then(|analysis| analysis.solibs));
     if let Target::Pid(pid) = request.target {
         let attached = threads_seen > 0
             || analysis
@@ -553,6 +584,61 @@ mod tests {
                 .to_string()
                 .contains("wazo_astdebug_full")
         );
+    }
+
+    #[test]
+    fn live_the_script_loads_only_the_libraries_the_frames_are_in() {
+        let request = Request {
+            binary: PathBuf::from("/usr/sbin/asterisk"),
+            target: Target::Pid(1),
+            commands: vec!["thread apply all bt".to_string()],
+            text_out: PathBuf::from("bt-threads.txt"),
+            analysis_out: Some(PathBuf::from("/out/a.json")),
+            full_out: None,
+        };
+        let script = Some(Path::new("/tmp/s.py"));
+        let lazy = "-iex 'set auto-solib-add off' -iex 'python wazo_astdebug_lazy = True'";
+        let cmd = request.run_command(script).to_string();
+        assert!(cmd.contains(lazy), "{cmd}");
+        // Before the script: set before gdb attaches.
+        assert!(cmd.find(lazy) < cmd.find("-ix /tmp/s.py"), "{cmd}");
+        // What the dry run shows, and a core (where gdb's first frame line
+        // is printed before the script could load anything), stay the doc's.
+        assert!(!request.command(script).to_string().contains("auto-solib"));
+        let core = Request {
+            target: Target::Core(PathBuf::from("/cores/core.1")),
+            ..request.clone()
+        };
+        assert!(!core.run_command(script).to_string().contains("auto-solib"));
+        // A command printing frames before the script would lack symbols.
+        let before = Request {
+            commands: vec!["bt full".to_string(), "thread apply all bt".to_string()],
+            ..request.clone()
+        };
+        assert!(
+            !before
+                .run_command(script)
+                .to_string()
+                .contains("auto-solib")
+        );
+        // Without the script, gdb loads them all itself.
+        assert!(!request.run_command(None).to_string().contains("auto-solib"));
+    }
+
+    #[test]
+    fn the_stop_line_says_which_symbols_gdb_read() {
+        let lazy = threads::Solibs {
+            read: 11,
+            mapped: 476,
+            all: false,
+        };
+        assert_eq!(
+            describe_solibs(lazy),
+            "; it read the symbols of 11 of the 476 shared objects mapped, those the threads' \
+             frames are in"
+        );
+        let all = threads::Solibs { all: true, ..lazy };
+        assert!(describe_solibs(all).contains("all 476"));
     }
 
     #[test]

@@ -21,6 +21,20 @@ pub struct Analysis {
     pub threads: Vec<Thread>,
     #[serde(default)]
     pub errors: Vec<String>,
+    /// Live: the shared objects gdb was made to read the symbols of, those
+    /// the threads' frames are in, of those mapped.
+    #[serde(default)]
+    pub solibs: Option<Solibs>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+pub struct Solibs {
+    /// Those gdb has the symbols of: the frames' libraries, and libc.
+    pub read: usize,
+    pub mapped: usize,
+    /// The script fell back to loading every one, as bare gdb does.
+    #[serde(default)]
+    pub all: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -90,6 +90,7 @@ fn threads() -> impl Strategy<Value = Analysis> {
         signal: None,
         threads,
         errors: Vec::new(),
+        solibs: None,
     })
 }
 
