@@ -48,11 +48,12 @@ holder=""
 pid=""
 
 in_bed() { "$enter" in "$holder" -- "$@"; }
-# The Asterisks of this script's namespace (the holder's): never another's.
+# The processes named $1 in this script's namespace (the holder's): never
+# another's.
 ours() {
     local ns candidate
     ns=$(readlink "/proc/$holder/ns/mnt" 2>/dev/null) || return 0
-    for candidate in $(pgrep -x asterisk || true); do
+    for candidate in $(pgrep -x "$1" || true); do
         [[ $(readlink "/proc/$candidate/ns/mnt" 2>/dev/null) == "$ns" ]] && echo "$candidate"
     done
     return 0
@@ -63,14 +64,16 @@ traced() { awk '/^TracerPid:/ { exit $2 == 0 }' "/proc/$1/status" 2>/dev/null; }
 stop_asterisk() {
     local left
     [[ -n $holder ]] || return 0
-    left=$(ours)
+    left=$(ours asterisk)
     [[ -n $left ]] || return 0
+    # A gdb or freeze of ours still running (the script interrupted) ends first.
+    for _ in $(seq 600); do [[ -n $(ours gdb)$(ours wazo-astdebug) ]] || break; sleep 0.1; done
     for candidate in $left; do
         for _ in $(seq 600); do traced "$candidate" || break; sleep 0.1; done
     done
     in_bed timeout -s KILL 10 asterisk -rx 'core stop now' > /dev/null 2>&1 || true
     for _ in $(seq 100); do
-        left=$(ours)
+        left=$(ours asterisk)
         [[ -n $left ]] || return 0
         sleep 0.1
     done
@@ -81,10 +84,13 @@ stop_asterisk() {
             kill -KILL "$candidate" 2>/dev/null || true
         fi
     done
-    for _ in $(seq 100); do [[ -n $(ours) ]] || return 0; sleep 0.1; done
+    for _ in $(seq 100); do [[ -n $(ours asterisk) ]] || return 0; sleep 0.1; done
 }
 cleanup() {
     set +e
+    # This script's own children (the subshells of `< <(best ...)`), by
+    # parent pid: none of them starts another gdb once stopped.
+    pkill -TERM -P $$ 2>/dev/null
     stop_asterisk
     if [[ -n $holder ]]; then
         kill "$holder" 2>/dev/null
