@@ -318,9 +318,18 @@ def print_backtrace(thread):
     drops the frames it unwinds: the lock pass that follows reads them from
     its cache. Printed straight to gdb's output, as the bare command does.
     """
-    command = "bt full" if globals().get("wazo_astdebug_full", False) else "bt"
+    command = "thread apply %d %s" % (
+        thread.num, "bt full" if globals().get("wazo_astdebug_full", False) else "bt")
     try:
-        gdb.execute("thread apply %d %s" % (thread.num, command))
+        if SOLIBS is None:
+            gdb.execute(command)
+            return
+        # Loading libraries lazily, an argument pointing into one not loaded
+        # would lack the `<symbol>` bare gdb prints after it: read first.
+        text = gdb.execute(command, to_string=True)
+        if SOLIBS.for_pointers(text):
+            text = gdb.execute(command, to_string=True)
+        gdb.write(text)
     except Exception as error:
         gdb.write("%s\n" % error, gdb.STDERR)
 

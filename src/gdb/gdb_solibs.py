@@ -28,6 +28,10 @@ SOLIB_TRIES = 64
 
 SOLIBS = None
 
+# An argument `bt` prints as a bare address (`cb=0x7f3a10c2b149)`): where it
+# points into a library with symbols, bare gdb adds `<module_callback>`.
+BARE_POINTER = re.compile(r"=(0x[0-9a-f]+)(?=[,)])")
+
 
 class Solibs(object):
     """Which shared libraries gdb has the symbols of, and loading one more."""
@@ -83,6 +87,24 @@ class Solibs(object):
                 return None
             depth += 1
         return None
+
+    def for_pointers(self, text):
+        """Loads the libraries the pointer arguments `text` prints without a
+        symbol point into; whether it loaded any. Never raises."""
+        if self.everything:
+            return False
+        loaded = False
+        try:
+            for value in BARE_POINTER.findall(text):
+                name = self.missing(int(value, 16))
+                if name is not None:
+                    self.load(name)
+                    loaded = True
+        except Exception as error:
+            gdb.write("lazy symbols: %s: every library loaded\n" % error, gdb.STDERR)
+            self.load_all()
+            return True
+        return loaded
 
     def for_selected_thread(self):
         """Loads what the selected thread's frames need; never raises."""

@@ -179,8 +179,8 @@ fn describe_solibs(solibs: threads::Solibs) -> String {
         );
     }
     format!(
-        "; it read the symbols of {} of the {} shared objects mapped, those the threads' frames \
-         are in",
+        "; it read the symbols of {} of the {} shared objects mapped, those the backtraces \
+         need",
         solibs.read, solibs.mapped
     )
 }
@@ -634,8 +634,8 @@ mod tests {
         };
         assert_eq!(
             describe_solibs(lazy),
-            "; it read the symbols of 11 of the 476 shared objects mapped, those the threads' \
-             frames are in"
+            "; it read the symbols of 11 of the 476 shared objects mapped, those the backtraces \
+             need"
         );
         let all = threads::Solibs { all: true, ..lazy };
         assert!(describe_solibs(all).contains("all 476"));
