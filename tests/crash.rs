@@ -169,6 +169,11 @@ fn the_core_is_found_in_the_spool_and_dry_run_writes_nothing() {
         .stdout(predicate::str::contains(
             "gdb -batch -nx -ex 'bt full' -ex 'thread apply all bt'",
         ))
+        // The real run writes bt-full.txt too: so does its script.
+        .stdout(predicate::str::contains(
+            "gdb -batch -nx -ex 'bt full' -ex 'thread apply all bt full'",
+        ))
+        .stdout(predicate::str::contains("/bt-full.txt"))
         .stdout(predicate::str::contains(core.display().to_string()));
     assert!(!sandbox.path("out").join("bt-threads.txt").exists());
     assert_eq!(fs::read_dir(sandbox.path("out")).unwrap().count(), 0);

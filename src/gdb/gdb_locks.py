@@ -324,12 +324,8 @@ def print_backtrace(thread):
         if SOLIBS is None:
             gdb.execute(command)
             return
-        # Loading libraries lazily, an argument pointing into one not loaded
-        # would lack the `<symbol>` bare gdb prints after it: read first.
-        text = gdb.execute(command, to_string=True)
-        if SOLIBS.for_pointers(text):
-            text = gdb.execute(command, to_string=True)
-        gdb.write(text)
+        # Libraries read as the backtraces need them (gdb_solibs.py).
+        gdb.write(SOLIBS.backtrace(command))
     except Exception as error:
         gdb.write("%s\n" % error, gdb.STDERR)
 
@@ -557,6 +553,7 @@ def analyse():
         "errors": [],
     }
     backtraces = globals().get("wazo_astdebug_backtraces", False)
+    solibs_start()
     # `thread apply all` goes from the newest thread to the oldest.
     threads = sorted(inferior.threads(), key=lambda t: t.num, reverse=bool(backtraces))
     lwps = set(thread.ptid[1] for thread in threads)
@@ -566,7 +563,6 @@ def analyse():
         try:
             if backtraces:
                 thread.switch()
-                solibs_for(thread)
                 print_backtrace(thread)
             frames, infos, texts = frames_of(thread, bool(backtraces))
             entry["start"] = start_function(infos)

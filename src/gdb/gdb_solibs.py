@@ -1,6 +1,6 @@
 
-# Shared libraries' symbols, read only for the libraries the threads are in
-# (`wazo_astdebug_lazy = True`, a live process, gdb started with
+# Shared libraries' symbols, read only for the libraries the backtraces
+# need (`wazo_astdebug_lazy = True`, a live process, gdb started with
 # `set auto-solib-add off`).
 #
 # A Wazo Asterisk maps about 470 shared libraries (its 360-odd modules and
@@ -9,57 +9,67 @@
 # stopped: on the test bed's Asterisk with every module loaded, 0.5 s of
 # bare gdb's 0.75 s stop. Its threads' frames are in about ten of them. gdb
 # still reads the list of libraries and loads libc's symbols by itself (its
-# thread support needs them); the rest are loaded here, each the first time
-# a frame is found in it, by gdb's own `sharedlibrary` command, so a frame
-# reads exactly as bare gdb would print it: same unwinding, same names, same
-# "from" line.
+# thread support needs them); the rest are loaded here by gdb's own
+# `sharedlibrary` command, so a frame reads exactly as bare gdb would print
+# it: same unwinding, same names, same "from" line.
 #
-# A frame in a library without symbols may be unwound wrongly (no CFI), so
-# only the first such frame of a stack counts: its library is loaded and the
-# stack is unwound again, until every frame's library has its symbols.
+# Which ones: each thread's backtrace is taken first as text. A frame in a
+# library whose symbols gdb lacks prints `?? () from LIB`, and an argument
+# pointing into one a bare address where bare gdb would add `<symbol>`:
+# those libraries are loaded and the thread's backtrace taken again, until
+# it asks for none (a frame in a library without symbols may have been
+# unwound wrongly, and what followed it with it). Reading the text costs
+# nothing gdb was not doing anyway; walking the frames from Python to find
+# them cost a fifth of a millisecond a thread.
 
 import os
 
-# A stack of more frames than this is looked at no further (gdb's own
-# `backtrace` has no limit, but a loop in a corrupt stack must end).
-SOLIB_FRAMES = 10000
-# Libraries loaded for one thread before giving up and loading every one.
-SOLIB_TRIES = 64
+# Backtraces of one thread taken again before giving up and loading every
+# library.
+SOLIB_TRIES = 16
 
 SOLIBS = None
 
+# A frame's line ending with the library it is in (`#3  0x7f.. in ?? () from
+# /usr/lib/x86_64-linux-gnu/asterisk/modules/res_pjsip.so`).
+FRAME_FROM = re.compile(r"^#\d+ .* from (/[^\"\n]*)$", re.M)
 # An argument `bt` prints as a bare address (`cb=0x7f3a10c2b149)`): where it
 # points into a library with symbols, bare gdb adds `<module_callback>`.
 BARE_POINTER = re.compile(r"=(0x[0-9a-f]+)(?=[,)])")
 
 
 class Solibs(object):
-    """Which shared libraries gdb has the symbols of, and loading one more."""
+    """Which shared libraries gdb has the symbols of, and loading more."""
 
     def __init__(self):
         self.loaded = set()
+        self.paths = {}
         self.names = {}
         self.everything = False
         for objfile in gdb.objfiles():
             if objfile.filename:
-                self.loaded.add(os.path.realpath(objfile.filename))
+                self.loaded.add(self.real(objfile.filename))
 
-    def missing(self, address):
-        """The library holding `address` if gdb lacks its symbols, else None."""
+    def real(self, name):
+        path = self.paths.get(name)
+        if path is None:
+            path = self.paths[name] = os.path.realpath(name)
+        return path
+
+    def lacks(self, name):
+        return name is not None and self.real(name) not in self.loaded
+
+    def pointed(self, address):
+        """The library holding `address`, or None."""
         name = self.names.get(address, False)
         if name is False:
-            name = gdb.solib_name(address)
-            if name is not None and os.path.realpath(name) in self.loaded:
-                name = None
-            self.names[address] = name
+            name = self.names[address] = gdb.solib_name(address)
         return name
 
     def load(self, name):
         # One try per library: a file gdb cannot read is not tried again.
-        self.loaded.add(os.path.realpath(name))
-        self.names = {}
+        self.loaded.add(self.real(name))
         gdb.execute("sharedlibrary ^%s$" % basic_regex_escape(name), to_string=True)
-        gdb.invalidate_cached_frames()
 
     def load_all(self):
         """gdb's own automatic loading, as bare gdb does it: the fallback."""
@@ -68,60 +78,36 @@ class Solibs(object):
             gdb.execute("sharedlibrary", to_string=True)
             gdb.invalidate_cached_frames()
 
-    def first_missing(self):
-        """The library of the selected thread's first frame whose symbols gdb lacks."""
-        frame = gdb.newest_frame()
-        depth = 0
-        while frame is not None and depth < SOLIB_FRAMES:
-            pc = frame.pc()
-            name = self.missing(pc)
-            # A caller's line is looked up at pc - 1 (its call may be the last
-            # instruction of a library's text).
-            if name is None and depth > 0:
-                name = self.missing(pc - 1)
-            if name is not None:
-                return name
-            try:
-                frame = frame.older()
-            except gdb.error:
-                return None
-            depth += 1
-        return None
-
-    def for_pointers(self, text):
-        """Loads the libraries the pointer arguments `text` prints without a
-        symbol point into; whether it loaded any. Never raises."""
+    def for_text(self, text):
+        """Loads the libraries the backtrace `text` shows are missing;
+        whether it loaded any (the backtrace is then to be taken again)."""
         if self.everything:
             return False
-        loaded = False
-        try:
-            for value in BARE_POINTER.findall(text):
-                name = self.missing(int(value, 16))
-                if name is not None:
-                    self.load(name)
-                    loaded = True
-        except Exception as error:
-            gdb.write("lazy symbols: %s: every library loaded\n" % error, gdb.STDERR)
-            self.load_all()
-            return True
-        return loaded
-
-    def for_selected_thread(self):
-        """Loads what the selected thread's frames need; never raises."""
-        if self.everything:
-            return
-        try:
-            for _ in range(SOLIB_TRIES):
-                name = self.first_missing()
-                if name is None:
-                    return
+        wanted = [name for name in FRAME_FROM.findall(text) if self.lacks(name)]
+        for value in BARE_POINTER.findall(text):
+            name = self.pointed(int(value, 16))
+            if self.lacks(name):
+                wanted.append(name)
+        for name in wanted:
+            if self.lacks(name):
                 self.load(name)
+        if wanted:
+            gdb.invalidate_cached_frames()
+        return bool(wanted)
+
+    def backtrace(self, command):
+        """`command`'s text once every library it needs is read; never raises
+        but what gdb raises for the command itself."""
+        try:
+            text = gdb.execute(command, to_string=True)
+            for _ in range(SOLIB_TRIES):
+                if not self.for_text(text):
+                    return text
+                text = gdb.execute(command, to_string=True)
         except Exception as error:
             gdb.write("lazy symbols: %s: every library loaded\n" % error, gdb.STDERR)
-        try:
-            self.load_all()
-        except Exception as error:
-            gdb.write("sharedlibrary: %s\n" % error, gdb.STDERR)
+        self.load_all()
+        return gdb.execute(command, to_string=True)
 
 
 def basic_regex_escape(text):
@@ -131,14 +117,11 @@ def basic_regex_escape(text):
     return "".join("\\" + c if c in ".[]*^$\\" else c for c in text)
 
 
-def solibs_for(thread):
-    """With lazy loading, the symbols `thread`'s frames need, once selected."""
+def solibs_start():
+    """With lazy loading, what gdb has read by itself once attached."""
     global SOLIBS
-    if not globals().get("wazo_astdebug_lazy", False):
-        return
-    if SOLIBS is None:
+    if globals().get("wazo_astdebug_lazy", False) and SOLIBS is None:
         SOLIBS = Solibs()
-    SOLIBS.for_selected_thread()
 
 
 SHARED_OBJECT = re.compile(r"\.so(\.[0-9.]+)?$")
@@ -146,7 +129,7 @@ SHARED_OBJECT = re.compile(r"\.so(\.[0-9.]+)?$")
 
 def solibs_read(mappings):
     """For the JSON: how many shared objects are mapped, and how many of them
-    gdb has the symbols of (those the frames are in, and libc, which gdb
+    gdb has the symbols of (those the backtraces need, and libc, which gdb
     reads by itself). None without lazy loading."""
     if SOLIBS is None:
         return None

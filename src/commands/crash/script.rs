@@ -81,11 +81,28 @@ pub fn print_script(
         analysis_out: None,
         full_out: None,
     };
+    let full = gdb::Request {
+        commands: vec![
+            "bt full".to_string(),
+            "thread apply all bt full".to_string(),
+        ],
+        text_out: out.join("bt-full.txt"),
+        ..request.clone()
+    };
     outln!("if [ -f \"$CORE\" ]; then");
     outln!(
         "    {} > {}",
         vars.cmd(&request.command(None)),
         vars.path(&request.text_out)
+    );
+    outln!(
+        "    # (crash prints this from the same gdb run too; bt-threads.txt is it without the locals \
+         after the crashing thread's bt full)"
+    );
+    outln!(
+        "    {} > {}",
+        vars.cmd(&full.command(None)),
+        vars.path(&full.text_out)
     );
     outln!("else");
     outln!("    echo \"No core file $CORE: no backtrace (set CORE at the top).\" >&2");
