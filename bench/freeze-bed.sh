@@ -222,8 +222,12 @@ core=$inside/core.$pid
 stop_asterisk
 echo "core ($(($(stat -c %s "$private/core.$pid") / 1024 / 1024)) MiB), best of $runs:"
 read -r core_gdb _ core_gdb_cpu < <(best - "$work/in-bed" gdb -batch -nx -ex "thread apply all bt" /usr/sbin/asterisk "$core")
+# freeze --core writes bt-full.txt too: bare gdb writing the same evidence.
+read -r core_full _ core_full_cpu < <(best - "$work/in-bed" gdb -batch -nx -ex "thread apply all bt full" /usr/sbin/asterisk "$core")
 read -r core_freeze _ core_freeze_cpu < <(best - "$work/freeze" --core "$core")
 printf '  %-38s %6ss wall                 %5ss cpu\n' 'gdb -batch -ex "thread apply all bt"' "$core_gdb" "$core_gdb_cpu"
-printf '  %-38s %6ss wall                 %5ss cpu  (%s× / %s× gdb)\n' 'freeze --core' "$core_freeze" "$core_freeze_cpu" \
-    "$(ratio "$core_freeze" "$core_gdb")" "$(ratio "$core_freeze_cpu" "$core_gdb_cpu")"
+printf '  %-38s %6ss wall                 %5ss cpu\n' 'gdb -batch -ex "thread apply all bt full"' "$core_full" "$core_full_cpu"
+printf '  %-38s %6ss wall                 %5ss cpu  (%s× / %s× gdb bt, %s× / %s× gdb bt full)\n' 'freeze --core' \
+    "$core_freeze" "$core_freeze_cpu" "$(ratio "$core_freeze" "$core_gdb")" "$(ratio "$core_freeze_cpu" "$core_gdb_cpu")" \
+    "$(ratio "$core_freeze" "$core_full")" "$(ratio "$core_freeze_cpu" "$core_full_cpu")"
 echo "ratios: wall / stopped / cpu against bare gdb; aim <= 1.05x, live and on a core"

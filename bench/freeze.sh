@@ -196,10 +196,14 @@ for n in "${sizes[@]}"; do
     frozen_pid=""
     echo "$n threads, core ($(($(stat -c %s "$core") / 1024 / 1024)) MiB), best of $runs:"
     read -r core_gdb _ core_gdb_cpu < <(best - gdb -batch -nx -ex "thread apply all bt" "$program" "$core")
+    # freeze --core writes bt-full.txt too: bare gdb writing the same evidence.
+    read -r core_full _ core_full_cpu < <(best - gdb -batch -nx -ex "thread apply all bt full" "$program" "$core")
     read -r core_freeze _ core_freeze_cpu < <(best - "$freeze" --core "$core" --wazo-version 25.15)
     printf '  %-38s %6ss wall                 %5ss cpu\n' 'gdb -batch -ex "thread apply all bt"' "$core_gdb" "$core_gdb_cpu"
-    printf '  %-38s %6ss wall                 %5ss cpu  (%s× / %s× gdb)\n' 'freeze --core' "$core_freeze" "$core_freeze_cpu" \
-        "$(ratio "$core_freeze" "$core_gdb")" "$(ratio "$core_freeze_cpu" "$core_gdb_cpu")"
+    printf '  %-38s %6ss wall                 %5ss cpu\n' 'gdb -batch -ex "thread apply all bt full"' "$core_full" "$core_full_cpu"
+    printf '  %-38s %6ss wall                 %5ss cpu  (%s× / %s× gdb bt, %s× / %s× gdb bt full)\n' 'freeze --core' \
+        "$core_freeze" "$core_freeze_cpu" "$(ratio "$core_freeze" "$core_gdb")" "$(ratio "$core_freeze_cpu" "$core_gdb_cpu")" \
+        "$(ratio "$core_freeze" "$core_full")" "$(ratio "$core_freeze_cpu" "$core_full_cpu")"
     rm -f "$core"
 done
 echo "ratios: wall / stopped / cpu against bare gdb; aim <= 1.05x, live and on a core"
