@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::common::testbed::{
-    Bed, Module, children_named, signal_group, text, wait_bounded, wait_for_child,
+    Bed, Module, children_named, read, signal_group, text, wait_bounded, wait_for_child,
 };
 
 /// The LWPs of the graph's thread ids `ids` (an array of ids).
@@ -125,6 +125,61 @@ fn with_symbols_the_threads_are_named_by_their_start_function() {
         let unique: BTreeSet<String> = holders.iter().map(|h| h["thread"].to_string()).collect();
         assert_eq!(holders.len(), unique.len(), "{lock:#}");
     }
+}
+
+/// One thread's block of a `thread apply all bt` text: from its `Thread N
+/// (... (LWP lwp) ...)` line to the blank line after its frames.
+fn thread_block(text: &str, lwp: u32) -> Option<String> {
+    let header = format!("(LWP {lwp})");
+    let start = text
+        .lines()
+        .position(|line| line.starts_with("Thread ") && line.contains(&header))?;
+    let block: Vec<&str> = text
+        .lines()
+        .skip(start)
+        .take_while(|line| !line.is_empty())
+        .collect();
+    Some(block.join("\n"))
+}
+
+/// gdb reads only the libraries the backtraces need of the two dozen this
+/// Asterisk maps, and the deadlocked threads' backtraces, through the test
+/// module with its symbols, are still bare gdb's byte for byte.
+#[test]
+fn on_the_real_asterisk_only_the_libraries_the_backtraces_need_are_read() {
+    require_testbed!();
+    let bed = Bed::start(Module::Debug);
+    bed.break_it("abba 2");
+    let output = bed.tool(&["-o", "/tmp/out", "freeze", "--timeout", "3"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let said = regex::Regex::new(
+        r"read the symbols of (\d+) of the (\d+) shared objects mapped, those the backtraces need",
+    )
+    .unwrap();
+    let stderr = text(&output);
+    let counts = said
+        .captures(&stderr)
+        .expect("the stop line says what gdb read");
+    let loaded: usize = counts[1].parse().unwrap();
+    let mapped: usize = counts[2].parse().unwrap();
+    assert!(loaded >= 2 && loaded < mapped, "{stderr}");
+    let bare = bed.sh(&format!(
+        "gdb -batch -nx -ex 'thread apply all bt' /usr/sbin/asterisk -p {} 2>/dev/null",
+        bed.pid
+    ));
+    let bare = String::from_utf8_lossy(&bare.stdout).into_owned();
+    let freeze = read(&bed, "/tmp/out/bt-threads.txt");
+    for lwp in bed.lwps("first").into_iter().chain(bed.lwps("second")) {
+        let theirs = thread_block(&bare, lwp).unwrap_or_else(|| panic!("LWP {lwp}: {bare}"));
+        // The test module's frame, named from its symbols.
+        assert!(theirs.contains(" in abba_"), "{theirs}");
+        assert_eq!(
+            thread_block(&freeze, lwp).as_ref(),
+            Some(&theirs),
+            "LWP {lwp}"
+        );
+    }
+    assert!(bed.running(), "Asterisk state {:?}", bed.state());
 }
 
 #[test]
