@@ -328,9 +328,11 @@ fn live_only_the_libraries_the_backtraces_need_are_read_and_they_are_bare_gdbs()
             [("libnamed.so", false), ("libstripped.so", true)],
             "module_wait () at ",
         ),
+        // Named so that gdb's `sharedlibrary REGEX` must be given them
+        // escaped as a basic regular expression (as libstdc++.so.6 must).
         (
             "callback",
-            [("libpark.so", false), ("libcb.so", true)],
+            [("libpark++.so", false), ("libcb[1].so", true)],
             "(cb=0x",
         ),
     ] {
