@@ -316,7 +316,8 @@ def print_backtrace(thread):
 
     Run while `thread` is selected, so that gdb neither switches threads nor
     drops the frames it unwinds: the lock pass that follows reads them from
-    its cache. Printed straight to gdb's output, as the bare command does.
+    its cache. Printed straight to gdb's output, as the bare command does;
+    with the libraries read lazily, taken as text first, then written.
     """
     command = "thread apply %d %s" % (
         thread.num, "bt full" if globals().get("wazo_astdebug_full", False) else "bt")

@@ -126,10 +126,10 @@ impl Request {
             match &self.target {
                 Target::Pid(_) if one_pass => {
                     if script_prints && commands.is_empty() {
-                        // Symbols only for the libraries the threads are in,
-                        // loaded by the script as it meets them: reading all
-                        // of a Wazo Asterisk's 470 takes most of the stop.
-                        // Nothing else prints a frame before the script.
+                        // Symbols only for the libraries the backtraces need,
+                        // read by the script as it meets them (gdb_solibs.py):
+                        // reading all of a Wazo Asterisk's 470 takes most of
+                        // the stop. Nothing else prints a frame before it.
                         early("set auto-solib-add off".to_string());
                         early("python wazo_astdebug_lazy = True".to_string());
                     }
@@ -587,7 +587,7 @@ mod tests {
     }
 
     #[test]
-    fn live_the_script_loads_only_the_libraries_the_frames_are_in() {
+    fn live_the_script_reads_only_the_libraries_the_backtraces_need() {
         let request = Request {
             binary: PathBuf::from("/usr/sbin/asterisk"),
             target: Target::Pid(1),
