@@ -139,70 +139,8 @@ version=$(in_bed timeout -s KILL 10 asterisk -V)
 libs=$(awk '$6 ~ /\.so(\.|$)/ { print $6 }' "/proc/$pid/maps" | sort -u | wc -l)
 threads=$(find "/proc/$pid/task" -mindepth 1 -maxdepth 1 | wc -l)
 
-# Watches the tracer of PID until told to stop; prints the seconds from the
-# first to the last time a tracer was seen (polled every millisecond).
-cat > "$work/watch.py" <<'EOF'
-import os, sys, time
-pid, stop = sys.argv[1], sys.argv[2]
-first = last = None
-while not os.path.exists(stop):
-    try:
-        with open("/proc/%s/status" % pid) as status:
-            traced = any(l.startswith("TracerPid:") and l.split()[1] != "0" for l in status)
-    except OSError:
-        break
-    if traced:
-        now = time.monotonic()
-        first = first or now
-        last = now
-    time.sleep(0.001)
-print("%.3f" % ((last - first) if first else 0.0))
-EOF
-
-realtime=
-if command -v chrt > /dev/null && chrt -f 10 true 2> /dev/null; then
-    realtime="chrt -f 10"
-fi
-now() { date +%s.%N; }
-# Runs "$@" once, watching PID (or none: "-"): prints "wall stopped cpu".
-once() {
-    local pid=$1 start end stopped="0.000" cpu
-    shift
-    rm -f "$work/stop"
-    if [[ $pid != - ]]; then
-        $realtime python3 "$work/watch.py" "$pid" "$work/stop" > "$work/watched" &
-        local watcher=$!
-        sleep 0.05
-    fi
-    start=$(now)
-    /usr/bin/time -o "$work/cpu" -f "%U %S" "$@" < /dev/null > "$work/out" 2> "$work/err" || { cat "$work/err" >&2; return 1; }
-    end=$(now)
-    cpu=$(awk '{ printf "%.2f", $1 + $2 }' "$work/cpu")
-    if [[ $pid != - ]]; then
-        touch "$work/stop"
-        wait "$watcher"
-        stopped=$(cat "$work/watched")
-    fi
-    awk -v a="$start" -v b="$end" -v s="$stopped" -v c="$cpu" 'BEGIN { printf "%.3f %s %s\n", b - a, s, c }'
-}
-# Best wall and cpu time of $runs runs, and their median stopped time (the
-# smallest is the likeliest to be a watcher that saw only part of an attach).
-best() {
-    local wall="" cpu="" w s c stops=()
-    less() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
-    for _ in $(seq "$runs"); do
-        read -r w s c < <(once "$@")
-        if [[ -z $wall ]] || less "$w" "$wall"; then wall=$w; fi
-        if [[ $s != 0.000 ]]; then stops+=("$s"); fi
-        if [[ -z $cpu ]] || less "$c" "$cpu"; then cpu=$c; fi
-    done
-    local stopped=0.000
-    if ((${#stops[@]})); then
-        stopped=$(printf '%s\n' "${stops[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-    fi
-    echo "$wall $stopped $cpu"
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+# shellcheck source=bench/stopwatch.sh
+. "$root/bench/stopwatch.sh"
 
 echo "$version, $modules modules loaded, $libs shared libraries mapped, $threads threads, live (pid $pid), best of $runs (stopped: their median):"
 read -r gdb_wall gdb_stop gdb_cpu < <(best "$pid" "$work/in-bed" gdb -batch -nx -ex "thread apply all bt" /usr/sbin/asterisk -p "$pid")
