@@ -12,12 +12,18 @@ use predicates::prelude::*;
 /// writes plain files into the working directory; else gdb's, taken at the
 /// same SIGSEGV (a machine may pipe cores to systemd-coredump or apport).
 fn crash_core(program: &Path, dir: &Path) -> PathBuf {
+    crash_core_of(program, &[], dir)
+}
+
+/// The core of `program ARGS...`, which crashes: the kernel's, else gdb's.
+fn crash_core_of(program: &Path, args: &[&Path], dir: &Path) -> PathBuf {
     let run_dir = dir.join("run");
     fs::create_dir_all(&run_dir).unwrap();
     let _ = Process::new("sh")
         .arg("-c")
-        .arg("ulimit -c unlimited; exec \"$0\"")
+        .arg("ulimit -c unlimited; exec \"$0\" \"$@\"")
         .arg(program)
+        .args(args)
         .current_dir(&run_dir)
         .status();
     let kernel_core = fs::read_dir(&run_dir)
@@ -37,7 +43,9 @@ fn crash_core(program: &Path, dir: &Path) -> PathBuf {
     let status = Process::new("gdb")
         .args(["-batch", "-nx", "-ex", "run", "-ex"])
         .arg(format!("generate-core-file {}", core.display()))
+        .arg("--args")
         .arg(program)
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -368,4 +376,67 @@ fn a_truncated_core_is_flagged_not_a_panic() {
         .assert()
         .stderr(predicate::str::contains("truncated"))
         .stderr(predicate::str::contains("panicked").not());
+}
+
+/// The shared object `dir/name` built from `tests/fixtures/c/named_module.c`.
+fn module(name: &str, dir: &Path) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/c/named_module.c");
+    let module = dir.join(name);
+    let status = Process::new("cc")
+        .args(["-g", "-O0", "-fPIC", "-shared", "-o"])
+        .arg(&module)
+        .arg(&source)
+        .status()
+        .expect("cc runs (apt-get install gcc)");
+    assert!(status.success());
+    module
+}
+
+/// On a core too gdb reads only the libraries the backtraces need, the
+/// first frame it prints as it loads the core (in a module) included:
+/// crash's files are still bare gdb's, byte for byte.
+#[test]
+fn a_crash_in_a_module_reads_only_what_the_backtraces_need_and_prints_bare_gdbs_text() {
+    let sandbox = Sandbox::new(&[]);
+    let dir = sandbox.path("");
+    let program = compile("crash_module", &dir);
+    let crashing = module("libcrashing.so", &dir);
+    let other = module("libother.so", &dir);
+    let core = crash_core_of(&program, &[&crashing, &other], &dir);
+    let output = sandbox
+        .command()
+        .args(["--yes", "crash", "--core"])
+        .arg(&core)
+        .arg("--asterisk-bin")
+        .arg(&program)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("-iex 'set auto-solib-add off'"), "{stderr}");
+    let bare = |commands: [&str; 2]| {
+        let output = Process::new("gdb")
+            .args(["-batch", "-nx", "-ex", commands[0], "-ex", commands[1]])
+            .arg(&program)
+            .arg(&core)
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let out = sandbox.path("out");
+    let threads = bare(["bt full", "thread apply all bt"]);
+    // gdb's first frame line, as it loads the core, and the crashing
+    // thread's own: the module's symbols were there for both.
+    assert!(
+        threads.matches("in module_crash (frame=0x10) at ").count() >= 3,
+        "{threads}"
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("bt-threads.txt")).unwrap(),
+        threads
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("bt-full.txt")).unwrap(),
+        bare(["bt full", "thread apply all bt full"])
+    );
 }

@@ -311,12 +311,13 @@ fn bt_threads_txt_is_byte_for_byte_what_bare_gdb_prints() {
     }
 }
 
-/// Live, gdb reads only the symbols of the libraries the backtraces need (a
-/// Wazo Asterisk maps 470): the backtrace must still be bare gdb's, byte
-/// for byte, through a module with symbols and a stripped one, and with an
-/// argument pointing into a module no thread is in (`cb=0x... <name>`).
+/// gdb reads only the symbols of the libraries the backtraces need (a Wazo
+/// Asterisk maps 470): live and on a core, the backtraces must still be
+/// bare gdb's, byte for byte, through a module with symbols and a stripped
+/// one, and with an argument and a local pointing into a module no thread
+/// is in (`cb=0x... <name>`).
 #[test]
-fn live_only_the_libraries_the_backtraces_need_are_read_and_they_are_bare_gdbs() {
+fn only_the_libraries_the_backtraces_need_are_read_and_they_are_bare_gdbs() {
     require_root!();
     let said = regex::Regex::new(
         r"read the symbols of (\d+) of the (\d+) shared objects mapped, those the backtraces need",
@@ -353,10 +354,52 @@ fn live_only_the_libraries_the_backtraces_need_are_read_and_they_are_bare_gdbs()
             .output()
             .unwrap();
         let bare = bare_gdb_backtrace(&program, &["-p", &pid]);
+        let core = sandbox.path("core");
+        let gcore = Process::new("gcore")
+            .arg("-o")
+            .arg(&core)
+            .arg(&pid)
+            .output()
+            .unwrap();
         let _ = child.kill();
         let _ = child.wait();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{fixture}: {stderr}");
+        // Its core, read the same way: bt and bt full still bare gdb's.
+        let core = PathBuf::from(format!("{}.{pid}", core.display()));
+        assert!(core.exists(), "{}", String::from_utf8_lossy(&gcore.stderr));
+        let on_core = sandbox.path("on-core");
+        let read_core = sandbox
+            .command_in(&on_core)
+            .args(["--yes", "freeze", "--core"])
+            .arg(&core)
+            .arg("--asterisk-bin")
+            .arg(&program)
+            .output()
+            .unwrap();
+        assert!(
+            read_core.status.success(),
+            "{fixture}: {}",
+            String::from_utf8_lossy(&read_core.stderr)
+        );
+        let core_arg = core.to_string_lossy().into_owned();
+        assert_eq!(
+            fs::read_to_string(on_core.join("bt-threads.txt")).unwrap(),
+            bare_gdb_backtrace(&program, &[&core_arg]),
+            "{fixture}, core"
+        );
+        let full = bare_gdb(&program, &[&core_arg], "thread apply all bt full");
+        if fixture == "callback" {
+            assert!(
+                full.contains("saved = 0x") && full.contains(" <module_callback>\n"),
+                "{full}"
+            );
+        }
+        assert_eq!(
+            fs::read_to_string(on_core.join("bt-full.txt")).unwrap(),
+            full,
+            "{fixture}, core, bt full"
+        );
         assert!(bare.contains(printed), "{fixture}: {bare}");
         if fixture == "callback" {
             // The callback's module is stripped: its name is a dynamic symbol.

@@ -406,7 +406,11 @@ def lock_symbol(address):
     if not globals().get("wazo_astdebug_lock_names", True):
         return None
     if address not in SYMBOLS:
-        SYMBOLS[address] = None if ANONYMOUS.holds(address) else symbol_at(address)
+        if ANONYMOUS.holds(address):
+            SYMBOLS[address] = None
+        else:
+            solibs_need(address)
+            SYMBOLS[address] = symbol_at(address)
     return SYMBOLS[address]
 
 

@@ -1,7 +1,7 @@
 
 # Shared libraries' symbols, read only for the libraries the backtraces
-# need (`wazo_astdebug_lazy = True`, a live process, gdb started with
-# `set auto-solib-add off`).
+# need (`wazo_astdebug_lazy = True`, gdb started with `set auto-solib-add
+# off`), on a live process and on a core.
 #
 # A Wazo Asterisk maps about 470 shared libraries (its 360-odd modules and
 # what they link). gdb reads the symbols of every one of them once it has
@@ -20,7 +20,13 @@
 # it asks for none (a frame in a library without symbols may have been
 # unwound wrongly, and what followed it with it). Reading the text costs
 # nothing gdb was not doing anyway; walking the frames from Python to find
-# them cost a fifth of a millisecond a thread.
+# them cost a fifth of a millisecond a thread. `bt full` prints locals too,
+# structs and arrays: any bare address in the text counts.
+#
+# On a core, gdb prints the first thread's innermost frame as it loads the
+# core, before any script runs: the library that frame is in is read first,
+# from the core's own notes (`preload_first_frame`), so that line too is
+# bare gdb's. A lock's `info symbol` reads the library the lock is in.
 
 import os
 
@@ -35,7 +41,9 @@ SOLIBS = None
 FRAME_FROM = re.compile(r"^#\d+ .* from (/[^\"\n]*)$", re.M)
 # An argument `bt` prints as a bare address (`cb=0x7f3a10c2b149)`): where it
 # points into a library with symbols, bare gdb adds `<module_callback>`.
-BARE_POINTER = re.compile(r"=(0x[0-9a-f]+)(?=[,)])")
+# Locals and struct fields print the same way, at the end of a line or
+# before `}`: whatever the text shows as a bare address.
+BARE_POINTER = re.compile(r"(?<![0-9A-Za-z_$])(0x[0-9a-f]+)(?=[,)}]|$)", re.M)
 
 
 class Solibs(object):
@@ -110,6 +118,127 @@ class Solibs(object):
         return gdb.execute(command, to_string=True)
 
 
+def solibs_need(address):
+    """Reads the library `address` is in, if gdb lacks its symbols (for
+    `info symbol` on a core)."""
+    if SOLIBS is None or SOLIBS.everything:
+        return
+    try:
+        name = SOLIBS.pointed(address)
+        if SOLIBS.lacks(name):
+            SOLIBS.load(name)
+    except Exception as error:
+        gdb.write("lazy symbols: %s: every library loaded\n" % error, gdb.STDERR)
+        SOLIBS.load_all()
+
+
+def wazo_astdebug_prepare(commands):
+    """Reads what the doc's commands run before the script (crash's `bt
+    full` of the crashing thread) print, before gdb prints them."""
+    solibs_start()
+    if SOLIBS is not None:
+        for command in commands:
+            SOLIBS.backtrace(command)
+
+
+# NT_FILE: the files a core maps, as the kernel and gcore write them.
+NT_PRSTATUS = 1
+NT_FILE = 0x46494C45
+# x86-64's elf_prstatus: pr_reg after 112 bytes, rip its 17th register.
+PRSTATUS_RIP = 112 + 16 * 8
+# Notes are read up to this much (a core of 20,000 threads has 7 MiB).
+MAX_NOTES = 64 << 20
+
+
+def core_notes(core):
+    """(type, desc) of each note of a 64-bit little-endian x86-64 core."""
+    with open(core, "rb") as source:
+        header = source.read(64)
+        if header[:4] != b"\x7fELF" or header[4:6] != b"\x02\x01":
+            raise ValueError("not a 64-bit little-endian ELF file")
+        kind, machine = struct.unpack_from("<HH", header, 16)
+        if kind != 4 or machine != 62:
+            raise ValueError("not an x86-64 core")
+        phoff, = struct.unpack_from("<Q", header, 32)
+        entsize, count = struct.unpack_from("<HH", header, 54)
+        if entsize != 56 or count == 0xFFFF:
+            raise ValueError("program headers not read")
+        source.seek(phoff)
+        table = source.read(56 * count)
+        for at in range(0, len(table) - 55, 56):
+            ptype, = struct.unpack_from("<I", table, at)
+            if ptype != 4:  # PT_NOTE
+                continue
+            offset, = struct.unpack_from("<Q", table, at + 8)
+            size, = struct.unpack_from("<Q", table, at + 32)
+            source.seek(offset)
+            data = source.read(min(size, MAX_NOTES))
+            place = 0
+            while place + 12 <= len(data):
+                namesz, descsz, ntype = struct.unpack_from("<III", data, place)
+                start = place + 12 + ((namesz + 3) & ~3)
+                yield ntype, data[start:start + descsz]
+                place = start + ((descsz + 3) & ~3)
+
+
+def first_frame_file(core):
+    """(path, load base) of the file the core's first thread's pc is in
+    (the thread gdb selects), or None."""
+    pc = None
+    spans = None
+    for ntype, desc in core_notes(core):
+        if ntype == NT_PRSTATUS and pc is None and len(desc) >= PRSTATUS_RIP + 8:
+            pc, = struct.unpack_from("<Q", desc, PRSTATUS_RIP)
+        elif ntype == NT_FILE and spans is None:
+            count, page = struct.unpack_from("<QQ", desc, 0)
+            names = desc[16 + 24 * count:].split(b"\0")
+            spans = []
+            for index in range(min(count, len(names))):
+                start, end, offset = struct.unpack_from("<QQQ", desc, 16 + 24 * index)
+                spans.append((start, end, start - offset * page, names[index].decode("utf-8", "replace")))
+        if pc is not None and spans is not None:
+            break
+    if pc is None or spans is None:
+        raise ValueError("no thread or no file list in the core's notes")
+    path = None
+    for start, end, _, name in spans:
+        if start <= pc < end:
+            path = name
+    if path is None:
+        return None
+    return path, min(base for _, _, base, name in spans if name == path)
+
+
+def interpreted(path):
+    """Whether the ELF file at `path` names a program interpreter: an
+    executable (the program gdb was given), not a library to read here."""
+    with open(path, "rb") as source:
+        header = source.read(64)
+        phoff, = struct.unpack_from("<Q", header, 32)
+        entsize, count = struct.unpack_from("<HH", header, 54)
+        source.seek(phoff)
+        table = source.read(entsize * count)
+    return any(struct.unpack_from("<I", table, at)[0] == 3  # PT_INTERP
+               for at in range(0, len(table) - entsize + 1, entsize))
+
+
+# Libraries gdb reads with `auto-solib-add` off all the same (its thread
+# support needs them): one of them read twice would name its frames twice.
+GDB_READS_ANYWAY = re.compile(r"/(libc\.|libpthread|ld-linux)")
+
+
+def preload_first_frame(core):
+    """Reads, before gdb loads `core`, the library of the frame it prints
+    first. Raises when the core cannot be read that way."""
+    found = first_frame_file(core)
+    if found is None:
+        return
+    path, base = found
+    if GDB_READS_ANYWAY.search(path) or interpreted(path):
+        return
+    gdb.execute("add-symbol-file %s -o 0x%x" % (path, base), to_string=True)
+
+
 def basic_regex_escape(text):
     """`text` as a POSIX basic regular expression (gdb's `sharedlibrary`)
     matching only itself: `+`, `?`, `(` are plain characters there, and a
@@ -141,3 +270,13 @@ def solibs_read(mappings):
         if objfile.filename:
             read.add(os.path.realpath(objfile.filename))
     return {"read": len(read & mapped), "mapped": len(mapped), "all": SOLIBS.everything}
+
+
+if globals().get("wazo_astdebug_lazy", False) and globals().get("wazo_astdebug_core"):
+    try:
+        preload_first_frame(wazo_astdebug_core)  # noqa: F821 (set by the caller)
+    except Exception as error:
+        # As bare gdb: every library read.
+        gdb.write("lazy symbols: %s: every library loaded\n" % error, gdb.STDERR)
+        gdb.execute("set auto-solib-add on")
+        wazo_astdebug_lazy = False

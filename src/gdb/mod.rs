@@ -123,16 +123,16 @@ impl Request {
             if full {
                 early("python wazo_astdebug_full = True".to_string());
             }
+            if script_prints {
+                // Symbols only for the libraries the backtraces need, read by
+                // the script as it meets them (gdb_solibs.py): reading all of
+                // a Wazo Asterisk's 470 takes most of a live stop, and of the
+                // time to read a core.
+                early("set auto-solib-add off".to_string());
+                early("python wazo_astdebug_lazy = True".to_string());
+            }
             match &self.target {
                 Target::Pid(_) if one_pass => {
-                    if script_prints && commands.is_empty() {
-                        // Symbols only for the libraries the backtraces need,
-                        // read by the script as it meets them (gdb_solibs.py):
-                        // reading all of a Wazo Asterisk's 470 takes most of
-                        // the stop. Nothing else prints a frame before it.
-                        early("set auto-solib-add off".to_string());
-                        early("python wazo_astdebug_lazy = True".to_string());
-                    }
                     // The script lets go before writing its JSON, not at gdb's exit.
                     early("python wazo_astdebug_detach = True".to_string());
                     // An `info symbol` per lock while Asterisk is stopped: the caller
@@ -148,6 +148,13 @@ impl Request {
             }
             argv.push("-ix".to_string());
             argv.push(script.display().to_string());
+        }
+        if script_prints && !commands.is_empty() {
+            // What the commands before the script print (crash's `bt full`)
+            // is read first, for the libraries it needs.
+            let list = serde_json::to_string(commands).unwrap_or_default();
+            argv.push("-ex".to_string());
+            argv.push(format!("python wazo_astdebug_prepare({list})"));
         }
         for command in commands {
             argv.push("-ex".to_string());
@@ -587,7 +594,7 @@ mod tests {
     }
 
     #[test]
-    fn live_the_script_reads_only_the_libraries_the_backtraces_need() {
+    fn the_script_reads_only_the_libraries_the_backtraces_need() {
         let request = Request {
             binary: PathBuf::from("/usr/sbin/asterisk"),
             target: Target::Pid(1),
@@ -602,27 +609,26 @@ mod tests {
         assert!(cmd.contains(lazy), "{cmd}");
         // Before the script: set before gdb attaches.
         assert!(cmd.find(lazy) < cmd.find("-ix /tmp/s.py"), "{cmd}");
-        // What the dry run shows, and a core (where gdb's first frame line
-        // is printed before the script could load anything), stay the doc's.
+        // What the dry run shows stays the doc's.
         assert!(!request.command(script).to_string().contains("auto-solib"));
+        // A core too, with what crash prints before the script read first.
         let core = Request {
             target: Target::Core(PathBuf::from("/cores/core.1")),
-            ..request.clone()
-        };
-        assert!(!core.run_command(script).to_string().contains("auto-solib"));
-        // A command printing frames before the script would lack symbols.
-        let before = Request {
             commands: vec!["bt full".to_string(), "thread apply all bt".to_string()],
             ..request.clone()
         };
+        let cmd = core.run_command(script).to_string();
+        assert!(cmd.contains(lazy), "{cmd}");
         assert!(
-            !before
-                .run_command(script)
-                .to_string()
-                .contains("auto-solib")
+            cmd.contains(
+                "-ex 'python wazo_astdebug_prepare([\"bt full\"])' -ex 'bt full' \
+                 -ex 'python wazo_astdebug_main()'"
+            ),
+            "{cmd}"
         );
         // Without the script, gdb loads them all itself.
         assert!(!request.run_command(None).to_string().contains("auto-solib"));
+        assert!(!core.run_command(None).to_string().contains("prepare"));
     }
 
     #[test]
