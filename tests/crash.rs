@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
-use crate::common::{Sandbox, compile_c as compile, file_mode};
+use crate::common::{Sandbox, compile_c as compile, compile_module, file_mode};
 use predicates::prelude::*;
 
 /// Crashes `program` and returns its core: the kernel's, when core_pattern
@@ -378,20 +378,6 @@ fn a_truncated_core_is_flagged_not_a_panic() {
         .stderr(predicate::str::contains("panicked").not());
 }
 
-/// The shared object `dir/name` built from `tests/fixtures/c/named_module.c`.
-fn module(name: &str, dir: &Path) -> PathBuf {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/c/named_module.c");
-    let module = dir.join(name);
-    let status = Process::new("cc")
-        .args(["-g", "-O0", "-fPIC", "-shared", "-o"])
-        .arg(&module)
-        .arg(&source)
-        .status()
-        .expect("cc runs (apt-get install gcc)");
-    assert!(status.success());
-    module
-}
-
 /// On a core too gdb reads only the libraries the backtraces need, the
 /// first frame it prints as it loads the core (in a module) included:
 /// crash's files are still bare gdb's, byte for byte.
@@ -400,8 +386,8 @@ fn a_crash_in_a_module_reads_only_what_the_backtraces_need_and_prints_bare_gdbs_
     let sandbox = Sandbox::new(&[]);
     let dir = sandbox.path("");
     let program = compile("crash_module", &dir);
-    let crashing = module("libcrashing.so", &dir);
-    let other = module("libother.so", &dir);
+    let crashing = compile_module("libcrashing.so", false, &dir);
+    let other = compile_module("libother.so", false, &dir);
     let core = crash_core_of(&program, &[&crashing, &other], &dir);
     let output = sandbox
         .command()

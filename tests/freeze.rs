@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 
-use crate::common::{Sandbox, compile_c_as, file_mode, start_ready};
+use crate::common::{Sandbox, compile_c_as, compile_module, file_mode, start_ready};
 use predicates::prelude::*;
 
 /// The frozen program, killed when the test ends however it ends.
@@ -163,19 +163,7 @@ fn a_real_deadlock_is_found_live_and_in_its_core() {
     assert!(backtrace.contains("agent_thread") && backtrace.contains("device_state_thread"));
 
     // The same answer from a core of the frozen process.
-    let core = sandbox.path("core.frozen");
-    let gcore = Process::new("gcore")
-        .arg("-o")
-        .arg(&core)
-        .arg(pid.to_string())
-        .output()
-        .unwrap();
-    let core = PathBuf::from(format!("{}.{pid}", core.display()));
-    assert!(
-        core.exists(),
-        "gcore failed: {}",
-        String::from_utf8_lossy(&gcore.stderr)
-    );
+    let core = gcore_of(&sandbox, pid);
     assert!(matches!(process_state(pid), Some('S') | Some('R')));
     let output = sandbox
         .command()
@@ -220,6 +208,65 @@ fn bare_gdb(program: &Path, target: &[&str], command: &str) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// A core of `pid` taken with gdb's gcore, as `freeze --gcore` takes one.
+fn gcore_of(sandbox: &Sandbox, pid: u32) -> PathBuf {
+    let core = sandbox.path("core.frozen");
+    let gcore = Process::new("gcore")
+        .arg("-o")
+        .arg(&core)
+        .arg(pid.to_string())
+        .output()
+        .unwrap();
+    let core = PathBuf::from(format!("{}.{pid}", core.display()));
+    assert!(
+        core.exists(),
+        "gcore failed: {}",
+        String::from_utf8_lossy(&gcore.stderr)
+    );
+    core
+}
+
+/// `freeze --core CORE` of `program`, its files in `sandbox/on-core`.
+fn freeze_core(sandbox: &Sandbox, core: &Path, program: &Path) -> PathBuf {
+    let on_core = sandbox.path("on-core");
+    let output = sandbox
+        .command_in(&on_core)
+        .args(["--yes", "freeze", "--core"])
+        .arg(core)
+        .arg("--asterisk-bin")
+        .arg(program)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    on_core
+}
+
+/// `on_core`'s bt-threads.txt and bt-full.txt are bare gdb's `thread apply
+/// all bt` and `thread apply all bt full` of `core`; bare gdb's bt full.
+fn core_files_are_bare_gdbs(on_core: &Path, program: &Path, core: &Path, what: &str) -> String {
+    let core = core.to_string_lossy().into_owned();
+    let bare = bare_gdb_backtrace(program, &[&core]);
+    assert!(bare.contains("Thread 1 "), "{bare}");
+    assert_eq!(
+        fs::read_to_string(on_core.join("bt-threads.txt")).unwrap(),
+        bare,
+        "{what}, core"
+    );
+    // bt-full.txt comes from the same unwind, bt-threads.txt being it
+    // without the locals: still exactly the doc's `bt full`.
+    let full = bare_gdb(program, &[&core], "thread apply all bt full");
+    assert_eq!(
+        fs::read_to_string(on_core.join("bt-full.txt")).unwrap(),
+        full,
+        "{what}, core, bt full"
+    );
+    full
+}
+
 /// freeze prints the backtrace from its own pass over the threads (each
 /// frame unwound once): the file must still be exactly what developers get
 /// from the doc's command, with symbols or without, live or from a core.
@@ -258,55 +305,13 @@ fn bt_threads_txt_is_byte_for_byte_what_bare_gdb_prints() {
             "live, stripped: {stripped}"
         );
 
-        let core = sandbox.path("core.frozen");
-        let gcore = Process::new("gcore")
-            .arg("-o")
-            .arg(&core)
-            .arg(&pid)
-            .output()
-            .unwrap();
-        let core = PathBuf::from(format!("{}.{pid}", core.display()));
-        assert!(
-            core.exists(),
-            "gcore failed: {}",
-            String::from_utf8_lossy(&gcore.stderr)
-        );
-        let on_core = sandbox.path("on-core");
-        let output = sandbox
-            .command_in(&on_core)
-            .args(["--yes", "freeze", "--core"])
-            .arg(&core)
-            .arg("--asterisk-bin")
-            .arg(&frozen.program)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let bare = bare_gdb_backtrace(&frozen.program, &[&core.to_string_lossy()]);
-        assert!(bare.contains("Thread 1 "), "{bare}");
-        assert_eq!(
-            fs::read_to_string(on_core.join("bt-threads.txt")).unwrap(),
-            bare,
-            "core, stripped: {stripped}"
-        );
-        // bt-full.txt comes from the same unwind, bt-threads.txt being it
-        // without the locals: still exactly the doc's `bt full`.
-        let full = bare_gdb(
-            &frozen.program,
-            &[&core.to_string_lossy()],
-            "thread apply all bt full",
-        );
+        let core = gcore_of(&sandbox, frozen.child.id());
+        let on_core = freeze_core(&sandbox, &core, &frozen.program);
+        let what = format!("stripped: {stripped}");
+        let full = core_files_are_bare_gdbs(&on_core, &frozen.program, &core, &what);
         assert!(
             full.contains("No locals.") || full.contains("No symbol table"),
             "{full}"
-        );
-        assert_eq!(
-            fs::read_to_string(on_core.join("bt-full.txt")).unwrap(),
-            full,
-            "core, bt full, stripped: {stripped}"
         );
     }
 }
@@ -354,52 +359,20 @@ fn only_the_libraries_the_backtraces_need_are_read_and_they_are_bare_gdbs() {
             .output()
             .unwrap();
         let bare = bare_gdb_backtrace(&program, &["-p", &pid]);
-        let core = sandbox.path("core");
-        let gcore = Process::new("gcore")
-            .arg("-o")
-            .arg(&core)
-            .arg(&pid)
-            .output()
-            .unwrap();
+        let core = gcore_of(&sandbox, child.id());
         let _ = child.kill();
         let _ = child.wait();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{fixture}: {stderr}");
         // Its core, read the same way: bt and bt full still bare gdb's.
-        let core = PathBuf::from(format!("{}.{pid}", core.display()));
-        assert!(core.exists(), "{}", String::from_utf8_lossy(&gcore.stderr));
-        let on_core = sandbox.path("on-core");
-        let read_core = sandbox
-            .command_in(&on_core)
-            .args(["--yes", "freeze", "--core"])
-            .arg(&core)
-            .arg("--asterisk-bin")
-            .arg(&program)
-            .output()
-            .unwrap();
-        assert!(
-            read_core.status.success(),
-            "{fixture}: {}",
-            String::from_utf8_lossy(&read_core.stderr)
-        );
-        let core_arg = core.to_string_lossy().into_owned();
-        assert_eq!(
-            fs::read_to_string(on_core.join("bt-threads.txt")).unwrap(),
-            bare_gdb_backtrace(&program, &[&core_arg]),
-            "{fixture}, core"
-        );
-        let full = bare_gdb(&program, &[&core_arg], "thread apply all bt full");
+        let on_core = freeze_core(&sandbox, &core, &program);
+        let full = core_files_are_bare_gdbs(&on_core, &program, &core, fixture);
         if fixture == "callback" {
             assert!(
                 full.contains("saved = 0x") && full.contains(" <module_callback>\n"),
                 "{full}"
             );
         }
-        assert_eq!(
-            fs::read_to_string(on_core.join("bt-full.txt")).unwrap(),
-            full,
-            "{fixture}, core, bt full"
-        );
         assert!(bare.contains(printed), "{fixture}: {bare}");
         if fixture == "callback" {
             // The callback's module is stripped: its name is a dynamic symbol.
@@ -606,29 +579,6 @@ fn a_holder_that_waits_on_something_else_is_a_freeze_not_no_deadlock() {
         let _ = child.kill();
         let _ = child.wait();
     }
-}
-
-/// Compiles `tests/fixtures/c/named_module.c` as the shared object
-/// `dir/name`, stripped of its `.symtab` when `strip` is set.
-fn compile_module(name: &str, strip: bool, dir: &Path) -> PathBuf {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/c/named_module.c");
-    let module = dir.join(name);
-    let status = Process::new("cc")
-        .args(["-g", "-O0", "-fPIC", "-shared", "-o"])
-        .arg(&module)
-        .arg(&source)
-        .status()
-        .expect("cc runs (apt-get install gcc)");
-    assert!(status.success());
-    if strip {
-        let status = Process::new("strip")
-            .arg("--strip-all")
-            .arg(&module)
-            .status()
-            .expect("strip runs (binutils)");
-        assert!(status.success());
-    }
-    module
 }
 
 /// `freeze --no-attach` on `child`, which it then ends: what freeze said,

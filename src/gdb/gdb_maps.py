@@ -77,6 +77,21 @@ class Mappings(object):
         return path, pc - self.bases.get(path, 0)
 
 
+def program_headers(source):
+    """(ELF header, program header table) of the 64-bit little-endian ELF
+    file open as `source`, its entries 56 bytes each; ValueError if it is
+    not one (or numbers them the extended way, in section 0: not read)."""
+    header = source.read(64)
+    if header[:4] != b"\x7fELF" or header[4:6] != b"\x02\x01":
+        raise ValueError("not a 64-bit little-endian ELF file")
+    phoff, = struct.unpack_from("<Q", header, 32)
+    entsize, count = struct.unpack_from("<HH", header, 54)
+    if entsize != 56 or count == 0xFFFF:
+        raise ValueError("program headers not read")
+    source.seek(phoff)
+    return header, source.read(56 * count)
+
+
 class Anonymous(object):
     """The memory of a core that no file backs, from its PT_LOAD headers.
 
@@ -95,17 +110,8 @@ class Anonymous(object):
         segments = []
         try:
             with open(core, "rb") as source:
-                header = source.read(64)
-                if header[:4] != b"\x7fELF" or header[4:6] != b"\x02\x01":
-                    return
-                phoff, = struct.unpack_from("<Q", header, 32)
-                entsize, count = struct.unpack_from("<HH", header, 54)
-                # 0xffff: the count is in section 0 (extended numbering), not read.
-                if entsize != 56 or count == 0xFFFF:
-                    return
-                source.seek(phoff)
-                table = source.read(56 * count)
-        except (IOError, OSError, struct.error):
+                _, table = program_headers(source)
+        except (IOError, OSError, ValueError, struct.error):
             return
         for at in range(0, len(table) - 55, 56):
             kind, = struct.unpack_from("<I", table, at)

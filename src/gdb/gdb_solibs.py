@@ -153,18 +153,10 @@ MAX_NOTES = 64 << 20
 def core_notes(core):
     """(type, desc) of each note of a 64-bit little-endian x86-64 core."""
     with open(core, "rb") as source:
-        header = source.read(64)
-        if header[:4] != b"\x7fELF" or header[4:6] != b"\x02\x01":
-            raise ValueError("not a 64-bit little-endian ELF file")
+        header, table = program_headers(source)
         kind, machine = struct.unpack_from("<HH", header, 16)
         if kind != 4 or machine != 62:
             raise ValueError("not an x86-64 core")
-        phoff, = struct.unpack_from("<Q", header, 32)
-        entsize, count = struct.unpack_from("<HH", header, 54)
-        if entsize != 56 or count == 0xFFFF:
-            raise ValueError("program headers not read")
-        source.seek(phoff)
-        table = source.read(56 * count)
         for at in range(0, len(table) - 55, 56):
             ptype, = struct.unpack_from("<I", table, at)
             if ptype != 4:  # PT_NOTE
@@ -213,13 +205,9 @@ def interpreted(path):
     """Whether the ELF file at `path` names a program interpreter: an
     executable (the program gdb was given), not a library to read here."""
     with open(path, "rb") as source:
-        header = source.read(64)
-        phoff, = struct.unpack_from("<Q", header, 32)
-        entsize, count = struct.unpack_from("<HH", header, 54)
-        source.seek(phoff)
-        table = source.read(entsize * count)
+        _, table = program_headers(source)
     return any(struct.unpack_from("<I", table, at)[0] == 3  # PT_INTERP
-               for at in range(0, len(table) - entsize + 1, entsize))
+               for at in range(0, len(table) - 55, 56))
 
 
 # Libraries gdb reads with `auto-solib-add` off all the same (its thread
@@ -264,11 +252,8 @@ def solibs_read(mappings):
         return None
     mapped = set()
     if mappings is not None:
-        mapped = set(os.path.realpath(path) for path in mappings.bases if SHARED_OBJECT.search(path))
-    read = set()
-    for objfile in gdb.objfiles():
-        if objfile.filename:
-            read.add(os.path.realpath(objfile.filename))
+        mapped = set(SOLIBS.real(path) for path in mappings.bases if SHARED_OBJECT.search(path))
+    read = set(SOLIBS.real(objfile.filename) for objfile in gdb.objfiles() if objfile.filename)
     return {"read": len(read & mapped), "mapped": len(mapped), "all": SOLIBS.everything}
 
 

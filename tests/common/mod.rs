@@ -403,6 +403,29 @@ pub fn compile_c_as(name: &str, program: &str, dir: &Path) -> PathBuf {
     program
 }
 
+/// Compiles `tests/fixtures/c/named_module.c` as the shared object
+/// `dir/name`, stripped of its `.symtab` when `strip` is set.
+pub fn compile_module(name: &str, strip: bool, dir: &Path) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/c/named_module.c");
+    let module = dir.join(name);
+    let status = std::process::Command::new("cc")
+        .args(["-g", "-O0", "-fPIC", "-shared", "-o"])
+        .arg(&module)
+        .arg(&source)
+        .status()
+        .expect("cc runs (apt-get install gcc)");
+    assert!(status.success());
+    if strip {
+        let status = std::process::Command::new("strip")
+            .arg("--strip-all")
+            .arg(&module)
+            .status()
+            .expect("strip runs (binutils)");
+        assert!(status.success());
+    }
+    module
+}
+
 /// A run of the binary leading its own process group (see [`Sandbox::start_in_group`]).
 pub struct GroupRun {
     pub child: std::process::Child,
