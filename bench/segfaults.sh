@@ -87,7 +87,7 @@ report "grep -F segfault" "$grep_s" "$grep_rss"
 measure "$bin" segfaults --log "$log"
 ours_s=$seconds ours_rss=$rss_kb
 report "wazo-astdebug segfaults --log" "$ours_s" "$ours_rss"
-found=$("$bin" --json segfaults --log "$log" | grep -c '"pid"' || true)
+found=$("$bin" --json segfaults --log "$log" | grep -c '"lwp"' || true)
 echo "  ratio wazo-astdebug/grep: $(ratio "$ours_s" "$grep_s")  (below 1 is faster); found $found of $expected"
 
 echo
@@ -98,7 +98,7 @@ report "zgrep -F segfault" "$zgrep_s" "$zgrep_rss"
 measure "$bin" segfaults --log "$log.2.gz"
 ourz_s=$seconds ourz_rss=$rss_kb
 report "wazo-astdebug segfaults --log (gz)" "$ourz_s" "$ourz_rss"
-foundz=$("$bin" --json segfaults --log "$log.2.gz" | grep -c '"pid"' || true)
+foundz=$("$bin" --json segfaults --log "$log.2.gz" | grep -c '"lwp"' || true)
 echo "  ratio wazo-astdebug/zgrep: $(ratio "$ourz_s" "$zgrep_s")  (below 1 is faster); found $foundz of $expected"
 echo "  (zgrep's RSS is its grep's; gzip -d runs beside it)"
 

@@ -146,7 +146,8 @@ pub fn scan_lines(
     on_line: &mut dyn FnMut(&[u8]),
 ) -> io::Result<()> {
     let finder = Finder::new(NEEDLE);
-    let mut buf = vec![0u8; CHUNK + MAX_LINE];
+    let mut storage = crate::host::read_buffer::ReadBuffer::new(CHUNK + MAX_LINE);
+    let buf = storage.as_mut_slice();
     let mut kept = 0;
     loop {
         if interrupt.is_some_and(|i| i.received().is_some()) {

@@ -14,6 +14,7 @@ pub mod elf_symbols;
 pub mod files;
 pub mod glibc;
 pub mod procfs;
+pub mod read_buffer;
 pub mod runbook;
 pub mod sys;
 pub mod valgrind_conf;

@@ -2,7 +2,7 @@
 //! `-`, refused clearly when it is a directory, a core, a gzip file or not a
 //! lock dump at all, and streamed so that a dump of any size goes through.
 
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -11,7 +11,8 @@ use crate::locks::graph::LockGraph;
 use crate::locks::render::SourceInfo;
 
 /// Big enough that the per-line work, not the reads, sets the pace, and
-/// small enough to stay in a core's L2 cache while its lines are read.
+/// small enough to stay in a core's L2 cache while its lines are read. Where
+/// it starts in its page matters more than its size (`host::read_buffer`).
 const READ_BUFFER: usize = 256 << 10;
 
 /// Reads and parses FILE (or stdin), refusing what is not a lock dump.
@@ -30,7 +31,7 @@ pub fn read_dump(path: &Path) -> Result<(LockGraph, DumpInfo)> {
 }
 
 fn parse_reader(input: impl Read, path: &Path) -> Result<(LockGraph, DumpInfo)> {
-    let mut reader = BufReader::with_capacity(READ_BUFFER, input);
+    let mut reader = crate::host::read_buffer::AlignedReader::with_capacity(READ_BUFFER, input);
     let magic = {
         use std::io::BufRead;
         let buffer = reader

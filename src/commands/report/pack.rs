@@ -215,7 +215,7 @@ fn redact_text(
         None => &mut *out,
     };
     let copied = redact::redact_stream_checked(
-        BufReader::with_capacity(1 << 16, reader),
+        crate::host::read_buffer::AlignedReader::with_capacity(1 << 16, reader),
         writer,
         |line, offset| {
             match guard.check(line, offset) {
