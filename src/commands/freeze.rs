@@ -120,6 +120,9 @@ struct FreezeJson<'a> {
     taskprocessors: &'a [taskprocessors::Verdict],
     /// How long gdb held the live process, attach to detach (null for a core).
     stopped_seconds: Option<f64>,
+    /// The shared objects whose symbols gdb read, of those mapped (null
+    /// when gdb's script did not say): what the stop rests on.
+    symbols_read: Option<crate::gdb::threads::Solibs>,
     /// `--samples` above 1: the comparison of the /proc samples.
     #[serde(skip_serializing_if = "Option::is_none")]
     samples: Option<&'a progress::Progress>,
@@ -498,6 +501,10 @@ fn take_backtrace(
         request.text_out.display()
     );
     evidence.stopped = outcome.stopped;
+    evidence.symbols_read = outcome
+        .analysis
+        .as_ref()
+        .and_then(|analysis| analysis.solibs);
     Ok(outcome.analysis)
 }
 
@@ -671,6 +678,7 @@ fn print_json(
         stack_groups: &findings.stack_groups,
         taskprocessors: &findings.taskprocessors.queues,
         stopped_seconds: evidence.stopped.map(|stopped| stopped.as_secs_f64()),
+        symbols_read: evidence.symbols_read,
         samples: sampled.map(|sampled| &sampled.progress),
         warnings: &evidence.warnings,
     };

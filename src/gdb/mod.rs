@@ -177,17 +177,16 @@ impl Request {
     }
 }
 
-/// What the stop line says of the libraries whose symbols gdb read.
+/// What gdb read of the libraries' symbols, for the stop line and a core's.
 fn describe_solibs(solibs: threads::Solibs) -> String {
     if solibs.all {
         return format!(
-            "; it read the symbols of all {} shared objects, as bare gdb does",
+            "read the symbols of all {} shared objects, as bare gdb does",
             solibs.mapped
         );
     }
     format!(
-        "; it read the symbols of {} of the {} shared objects mapped, those the backtraces \
-         need",
+        "read the symbols of {} of the {} shared objects mapped, those the backtraces need",
         solibs.read, solibs.mapped
     )
 }
@@ -267,14 +266,17 @@ pub fn run(request: &Request, interrupt: &Interrupt) -> Result<Outcome> {
     );
     progress.finish_and_clear();
     let stopped = watch.and_then(StopWatch::finish);
-    let say_stopped = |solibs: Option<threads::Solibs>| {
-        if let Some(stopped) = stopped {
-            errln!(
-                "Asterisk was stopped {:.2} s (gdb attached, then detached{})",
-                stopped.as_secs_f64(),
-                solibs.map(describe_solibs).unwrap_or_default()
-            );
-        }
+    let say_stopped = |solibs: Option<threads::Solibs>| match (stopped, solibs) {
+        (Some(stopped), solibs) => errln!(
+            "Asterisk was stopped {:.2} s (gdb attached, then detached{})",
+            stopped.as_secs_f64(),
+            solibs
+                .map(|solibs| format!("; it {}", describe_solibs(solibs)))
+                .unwrap_or_default()
+        ),
+        // A core: what the time to read it rests on.
+        (None, Some(solibs)) => errln!("gdb {}", describe_solibs(solibs)),
+        (None, None) => {}
     };
     if let Some(state) = state_before {
         if let Target::Pid(pid) = request.target {

@@ -99,8 +99,7 @@ fn the_stop_line_says_which_symbols_gdb_read() {
     };
     assert_eq!(
         describe_solibs(lazy),
-        "; it read the symbols of 11 of the 476 shared objects mapped, those the backtraces \
-         need"
+        "read the symbols of 11 of the 476 shared objects mapped, those the backtraces need"
     );
     let all = threads::Solibs { all: true, ..lazy };
     assert!(describe_solibs(all).contains("all 476"));

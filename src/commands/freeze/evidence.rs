@@ -28,6 +28,8 @@ pub struct Evidence {
     pub version: Option<version::Pending>,
     /// How long gdb held Asterisk, attach to detach.
     pub stopped: Option<Duration>,
+    /// The shared objects gdb read the symbols of, of those mapped.
+    pub symbols_read: Option<crate::gdb::threads::Solibs>,
     /// `core show taskprocessors`, parsed.
     pub taskprocessors: Listing,
 }
