@@ -2,15 +2,16 @@
 //!
 //! A read of a file in the page cache is one kernel copy from page-aligned
 //! memory into ours. When our buffer starts just past a page boundary, as
-//! every buffer of 128 KiB or more does (glibc `mmap`s it and returns the
-//! page plus 16 bytes), each load of that copy falls a few bytes from a store
-//! at the same offset in its page, and the CPU stalls on what looks like a
-//! dependency between them ("4K aliasing"). On this project's AMD EPYC test
-//! machine that made reading a 140 MiB lock dump cost 0.08 s of system time
-//! instead of 0.02 s, as much as all of `grep -c` on it; a buffer starting at
-//! page offset 17, 32 or 2048 read at full speed. Where the allocator puts a
-//! buffer is its business (musl, which the shipped binary uses, has its own
-//! rules), so the buffer's start is chosen here instead.
+//! glibc's buffers of 128 KiB or more do (it `mmap`s them and returns the
+//! page plus 16 bytes), each store of that copy lands a few bytes from the
+//! load at the same offset in its page, and the copy slows down as a CPU
+//! does on "4K aliasing" (a store and a load alike in their low twelve
+//! bits). On this project's AMD EPYC test machine that made reading a
+//! 140 MiB lock dump cost 0.08 s of system time instead of 0.02 s, as much
+//! as all of `grep -c` on it; a buffer starting at page offset 17, 32 or
+//! 2048 read at full speed. Where the allocator puts a buffer is its
+//! business (musl, which the shipped binary uses, has its own rules), so
+//! the buffer's start is chosen here instead.
 
 use std::io::{self, BufRead, Read};
 
