@@ -52,6 +52,12 @@ const WORDS: &[&str] = &[
     "LWP:",
     "18211",
     "(pbx_thread started at [ 4787] pbx.c ast_pbx_start())",
+    // The padding of a thread name, and the spaces only `char::is_whitespace` knows.
+    "(do_monitor           started at [29519] chan_sip.c restart_monitor())",
+    " ",
+    "   ",
+    "\u{b}",
+    "\u{c}",
     "---> ",
     "--- ---> ",
     "Lock #",
