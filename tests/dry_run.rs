@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::common::{Sandbox, script_commands};
+use crate::common::{Sandbox, Succeeds, script_commands};
 
 /// Every file and directory under `dir`, with its content.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
@@ -99,17 +99,7 @@ fn every_command_dry_runs_in_an_empty_root_and_writes_nothing() {
 
 /// The script of `args`, printed by a dry run in `sandbox`.
 fn script(sandbox: &Sandbox, args: &[&str]) -> String {
-    let output = sandbox
-        .command()
-        .arg("--dry-run")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = sandbox.command().arg("--dry-run").args(args).succeeds();
     String::from_utf8(output.stdout).unwrap()
 }
 

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Output, Stdio};
 
-use crate::common::{Sandbox, compile_c_as, compile_module, file_mode, start_ready};
+use crate::common::{Sandbox, Succeeds, compile_c_as, compile_module, file_mode, start_ready};
 use predicates::prelude::*;
 
 /// The frozen program, killed when the test ends however it ends.
@@ -171,13 +171,7 @@ fn a_real_deadlock_is_found_live_and_in_its_core() {
         .arg(&core)
         .arg("--asterisk-bin")
         .arg(&frozen.program)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .succeeds();
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     check_graph(&json, &frozen);
     // On a core, every thread's locals too (as ast_coredumper's -full.txt).
@@ -235,13 +229,7 @@ fn freeze_core(sandbox: &Sandbox, core: &Path, program: &Path) -> (PathBuf, Outp
         .arg(core)
         .arg("--asterisk-bin")
         .arg(program)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .succeeds();
     (on_core, output)
 }
 
@@ -290,13 +278,7 @@ fn bt_threads_txt_is_byte_for_byte_what_bare_gdb_prints() {
             .command_in(&live)
             .args(["--yes", "freeze", "--pid", &pid, "--asterisk-bin"])
             .arg(&frozen.program)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+            .succeeds();
         let bare = bare_gdb_backtrace(&frozen.program, &["-p", &pid]);
         assert!(bare.contains("Thread 1 "), "{bare}");
         assert_eq!(
@@ -518,13 +500,7 @@ fn no_attach_reads_the_cycle_and_the_rwlock_wait_from_proc_alone() {
     let output = sandbox
         .command()
         .args(["--json", "freeze", "--no-attach", "--pid", &pid.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .succeeds();
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let graph = &json["graph"];
     let cycles = graph["cycles"].as_array().unwrap();

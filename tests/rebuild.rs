@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{Sandbox, file_mode, script_commands, sh_accepts};
+use crate::common::{Sandbox, Succeeds, file_mode, script_commands, sh_accepts};
 use predicates::prelude::*;
 
 const SOURCES: &str = "/etc/apt/sources.list.d/wazo-dist.list";
@@ -89,13 +89,7 @@ fn parse_changelog(tree: &Path, field: &str) -> String {
         .arg("-l")
         .arg(tree.join("debian/changelog"))
         .args(["-S", field])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .succeeds();
     String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
 
@@ -119,13 +113,7 @@ fn dry_run_is_a_valid_script_that_changes_nothing() {
             "--workdir",
         ])
         .arg(workdir(&sandbox))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .succeeds();
     let script = String::from_utf8(output.stdout).unwrap();
     assert!(sh_accepts(&script), "{script}");
     assert!(sandbox.calls().is_empty(), "{:?}", sandbox.calls());

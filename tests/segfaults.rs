@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use std::time::{Duration, SystemTime};
 
+use crate::common::Succeeds;
 use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
@@ -296,13 +297,7 @@ fn a_real_crash_is_found_by_pid() {
         let output = Command::cargo_bin("wazo-astdebug")
             .unwrap()
             .args(["--json", "segfaults", "--process", name])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+            .succeeds();
         let object: Value = serde_json::from_slice(&output.stdout).unwrap();
         let list = object["segfaults"].as_array().unwrap().clone();
         // Single-threaded: the faulting thread's LWP is the pid.

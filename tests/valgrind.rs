@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Sandbox, file_mode, script_commands, sh_accepts};
+use crate::common::{Sandbox, Succeeds, file_mode, script_commands, sh_accepts};
 use predicates::prelude::*;
 
 const MODULES: &[u8] =
@@ -117,13 +117,7 @@ fn dry_run_shows_the_docs_command_and_changes_nothing() {
         .command()
         .arg("--dry-run")
         .args(server.args(""))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .succeeds();
     let script = String::from_utf8(output.stdout).unwrap();
     assert!(sh_accepts(&script), "{script}");
     assert!(server.sandbox.calls().is_empty());

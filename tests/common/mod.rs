@@ -213,6 +213,33 @@ impl Sandbox {
     }
 }
 
+/// A command that must succeed: its output, or a failure that shows what
+/// it printed on stderr.
+pub trait Succeeds {
+    fn succeeds(&mut self) -> std::process::Output;
+}
+
+fn succeeded(output: std::process::Output) -> std::process::Output {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+impl Succeeds for Command {
+    fn succeeds(&mut self) -> std::process::Output {
+        succeeded(self.output().unwrap())
+    }
+}
+
+impl Succeeds for std::process::Command {
+    fn succeeds(&mut self) -> std::process::Output {
+        succeeded(self.output().unwrap())
+    }
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid(2) cannot fail and touches no memory.
     unsafe { libc::geteuid() == 0 }

@@ -171,39 +171,13 @@ fn lock_fields(body: &str) -> Option<LockFields<'_>> {
 /// `%-20s` pads the start function: runs of spaces become one, into
 /// `out` (reused from line to line, not a `String` a thread).
 /// In pieces: words separated by one ' ' are pushed together, so a name
-/// costs two pushes, not one a word. `str::split` with a char predicate,
-/// decoding each char, cost a tenth of a 100,000-thread dump's reading.
+/// costs two pushes, not one a word. `str::split` with a char predicate
+/// decoded each char and cost 1 % more of a dump's whole reading.
 /// What `split_whitespace` gives, not `split_ascii_whitespace`, which keeps
 /// 0x0b.
 fn collapse_spaces_into(text: &str, out: &mut String) {
     out.clear();
     let bytes = text.as_bytes();
-    // No control byte (what Asterisk prints): ' ' is the only space, and
-    // the pieces end where a space is followed by another or ends the text.
-    if !bytes.iter().fold(false, |any, &b| any | (b < b' ')) {
-        let text = text.trim_matches(' ');
-        let mut start = 0;
-        let mut from = 0;
-        // A plain loop: memchr's setup costs more than these few bytes.
-        while let Some(offset) = text
-            .as_bytes()
-            .get(from..)
-            .and_then(|rest| rest.iter().position(|&b| b == b' '))
-        {
-            let space = from + offset;
-            let run = text.as_bytes().get(space..).unwrap_or(&[]);
-            let run = run.iter().position(|&b| b != b' ').unwrap_or(run.len());
-            if run > 1 {
-                push_word(out, text.get(start..space).unwrap_or(""));
-                start = space + run;
-            }
-            from = space + run;
-        }
-        if start < text.len() {
-            push_word(out, tail(text, start));
-        }
-        return;
-    }
     let mut at = 0;
     // Where the piece being read started, once it has a word.
     let mut piece = None;
