@@ -274,7 +274,7 @@ fn bt_threads_txt_is_byte_for_byte_what_bare_gdb_prints() {
         let frozen = start_frozen(program);
         let pid = frozen.child.id().to_string();
         let live = sandbox.path("live");
-        let output = sandbox
+        sandbox
             .command_in(&live)
             .args(["--yes", "freeze", "--pid", &pid, "--asterisk-bin"])
             .arg(&frozen.program)
