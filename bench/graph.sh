@@ -108,9 +108,19 @@ best() { # best wall time of 3 runs of "$@"
     echo "$best"
 }
 
+# The least work any reader must do to find who waits for whom (ids and
+# addresses read as numbers into tables, nothing else): the limit graph is
+# measured against, beside grep's skim.
+floor=$work/dump_floor
+if ! cc -O2 -o "$floor" "$root/bench/dump_floor.c"; then
+    echo "bench/dump_floor.c does not build (needs gcc)" >&2
+    exit 1
+fi
+
 grep_count=$(grep -c 'Thread ID' "$dump")
 grep_time=$(best grep -c 'Thread ID' "$dump")
 wc_time=$(best wc -l "$dump")
+floor_time=$(best "$floor" "$dump")
 format=${FORMAT:-text}
 aim=$([[ $format == json ]] && echo 4 || echo 2)
 graph_time=$(best "$bin" graph -f "$format" "$dump")
@@ -118,18 +128,20 @@ graph_time=$(best "$bin" graph -f "$format" "$dump")
 
 echo "grep -c 'Thread ID': ${grep_time}s (found $grep_count)"
 echo "wc -l (a line count): ${wc_time}s"
+echo "floor reader (bench/dump_floor.c): ${floor_time}s ($("$floor" "$dump"))"
 echo "graph -f $format:       ${graph_time}s"
-awk -v g="$graph_time" -v r="$grep_time" -v w="$wc_time" -v aim="$aim" \
-    'BEGIN { if (r > 0) printf "wall time ratio graph/grep: %.2f (aim: <= %s), graph/wc -l: %.2f\n", g / r, aim, (w > 0 ? g / w : 0) }'
+awk -v g="$graph_time" -v r="$grep_time" -v w="$wc_time" -v f="$floor_time" -v aim="$aim" \
+    'BEGIN { if (r > 0) printf "wall time ratio graph/grep: %.2f (aim: <= %s), graph/wc -l: %.2f, graph/floor: %.2f, floor/grep: %.2f\n", g / r, aim, (w > 0 ? g / w : 0), (f > 0 ? g / f : 0), f / r }'
 if [[ -n ${CALLGRIND:-} ]] && command -v valgrind >/dev/null; then
     instructions() {
         valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 > "$work/out" |
             awk '/Collected/ { print $NF }'
     }
     grep_ir=$(instructions grep -c 'Thread ID' "$dump")
+    floor_ir=$(instructions "$floor" "$dump")
     graph_ir=$(instructions "$bin" graph -f "$format" "$dump")
-    awk -v g="$graph_ir" -v r="$grep_ir" 'BEGIN {
-        printf "instructions (callgrind): grep %.0fM, graph %.0fM, ratio %.1f\n", r / 1e6, g / 1e6, g / r }'
+    awk -v g="$graph_ir" -v r="$grep_ir" -v f="$floor_ir" 'BEGIN {
+        printf "instructions (callgrind): grep %.0fM, floor %.0fM, graph %.0fM, ratio graph/grep %.1f, graph/floor %.1f\n", r / 1e6, f / 1e6, g / 1e6, g / r, g / f }'
 fi
 
 if [[ -x /usr/bin/time ]]; then

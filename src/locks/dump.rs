@@ -366,6 +366,8 @@ struct LockFields<'a> {
     func: &'a str,
     name: &'a str,
     addr: &'a str,
+    /// The address's value, when the reader has read it (the ASCII path).
+    value: Option<u64>,
     suspended: bool,
 }
 
@@ -425,6 +427,7 @@ fn parse_lock_fields(body: &str) -> Option<LockFields<'_>> {
         func,
         name,
         addr,
+        value: None,
         suspended,
     })
 }

@@ -17,6 +17,7 @@ fn is_space(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
+#[inline(always)]
 fn trim_start(text: &str) -> &str {
     let skip = text
         .bytes()
@@ -25,6 +26,7 @@ fn trim_start(text: &str) -> &str {
     text.get(skip..).unwrap_or("")
 }
 
+#[inline(always)]
 fn trim_end(text: &str) -> &str {
     let keep = text
         .bytes()
@@ -33,12 +35,9 @@ fn trim_end(text: &str) -> &str {
     text.get(..keep).unwrap_or("")
 }
 
+#[inline(always)]
 fn trim(text: &str) -> &str {
     trim_end(trim_start(text))
-}
-
-fn find_byte(text: &str, byte: u8) -> Option<usize> {
-    memchr(byte, text.as_bytes())
 }
 
 /// A plain scan: the needles are a few bytes and the fields short, where
@@ -99,22 +98,38 @@ fn leading_digits(text: &str) -> usize {
 /// The value of `0x<hex>` when it fits 64 bits (the graph's own key), so
 /// that the graph need not parse it again; `None` sends it the text.
 fn hex_value(addr: &str) -> Option<u64> {
-    let hex = addr
-        .strip_prefix("0x")
-        .or_else(|| addr.strip_prefix("0X"))?;
-    let significant = hex.trim_start_matches('0');
-    if significant.len() > 16 || hex.is_empty() {
+    let hex = match addr.as_bytes() {
+        [b'0', b'x' | b'X', hex @ ..] if !hex.is_empty() => hex,
+        _ => return None,
+    };
+    let zeros = hex.iter().take_while(|&&byte| byte == b'0').count();
+    let significant = hex.get(zeros..).unwrap_or(&[]);
+    if significant.len() > 16 {
         return None;
     }
-    significant.bytes().try_fold(0u64, |value, byte| {
-        let digit = char::from(byte).to_digit(16)?;
-        Some(value << 4 | u64::from(digit))
+    significant.iter().try_fold(0u64, |value, &byte| {
+        Some(value << 4 | u64::from(hex_digit(byte)?))
     })
+}
+
+fn hex_digit(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        b'A'..=b'F' => Some(byte - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Where `byte` first is in `text`, for the fields of a lock line, a few
+/// bytes long: memchr's set-up costs more than such a scan.
+fn find_near(text: &str, byte: u8) -> Option<usize> {
+    text.bytes().position(|b| b == byte)
 }
 
 /// `super::parse_lock_fields`, on ASCII.
 fn lock_fields(body: &str) -> Option<LockFields<'_>> {
-    let open = find_byte(body, b'(')?;
+    let open = find_near(body, b'(')?;
     let close = open + find(tail(body, open), "):")?;
     let file = trim(body.get(open + 1..close)?);
     let mut rest = trim(tail(body, close + 2));
@@ -141,20 +156,22 @@ fn lock_fields(body: &str) -> Option<LockFields<'_>> {
     if cut && !counted {
         return None;
     }
-    let kind_end = find_byte(rest, b' ')?;
+    let kind_end = find_near(rest, b' ')?;
     let kind = LockKind::parse(head(rest, kind_end));
     let rest = trim_start(tail(rest, kind_end));
-    let line_end = find_byte(rest, b' ')?;
+    let line_end = find_near(rest, b' ')?;
     let line = parse_u32(head(rest, line_end));
     let rest = trim_start(tail(rest, line_end));
-    let func_end = find_byte(rest, b' ')?;
+    let func_end = find_near(rest, b' ')?;
     let func = head(rest, func_end);
     let rest = trim(tail(rest, func_end));
     let (name, addr) = match memrchr(b' ', rest.as_bytes()) {
         Some(space) => (trim(head(rest, space)), tail(rest, space + 1)),
         None => ("", rest),
     };
-    if !super::is_address(addr) || line.is_none() && kind == LockKind::Unknown {
+    // Read as a number once, here; `is_address` only for what is not one.
+    let value = hex_value(addr);
+    if value.is_none() && !super::is_address(addr) || line.is_none() && kind == LockKind::Unknown {
         return None;
     }
     Some(LockFields {
@@ -164,6 +181,7 @@ fn lock_fields(body: &str) -> Option<LockFields<'_>> {
         func,
         name,
         addr,
+        value,
         suspended,
     })
 }
@@ -267,11 +285,9 @@ impl Parser {
     }
 
     fn ascii_lock_line(&mut self, body: &str) {
-        self.lock_line_with(body, lock_fields, |graph, fields| {
-            match hex_value(fields.addr) {
-                Some(value) => graph.add_lock_value(value, fields.name),
-                None => graph.add_lock(fields.addr, fields.name),
-            }
+        self.lock_line_with(body, lock_fields, |graph, fields| match fields.value {
+            Some(value) => graph.add_lock_value(value, fields.name),
+            None => graph.add_lock(fields.addr, fields.name),
         });
     }
 

@@ -399,6 +399,7 @@ fn lock_fields() {
             func: "internal_ao2_callback",
             name: "c",
             addr: "0x9551498",
+            value: None,
             suspended: false,
         })
     );
