@@ -19,6 +19,8 @@
 # Env:   BIN=path/to/wazo-astdebug         (default: release build, built once)
 #        RUNS=N                            best of N (default 3)
 #        MODULES=N                         shared libraries to load (default 0: none)
+#        STRIPPED=1                        build the program -O2 and stripped, as
+#                                          production servers run Asterisk
 set -euo pipefail
 
 sizes=("$@")
@@ -51,7 +53,18 @@ printf '#!/bin/sh\necho "Unable to connect to remote asterisk"\nexit 1\n' > "$wo
 chmod +x "$work/path/systemctl" "$work/path/asterisk"
 program=$work/bin/asterisk-bench
 mkdir -p "$work/bin"
-cc -g -O0 -pthread -o "$program" "$root/bench/frozen.c"
+if [[ -n ${STRIPPED:-} ]]; then
+    # As a production server has it: no debug symbols. Idle threads then
+    # print the same backtrace, which freeze reads once.
+    cc -O2 -pthread -o "$program" "$root/bench/frozen.c"
+    strip "$program"
+    if [[ -d /usr/lib/debug/.build-id ]]; then
+        echo "note: /usr/lib/debug has detached symbols (libc6-dbg): gdb reads libc's; to hide them," >&2
+        echo "  unshare -m sh -c 'mount --bind \"\$(mktemp -d)\" /usr/lib/debug && STRIPPED=1 bench/freeze.sh ...'" >&2
+    fi
+else
+    cc -g -O0 -pthread -o "$program" "$root/bench/frozen.c"
+fi
 program_args=()
 if ((modules > 0)); then
     # mod_NNNN.so: 100 to 300 small exported functions (minimal symbols for

@@ -258,16 +258,25 @@ fn core_files_are_bare_gdbs(on_core: &Path, program: &Path, core: &Path, what: &
 /// freeze prints the backtrace from its own pass over the threads (each
 /// frame unwound once): the file must still be exactly what developers get
 /// from the doc's command, with symbols or without, live or from a core.
+///
+/// The third case has no symbol at all (static, stripped), as a server
+/// without libc6-dbg: every frame shows its pc and idle threads print the
+/// same backtrace, which the script reads once for all (`QUIET` in
+/// gdb_locks.py).
 #[test]
 fn bt_threads_txt_is_byte_for_byte_what_bare_gdb_prints() {
     require_root!();
-    for stripped in [false, true] {
+    for (stripped, dynamic) in [(false, true), (true, true), (true, false)] {
         let sandbox = Sandbox::new(&["systemctl", "asterisk"]);
         sandbox.prints("systemctl", "active\n");
         sandbox.prints("asterisk", "Unable to connect to remote asterisk\n");
         sandbox.fails("asterisk", 1);
-        let program = compile_c_as("deadlock", "asterisk", &sandbox.path(""));
-        if stripped {
+        let program = if dynamic {
+            compile_c_as("deadlock", "asterisk", &sandbox.path(""))
+        } else {
+            compile_static_stripped("deadlock", &sandbox.path(""))
+        };
+        if stripped && dynamic {
             let status = Process::new("strip").arg(&program).status().unwrap();
             assert!(status.success());
         }
@@ -281,11 +290,21 @@ fn bt_threads_txt_is_byte_for_byte_what_bare_gdb_prints() {
             .succeeds();
         let bare = bare_gdb_backtrace(&frozen.program, &["-p", &pid]);
         assert!(bare.contains("Thread 1 "), "{bare}");
-        assert_eq!(
-            fs::read_to_string(live.join("bt-threads.txt")).unwrap(),
-            bare,
-            "live, stripped: {stripped}"
-        );
+        let text = fs::read_to_string(live.join("bt-threads.txt")).unwrap();
+        assert_eq!(text, bare, "live, stripped: {stripped}");
+        frames_carry_the_pcs_the_backtraces_show(&text, &live.join("gdb-threads.json"));
+        if !dynamic {
+            let stacks: Vec<&str> = text
+                .split("\nThread ")
+                .skip(1)
+                .filter_map(|block| block.split_once('\n').map(|(_, frames)| frames))
+                .collect();
+            let repeated = stacks
+                .iter()
+                .enumerate()
+                .any(|(at, stack)| stacks[..at].contains(stack));
+            assert!(repeated, "no two threads print the same frames: {text}");
+        }
 
         let core = gcore_of(&sandbox, frozen.child.id());
         let (on_core, _) = freeze_core(&sandbox, &core, &frozen.program);
@@ -296,6 +315,70 @@ fn bt_threads_txt_is_byte_for_byte_what_bare_gdb_prints() {
             "{full}"
         );
     }
+}
+
+/// The fixture linked statically and stripped: no symbol of its own nor
+/// of the libc inside it, whatever libc6-dbg holds, so every frame shows
+/// its pc and idle threads print the same backtrace.
+fn compile_static_stripped(name: &str, dir: &Path) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/c/{name}.c"));
+    let program = dir.join("asterisk");
+    let status = Process::new("cc")
+        .args(["-static", "-O0", "-pthread", "-o"])
+        .arg(&program)
+        .arg(&source)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "cc -static failed: libc6-dev's libc.a is missing; apt-get install libc6-dev"
+    );
+    assert!(
+        Process::new("strip")
+            .arg(&program)
+            .status()
+            .unwrap()
+            .success()
+    );
+    program
+}
+
+/// Each thread's frames in the script's JSON have the pcs its block of
+/// bt-threads.txt shows (`#N  0x... in`), frame for frame: whether the
+/// script walked the thread's frames or took them from an earlier thread
+/// whose backtrace read the same.
+fn frames_carry_the_pcs_the_backtraces_show(text: &str, json: &Path) {
+    let json: serde_json::Value = serde_json::from_str(&fs::read_to_string(json).unwrap()).unwrap();
+    let frame = regex::Regex::new(r"^#(\d+) +(0x[0-9a-f]+) in ").unwrap();
+    let mut checked = 0;
+    for block in text.split("\nThread ").skip(1) {
+        let num: u64 = block
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{block}"));
+        let thread = json["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["num"] == num)
+            .unwrap_or_else(|| panic!("thread {num} not in the JSON"));
+        for line in block.lines() {
+            let Some(found) = frame.captures(line) else {
+                continue;
+            };
+            let index: usize = found[1].parse().unwrap();
+            let pc = u64::from_str_radix(&found[2][2..], 16).unwrap();
+            let json_pc = thread["frames"][index]["pc"].as_str().unwrap_or("");
+            assert_eq!(
+                u64::from_str_radix(json_pc.trim_start_matches("0x"), 16).ok(),
+                Some(pc),
+                "thread {num}, frame {index}: {line}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "{text}");
 }
 
 /// gdb reads only the symbols of the libraries the backtraces need (a Wazo

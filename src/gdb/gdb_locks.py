@@ -312,7 +312,8 @@ def frame_info(frame, pc):
 
 
 def print_backtrace(thread):
-    """`thread apply N bt` of the selected thread, as `thread apply all bt` prints it.
+    """`thread apply N bt` of the selected thread, as `thread apply all bt` prints it;
+    the text, when it was taken as text (the libraries read lazily).
 
     Run while `thread` is selected, so that gdb neither switches threads nor
     drops the frames it unwinds: the lock pass that follows reads them from
@@ -324,11 +325,14 @@ def print_backtrace(thread):
     try:
         if SOLIBS is None:
             gdb.execute(command)
-            return
+            return None
         # Libraries read as the backtraces need them (gdb_solibs.py).
-        gdb.write(SOLIBS.backtrace(command))
+        text = SOLIBS.backtrace(command)
+        gdb.write(text)
+        return text
     except Exception as error:
         gdb.write("%s\n" % error, gdb.STDERR)
+        return None
 
 
 # Frame descriptions, and their JSON, by where the frame is: its pc, its
@@ -367,6 +371,32 @@ def frames_of(thread, selected=False):
         except Exception:
             break
     return frames, infos, texts
+
+
+# Stacks that wait for no lock and run no task, by their backtrace's text:
+# (infos, texts, start). Most threads of a frozen Asterisk idle in one of a
+# few such stacks, and a thread whose text is one of these has the same
+# frames: it is not walked again while Asterisk is stopped.
+QUIET = {}
+# A frame line that shows its pc (`#3  0x00007f... in`): one that does not
+# (an inlined call, `<signal handler called>`) may stand for frames that
+# differ from one thread to the next under the same text.
+FRAME_LINE = re.compile(r"^#\d+ ", re.M)
+FRAME_WITH_PC = re.compile(r"^#\d+ +0x[0-9a-f]+ in ", re.M)
+
+
+def stack_key(text):
+    """The frames of a backtrace's text, without the thread's own header;
+    None when a frame does not show its pc."""
+    if text is None:
+        return None
+    start = text.find("\n#")
+    if start < 0:
+        return None
+    key = text[start:]
+    if len(FRAME_LINE.findall(key)) != len(FRAME_WITH_PC.findall(key)):
+        return None
+    return key
 
 
 def start_function(infos):
@@ -566,15 +596,24 @@ def analyse():
         entry = {"num": thread.num, "lwp": thread.ptid[1] or thread.ptid[0], "name": thread.name}
         texts = []
         try:
+            key = None
             if backtraces:
                 thread.switch()
-                print_backtrace(thread)
-            frames, infos, texts = frames_of(thread, bool(backtraces))
-            entry["start"] = start_function(infos)
-            entry["waits"] = find_wait(inferior, frames, infos, lwps)
-            task = task_of(inferior, thread, frames, infos)
-            if task is not None:
-                entry["task"] = task
+                key = stack_key(print_backtrace(thread))
+            quiet = QUIET.get(key) if key is not None else None
+            if quiet is not None:
+                infos, texts, entry["start"] = quiet
+                entry["waits"] = None
+            else:
+                frames, infos, texts = frames_of(thread, bool(backtraces))
+                entry["start"] = start_function(infos)
+                entry["waits"] = find_wait(inferior, frames, infos, lwps)
+                task = task_of(inferior, thread, frames, infos)
+                if task is not None:
+                    entry["task"] = task
+                elif key is not None and entry["waits"] is None and not any(
+                        normalise(info["function"]) == TASK_EXECUTE for info in infos):
+                    QUIET[key] = (infos, texts, entry["start"])
         except Exception as error:
             result["errors"].append("thread %d: %s" % (thread.num, error))
         result["threads"].append((entry, texts))

@@ -68,6 +68,8 @@ class Solibs(object):
         self.paths = {}
         self.names = {}
         self.everything = False
+        # Backtrace texts (past their thread's header) that needed no library.
+        self.enough = set()
         for objfile in gdb.objfiles():
             if objfile.filename:
                 self.loaded.add(self.real(objfile.filename))
@@ -126,7 +128,14 @@ class Solibs(object):
         try:
             text = gdb.execute(command, to_string=True)
             for _ in range(SOLIB_TRIES):
+                # A thread's frames as another's before it (idle threads
+                # stand in a few stacks): nothing more to read for them.
+                frames = text[text.find("\n#"):] if "\n#" in text else None
+                if frames is not None and frames in self.enough:
+                    return text
                 if not self.for_text(text):
+                    if frames is not None:
+                        self.enough.add(frames)
                     return text
                 text = gdb.execute(command, to_string=True)
         except Exception as error:
