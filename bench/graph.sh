@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark of `wazo-astdebug graph` against `grep -c 'Thread ID'` on the same
-# dump, in the same run: the parser should stay within 2x of grep's wall time
-# (both only skim backtrace lines) and under 256 MiB of peak memory.
+# dump, in the same run, and against bench/dump_floor.c (the least work any reader
+# of the thread and lock lines must do): the aims are 2x grep -c for text, 4x for json
+# and under 256 MiB of peak memory.
 #
 # Usage: bench/graph.sh [THREADS]        (default 100000)
 # Env:   BIN=path/to/wazo-astdebug       (default: release build, built once)
