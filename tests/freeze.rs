@@ -274,9 +274,9 @@ fn bt_threads_txt_is_byte_for_byte_what_bare_gdb_prints() {
         let program = if dynamic {
             compile_c_as("deadlock", "asterisk", &sandbox.path(""))
         } else {
-            compile_static_stripped("deadlock", &sandbox.path(""))
+            compile_static("deadlock", &sandbox.path(""))
         };
-        if stripped && dynamic {
+        if stripped {
             let status = Process::new("strip").arg(&program).status().unwrap();
             assert!(status.success());
         }
@@ -317,28 +317,21 @@ fn bt_threads_txt_is_byte_for_byte_what_bare_gdb_prints() {
     }
 }
 
-/// The fixture linked statically and stripped: no symbol of its own nor
-/// of the libc inside it, whatever libc6-dbg holds, so every frame shows
-/// its pc and idle threads print the same backtrace.
-fn compile_static_stripped(name: &str, dir: &Path) -> PathBuf {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/c/{name}.c"));
+/// The fixture `name` linked statically, as `dir/asterisk`: no libc.so.6
+/// mapped, and once stripped no libc symbol either, whatever libc6-dbg holds.
+fn compile_static(name: &str, dir: &Path) -> PathBuf {
     let program = dir.join("asterisk");
     let status = Process::new("cc")
-        .args(["-static", "-O0", "-pthread", "-o"])
+        .args(["-static", "-g", "-O0", "-pthread", "-o"])
         .arg(&program)
-        .arg(&source)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/c/{name}.c")))
         .status()
         .unwrap();
+    // Not a skip: a test that passes without checking anything would hide it.
     assert!(
         status.success(),
-        "cc -static failed: libc6-dev's libc.a is missing; apt-get install libc6-dev"
-    );
-    assert!(
-        Process::new("strip")
-            .arg(&program)
-            .status()
-            .unwrap()
-            .success()
+        "cc -static failed: libc6-dev's libc.a is missing; apt-get install libc6-dev (or run the \
+         tests with `tests/run`, which installs what they need)"
     );
     program
 }
@@ -710,19 +703,7 @@ fn no_attach_on_a_program_without_glibc_says_it_cannot_read_owners() {
     let dir = sandbox.path("");
     // Static: no libc.so.6 mapped, so no glibc version to check the lock
     // layout against.
-    let program = dir.join("asterisk");
-    let status = Process::new("cc")
-        .args(["-static", "-g", "-O0", "-pthread", "-o"])
-        .arg(&program)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/c/deadlock.c"))
-        .status()
-        .unwrap();
-    // Not a skip: a test that passes without checking anything would hide it.
-    assert!(
-        status.success(),
-        "cc -static failed: libc6-dev's libc.a is missing; apt-get install libc6-dev (or run the \
-         tests with `tests/run`, which installs what they need)"
-    );
+    let program = compile_static("deadlock", &dir);
     let (mut child, _) = start_ready::<&str>(&program, &[]);
     let stderr = no_attach(&sandbox, &mut child);
     assert!(

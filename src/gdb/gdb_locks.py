@@ -378,23 +378,18 @@ def frames_of(thread, selected=False):
 # few such stacks, and a thread whose text is one of these has the same
 # frames: it is not walked again while Asterisk is stopped.
 QUIET = {}
-# A frame line that shows its pc (`#3  0x00007f... in`): one that does not
-# (an inlined call, `<signal handler called>`) may stand for frames that
-# differ from one thread to the next under the same text.
-FRAME_LINE = re.compile(r"^#\d+ ", re.M)
-FRAME_WITH_PC = re.compile(r"^#\d+ +0x[0-9a-f]+ in ", re.M)
+# A frame line that does not show its pc (`#3  0x00007f... in` does): an
+# inlined call, `<signal handler called>`, a pc at a line's start. Under the
+# same text, such frames may differ from one thread to the next. (`(?! |`:
+# ` +` must not give back a space to let the lookahead pass.)
+FRAME_WITHOUT_PC = re.compile(r"^#\d+ +(?! |0x[0-9a-f]+ in )", re.M)
 
 
 def stack_key(text):
-    """The frames of a backtrace's text, without the thread's own header;
-    None when a frame does not show its pc."""
-    if text is None:
-        return None
-    start = text.find("\n#")
-    if start < 0:
-        return None
-    key = text[start:]
-    if len(FRAME_LINE.findall(key)) != len(FRAME_WITH_PC.findall(key)):
+    """The frames of a backtrace's text (`backtrace_frames`); None when a
+    frame does not show its pc."""
+    key = backtrace_frames(text) if text is not None else None
+    if key is None or FRAME_WITHOUT_PC.search(key):
         return None
     return key
 
@@ -611,8 +606,9 @@ def analyse():
                 task = task_of(inferior, thread, frames, infos)
                 if task is not None:
                     entry["task"] = task
-                elif key is not None and entry["waits"] is None and not any(
-                        normalise(info["function"]) == TASK_EXECUTE for info in infos):
+                elif key is not None and entry["waits"] is None:
+                    # No task: no frame of ast_taskprocessor_execute (task_of
+                    # answers for the first it finds).
                     QUIET[key] = (infos, texts, entry["start"])
         except Exception as error:
             result["errors"].append("thread %d: %s" % (thread.num, error))

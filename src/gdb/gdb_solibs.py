@@ -60,6 +60,13 @@ def bare_pointers(text):
     return found
 
 
+def backtrace_frames(text):
+    """A backtrace's text from its first frame on, without the thread's
+    header (`Thread N (... (LWP n) "name"):`); None when it has no frame."""
+    start = text.find("\n#")
+    return text[start:] if start >= 0 else None
+
+
 class Solibs(object):
     """Which shared libraries gdb has the symbols of, and loading more."""
 
@@ -130,7 +137,7 @@ class Solibs(object):
             for _ in range(SOLIB_TRIES):
                 # A thread's frames as another's before it (idle threads
                 # stand in a few stacks): nothing more to read for them.
-                frames = text[text.find("\n#"):] if "\n#" in text else None
+                frames = backtrace_frames(text)
                 if frames is not None and frames in self.enough:
                     return text
                 if not self.for_text(text):
