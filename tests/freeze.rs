@@ -262,11 +262,14 @@ fn core_files_are_bare_gdbs(on_core: &Path, program: &Path, core: &Path, what: &
 /// The third case has no symbol at all (static, stripped), as a server
 /// without libc6-dbg: every frame shows its pc and idle threads print the
 /// same backtrace, which the script reads once for all (`QUIET` in
-/// gdb_locks.py).
+/// gdb_locks.py). The fourth (static, with symbols) has idle threads in one
+/// place with their own arguments: frames known from the text
+/// (`frames_from_text`).
 #[test]
 fn bt_threads_txt_is_byte_for_byte_what_bare_gdb_prints() {
     require_root!();
-    for (stripped, dynamic) in [(false, true), (true, true), (true, false)] {
+    let pcs = regex::Regex::new(r"(?m)^#\d+ +(0x[0-9a-f]+) in ").unwrap();
+    for (stripped, dynamic) in [(false, true), (true, true), (true, false), (false, false)] {
         let sandbox = Sandbox::new(&["systemctl", "asterisk"]);
         sandbox.prints("systemctl", "active\n");
         sandbox.prints("asterisk", "Unable to connect to remote asterisk\n");
@@ -299,11 +302,18 @@ fn bt_threads_txt_is_byte_for_byte_what_bare_gdb_prints() {
                 .skip(1)
                 .filter_map(|block| block.split_once('\n').map(|(_, frames)| frames))
                 .collect();
-            let repeated = stacks
-                .iter()
-                .enumerate()
-                .any(|(at, stack)| stacks[..at].contains(stack));
-            assert!(repeated, "no two threads print the same frames: {text}");
+            // Stripped, idle threads print the same text (`QUIET`); with
+            // symbols, each its own argument, so the same pcs in another
+            // text (`frames_from_text`).
+            let pcs_of = |stack: &str| -> Vec<String> {
+                pcs.captures_iter(stack).map(|c| c[1].to_string()).collect()
+            };
+            let repeated = stacks.iter().enumerate().any(|(at, stack)| {
+                stacks[..at].iter().any(|earlier| {
+                    (earlier == stack) == stripped && pcs_of(earlier) == pcs_of(stack)
+                })
+            });
+            assert!(repeated, "no two threads in one place: {text}");
         }
 
         let core = gcore_of(&sandbox, frozen.child.id());
@@ -337,9 +347,9 @@ fn compile_static(name: &str, dir: &Path) -> PathBuf {
 }
 
 /// Each thread's frames in the script's JSON have the pcs its block of
-/// bt-threads.txt shows (`#N  0x... in`), frame for frame: whether the
-/// script walked the thread's frames or took them from an earlier thread
-/// whose backtrace read the same.
+/// bt-threads.txt shows (`#N  0x... in`), frame for frame, and as many
+/// frames: whether the script walked the thread's frames or took them from
+/// the text, as described before. Its name is the one its header shows.
 fn frames_carry_the_pcs_the_backtraces_show(text: &str, json: &Path) {
     let json: serde_json::Value = serde_json::from_str(&fs::read_to_string(json).unwrap()).unwrap();
     let frame = regex::Regex::new(r"^#(\d+) +(0x[0-9a-f]+) in ").unwrap();
@@ -356,6 +366,15 @@ fn frames_carry_the_pcs_the_backtraces_show(text: &str, json: &Path) {
             .iter()
             .find(|t| t["num"] == num)
             .unwrap_or_else(|| panic!("thread {num} not in the JSON"));
+        // The name the script takes from this header, not from gdb's `thread.name`.
+        let header = block.lines().next().unwrap_or("");
+        let shown = header
+            .rsplit_once(" \"")
+            .and_then(|(_, name)| name.strip_suffix("\"):"));
+        assert_eq!(thread["name"].as_str(), shown, "thread {num}: {header}");
+        let lines = block.lines().filter(|line| line.starts_with('#')).count();
+        let frames = thread["frames"].as_array().map_or(0, Vec::len);
+        assert_eq!(frames, lines.min(64), "thread {num}: {block}");
         for line in block.lines() {
             let Some(found) = frame.captures(line) else {
                 continue;

@@ -373,6 +373,67 @@ def frames_of(thread, selected=False):
     return frames, infos, texts
 
 
+# A frame line with its pc: `#3  0x00007f3a10c2b149 in ` (`\n#`: as above).
+FRAME_PC = re.compile(r"\n#(\d+) +0x([0-9a-f]+) in ")
+
+
+# (infos, texts) by backtrace text: threads waiting on one lock in one
+# place often print the very same text.
+TEXT_FRAMES = {}
+
+
+def frames_from_text(key):
+    """(infos, texts) of a backtrace whose frames all show their pc (a
+    `stack_key`), from the descriptions of frames walked before; None when
+    one of its frames is new.
+
+    Such a text has no inlined call and no signal frame (they print no pc):
+    every frame is a normal one, returned into by a normal one.
+    """
+    known = TEXT_FRAMES.get(key)
+    if known is not None:
+        return known
+    infos = []
+    texts = []
+    inner_kind = None
+    inner_pc = None
+    same_pc = 0
+    for match in FRAME_PC.finditer(key):
+        if len(infos) == MAX_FRAMES:
+            break
+        if int(match.group(1)) != len(infos):
+            return None
+        pc = int(match.group(2), 16)
+        same_pc = same_pc + 1 if pc == inner_pc else 0
+        known = FRAMES.get((pc, gdb.NORMAL_FRAME, inner_kind, same_pc))
+        if known is None:
+            return None
+        infos.append(known[0])
+        texts.append(known[1])
+        inner_kind, inner_pc = gdb.NORMAL_FRAME, pc
+    if not infos:
+        return None
+    TEXT_FRAMES[key] = (infos, texts)
+    return infos, texts
+
+
+class Walk(object):
+    """The selected thread's frames, innermost first, unwound only as far as
+    they are asked for: what the lock and task reads need of a stack whose
+    descriptions are already known."""
+
+    def __init__(self):
+        self.frames = []
+
+    def __getitem__(self, index):
+        while len(self.frames) <= index:
+            frame = self.frames[-1].older() if self.frames else gdb.newest_frame()
+            if frame is None:
+                raise IndexError("frame %d: the stack ends before it" % index)
+            self.frames.append(frame)
+        return self.frames[index]
+
+
 # Stacks that wait for no lock and run no task, by their backtrace's text:
 # (infos, texts, start). Most threads of a frozen Asterisk idle in one of a
 # few such stacks, and a thread whose text is one of these has the same
@@ -381,8 +442,10 @@ QUIET = {}
 # A frame line that does not show its pc (`#3  0x00007f... in` does): an
 # inlined call, `<signal handler called>`, a pc at a line's start. Under the
 # same text, such frames may differ from one thread to the next. (`(?! |`:
-# ` +` must not give back a space to let the lookahead pass.)
-FRAME_WITHOUT_PC = re.compile(r"^#\d+ +(?! |0x[0-9a-f]+ in )", re.M)
+# ` +` must not give back a space to let the lookahead pass. `\n#`, not
+# `^#` and re.M: a literal start is searched for, not tried at every byte,
+# 5x faster; a backtrace's frames, past its header, start with `\n#`.)
+FRAME_WITHOUT_PC = re.compile(r"\n#\d+ +(?! |0x[0-9a-f]+ in )")
 
 
 def stack_key(text):
@@ -439,6 +502,14 @@ def lock_symbol(address):
     return SYMBOLS[address]
 
 
+# x86-64 glibc's lock layouts, fixed by its ABI: a mutex's owner LWP at 8, a
+# rwlock's readers word at 0 (the count << 3, glibc 2.25+) and its writer
+# LWP at 24. Read by offset there: gdb's lookup of pthread_mutex_t costs
+# about 9 ms while Asterisk is stopped, and finds nothing on a server
+# without libc's debug symbols.
+X86_64_LOCK = struct.Struct("<i4xi12xi")
+
+
 def lock_state(inferior, address, kind, x86_64):
     """The owner (a mutex) or writer and reader count (a rwlock) at `address`."""
     key = (address, kind)
@@ -446,23 +517,29 @@ def lock_state(inferior, address, kind, x86_64):
     if known is not None:
         return known
     state = {}
-    if kind == "mutex":
+    if x86_64:
+        try:
+            readers, owner, writer = X86_64_LOCK.unpack(bytes(inferior.read_memory(address, X86_64_LOCK.size)))
+        except Exception:
+            # The word alone, should the lock end a readable page.
+            readers, owner, writer = None, read_i32(inferior, address + 8), read_i32(inferior, address + 24)
+        if kind != "mutex":
+            owner = writer
+    elif kind == "mutex":
+        readers = None
         owner = first_field(typed_fields(inferior, address, "pthread_mutex_t"), ["__owner"])
         if owner is None:
             owner = read_i32(inferior, address + 8)
-        state["owner_lwp"] = owner if owner and owner > 0 else None
     else:
         fields = typed_fields(inferior, address, "pthread_rwlock_t")
-        writer = first_field(fields, ["__cur_writer", "__writer"])
-        if writer is None and x86_64:
-            writer = read_i32(inferior, address + 24)
-        state["owner_lwp"] = writer if writer and writer > 0 else None
-        # Readers are counted, never named: `__readers` >> 3 (glibc 2.25+).
+        owner = first_field(fields, ["__cur_writer", "__writer"])
         readers = first_field(fields, ["__readers"])
         if readers is None:
             readers = read_i32(inferior, address)
-        if readers is not None and readers >= 0:
-            state["readers"] = readers >> 3
+    state["owner_lwp"] = owner if owner and owner > 0 else None
+    # Readers are counted, never named: `__readers` >> 3 (glibc 2.25+).
+    if kind != "mutex" and readers is not None and readers >= 0:
+        state["readers"] = readers >> 3
     LOCKS[key] = state
     return state
 
@@ -567,6 +644,22 @@ def signal_info():
     return signal
 
 
+# `thread apply` prints a thread's name in its header, as gdb's `thread.name`
+# reads it, from /proc/PID/task/TID/comm at every call (9 ms a thousand
+# threads while Asterisk is stopped): `Thread 5 (Thread 0x7f.. (LWP 12) "name"):`.
+# Anything else there (a target's extra info, a name across lines) is left
+# to `thread.name`.
+THREAD_HEADER = re.compile(r'\nThread (\d+) \([^\n]*?LWP \d+\)?(?: "([^\n]*)")?\):\n')
+
+
+def thread_name(thread, text):
+    """The thread's name, from its backtrace's header when it has one."""
+    match = THREAD_HEADER.match(text) if text is not None else None
+    if match is not None and int(match.group(1)) == thread.num:
+        return match.group(2)
+    return thread.name
+
+
 def analyse():
     """The document, with each thread's frames kept as their JSON texts."""
     global MAPPINGS, ANONYMOUS
@@ -588,19 +681,31 @@ def analyse():
     threads = sorted(inferior.threads(), key=lambda t: t.num, reverse=bool(backtraces))
     lwps = set(thread.ptid[1] for thread in threads)
     for thread in threads:
-        entry = {"num": thread.num, "lwp": thread.ptid[1] or thread.ptid[0], "name": thread.name}
+        entry = {"num": thread.num, "lwp": thread.ptid[1] or thread.ptid[0], "name": None}
         texts = []
         try:
             key = None
+            text = None
             if backtraces:
                 thread.switch()
-                key = stack_key(print_backtrace(thread))
+                text = print_backtrace(thread)
+                key = stack_key(text)
+            entry["name"] = thread_name(thread, text)
             quiet = QUIET.get(key) if key is not None else None
             if quiet is not None:
                 infos, texts, entry["start"] = quiet
                 entry["waits"] = None
             else:
-                frames, infos, texts = frames_of(thread, bool(backtraces))
+                # Threads waiting on one lock print one stack but for their
+                # arguments: its frames are known, only a few are read.
+                known = frames_from_text(key) if key is not None else None
+                if known is not None:
+                    frames = Walk()
+                    infos, texts = known
+                else:
+                    frames, infos, texts = frames_of(thread, bool(backtraces))
+                    if key is not None:
+                        TEXT_FRAMES[key] = (infos, texts)
                 entry["start"] = start_function(infos)
                 entry["waits"] = find_wait(inferior, frames, infos, lwps)
                 task = task_of(inferior, thread, frames, infos)

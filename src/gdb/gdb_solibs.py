@@ -42,22 +42,16 @@ FRAME_FROM = re.compile(r"^#\d+ .* from (/[^\"\n]*)$", re.M)
 # An argument `bt` prints as a bare address (`cb=0x7f3a10c2b149)`): where it
 # points into a library with symbols, bare gdb adds `<module_callback>`.
 # Locals and struct fields print the same way, at the end of a line or
-# before `}`: whatever the text shows as a bare address.
-# Not inside a word either (`a0x1)`): checked after the match, as a
-# lookbehind made Python's re try it at every byte, 3.4x slower on a
-# 1000-thread backtrace (0.035 s against 0.010 s, with Asterisk stopped).
+# before `}`: whatever the text shows as a bare address. One inside a word
+# (`a0x1)`) is taken too: it costs at most a library read for nothing, where
+# telling it apart in Python cost a call per match (a lookbehind made
+# Python's re try it at every byte).
 BARE_POINTER = re.compile(r"0x[0-9a-f]+(?=[,)}]|$)", re.M)
-WORD_BYTES = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_$")
 
 
 def bare_pointers(text):
-    """The bare addresses `text` shows, as `0x...` strings."""
-    found = []
-    for match in BARE_POINTER.finditer(text):
-        start = match.start()
-        if start == 0 or text[start - 1] not in WORD_BYTES:
-            found.append(match.group())
-    return found
+    """The bare addresses `text` shows, as a set of `0x...` strings."""
+    return set(BARE_POINTER.findall(text))
 
 
 def backtrace_frames(text):
@@ -77,6 +71,8 @@ class Solibs(object):
         self.everything = False
         # Backtrace texts (past their thread's header) that needed no library.
         self.enough = set()
+        # Bare addresses already looked up (`for_text`).
+        self.pointers = set()
         for objfile in gdb.objfiles():
             if objfile.filename:
                 self.loaded.add(self.real(objfile.filename))
@@ -118,7 +114,12 @@ class Solibs(object):
         # and the regex's `.*` costs on every line.
         froms = FRAME_FROM.findall(text) if " from /" in text else []
         wanted = [name for name in froms if self.lacks(name)]
-        for value in bare_pointers(text):
+        # Each address once: a thousand threads' locals point at the same
+        # few objects, and what a library it is in lacks is read below.
+        values = bare_pointers(text)
+        values.difference_update(self.pointers)
+        self.pointers.update(values)
+        for value in values:
             name = self.pointed(int(value, 16))
             if self.lacks(name):
                 wanted.append(name)
@@ -235,10 +236,15 @@ def first_frame_file(core):
 
 
 def interpreted(path):
-    """Whether the ELF file at `path` names a program interpreter: an
-    executable (the program gdb was given), not a library to read here."""
+    """Whether the ELF file at `path` is an executable (the program gdb was
+    given), not a library to read here: it names a program interpreter, or
+    it is not position-independent (ET_EXEC). A static program has no
+    interpreter, and gdb 13 aborts on a second copy of its symbols
+    (`get_msymbol_address: Assertion ... OBJF_MAINLINE`)."""
     with open(path, "rb") as source:
-        _, table = program_headers(source)
+        header, table = program_headers(source)
+    if struct.unpack_from("<H", header, 16)[0] == 2:  # ET_EXEC
+        return True
     return any(struct.unpack_from("<I", table, at)[0] == 3  # PT_INTERP
                for at in range(0, len(table) - 55, 56))
 
