@@ -96,7 +96,7 @@ freeze_args() {
 count() {
     rm -f "$work"/cg.*
     valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" "$@" > /dev/null 2>&1 || true
-    awk '/^summary:/ { total += $2 } END { print total + 0 }' "$work"/cg.*
+    awk '/^summary:/ { total += $2 } END { printf "%.0f\n", total }' "$work"/cg.*
 }
 
 bare=$(count "$real_gdb" -batch -nx -ex "thread apply all bt" "$program" -p "$pid")
