@@ -427,3 +427,20 @@ fn config_forms_without_a_key_or_on_the_next_line() {
     );
     assert_eq!(stats.counts.get(Kind::YamlBlock), 2);
 }
+
+/// Found by the fuzzer: an unclosed brace whose only value the first pass
+/// hid was hidden whole by the second (`{[REDACTED]`), so a bundle
+/// redacted twice differed from one redacted once.
+#[test]
+fn a_bracket_whose_quoted_value_is_already_hidden_is_not_hidden_again() {
+    for input in [
+        "p =name = \"1001\", secret = { \0\0\0\0\"abc\",  ",
+        "secret = {\"abc\"}",
+        "secret = { x \\\"abc\\\" }",
+    ] {
+        let (once, _) = redact(input);
+        assert!(!once.contains("abc"), "{once:?}");
+        let (twice, _) = redact(&once);
+        assert_eq!(twice, once, "{input:?}");
+    }
+}

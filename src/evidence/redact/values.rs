@@ -209,6 +209,9 @@ fn bracketed(line: &[u8], open: usize, end: usize, hide: &mut dyn FnMut(usize, u
     let mut word_start = None;
     let mut fields = false;
     let mut values = Vec::new();
+    // A quoted value a first pass already hid still counts as a value: the
+    // whole-bracket hiding below must not take it the second time round.
+    let mut marked = false;
     let mut close = end;
     let kept =
         |stack: &[Option<(usize, usize)>], credentials: usize, field: Option<(usize, usize)>| {
@@ -297,10 +300,9 @@ fn bracketed(line: &[u8], open: usize, end: usize, hide: &mut dyn FnMut(usize, u
                     .map(|skip| stop + opener.len() + skip);
                 if after.is_some_and(|after| line[after] == b':') {
                     word = Some((from, stop));
-                } else if stop > from
-                    && !line[from..].starts_with(MARK)
-                    && !kept(&stack, credentials, field)
-                {
+                } else if stop > from && line[from..].starts_with(MARK) {
+                    marked = true;
+                } else if stop > from && !kept(&stack, credentials, field) {
                     values.push((from, stop));
                 }
                 at = stop + opener.len();
@@ -315,10 +317,9 @@ fn bracketed(line: &[u8], open: usize, end: usize, hide: &mut dyn FnMut(usize, u
                 let is_key = quote == b'"' && after.is_some_and(|after| line[after] == b':');
                 if is_key {
                     word = Some((at + 1, stop));
-                } else if stop > at + 1
-                    && !line[at + 1..].starts_with(MARK)
-                    && !kept(&stack, credentials, field)
-                {
+                } else if stop > at + 1 && line[at + 1..].starts_with(MARK) {
+                    marked = true;
+                } else if stop > at + 1 && !kept(&stack, credentials, field) {
                     values.push((at + 1, stop));
                 }
                 at = stop + 1;
@@ -328,7 +329,7 @@ fn bracketed(line: &[u8], open: usize, end: usize, hide: &mut dyn FnMut(usize, u
         }
         at += 1;
     }
-    if !fields && values.is_empty() {
+    if !fields && values.is_empty() && !marked {
         let inside = &line[open + 1..close];
         if !inside.is_empty() && inside != MARK && !(close == end && inside.starts_with(MARK)) {
             hide(open + 1, close);
