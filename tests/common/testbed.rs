@@ -238,7 +238,20 @@ impl Bed {
             "astdebug test {scenario}: {}",
             text(&output)
         );
-        self.roles()
+        let roles = self.roles();
+        // Each scenario thread logs a line to `full`, through Asterisk's
+        // logger thread: on a loaded machine it may not be on disk yet when
+        // the tool reads the log (an administrator runs freeze seconds
+        // later). Waited for, bounded; what is missing is the test's to say.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let log = fs::read_to_string(self.path("/var/log/asterisk/full")).unwrap_or_default();
+            if roles.iter().all(|r| log.contains(&format!("[{}]", r.lwp))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        roles
     }
 
     pub fn roles(&self) -> Vec<Role> {
