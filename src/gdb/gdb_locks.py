@@ -377,8 +377,8 @@ def frames_of(thread, selected=False):
 FRAME_PC = re.compile(r"\n#(\d+) +0x([0-9a-f]+) in ")
 
 
-# (infos, texts) by backtrace text: threads waiting on one lock in one
-# place often print the very same text.
+# (infos, texts) by backtrace text (a `stack_key`), however they were found:
+# threads waiting on one lock in one place often print the very same text.
 TEXT_FRAMES = {}
 
 
@@ -411,10 +411,7 @@ def frames_from_text(key):
         infos.append(known[0])
         texts.append(known[1])
         inner_kind, inner_pc = gdb.NORMAL_FRAME, pc
-    if not infos:
-        return None
-    TEXT_FRAMES[key] = (infos, texts)
-    return infos, texts
+    return (infos, texts) if infos else None
 
 
 class Walk(object):
@@ -704,8 +701,8 @@ def analyse():
                     infos, texts = known
                 else:
                     frames, infos, texts = frames_of(thread, bool(backtraces))
-                    if key is not None:
-                        TEXT_FRAMES[key] = (infos, texts)
+                if key is not None:
+                    TEXT_FRAMES[key] = (infos, texts)
                 entry["start"] = start_function(infos)
                 entry["waits"] = find_wait(inferior, frames, infos, lwps)
                 task = task_of(inferior, thread, frames, infos)
